@@ -1,0 +1,1 @@
+"""The court's registry: courts, courtrooms, prison terminals, hearings, participants, audit."""

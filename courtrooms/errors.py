@@ -1,0 +1,79 @@
+"""Errors raised by the registry; the web layer turns each into a JSON error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class CourtroomsError(Exception):
+    """Base of every registry error. `code` is stable and machine-readable."""
+
+    code = "registry_error"
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+
+class InvalidInput(CourtroomsError):
+    """A value is well-formed but not acceptable (e.g. an end before its start)."""
+
+    code = "invalid"
+
+
+class NotFound(CourtroomsError):
+    code = "not_found"
+
+    def __init__(self, entity: str, ident: object) -> None:
+        super().__init__(f"{entity} {ident} does not exist")
+        self.entity = entity
+
+
+class InvalidTransition(CourtroomsError):
+    """A hearing cannot move from its current state by the asked action."""
+
+    code = "invalid_transition"
+
+    def __init__(self, action: str, current_state: str) -> None:
+        super().__init__(
+            f"cannot {action} a hearing that is {current_state}", current_state=current_state
+        )
+        self.current_state = current_state
+
+
+class ScheduleConflict(CourtroomsError):
+    """The hearing would double-book a courtroom, a judge or a prison terminal."""
+
+    code = "schedule_conflict"
+
+    def __init__(self, conflicts: Sequence[dict[str, Any]]) -> None:
+        what = ", ".join(sorted({c["resource"] for c in conflicts}))
+        super().__init__(
+            f"double-booked {what} in an overlapping window", conflicts=list(conflicts)
+        )
+        self.conflicts = list(conflicts)
+
+
+class InUse(CourtroomsError):
+    """An entity cannot be deleted because the record refers to it."""
+
+    code = "in_use"
+
+
+class NotEditable(CourtroomsError):
+    """The hearing's state no longer allows this change."""
+
+    code = "not_editable"
+
+
+class AccessDenied(CourtroomsError):
+    """A token or device key is unknown, revoked or outside its window."""
+
+    code = "access_denied"
+
+
+class AuditChainBroken(CourtroomsError):
+    code = "audit_chain_broken"

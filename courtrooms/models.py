@@ -1,0 +1,231 @@
+"""The registry's tables. Times are stored in UTC and always returned timezone-aware."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp kept in UTC. SQLite has no time zones, so values go in naive UTC there."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Tingshen stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class HearingKind(enum.StrEnum):
+    TRIAL = "trial"
+    ARRAIGNMENT = "arraignment"  # remote arraignment (远程提讯)
+    PAROLE = "parole"  # commutation and parole hearing (减刑假释)
+    MEDIATION = "mediation"
+    CREDITORS_MEETING = "creditors_meeting"
+    PETITION = "petition"  # video petition reception (视频信访)
+
+
+class HearingState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    OPEN = "open"  # lobby open, not yet in session
+    IN_SESSION = "in_session"
+    RECESS = "recess"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+# States in which a hearing still holds its courtroom, judge and terminals.
+ACTIVE_STATES = (
+    HearingState.SCHEDULED,
+    HearingState.OPEN,
+    HearingState.IN_SESSION,
+    HearingState.RECESS,
+)
+
+
+class Role(enum.StrEnum):
+    JUDGE = "judge"
+    CLERK = "clerk"
+    PROSECUTOR = "prosecutor"
+    DEFENDANT = "defendant"
+    LAWYER = "lawyer"
+    PARTY = "party"
+    WITNESS = "witness"
+    INTERPRETER = "interpreter"
+    OBSERVER = "observer"
+
+
+class Location(enum.StrEnum):
+    COURTROOM = "courtroom"
+    PRISON = "prison"
+    REMOTE = "remote"
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the value strings with a CHECK constraint, portable across SQLite and PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Court(Base):
+    __tablename__ = "courts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    courtrooms: Mapped[list[Courtroom]] = relationship(back_populates="court", lazy="raise")
+
+
+class Courtroom(Base):
+    __tablename__ = "courtrooms"
+    __table_args__ = (Index("uq_courtrooms_court_id_name", "court_id", "name", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    court_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    court: Mapped[Court] = relationship(back_populates="courtrooms", lazy="raise")
+
+
+class PrisonTerminal(Base):
+    """A fixed video device inside a prison, authenticated by its device key."""
+
+    __tablename__ = "prison_terminals"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    prison: Mapped[str] = mapped_column(String(200))
+    device_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Hearing(Base):
+    __tablename__ = "hearings"
+    __table_args__ = (Index("ix_hearings_window", "scheduled_start", "scheduled_end"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    case_number: Mapped[str] = mapped_column(String(100), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[HearingKind] = mapped_column(_enum(HearingKind, "hearing_kind"))
+    courtroom_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("courtrooms.id"), index=True
+    )
+    scheduled_start: Mapped[datetime]
+    scheduled_end: Mapped[datetime]
+    language: Mapped[str] = mapped_column(String(8))
+    state: Mapped[HearingState] = mapped_column(
+        _enum(HearingState, "hearing_state"), default=HearingState.SCHEDULED, index=True
+    )
+    auto_admit: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="hearing", lazy="raise", order_by="Participant.created_at"
+    )
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Normalized name used to find a judge's other hearings (a judge has no account yet).
+    name_key: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "participant_role"))
+    location: Mapped[Location] = mapped_column(_enum(Location, "participant_location"))
+    terminal_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("prison_terminals.id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")
+
+
+class JoinToken(Base):
+    """A participant's bearer token. Only its SHA-256 is stored."""
+
+    __tablename__ = "join_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_to: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One link of the append-only audit chain: `hash` covers the event and `prev_hash`."""
+
+    __tablename__ = "audit_events"
+
+    # Assigned by the chain itself (previous seq + 1), never by the database.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    hearing_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    data: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

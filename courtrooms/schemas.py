@@ -1,0 +1,286 @@
+"""Validated inputs and outputs of the registry. The web layer also documents the API with them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from courtrooms.models import HearingKind, HearingState, Location, Role
+
+MAX_HEARING_LENGTH = timedelta(days=7)
+MAX_PAGE = 200
+
+
+def _printable(value: str) -> str:
+    # Control characters and lone surrogates cannot be stored in PostgreSQL text and have no
+    # place in a court record; refuse them here rather than fail in the database.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("must be valid Unicode text") from e
+    return value
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
+        AfterValidator(_printable),
+    ]
+
+
+Name = _text(200)
+CaseNumber = _text(100)
+Title = _text(300)
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+
+
+class Input(BaseModel):
+    """A request body: unknown fields are refused, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CourtIn(Input):
+    name: Name
+
+
+class CourtPatch(Input):
+    name: Name | None = None
+
+
+class CourtOut(Output):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class CourtroomIn(Input):
+    court_id: uuid.UUID
+    name: Name
+
+
+class CourtroomPatch(Input):
+    name: Name | None = None
+
+
+class CourtroomOut(Output):
+    id: uuid.UUID
+    court_id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class PrisonTerminalIn(Input):
+    name: Name
+    prison: Name
+
+
+class PrisonTerminalPatch(Input):
+    name: Name | None = None
+    prison: Name | None = None
+
+
+class PrisonTerminalOut(Output):
+    id: uuid.UUID
+    name: str
+    prison: str
+    created_at: datetime
+
+
+class PrisonTerminalCreated(PrisonTerminalOut):
+    device_key: str = Field(description="Shown once; only its hash is kept")
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None:
+        if end <= start:
+            raise ValueError("scheduled_end must be after scheduled_start")
+        if end - start > MAX_HEARING_LENGTH:
+            raise ValueError("a hearing may be scheduled for at most 7 days")
+
+
+class HearingIn(Input):
+    case_number: CaseNumber
+    title: Title
+    kind: HearingKind
+    courtroom_id: uuid.UUID | None = None
+    scheduled_start: AwareDatetime
+    scheduled_end: AwareDatetime
+    language: Language | None = None
+    auto_admit: bool = False
+
+    @field_validator("scheduled_end")
+    @classmethod
+    def _window(cls, end: datetime, info: ValidationInfo) -> datetime:
+        check_window(info.data.get("scheduled_start"), end)
+        return end
+
+
+class HearingPatch(Input):
+    """Only the fields present change; `courtroom_id: null` unassigns the courtroom."""
+
+    case_number: CaseNumber | None = None
+    title: Title | None = None
+    kind: HearingKind | None = None
+    courtroom_id: uuid.UUID | None = None
+    scheduled_start: AwareDatetime | None = None
+    scheduled_end: AwareDatetime | None = None
+    language: Language | None = None
+    auto_admit: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> HearingPatch:
+        for name in self.model_fields_set - {"courtroom_id"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class HearingQuery(BaseModel):
+    """Query string of the hearing list: hearings whose window overlaps [from, to)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    from_: AwareDatetime | None = Field(default=None, alias="from")
+    to: AwareDatetime | None = None
+    courtroom_id: uuid.UUID | None = None
+    terminal_id: uuid.UUID | None = None
+    state: HearingState | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0)
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0)
+
+
+class CourtroomQuery(PageQuery):
+    court_id: uuid.UUID | None = None
+
+
+class AuditQuery(PageQuery):
+    hearing_id: uuid.UUID | None = None
+
+
+class ParticipantIn(Input):
+    name: Name
+    role: Role
+    location: Location
+    terminal_id: uuid.UUID | None = None
+
+    @field_validator("terminal_id")
+    @classmethod
+    def _terminal_only_in_prison(
+        cls, terminal_id: uuid.UUID | None, info: ValidationInfo
+    ) -> uuid.UUID | None:
+        if terminal_id is not None and info.data.get("location") is not Location.PRISON:
+            raise ValueError("terminal_id is only for a participant whose location is prison")
+        return terminal_id
+
+
+class ParticipantOut(Output):
+    id: uuid.UUID
+    hearing_id: uuid.UUID
+    name: str
+    role: Role
+    location: Location
+    terminal_id: uuid.UUID | None
+    created_at: datetime
+
+
+class ParticipantInvited(ParticipantOut):
+    token: str = Field(description="Join token, shown once; only its hash is kept")
+    join_url: str
+
+
+class TokenIssued(BaseModel):
+    participant_id: uuid.UUID
+    token: str
+    join_url: str
+    valid_from: datetime
+
+
+class HearingOut(Output):
+    id: uuid.UUID
+    case_number: str
+    title: str
+    kind: HearingKind
+    state: HearingState
+    courtroom_id: uuid.UUID | None
+    scheduled_start: datetime
+    scheduled_end: datetime
+    language: str
+    auto_admit: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+class HearingDetail(HearingOut):
+    participants: list[ParticipantOut]
+
+
+class JoinGrantOut(BaseModel):
+    """What a join token opens: the participant and their hearing."""
+
+    participant: ParticipantOut
+    hearing: HearingOut
+
+
+class TerminalAssignment(BaseModel):
+    """A prison terminal's current or next hearing, with a join token inside its window."""
+
+    terminal: PrisonTerminalOut
+    hearing: HearingOut | None
+    participant: ParticipantOut | None
+    opens_at: datetime | None
+    token: str | None
+    join_url: str | None
+
+
+class AuditEventOut(Output):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    hearing_id: uuid.UUID | None
+    data: dict[str, Any]
+    hash: str
+    prev_hash: str
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,1 @@
+"""The HTTP edge: the REST API, pages for people, the CLI and the application factory."""

@@ -1,0 +1,374 @@
+"""The REST API under /api/v1: registry management for clerks, join and terminal look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from config import Settings
+from courtrooms.lifecycle import HearingAction
+from courtrooms.schemas import (
+    AuditEventOut,
+    AuditQuery,
+    CourtIn,
+    CourtOut,
+    CourtPatch,
+    CourtroomIn,
+    CourtroomOut,
+    CourtroomPatch,
+    CourtroomQuery,
+    HearingDetail,
+    HearingIn,
+    HearingOut,
+    HearingPatch,
+    HearingQuery,
+    JoinGrantOut,
+    Page,
+    PageQuery,
+    ParticipantIn,
+    ParticipantInvited,
+    ParticipantOut,
+    PrisonTerminalCreated,
+    PrisonTerminalIn,
+    PrisonTerminalOut,
+    PrisonTerminalPatch,
+    TerminalAssignment,
+    TokenIssued,
+)
+from courtrooms.service import Registry
+from web.endpoints import EndpointTable, body, bearer, path_id, query, respond
+from web.errors import ApiError
+
+API_PREFIX = "/api/v1"
+REGISTRY = web.AppKey("registry", Registry)
+SETTINGS = web.AppKey("settings", Settings)
+ADMIN_ACTOR = "admin"
+
+api = EndpointTable(API_PREFIX)
+
+
+def _registry(request: web.Request) -> Registry:
+    return request.app[REGISTRY]
+
+
+def _page(model: type[BaseModel], items: Sequence[Any], total: int, q: Any) -> dict[str, Any]:
+    return {
+        "items": [model.model_validate(i).model_dump(mode="json") for i in items],
+        "total": total,
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+
+
+def join_url(request: web.Request, token: str) -> str:
+    return f"{request.app[SETTINGS].base_url}/join/{token}"
+
+
+# -- courts ----------------------------------------------------------------------------------
+
+
+@api.route("POST", "/courts", summary="Create a court", tag="courts", body=CourtIn,
+           response=CourtOut, status=201, errors=(422,))
+async def create_court(request: web.Request) -> web.Response:
+    court = await _registry(request).create_court(await body(request, CourtIn), ADMIN_ACTOR)
+    return respond(CourtOut.model_validate(court), 201)
+
+
+@api.route("GET", "/courts", summary="List courts", tag="courts", query=PageQuery,
+           response=Page[CourtOut])
+async def list_courts(request: web.Request) -> web.Response:
+    q = query(request, PageQuery)
+    items, total = await _registry(request).list_courts(q)
+    return respond(_page(CourtOut, items, total, q))
+
+
+@api.route("GET", "/courts/{id}", summary="Get a court", tag="courts", response=CourtOut,
+           errors=(404,))
+async def get_court(request: web.Request) -> web.Response:
+    return respond(CourtOut.model_validate(await _registry(request).get_court(path_id(request))))
+
+
+@api.route("PATCH", "/courts/{id}", summary="Rename a court", tag="courts", body=CourtPatch,
+           response=CourtOut, errors=(404, 422))
+async def update_court(request: web.Request) -> web.Response:
+    court_id = path_id(request)
+    court = await _registry(request).update_court(
+        court_id, await body(request, CourtPatch), ADMIN_ACTOR
+    )
+    return respond(CourtOut.model_validate(court))
+
+
+@api.route("DELETE", "/courts/{id}", summary="Delete a court without courtrooms", tag="courts",
+           status=204, errors=(404, 409))
+async def delete_court(request: web.Request) -> web.Response:
+    await _registry(request).delete_court(path_id(request), ADMIN_ACTOR)
+    return web.Response(status=204)
+
+
+# -- courtrooms ------------------------------------------------------------------------------
+
+
+@api.route("POST", "/courtrooms", summary="Create a courtroom", tag="courtrooms",
+           body=CourtroomIn, response=CourtroomOut, status=201, errors=(422,))
+async def create_courtroom(request: web.Request) -> web.Response:
+    room = await _registry(request).create_courtroom(
+        await body(request, CourtroomIn), ADMIN_ACTOR
+    )
+    return respond(CourtroomOut.model_validate(room), 201)
+
+
+@api.route("GET", "/courtrooms", summary="List courtrooms", tag="courtrooms",
+           query=CourtroomQuery, response=Page[CourtroomOut])
+async def list_courtrooms(request: web.Request) -> web.Response:
+    q = query(request, CourtroomQuery)
+    items, total = await _registry(request).list_courtrooms(q)
+    return respond(_page(CourtroomOut, items, total, q))
+
+
+@api.route("GET", "/courtrooms/{id}", summary="Get a courtroom", tag="courtrooms",
+           response=CourtroomOut, errors=(404,))
+async def get_courtroom(request: web.Request) -> web.Response:
+    room = await _registry(request).get_courtroom(path_id(request))
+    return respond(CourtroomOut.model_validate(room))
+
+
+@api.route("PATCH", "/courtrooms/{id}", summary="Rename a courtroom", tag="courtrooms",
+           body=CourtroomPatch, response=CourtroomOut, errors=(404, 422))
+async def update_courtroom(request: web.Request) -> web.Response:
+    room_id = path_id(request)
+    room = await _registry(request).update_courtroom(
+        room_id, await body(request, CourtroomPatch), ADMIN_ACTOR
+    )
+    return respond(CourtroomOut.model_validate(room))
+
+
+@api.route("DELETE", "/courtrooms/{id}", summary="Delete a courtroom no hearing used",
+           tag="courtrooms", status=204, errors=(404, 409))
+async def delete_courtroom(request: web.Request) -> web.Response:
+    await _registry(request).delete_courtroom(path_id(request), ADMIN_ACTOR)
+    return web.Response(status=204)
+
+
+# -- prison terminals ------------------------------------------------------------------------
+
+
+@api.route("POST", "/prison-terminals", summary="Register a prison terminal (key shown once)",
+           tag="prison terminals", body=PrisonTerminalIn, response=PrisonTerminalCreated,
+           status=201, errors=(422,))
+async def create_terminal(request: web.Request) -> web.Response:
+    terminal, key = await _registry(request).create_terminal(
+        await body(request, PrisonTerminalIn), ADMIN_ACTOR
+    )
+    out = PrisonTerminalOut.model_validate(terminal).model_dump()
+    return respond(PrisonTerminalCreated(**out, device_key=key), 201)
+
+
+@api.route("GET", "/prison-terminals", summary="List prison terminals", tag="prison terminals",
+           query=PageQuery, response=Page[PrisonTerminalOut])
+async def list_terminals(request: web.Request) -> web.Response:
+    q = query(request, PageQuery)
+    items, total = await _registry(request).list_terminals(q)
+    return respond(_page(PrisonTerminalOut, items, total, q))
+
+
+@api.route("GET", "/prison-terminals/{id}", summary="Get a prison terminal",
+           tag="prison terminals", response=PrisonTerminalOut, errors=(404,))
+async def get_terminal(request: web.Request) -> web.Response:
+    terminal = await _registry(request).get_terminal(path_id(request))
+    return respond(PrisonTerminalOut.model_validate(terminal))
+
+
+@api.route("PATCH", "/prison-terminals/{id}", summary="Update a prison terminal",
+           tag="prison terminals", body=PrisonTerminalPatch, response=PrisonTerminalOut,
+           errors=(404, 422))
+async def update_terminal(request: web.Request) -> web.Response:
+    terminal_id = path_id(request)
+    terminal = await _registry(request).update_terminal(
+        terminal_id, await body(request, PrisonTerminalPatch), ADMIN_ACTOR
+    )
+    return respond(PrisonTerminalOut.model_validate(terminal))
+
+
+@api.route("DELETE", "/prison-terminals/{id}", summary="Delete a prison terminal no hearing used",
+           tag="prison terminals", status=204, errors=(404, 409))
+async def delete_terminal(request: web.Request) -> web.Response:
+    await _registry(request).delete_terminal(path_id(request), ADMIN_ACTOR)
+    return web.Response(status=204)
+
+
+@api.route("POST", "/prison-terminals/{id}/rotate-key",
+           summary="Replace a terminal's device key (new key shown once)",
+           tag="prison terminals", response=PrisonTerminalCreated, errors=(404,))
+async def rotate_terminal_key(request: web.Request) -> web.Response:
+    terminal, key = await _registry(request).rotate_terminal_key(path_id(request), ADMIN_ACTOR)
+    out = PrisonTerminalOut.model_validate(terminal).model_dump()
+    return respond(PrisonTerminalCreated(**out, device_key=key))
+
+
+@api.route("GET", "/terminal/assignment", auth="device",
+           summary="A prison terminal's current or next hearing (Authorization: Device <key>)",
+           tag="prison terminals", response=TerminalAssignment, errors=(401, 403))
+async def terminal_assignment(request: web.Request) -> web.Response:
+    key = bearer(request, "Device")
+    if key is None:
+        raise ApiError(401, "unauthorized", "an Authorization: Device <key> header is required",
+                       headers={"WWW-Authenticate": 'Device realm="tingshen"'})
+    found = await _registry(request).terminal_assignment(key)
+    return respond(
+        TerminalAssignment(
+            terminal=PrisonTerminalOut.model_validate(found.terminal),
+            hearing=HearingOut.model_validate(found.hearing) if found.hearing else None,
+            participant=(
+                ParticipantOut.model_validate(found.participant) if found.participant else None
+            ),
+            opens_at=found.opens_at,
+            token=found.token,
+            join_url=join_url(request, found.token) if found.token else None,
+        )
+    )
+
+
+# -- hearings --------------------------------------------------------------------------------
+
+
+@api.route("POST", "/hearings", summary="Schedule a hearing", tag="hearings", body=HearingIn,
+           response=HearingOut, status=201, errors=(409, 422))
+async def create_hearing(request: web.Request) -> web.Response:
+    hearing = await _registry(request).create_hearing(
+        await body(request, HearingIn), ADMIN_ACTOR, request.app[SETTINGS].default_language
+    )
+    return respond(HearingOut.model_validate(hearing), 201)
+
+
+@api.route("GET", "/hearings", summary="List hearings overlapping [from, to)", tag="hearings",
+           query=HearingQuery, response=Page[HearingOut])
+async def list_hearings(request: web.Request) -> web.Response:
+    q = query(request, HearingQuery)
+    items, total = await _registry(request).list_hearings(q)
+    return respond(_page(HearingOut, items, total, q))
+
+
+@api.route("GET", "/hearings/{id}", summary="Get a hearing with its participants",
+           tag="hearings", response=HearingDetail, errors=(404,))
+async def get_hearing(request: web.Request) -> web.Response:
+    hearing = await _registry(request).get_hearing(path_id(request))
+    return respond(HearingDetail.model_validate(hearing))
+
+
+@api.route("PATCH", "/hearings/{id}", summary="Change or move a scheduled hearing",
+           tag="hearings", body=HearingPatch, response=HearingDetail, errors=(404, 409, 422))
+async def update_hearing(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    hearing = await _registry(request).update_hearing(
+        hearing_id, await body(request, HearingPatch), ADMIN_ACTOR
+    )
+    return respond(HearingDetail.model_validate(hearing))
+
+
+def _transition_handler(action: HearingAction) -> None:
+    @api.route("POST", f"/hearings/{{id}}/{action.value}", tag="hearings",
+               summary=f"{action.value.capitalize()} the hearing", response=HearingDetail,
+               errors=(404, 409))
+    async def handler(request: web.Request) -> web.Response:
+        hearing = await _registry(request).transition(path_id(request), action, ADMIN_ACTOR)
+        return respond(HearingDetail.model_validate(hearing))
+
+
+for _action in HearingAction:
+    _transition_handler(_action)
+
+
+@api.route("POST", "/hearings/{id}/participants", summary="Invite a participant",
+           tag="participants", body=ParticipantIn, response=ParticipantInvited, status=201,
+           errors=(404, 409, 422))
+async def add_participant(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    issued = await _registry(request).add_participant(
+        hearing_id, await body(request, ParticipantIn), ADMIN_ACTOR
+    )
+    out = ParticipantOut.model_validate(issued.participant).model_dump()
+    return respond(
+        ParticipantInvited(**out, token=issued.token, join_url=join_url(request, issued.token)),
+        201,
+    )
+
+
+@api.route("GET", "/hearings/{id}/participants", summary="List a hearing's participants",
+           tag="participants", response=list[ParticipantOut], errors=(404,))
+async def list_participants(request: web.Request) -> web.Response:
+    people = await _registry(request).list_participants(path_id(request))
+    return respond({"items": [ParticipantOut.model_validate(p).model_dump(mode="json")
+                              for p in people]})
+
+
+@api.route("DELETE", "/hearings/{id}/participants/{participant_id}",
+           summary="Remove a participant before the hearing starts", tag="participants",
+           status=204, errors=(404, 409))
+async def remove_participant(request: web.Request) -> web.Response:
+    await _registry(request).remove_participant(
+        path_id(request), path_id(request, "participant_id"), ADMIN_ACTOR
+    )
+    return web.Response(status=204)
+
+
+@api.route("POST", "/hearings/{id}/participants/{participant_id}/token",
+           summary="Revoke a participant's links and issue a new one", tag="participants",
+           response=TokenIssued, status=201, errors=(404, 409))
+async def reissue_token(request: web.Request) -> web.Response:
+    issued = await _registry(request).reissue_token(
+        path_id(request), path_id(request, "participant_id"), ADMIN_ACTOR
+    )
+    return respond(
+        TokenIssued(
+            participant_id=issued.participant.id,
+            token=issued.token,
+            join_url=join_url(request, issued.token),
+            valid_from=issued.valid_from,
+        ),
+        201,
+    )
+
+
+@api.route("DELETE", "/hearings/{id}/participants/{participant_id}/token",
+           summary="Revoke all of a participant's join links", tag="participants",
+           status=204, errors=(404,))
+async def revoke_tokens(request: web.Request) -> web.Response:
+    await _registry(request).revoke_tokens(
+        path_id(request), path_id(request, "participant_id"), ADMIN_ACTOR
+    )
+    return web.Response(status=204)
+
+
+@api.route("GET", "/join/{token}", auth="none", summary="What a join token opens, if valid now",
+           tag="participants", response=JoinGrantOut, errors=(403,))
+async def resolve_join(request: web.Request) -> web.Response:
+    grant = await _registry(request).resolve_join_token(request.match_info["token"])
+    return respond(
+        JoinGrantOut(
+            participant=ParticipantOut.model_validate(grant.participant),
+            hearing=HearingOut.model_validate(grant.hearing),
+        )
+    )
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@api.route("GET", "/audit", summary="The audit trail, oldest first", tag="audit",
+           query=AuditQuery, response=Page[AuditEventOut])
+async def list_audit(request: web.Request) -> web.Response:
+    q = query(request, AuditQuery)
+    items, total = await _registry(request).audit_events(q)
+    return respond(_page(AuditEventOut, items, total, q))
+
+
+@api.route("GET", "/audit/verify", summary="Check the audit chain", tag="audit")
+async def verify_audit(request: web.Request) -> web.Response:
+    report = await _registry(request).verify_audit()
+    return respond(
+        {"ok": report.ok, "events": report.events, "broken_seq": report.broken_seq,
+         "reason": report.reason}
+    )

@@ -1,0 +1,69 @@
+"""The application factory, used by `tingshen serve` and by the tests alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from config import Settings, ensure_admin_token
+from courtrooms.database import Database, migrate
+from courtrooms.models import utcnow
+from courtrooms.service import Registry
+from web.api import REGISTRY, SETTINGS, api
+from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES, respond
+from web.errors import json_errors
+from web.openapi import build_openapi
+from web.pages import add_pages
+
+log = logging.getLogger(__name__)
+DATABASE = web.AppKey("database", Database)
+
+
+def tingshen_version() -> str:
+    try:
+        return version("tingshen")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    run_migrations: bool = True,
+) -> web.Application:
+    """An aiohttp application serving the API and pages with `settings`.
+
+    The database is migrated and opened at start-up and closed at clean-up.
+    """
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[ADMIN_TOKEN], _ = ensure_admin_token(settings)
+    openapi = build_openapi(api, tingshen_version())
+
+    async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+        if run_migrations:
+            # Alembic runs its own event loop; keep it off this one.
+            await asyncio.to_thread(migrate, settings.database)
+        db = Database(settings.database)
+        app[DATABASE] = db
+        app[REGISTRY] = Registry(db, clock)
+        try:
+            yield
+        finally:
+            await db.aclose()
+
+    app.cleanup_ctx.append(registry_ctx)
+    api.add_to(app)
+
+    async def openapi_json(_request: web.Request) -> web.Response:
+        return respond(openapi)
+
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    add_pages(app)
+    return app

@@ -1,0 +1,131 @@
+"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from config import Settings, SettingsError, ensure_admin_token, load_settings
+from courtrooms.database import Database, migrate
+from courtrooms.seed import Demo, seed_demo
+from courtrooms.service import Registry
+from web.api import REGISTRY
+from web.app import create_app
+
+log = logging.getLogger("tingshen")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("host", "port")}
+    return load_settings(config_file=args.config, **overrides)
+
+
+def print_demo(demo: Demo, settings: Settings) -> None:
+    base = settings.base_url
+    print(f"\nDemo hearing {demo.hearing.case_number}: {demo.hearing.title}")
+    print(f"  scheduled {demo.hearing.scheduled_start.isoformat()} – "
+          f"{demo.hearing.scheduled_end.isoformat()}")
+    for invite in demo.invites:
+        print(f"  {invite.role.value:<10} {invite.name:<8} {base}/join/{invite.token}")
+    print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}")
+
+
+async def _serve(settings: Settings, seed: bool) -> None:
+    token, generated = ensure_admin_token(settings)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        print(f"Tingshen listening on {settings.base_url}")
+        if seed:
+            print_demo(await seed_demo(app[REGISTRY], settings.default_language), settings)
+        origin = "generated now, kept in" if generated else "from"
+        where = "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
+        print(f"\nClerk API token ({origin} {where}): {token}")
+        print(f"API: {settings.base_url}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _seed(settings: Settings) -> None:
+    db = Database(settings.database)
+    try:
+        demo = await seed_demo(Registry(db), settings.default_language)
+    finally:
+        await db.aclose()
+    print_demo(demo, settings)
+
+
+async def _verify(settings: Settings) -> int:
+    db = Database(settings.database)
+    try:
+        report = await Registry(db).verify_audit()
+    finally:
+        await db.aclose()
+    if report.ok:
+        print(f"audit chain intact: {report.events} events")
+        return 0
+    print(f"audit chain broken at event {report.broken_seq}: {report.reason}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tingshen", description=__doc__)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML settings file (default: $TINGSHEN_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate the database and start the server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--seed-demo", action="store_true",
+                       help="also schedule the demo hearing and print its join links")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("seed-demo", help="schedule a demo hearing starting now; print its links")
+    sub.add_parser("verify-audit", help="check the audit chain; name the first broken event")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as e:
+        print(f"tingshen: invalid setting {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        migrate(settings.database)
+        asyncio.run(_serve(settings, args.seed_demo))
+        return 0
+    if args.command == "migrate":
+        migrate(settings.database)
+        print(f"database at head: {settings.database}")
+        return 0
+    if args.command == "seed-demo":
+        migrate(settings.database)
+        asyncio.run(_seed(settings))
+        return 0
+    if args.command == "verify-audit":
+        return asyncio.run(_verify(settings))
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The OpenAPI 3.1 document, built from the endpoint table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from web.endpoints import Endpoint, EndpointTable
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+STATUS_TEXT = {
+    200: "OK", 201: "Created", 204: "No content", 400: "Malformed request",
+    401: "Missing or wrong credentials", 403: "Not allowed now", 404: "Not found",
+    409: "Conflicts with the current state or schedule", 413: "Body over 1 MiB",
+    415: "Body is not JSON", 422: "Invalid field",
+}
+
+
+def _schema_for(target: Any, defs: dict[str, Any], mode: JsonSchemaMode) -> dict[str, Any]:
+    """The schema of `target`; models go into components and are referenced."""
+    schema = TypeAdapter(target).json_schema(mode=mode, ref_template=REF)
+    defs.update(schema.pop("$defs", {}))
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", target.__name__)
+        defs[name] = schema
+        return {"$ref": REF.format(model=name)}
+    return schema
+
+
+def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string"} if name == "token" else {"type": "string", "format": "uuid"}}
+        for name in re.findall(r"{(\w+)}", endpoint.path)
+    ]
+    if endpoint.query is not None:
+        qschema = TypeAdapter(endpoint.query).json_schema(mode="validation", ref_template=REF)
+        defs.update(qschema.pop("$defs", {}))
+        required = set(qschema.get("required", []))
+        for name, prop in qschema["properties"].items():
+            params.append(
+                {"name": name, "in": "query", "required": name in required, "schema": prop}
+            )
+    op: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "tags": [endpoint.tag],
+        "operationId": endpoint.handler.__qualname__ + "_" + endpoint.method.lower()
+        + re.sub(r"\W+", "_", endpoint.path),
+        "parameters": params,
+    }
+    if endpoint.auth == "admin":
+        op["security"] = [{"bearer": []}]
+    elif endpoint.auth == "device":
+        op["security"] = [{"device": []}]
+    else:
+        op["security"] = []
+    if endpoint.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _schema_for(endpoint.body, defs, "validation")}
+            },
+        }
+    success: dict[str, Any] = {"description": STATUS_TEXT.get(endpoint.status, "OK")}
+    if endpoint.response is not None:
+        success["content"] = {
+            "application/json": {"schema": _schema_for(endpoint.response, defs, "serialization")}
+        }
+    responses: dict[str, Any] = {str(endpoint.status): success}
+    error_statuses = set(endpoint.errors)
+    if endpoint.auth == "admin":
+        error_statuses.add(401)
+    if endpoint.body is not None:
+        error_statuses |= {400, 413, 415, 422}
+    if endpoint.query is not None:
+        error_statuses.add(422)
+    for status in sorted(error_statuses):
+        responses[str(status)] = {
+            "description": STATUS_TEXT[status],
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+        }
+    op["responses"] = responses
+    return op
+
+
+def build_openapi(table: EndpointTable, version: str) -> dict[str, Any]:
+    defs: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in table.endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, defs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tingshen API",
+            "version": version,
+            "description": "Courts, courtrooms, prison terminals, hearings and their participants."
+            " Errors are {\"error\": {\"code\", \"message\", \"field\"?}}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "The admin (clerk) API token"},
+                "device": {"type": "apiKey", "in": "header", "name": "Authorization",
+                           "description": "`Device <key>`: a prison terminal's device key"},
+            },
+        },
+    }
