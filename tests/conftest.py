@@ -1,0 +1,106 @@
+"""Fixtures with real parts: a real PostgreSQL and real SQLite, the real app on a real port."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from config import Settings, load_settings
+from courtrooms.database import Database, migrate
+from courtrooms.service import Registry
+from tests.servers import PostgresServer
+from web.app import create_app
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+TEMPLATE_DB = "tingshen_template"
+
+
+@dataclass
+class FakeClock:
+    """The registry's clock, moved by tests to check time windows."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    root = Path(tempfile.mkdtemp(prefix="tingshen-pg-"))
+    server = PostgresServer.start(root)
+    try:
+        server.psql(f"CREATE DATABASE {TEMPLATE_DB}")
+        migrate(f"{server.url}/{TEMPLATE_DB}")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "tingshen.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "tingshen.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    server.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    return f"{server.url}/{name}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        environ={},
+        data_dir=tmp_path / "var",
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        public_url="http://court.example",
+    )
+
+
+@pytest.fixture
+async def registry(database_url: str, clock: FakeClock) -> AsyncIterator[Registry]:
+    db = Database(database_url)
+    try:
+        yield Registry(db, clock)
+    finally:
+        await db.aclose()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, clock: FakeClock) -> TestClient:
+    """The real application on a real loopback port, migrated at start-up like production."""
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
