@@ -1,0 +1,274 @@
+"""One participant's peer connection to the server: publishes up, subscribes through slots.
+
+The server is always the offerer: it knows when slots must be added. Offers are serialized;
+a change while an offer is out triggers one more round after the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.sdp import candidate_from_sdp
+
+from media.aiortc_adapter import capture_encoded, on_keyframe_request, request_keyframe
+from media.audio import AudioTap
+from media.errors import NegotiationError
+from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
+
+log = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
+ANSWER_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """Which participant's media a subscriber receives on transceiver `mid`."""
+
+    mid: str | None
+    kind: str
+    participant_id: str | None
+
+
+@dataclass
+class Slot:
+    transceiver: RTCRtpTransceiver
+    track: ForwardedTrack
+
+    @property
+    def info(self) -> SlotInfo:
+        source = self.track.source
+        return SlotInfo(
+            self.transceiver.mid, self.track.kind, source.participant_id if source else None
+        )
+
+
+class PeerEvents(Protocol):
+    """What a peer tells the signaling layer."""
+
+    async def send_offer(self, sdp: str, slots: list[SlotInfo]) -> None: ...
+
+    def slots_changed(self, slots: list[SlotInfo]) -> None: ...
+
+    def connection_state_changed(self, state: str) -> None: ...
+
+
+def _codecs(kind: str) -> list[Any]:
+    capabilities = RTCRtpSender.getCapabilities(kind)
+    wanted = FORWARDED_CODECS[kind]
+    return [c for c in capabilities.codecs if c.mimeType in wanted]
+
+
+class ParticipantPeer:
+    """The server's side of one participant's RTCPeerConnection."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        events: PeerEvents,
+        ice_servers: Sequence[RTCIceServer] = (),
+        publish: bool = True,
+    ) -> None:
+        self.participant_id = participant_id
+        self.events = events
+        self.publish = publish
+        self.publications = {kind: Publication(participant_id, kind) for kind in KINDS}
+        self.audio_tap = AudioTap(participant_id)
+        self.slots: list[Slot] = []
+        self.created_at = time.monotonic()
+        self._ice_servers = list(ice_servers)
+        self._pc: RTCPeerConnection | None = None
+        self._answer: asyncio.Future[None] | None = None
+        self._negotiation: asyncio.Task[None] | None = None
+        self._renegotiate = False
+
+    @property
+    def pc(self) -> RTCPeerConnection:
+        assert self._pc is not None, "start() first"
+        return self._pc
+
+    @property
+    def connection_state(self) -> str:
+        return self._pc.connectionState if self._pc else "new"
+
+    async def start(self) -> None:
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self._pc = pc
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        if self.publish:
+            for kind in KINDS:
+                transceiver = pc.addTransceiver(kind, direction="recvonly")
+                transceiver.setCodecPreferences(_codecs(kind))
+            self.publications["audio"].taps.append(self.audio_tap.push)
+            self.audio_tap.start()
+
+    def _on_connection_state(self) -> None:
+        self.events.connection_state_changed(self.pc.connectionState)
+
+    def _on_track(self, track: Any) -> None:
+        receiver = next(
+            t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track
+        )
+        publication = self.publications[track.kind]
+        kind = track.kind
+
+        def on_frame(codec: str, frame: Any) -> None:
+            publication.push(
+                EncodedFrame(
+                    kind, codec, frame.data, frame.timestamp,
+                    is_keyframe(codec, frame.data), time.monotonic(),
+                )
+            )
+
+        capture_encoded(receiver, on_frame, publication.end)
+        publication.attach_source(lambda: request_keyframe(receiver))
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def set_sources(self, sources: Sequence[Publication]) -> bool:
+        """Receive exactly `sources` (other participants' publications) through the slots.
+
+        Slots keep their source when it stays; freed slots are reused before new ones are
+        added. Returns True when transceivers were added and an offer is needed.
+        """
+        wanted = list(sources)
+        kept = {id(s.track.source) for s in self.slots if s.track.source in wanted}
+        for slot in self.slots:
+            if slot.track.source is not None and slot.track.source not in wanted:
+                slot.track.set_source(None)
+        added = False
+        for source in wanted:
+            if id(source) in kept:
+                continue
+            slot = next(
+                (s for s in self.slots if s.track.kind == source.kind and s.track.source is None),
+                None,
+            )
+            if slot is None:
+                slot = self._add_slot(source.kind)
+                added = True
+            slot.track.set_source(source)
+        return added
+
+    def _add_slot(self, kind: str) -> Slot:
+        track = ForwardedTrack(kind)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_codecs(kind))
+        on_keyframe_request(transceiver.sender, track.request_keyframe)
+        slot = Slot(transceiver, track)
+        self.slots.append(slot)
+        return slot
+
+    def slot_infos(self) -> list[SlotInfo]:
+        return [s.info for s in self.slots]
+
+    # -- negotiation ----------------------------------------------------------------------
+
+    def negotiate(self) -> None:
+        """Send a new offer now, or right after the one in flight is answered."""
+        if self._negotiation is not None and not self._negotiation.done():
+            self._renegotiate = True
+            return
+        self._negotiation = asyncio.create_task(
+            self._negotiate(), name=f"negotiate-{self.participant_id[:8]}"
+        )
+
+    async def _negotiate(self) -> None:
+        while True:
+            self._renegotiate = False
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            loop = asyncio.get_running_loop()
+            self._answer = loop.create_future()
+            await self.events.send_offer(self.pc.localDescription.sdp, self.slot_infos())
+            try:
+                await asyncio.wait_for(self._answer, ANSWER_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("participant %s did not answer the offer", self.participant_id)
+                self.events.connection_state_changed("failed")
+                return
+            finally:
+                self._answer = None
+            if not self._renegotiate:
+                return
+
+    async def accept_answer(self, sdp: str) -> None:
+        """Apply the participant's answer to the offer in flight.
+
+        A bad answer raises `NegotiationError` and leaves the offer waiting for a good one.
+        """
+        if self._answer is None or self._answer.done():
+            raise NegotiationError("no offer is waiting for an answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as e:
+            raise NegotiationError(f"the answer could not be applied: {e}") from e
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(None)
+
+    @property
+    def awaiting_answer(self) -> bool:
+        return self._answer is not None and not self._answer.done()
+
+    async def add_ice_candidate(
+        self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        if not candidate:
+            return  # end of candidates
+        try:
+            parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        except (ValueError, IndexError) as e:
+            raise NegotiationError(f"malformed ICE candidate: {e}") from e
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(parsed)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def set_muted(self, muted: bool) -> None:
+        self.publications["audio"].muted = muted
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters of what arrived and what was forwarded, for the judge and metrics."""
+        return {
+            "connection": self.connection_state,
+            "audio_frames_in": self.publications["audio"].frames_in,
+            "video_frames_in": self.publications["video"].frames_in,
+            "frames_forwarded": sum(s.track.frames_out for s in self.slots),
+            "frames_dropped": sum(s.track.frames_dropped for s in self.slots),
+        }
+
+    async def aclose(self) -> None:
+        if self._negotiation is not None:
+            self._negotiation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._negotiation
+        for slot in self.slots:
+            slot.track.stop()
+        for publication in self.publications.values():
+            publication.end()
+            for track in tuple(publication.subscribers):
+                track.set_source(None)
+        if self._pc is not None:
+            await self._pc.close()
+        await self.audio_tap.aclose()
+
