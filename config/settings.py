@@ -76,6 +76,9 @@ class Settings(BaseModel):
     udp_port_range: tuple[int, int] | None = Field(
         default=None, description="Inclusive UDP port range for media, e.g. 40000-40999"
     )
+    heartbeat_seconds: float = Field(
+        default=15.0, ge=0.5, le=300, description="WebSocket ping interval; dead peers drop"
+    )
     admin_token: SecretStr | None = Field(default=None, min_length=16)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -159,6 +162,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"TINGSHEN_CONFIG: file {path} does not exist") from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"TINGSHEN_CONFIG: {path} is not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        # tomllib decodes the bytes itself and lets this escape; TOML files must be UTF-8.
+        raise SettingsError(f"TINGSHEN_CONFIG: {path} is not UTF-8 text: {e.reason}") from e
+    except OSError as e:
+        raise SettingsError(f"TINGSHEN_CONFIG: cannot read {path}: {e.strerror}") from e
 
 
 # Fields given in the environment as lists: JSON, or a comma-separated list for plain strings.

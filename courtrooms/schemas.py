@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -22,6 +22,11 @@ from courtrooms.models import HearingKind, HearingState, Location, Role
 
 MAX_HEARING_LENGTH = timedelta(days=7)
 MAX_PAGE = 200
+# Past this an OFFSET no longer fits the databases' 64-bit integers; no page is that far.
+MAX_OFFSET = 2**31 - 1
+# Times outside these years overflow UTC conversion or a join window's lead.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _printable(value: str) -> str:
@@ -36,18 +41,31 @@ def _printable(value: str) -> str:
     return value
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
-        AfterValidator(_printable),
-    ]
+_Printable = AfterValidator(_printable)
 
 
-Name = _text(200)
-CaseNumber = _text(100)
-Title = _text(300)
+def _limit(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+Name = Annotated[str, _limit(200), _Printable]
+CaseNumber = Annotated[str, _limit(100), _Printable]
+Title = Annotated[str, _limit(300), _Printable]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the supported years 1900-8999") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("is outside the supported years 1900-8999")
+    return value
+
+
+# An aware time, returned in UTC as it is stored.
+Moment = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 class Input(BaseModel):
@@ -124,8 +142,8 @@ class HearingIn(Input):
     title: Title
     kind: HearingKind
     courtroom_id: uuid.UUID | None = None
-    scheduled_start: AwareDatetime
-    scheduled_end: AwareDatetime
+    scheduled_start: Moment
+    scheduled_end: Moment
     language: Language | None = None
     auto_admit: bool = False
 
@@ -143,8 +161,8 @@ class HearingPatch(Input):
     title: Title | None = None
     kind: HearingKind | None = None
     courtroom_id: uuid.UUID | None = None
-    scheduled_start: AwareDatetime | None = None
-    scheduled_end: AwareDatetime | None = None
+    scheduled_start: Moment | None = None
+    scheduled_end: Moment | None = None
     language: Language | None = None
     auto_admit: bool | None = None
 
@@ -164,20 +182,20 @@ class HearingQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    from_: AwareDatetime | None = Field(default=None, alias="from")
-    to: AwareDatetime | None = None
+    from_: Moment | None = Field(default=None, alias="from")
+    to: Moment | None = None
     courtroom_id: uuid.UUID | None = None
     terminal_id: uuid.UUID | None = None
     state: HearingState | None = None
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class CourtroomQuery(PageQuery):

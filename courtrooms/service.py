@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -65,8 +65,12 @@ M = TypeVar("M", bound=Base)
 
 
 def name_key(name: str) -> str:
-    """How two spellings of one person's name are matched: spacing and case do not count."""
-    return " ".join(name.split()).casefold()
+    """How two spellings of one person's name are matched: spacing and case do not count.
+
+    All whitespace goes, not only runs of it: Chinese documents pad two-character names
+    (王　芳 for 王芳), and the judge must still be found double-booked.
+    """
+    return "".join(name.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -650,7 +654,7 @@ class Registry:
                     current_state=hearing.state.value,
                 )
             await session.execute(
-                JoinToken.__table__.delete().where(JoinToken.participant_id == participant.id)
+                delete(JoinToken).where(JoinToken.participant_id == participant.id)
             )
             await session.delete(participant)
             await self._audit(
@@ -686,43 +690,68 @@ class Registry:
                 f"this join link opens at {opens.isoformat()}", opens_at=opens.isoformat()
             )
 
+    async def _terminal_hearing(
+        self, session: AsyncSession, device_key: str
+    ) -> tuple[PrisonTerminal, Hearing | None, Participant | None]:
+        terminal = await session.scalar(
+            select(PrisonTerminal).where(PrisonTerminal.device_key_hash == digest(device_key))
+        )
+        if terminal is None:
+            raise AccessDenied("unknown device key")
+        rows = (
+            await session.execute(
+                select(Hearing, Participant)
+                .join(Participant, Participant.hearing_id == Hearing.id)
+                .where(
+                    Participant.terminal_id == terminal.id,
+                    or_(
+                        Hearing.state.in_(LIVE_STATES),
+                        and_(
+                            Hearing.state == HearingState.SCHEDULED,
+                            Hearing.scheduled_end > self.clock(),
+                        ),
+                    ),
+                )
+                .order_by(Hearing.scheduled_start)
+            )
+        ).all()
+        if not rows:
+            return terminal, None, None
+        # A hearing already live holds the terminal even past its scheduled end.
+        live = [(h, p) for h, p in rows if h.state in LIVE_STATES]
+        hearing, participant = live[0] if live else (rows[0][0], rows[0][1])
+        return terminal, hearing, participant
+
     async def terminal_assignment(self, device_key: str) -> TerminalAssignment:
         """A prison terminal's current or next hearing; a join token only inside its window."""
         async with self.db.write() as session:
-            terminal = await session.scalar(
-                select(PrisonTerminal).where(PrisonTerminal.device_key_hash == digest(device_key))
-            )
-            if terminal is None:
-                raise AccessDenied("unknown device key")
-            now = self.clock()
-            rows = (
-                await session.execute(
-                    select(Hearing, Participant)
-                    .join(Participant, Participant.hearing_id == Hearing.id)
-                    .where(
-                        Participant.terminal_id == terminal.id,
-                        or_(
-                            Hearing.state.in_(LIVE_STATES),
-                            and_(Hearing.state == HearingState.SCHEDULED, Hearing.scheduled_end > now),
-                        ),
-                    )
-                    .order_by(Hearing.scheduled_start)
-                )
-            ).all()
-            if not rows:
+            terminal, hearing, participant = await self._terminal_hearing(session, device_key)
+            if hearing is None or participant is None:
                 return TerminalAssignment(terminal, None, None, None, None)
-            # A hearing already live holds the terminal even past its scheduled end.
-            hearing, participant = next(
-                ((h, p) for h, p in rows if h.state in LIVE_STATES), tuple(rows[0])
-            )
             opens_at = hearing.scheduled_start - JOIN_WINDOW_LEAD
             token = None
-            if now >= opens_at:
+            if self.clock() >= opens_at:
                 issued = await self._issue(
                     session, hearing, participant, "terminal", f"terminal:{terminal.id}"
                 )
                 token = issued.token
             return TerminalAssignment(terminal, hearing, participant, opens_at, token)
+
+    async def resolve_device_key(self, device_key: str) -> JoinGrant:
+        """The participant a prison terminal is now, if its hearing's join window is open."""
+        async with self.db.read() as session:
+            _, hearing, participant = await self._terminal_hearing(session, device_key)
+        if hearing is None or participant is None:
+            raise AccessDenied("this prison terminal has no hearing now")
+        self._check_join_window(hearing)
+        return JoinGrant(participant, hearing)
+
+    async def record(
+        self, hearing_id: uuid.UUID, actor: str, action: str, **data: Any
+    ) -> None:
+        """Append a live hearing event (admission, removal, muting) to the audit trail."""
+        async with self.db.write() as session:
+            await self._audit(session, actor, action, hearing_id, **data)
 
     # -- audit ---------------------------------------------------------------------------
 

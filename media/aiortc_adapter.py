@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -157,7 +156,7 @@ class UdpPortRange:
                         raise
             raise OSError(errno.EADDRINUSE, f"no free UDP port in {self.low}-{self.high}")
 
-        loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign]
+        loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign,assignment]
         self._loop = loop
 
     def uninstall(self) -> None:
@@ -166,6 +165,3 @@ class UdpPortRange:
             vars(self._loop).pop("create_datagram_endpoint", None)
             self._loop = None
 
-
-def socket_family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET

@@ -159,13 +159,14 @@ class ParticipantPeer:
         for source in wanted:
             if id(source) in kept:
                 continue
-            slot = next(
+            free = next(
                 (s for s in self.slots if s.track.kind == source.kind and s.track.source is None),
                 None,
             )
-            if slot is None:
-                slot = self._add_slot(source.kind)
+            if free is None:
+                free = self._add_slot(source.kind)
                 added = True
+            slot = free
             slot.track.set_source(source)
         return added
 

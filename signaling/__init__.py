@@ -1,0 +1,1 @@
+"""Signaling: the WebSocket protocol that joins participants to a live hearing and runs it."""

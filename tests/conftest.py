@@ -83,6 +83,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
         public_url="http://court.example",
+        # This machine may have no interface but loopback; peers meet on 127.0.0.1.
+        ice_host_addresses=["127.0.0.1"],
+        heartbeat_seconds=1.0,
     )
 
 

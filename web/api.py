@@ -39,12 +39,14 @@ from courtrooms.schemas import (
     TokenIssued,
 )
 from courtrooms.service import Registry
+from signaling.hub import Hub
 from web.endpoints import EndpointTable, body, bearer, path_id, query, respond
 from web.errors import ApiError
 
 API_PREFIX = "/api/v1"
 REGISTRY = web.AppKey("registry", Registry)
 SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", Hub)
 ADMIN_ACTOR = "admin"
 
 api = EndpointTable(API_PREFIX)
@@ -274,6 +276,7 @@ def _transition_handler(action: HearingAction) -> None:
                errors=(404, 409))
     async def handler(request: web.Request) -> web.Response:
         hearing = await _registry(request).transition(path_id(request), action, ADMIN_ACTOR)
+        await request.app[HUB].hearing_changed(hearing.id, hearing.state.value)
         return respond(HearingDetail.model_validate(hearing))
 
 

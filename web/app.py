@@ -14,7 +14,10 @@ from config import Settings, ensure_admin_token
 from courtrooms.database import Database, migrate
 from courtrooms.models import utcnow
 from courtrooms.service import Registry
-from web.api import REGISTRY, SETTINGS, api
+from signaling.bus import InProcessBus
+from signaling.hub import Hub
+from signaling.session import websocket_handler
+from web.api import HUB, REGISTRY, SETTINGS, api
 from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES, respond
 from web.errors import json_errors
 from web.openapi import build_openapi
@@ -52,10 +55,15 @@ def create_app(
             await asyncio.to_thread(migrate, settings.database)
         db = Database(settings.database)
         app[DATABASE] = db
-        app[REGISTRY] = Registry(db, clock)
+        registry = Registry(db, clock)
+        app[REGISTRY] = registry
+        hub = Hub(registry, InProcessBus(), settings, heartbeat_s=settings.heartbeat_seconds)
+        hub.start()
+        app[HUB] = hub
         try:
             yield
         finally:
+            await hub.aclose()
             await db.aclose()
 
     app.cleanup_ctx.append(registry_ctx)
@@ -65,5 +73,10 @@ def create_app(
         return respond(openapi)
 
     app.router.add_get("/api/v1/openapi.json", openapi_json)
+
+    async def signaling(request: web.Request) -> web.StreamResponse:
+        return await websocket_handler(request, request.app[HUB])
+
+    app.router.add_get("/ws", signaling)
     add_pages(app)
     return app

@@ -1,0 +1,299 @@
+"""A live hearing in this process: its connected sessions, seats on the bus, and media room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from aiortc import RTCIceServer
+
+from courtrooms.errors import CourtroomsError, InvalidTransition
+from courtrooms.lifecycle import HearingAction
+from courtrooms.models import Hearing, HearingState, Participant, Role
+from courtrooms.service import Registry
+from media.peer import ParticipantPeer, PeerEvents
+from media.room import MediaRoom
+from signaling.bus import LiveBus, Seat
+from signaling.errors import Forbidden, SignalingError
+
+log = logging.getLogger(__name__)
+
+CONTROL_ROLES = frozenset({Role.JUDGE.value, Role.CLERK.value})
+AUDITED_ACTIONS = {
+    "admit": "participant.admitted",
+    "remove": "participant.removed",
+    "mute": "participant.muted",
+    "unmute": "participant.unmuted",
+}
+FINISHED = frozenset({HearingState.CLOSED.value, HearingState.CANCELLED.value})
+
+
+class Connection(PeerEvents, Protocol):
+    """What a live hearing needs of a participant's signaling connection."""
+
+    participant_id: str
+
+    def send(self, message: dict[str, Any]) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+def hearing_view(hearing: Hearing) -> dict[str, Any]:
+    return {
+        "id": str(hearing.id),
+        "case_number": hearing.case_number,
+        "title": hearing.title,
+        "kind": hearing.kind.value,
+        "state": hearing.state.value,
+        "scheduled_start": hearing.scheduled_start.isoformat(),
+        "scheduled_end": hearing.scheduled_end.isoformat(),
+        "language": hearing.language,
+        "auto_admit": hearing.auto_admit,
+    }
+
+
+class LiveHearing:
+    """Everything live about one hearing that this process holds."""
+
+    def __init__(
+        self,
+        hearing: Hearing,
+        registry: Registry,
+        bus: LiveBus,
+        ice_servers: list[RTCIceServer],
+        on_empty: Callable[[LiveHearing], None],
+    ) -> None:
+        self.id = str(hearing.id)
+        self.hearing_uuid = hearing.id
+        self.info = hearing_view(hearing)
+        self.registry = registry
+        self.bus = bus
+        self.media = MediaRoom(self.id)
+        self.connections: dict[str, Connection] = {}
+        self._ice_servers = ice_servers
+        self._on_empty = on_empty
+        self._lock = asyncio.Lock()
+        self._unlisten = bus.listen(self.id, self._on_bus)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def state(self) -> str:
+        return str(self.info["state"])
+
+    # -- bus ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hearing %s task failed", self.id, exc_info=task.exception())
+
+    def _on_bus(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind == "client":
+            target = event.get("to")
+            for pid, connection in list(self.connections.items()):
+                if target is None or target == pid:
+                    connection.send(event["message"])
+        elif kind == "seat":
+            self._spawn(self._apply_seat(event["participant_id"], event.get("effect")))
+        elif kind == "state":
+            self.info["state"] = event["state"]
+            self._spawn(self._apply_state(event["state"]))
+
+    async def _broadcast(self, message: dict[str, Any], to: str | None = None) -> None:
+        await self.bus.publish(self.id, {"kind": "client", "to": to, "message": message})
+
+    async def broadcast_participants(self) -> None:
+        seats = await self.bus.seats(self.id)
+        await self._broadcast(
+            {"type": "participants", "participants": [s.public() for s in seats]}
+        )
+
+    async def _seat_changed(self, seat: Seat, effect: str | None = None) -> None:
+        await self.bus.publish(
+            self.id, {"kind": "seat", "participant_id": seat.participant_id, "effect": effect}
+        )
+        await self.broadcast_participants()
+
+    async def _apply_seat(self, participant_id: str, effect: str | None) -> None:
+        """Local consequences of a seat change, for a participant connected to this process."""
+        connection = self.connections.get(participant_id)
+        seat = await self.bus.seat(self.id, participant_id)
+        if connection is None or seat is None:
+            return
+        self.media.set_muted(participant_id, seat.muted)
+        if effect == "admitted":
+            connection.send({"type": "admitted"})
+            await self.start_media(connection)
+        elif effect == "removed":
+            connection.send({"type": "removed", "reason": "the court removed you"})
+            await self.media.remove(participant_id)
+            await connection.close(4001, "removed by the court")
+
+    async def _apply_state(self, state: str) -> None:
+        if state in FINISHED:
+            await self.media.aclose()
+            for connection in list(self.connections.values()):
+                await connection.close(4000, f"the hearing is {state}")
+            await self.bus.forget(self.id)
+
+    # -- arrival and departure ------------------------------------------------------------
+
+    async def arrive(self, connection: Connection, participant: Participant) -> Seat:
+        pid = connection.participant_id
+        async with self._lock:
+            previous = self.connections.get(pid)
+            self.connections[pid] = connection
+            if previous is not None and previous is not connection:
+                previous.send({"type": "bye", "reason": "you joined from another connection"})
+                self._spawn(previous.close(4002, "replaced by a new connection"))
+            seat = await self.bus.seat(self.id, pid)
+            if seat is None:
+                seat = Seat(
+                    participant_id=pid,
+                    name=participant.name,
+                    role=participant.role.value,
+                    location=participant.location.value,
+                    admitted=bool(self.info["auto_admit"])
+                    or participant.role.value in CONTROL_ROLES,
+                )
+            seat = replace(seat, present=True, connection="new", hand_raised=False)
+            await self.bus.put_seat(self.id, seat)
+        connection.send(
+            {
+                "type": "welcome",
+                "protocol": 1,
+                "participant": seat.public(),
+                "hearing": self.info,
+                "participants": [s.public() for s in await self.bus.seats(self.id)],
+            }
+        )
+        await self.broadcast_participants()
+        if seat.admitted:
+            await self.start_media(connection)
+        return seat
+
+    async def depart(self, connection: Connection) -> None:
+        pid = connection.participant_id
+        async with self._lock:
+            if self.connections.get(pid) is not connection:
+                return  # already replaced by a newer connection of the same participant
+            del self.connections[pid]
+            await self.media.remove(pid)
+            if await self.bus.seat(self.id, pid) is not None:
+                await self.bus.update_seat(
+                    self.id, pid, present=False, connection="closed", hand_raised=False
+                )
+        await self.broadcast_participants()
+        if not self.connections:
+            self._on_empty(self)
+
+    async def start_media(self, connection: Connection) -> None:
+        """(Re)start the participant's peer connection; an existing one is replaced."""
+        seat = await self.bus.seat(self.id, connection.participant_id)
+        if seat is None or not seat.admitted or self.state in FINISHED:
+            return
+        if self.connections.get(connection.participant_id) is not connection:
+            return
+        peer = ParticipantPeer(connection.participant_id, connection, self._ice_servers)
+        await self.media.add(peer)
+        peer.set_muted(seat.muted)
+
+    def peer(self, participant_id: str) -> ParticipantPeer | None:
+        return self.media.peers.get(participant_id)
+
+    async def connection_state(self, participant_id: str, state: str) -> None:
+        if await self.bus.seat(self.id, participant_id) is not None:
+            await self.bus.update_seat(self.id, participant_id, connection=state)
+            await self.broadcast_participants()
+
+    # -- participants' own actions --------------------------------------------------------
+
+    async def set_self_muted(self, participant_id: str, muted: bool) -> None:
+        seat = await self.bus.update_seat(self.id, participant_id, muted_self=muted)
+        await self._seat_changed(seat)
+
+    async def set_hand(self, participant_id: str, raised: bool) -> None:
+        seat = await self.bus.update_seat(self.id, participant_id, hand_raised=raised)
+        await self._seat_changed(seat)
+
+    # -- the court's commands -------------------------------------------------------------
+
+    async def command(self, actor: Seat, action: str, target_id: str | None) -> None:
+        if actor.role not in CONTROL_ROLES:
+            raise Forbidden(f"only the judge or the clerk may {action}")
+        if action in ("open", "start", "recess", "resume", "close"):
+            if target_id is not None:
+                raise SignalingError(
+                    "invalid", f"{action} applies to the hearing, not a participant",
+                    field="participant_id",
+                )
+            await self._transition(actor, HearingAction(action))
+            return
+        if target_id is None:
+            raise SignalingError("invalid", f"{action} needs a participant_id",
+                                 field="participant_id")
+        target = await self.bus.seat(self.id, target_id)
+        if target is None:
+            raise SignalingError("unknown_participant",
+                                 f"participant {target_id} has not joined this hearing",
+                                 field="participant_id")
+        actor_ref = f"participant:{actor.participant_id}"
+        effect: str | None = None
+        if action == "admit":
+            if target.admitted:
+                return
+            target = replace(target, admitted=True)
+            effect = "admitted"
+        elif action == "remove":
+            if target.role in CONTROL_ROLES and actor.role != Role.JUDGE.value:
+                raise Forbidden("only the judge may remove the judge or the clerk")
+            if target.participant_id == actor.participant_id:
+                raise SignalingError("invalid", "you cannot remove yourself; leave instead")
+            target = replace(target, admitted=False, hand_raised=False)
+            effect = "removed"
+        elif action in ("mute", "unmute"):
+            target = replace(target, muted_by_court=action == "mute")
+        await self.bus.put_seat(self.id, target)
+        await self.registry.record(
+            self.hearing_uuid, actor_ref, AUDITED_ACTIONS[action],
+            participant_id=target.participant_id,
+        )
+        await self._seat_changed(target, effect)
+
+    async def _transition(self, actor: Seat, action: HearingAction) -> None:
+        try:
+            hearing = await self.registry.transition(
+                self.hearing_uuid, action, f"participant:{actor.participant_id}"
+            )
+        except InvalidTransition as e:
+            raise SignalingError("invalid_transition", e.message) from e
+        except CourtroomsError as e:
+            raise SignalingError(e.code, e.message) from e
+        await self.announce_state(hearing.state.value)
+
+    async def announce_state(self, state: str) -> None:
+        """Tell every participant (in every process) that the hearing changed state."""
+        self.info["state"] = state
+        await self._broadcast({"type": "hearing", "state": state})
+        await self.bus.publish(self.id, {"kind": "state", "state": state})
+
+    async def aclose(self) -> None:
+        self._unlisten()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.media.aclose()
+

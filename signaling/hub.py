@@ -1,0 +1,111 @@
+"""The process's live hearings: where signaling sessions find their hearing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from config import Settings
+from courtrooms.models import Participant
+from courtrooms.service import Registry
+from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
+from signaling.bus import LiveBus
+from signaling.hearing import FINISHED, Connection, LiveHearing
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """Owns every `LiveHearing` of this process and the media network settings."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        bus: LiveBus,
+        settings: Settings,
+        *,
+        heartbeat_s: float = 15.0,
+        join_timeout_s: float = 15.0,
+    ) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.settings = settings
+        self.heartbeat_s = heartbeat_s
+        self.join_timeout_s = join_timeout_s
+        self.hearings: dict[str, LiveHearing] = {}
+        self.connections: set[Connection] = set()
+        self.client_ice_servers: list[dict[str, Any]] = [
+            s.model_dump(exclude_none=True) for s in settings.ice_servers
+        ]
+        self._server_ice = [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in settings.ice_servers
+        ]
+        self._ports: UdpPortRange | None = None
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Apply the ICE network settings to this process and its event loop."""
+        restrict_host_addresses(self.settings.ice_host_addresses or None)
+        if self.settings.udp_port_range is not None:
+            self._ports = UdpPortRange(*self.settings.udp_port_range)
+            self._ports.install(asyncio.get_running_loop())
+
+    async def arrive(self, connection: Connection, participant: Participant) -> LiveHearing:
+        hearing_id = str(participant.hearing_id)
+        async with self._lock:
+            live = self.hearings.get(hearing_id)
+            if live is None:
+                hearing = await self.registry.get_hearing(participant.hearing_id)
+                live = LiveHearing(hearing, self.registry, self.bus, self._server_ice,
+                                   self._on_empty)
+                self.hearings[hearing_id] = live
+            self.connections.add(connection)
+        await live.arrive(connection, participant)
+        return live
+
+    async def depart(self, live: LiveHearing, connection: Connection) -> None:
+        self.connections.discard(connection)
+        await live.depart(connection)
+
+    def _on_empty(self, live: LiveHearing) -> None:
+        task = asyncio.create_task(self._retire(live))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _retire(self, live: LiveHearing) -> None:
+        async with self._lock:
+            if live.connections or self.hearings.get(live.id) is not live:
+                return
+            del self.hearings[live.id]
+        await live.aclose()
+
+    async def hearing_changed(self, hearing_id: uuid.UUID, state: str) -> None:
+        """A hearing changed state outside signaling (the REST API): tell its participants."""
+        live = self.hearings.get(str(hearing_id))
+        if live is not None:
+            await live.announce_state(state)
+            return
+        key = str(hearing_id)
+        await self.bus.publish(key, {"kind": "client", "to": None,
+                                     "message": {"type": "hearing", "state": state}})
+        await self.bus.publish(key, {"kind": "state", "state": state})
+        if state in FINISHED:
+            await self.bus.forget(key)
+
+    async def aclose(self) -> None:
+        for connection in list(self.connections):
+            await connection.close(1001, "server shutting down")
+        for task in list(self._closing):
+            await task
+        for live in list(self.hearings.values()):
+            await live.aclose()
+        self.hearings.clear()
+        if self._ports is not None:
+            self._ports.uninstall()
+        restrict_host_addresses(None)

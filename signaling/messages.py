@@ -1,0 +1,146 @@
+"""Protocol version 1 (docs/signaling.md): inbound messages are validated models.
+
+Every inbound message is a JSON object with a `type`; an optional `ref` (a short string) is
+echoed in the reply or error so that clients can match them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from signaling.errors import SignalingError
+
+PROTOCOL_VERSION = 1
+MAX_SDP_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024
+Ref = Annotated[str, StringConstraints(max_length=64)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    ref: Ref | None = None
+
+
+class Join(Inbound):
+    type: Literal["join"]
+    v: Literal[1] = 1
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    device_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class Answer(Inbound):
+    type: Literal["answer"]
+    sdp: str = Field(min_length=1)
+
+
+class IceCandidate(Inbound):
+    type: Literal["ice"]
+    candidate: Annotated[str, StringConstraints(max_length=1024)]
+    sdp_mid: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sdp_mline_index: Annotated[int, Field(ge=0, le=1024)] | None = None
+
+
+class Mute(Inbound):
+    """Mute or unmute yourself."""
+
+    type: Literal["mute"]
+    muted: bool
+
+
+class Hand(Inbound):
+    type: Literal["hand"]
+    raised: bool
+
+
+PARTICIPANT_ACTIONS = ("admit", "remove", "mute", "unmute")
+HEARING_ACTIONS = ("open", "start", "recess", "resume", "close")
+
+
+class Command(Inbound):
+    """A judge's or clerk's command: on a participant, or on the hearing itself."""
+
+    type: Literal["command"]
+    action: Literal[
+        "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close"
+    ]
+    participant_id: Id | None = None
+
+
+class Ping(Inbound):
+    type: Literal["ping"]
+
+
+class MediaRestart(Inbound):
+    """Start a fresh peer connection (after a network change), keeping the seat."""
+
+    type: Literal["media_restart"]
+
+
+class Leave(Inbound):
+    type: Literal["leave"]
+
+
+Message = Annotated[
+    Join | Answer | IceCandidate | Mute | Hand | Command | Ping | MediaRestart | Leave,
+    Field(discriminator="type"),
+]
+_adapter: TypeAdapter[Message] = TypeAdapter(Message)
+KNOWN_TYPES = ("join", "answer", "ice", "mute", "hand", "command", "ping", "media_restart",
+               "leave")
+
+
+def parse(raw: str | bytes) -> Message:
+    """Validate one inbound message or raise `SignalingError` naming the problem."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SignalingError("too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SignalingError("malformed_json", f"not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise SignalingError("invalid", "a message must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise SignalingError("invalid", "a message needs a string type", field="type")
+    if kind not in KNOWN_TYPES:
+        raise SignalingError("unknown_type", f"unknown message type {kind[:40]!r}", field="type")
+    sdp = data.get("sdp")
+    if isinstance(sdp, str) and len(sdp.encode("utf-8", "surrogatepass")) > MAX_SDP_BYTES:
+        raise SignalingError("sdp_too_large", f"SDP is limited to {MAX_SDP_BYTES} bytes",
+                             field="sdp")
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        loc = [str(p) for p in first["loc"][1:]]  # drop the discriminator tag
+        field = ".".join(loc) or None
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise SignalingError(
+            "invalid", f"{kind}: {field + ': ' if field else ''}{message}", field=field
+        ) from e
+
+
+def ref_of(raw: str | bytes) -> str | None:
+    """The `ref` of a message that failed validation, if it can be read, for the error reply."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+def error(
+    code: str, message: str, field: str | None = None, ref: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if field is not None:
+        out["field"] = field
+    if ref is not None:
+        out["ref"] = ref
+    return out

@@ -1,0 +1,291 @@
+"""One participant's WebSocket: authenticate, then relay protocol messages to the hearing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from courtrooms.errors import AccessDenied
+from courtrooms.models import Participant
+from courtrooms.service import JoinGrant
+from media.errors import NegotiationError
+from media.peer import SlotInfo
+from signaling.errors import NotAdmitted, SignalingError
+from signaling.hearing import FINISHED, LiveHearing
+from signaling.hub import Hub
+from signaling.messages import (
+    MAX_MESSAGE_BYTES,
+    Answer,
+    Command,
+    Hand,
+    IceCandidate,
+    Join,
+    Leave,
+    MediaRestart,
+    Message,
+    Mute,
+    Ping,
+    error,
+    parse,
+    ref_of,
+)
+
+log = logging.getLogger(__name__)
+
+OUTBOX_MESSAGES = 256
+RATE_PER_S = 20.0
+RATE_BURST = 60.0
+RATE_ERROR_INTERVAL_S = 1.0
+
+
+class TokenBucket:
+    """Allows `rate` messages a second with bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Browsers send Origin; it must be this server. Non-browser clients send none."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+class ParticipantSession:
+    """The server's end of one participant's signaling connection."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.participant_id = ""
+        self.live: LiveHearing | None = None
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_MESSAGES)
+        self._bucket = TokenBucket(RATE_PER_S, RATE_BURST)
+        self._last_rate_error = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self._drained = asyncio.Event()
+
+    # -- Connection protocol ---------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("participant %s is not reading; closing", self.participant_id)
+            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, "not reading messages"))
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._drained.wait(), 2.0)
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+    async def send_offer(self, sdp: str, slots: list[SlotInfo]) -> None:
+        self.send({"type": "offer", "sdp": sdp, "slots": [s.__dict__ for s in slots]})
+
+    def slots_changed(self, slots: list[SlotInfo]) -> None:
+        self.send({"type": "slots", "slots": [s.__dict__ for s in slots]})
+
+    def connection_state_changed(self, state: str) -> None:
+        if self.live is not None:
+            self._spawn(self.live.connection_state(self.participant_id, state))
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session task failed", exc_info=task.exception())
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                message = await self._outbox.get()
+                if message is None:
+                    return
+                await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+        except (ConnectionResetError, RuntimeError):
+            return
+        finally:
+            self._drained.set()
+
+    # -- the connection -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer(), name="ws-writer")
+        try:
+            grant = await self._authenticate()
+            if grant is None:
+                return
+            self.participant_id = str(grant.participant.id)
+            if grant.hearing.state.value in FINISHED:
+                self.send(error("hearing_finished", f"the hearing is {grant.hearing.state.value}"))
+                return
+            self.live = await self.hub.arrive(self, grant.participant)
+            await self._serve(grant.participant)
+        finally:
+            if self.live is not None:
+                await self.hub.depart(self.live, self)
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._outbox.put_nowait(None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(writer, 2.0)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            if not self.ws.closed:
+                await self.ws.close()
+
+    async def _next_text(self, timeout: float | None = None) -> str | None:
+        """The next inbound text frame; binary frames get an error; None when the socket ends."""
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type == WSMsgType.TEXT:
+                return str(msg.data)
+            if msg.type == WSMsgType.BINARY:
+                self.send(error("invalid", "binary frames are not part of the protocol"))
+                continue
+            return None
+
+    def _refuse(self, e: SignalingError, raw: str | None = None, ref: str | None = None) -> None:
+        self.send(error(e.code, e.message, e.field, ref if ref is not None else
+                        (ref_of(raw) if raw is not None else None)))
+
+    def _rate_ok(self) -> bool:
+        if self._bucket.allow():
+            return True
+        now = time.monotonic()
+        if now - self._last_rate_error >= RATE_ERROR_INTERVAL_S:
+            self._last_rate_error = now
+            self.send(error("rate_limited", "too many messages; slow down"))
+        return False
+
+    async def _authenticate(self) -> JoinGrant | None:
+        deadline = time.monotonic() + self.hub.join_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.send(error("join_timeout", "no valid join message in time"))
+                return None
+            try:
+                raw = await self._next_text(timeout=remaining)
+            except TimeoutError:
+                continue
+            if raw is None:
+                return None
+            if not self._rate_ok():
+                continue
+            try:
+                message = parse(raw)
+                if not isinstance(message, Join):
+                    raise SignalingError("not_joined", f"send join before {message.type}")
+                return await self._grant(message)
+            except SignalingError as e:
+                self._refuse(e, raw)
+            except AccessDenied as e:
+                self.send(error("access_denied", e.message, ref=ref_of(raw)))
+
+    async def _grant(self, join: Join) -> JoinGrant:
+        registry = self.hub.registry
+        if (join.token is None) == (join.device_key is None):
+            raise SignalingError("invalid", "join needs exactly one of token or device_key")
+        if join.token is not None:
+            return await registry.resolve_join_token(join.token)
+        assert join.device_key is not None
+        return await registry.resolve_device_key(join.device_key)
+
+    async def _serve(self, participant: Participant) -> None:
+        self.send({"type": "config", "ice_servers": self.hub.client_ice_servers})
+        while (raw := await self._next_text()) is not None:
+            if not self._rate_ok():
+                continue
+            try:
+                message = parse(raw)
+                if isinstance(message, Leave):
+                    return
+                await self._handle(message)
+            except SignalingError as e:
+                self._refuse(e, raw)
+            except NegotiationError as e:
+                self.send(error("negotiation_failed", str(e), ref=ref_of(raw)))
+
+    async def _handle(self, message: Message) -> None:
+        live = self.live
+        assert live is not None
+        seat = await live.bus.seat(live.id, self.participant_id)
+        if seat is None:
+            raise SignalingError("no_seat", "your seat was cleared; rejoin")
+        if isinstance(message, Ping):
+            self.send({"type": "pong", "ref": message.ref})
+        elif isinstance(message, Join):
+            raise SignalingError("already_joined", "this connection has already joined")
+        elif isinstance(message, Hand):
+            await live.set_hand(self.participant_id, message.raised)
+        elif not seat.admitted:
+            raise NotAdmitted(message.type)
+        elif isinstance(message, Answer):
+            peer = live.peer(self.participant_id)
+            if peer is None:
+                raise SignalingError("no_media", "no peer connection is waiting for an answer")
+            await peer.accept_answer(message.sdp)
+        elif isinstance(message, IceCandidate):
+            peer = live.peer(self.participant_id)
+            if peer is None:
+                raise SignalingError("no_media", "no peer connection to add the candidate to")
+            await peer.add_ice_candidate(message.candidate, message.sdp_mid,
+                                         message.sdp_mline_index)
+        elif isinstance(message, Mute):
+            await live.set_self_muted(self.participant_id, message.muted)
+        elif isinstance(message, Command):
+            await live.command(seat, message.action, message.participant_id)
+        elif isinstance(message, MediaRestart):
+            await live.start_media(self)
+
+
+async def websocket_handler(request: web.Request, hub: Hub) -> web.StreamResponse:
+    if not origin_allowed(request):
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    ws = web.WebSocketResponse(heartbeat=hub.heartbeat_s, max_msg_size=MAX_MESSAGE_BYTES * 4)
+    await ws.prepare(request)
+    session = ParticipantSession(hub, ws)
+    await session.run()
+    return ws

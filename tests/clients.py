@@ -1,0 +1,188 @@
+"""A real participant for tests: an aiohttp WebSocket plus an aiortc peer with synthetic media."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiortc import (
+    AudioStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+
+class HearingClient:
+    """Joins a hearing like a browser does: answers the server's offers, sends audio+video."""
+
+    def __init__(self, base_url: str, name: str = "client") -> None:
+        self.base_url = base_url
+        self.name = name
+        self.messages: list[dict[str, Any]] = []
+        self.participants: list[dict[str, Any]] = []
+        self.hearing_state: str | None = None
+        self.slots: list[dict[str, Any]] = []
+        self.frames: dict[str, int] = {}
+        self.frames_by_mid: dict[str, int] = {}
+        self.pc: RTCPeerConnection | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Condition()
+        self.closed_code: int | None = None
+        self.publish = True
+
+    # -- connection -----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(f"{self.base_url}/ws")
+        self._reader = asyncio.create_task(self._read())
+
+    async def join(self, token: str | None = None, device_key: str | None = None) -> None:
+        if self._ws is None:
+            await self.connect()
+        message: dict[str, Any] = {"type": "join"}
+        if token is not None:
+            message["token"] = token
+        if device_key is not None:
+            message["device_key"] = device_key
+        await self.send(message)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        assert self._ws is not None
+        if isinstance(data, bytes):
+            await self._ws.send_bytes(data)
+        else:
+            await self._ws.send_str(data)
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            await self._on_message(data)
+            async with self._changed:
+                self.messages.append(data)
+                self._changed.notify_all()
+        self.closed_code = self._ws.close_code
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _on_message(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "welcome":
+            self.participants = data["participants"]
+            self.hearing_state = data["hearing"]["state"]
+        elif kind == "participants":
+            self.participants = data["participants"]
+        elif kind == "hearing":
+            self.hearing_state = data["state"]
+        elif kind == "slots":
+            self.slots = data["slots"]
+        elif kind == "offer":
+            self.slots = data["slots"]
+            await self._answer(data["sdp"])
+
+    async def _answer(self, sdp: str) -> None:
+        if self.pc is None or self.pc.connectionState in ("closed", "failed"):
+            await self._new_pc()
+        assert self.pc is not None
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+
+    async def _new_pc(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        if self.publish:
+            pc.addTrack(AudioStreamTrack())
+            pc.addTrack(VideoStreamTrack())
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+            task = asyncio.create_task(self._pull(track, mid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self.pc = pc
+
+    async def restart_media(self) -> None:
+        """What a browser does after a network change: drop the peer, ask for a new one."""
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+        await self.send({"type": "media_restart"})
+
+    async def _pull(self, track: Any, mid: str) -> None:
+        while True:
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+            self.frames[track.kind] = self.frames.get(track.kind, 0) + 1
+            self.frames_by_mid[mid] = self.frames_by_mid.get(mid, 0) + 1
+
+    def frames_from(self, participant_id: str, kind: str) -> int:
+        """Frames received on the slot currently carrying `participant_id`'s `kind`."""
+        return sum(
+            self.frames_by_mid.get(s["mid"], 0)
+            for s in self.slots
+            if s["participant_id"] == participant_id and s["kind"] == kind
+        )
+
+    # -- waiting --------------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: condition not met; last messages: "
+                                   f"{[m.get('type') for m in self.messages[-8:]]}")
+            with contextlib.suppress(TimeoutError):
+                async with self._changed:
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+    async def next_message(self, type_: str, after: int = 0, timeout: float = 10.0
+                           ) -> dict[str, Any]:
+        def found() -> bool:
+            return any(m.get("type") == type_ for m in self.messages[after:])
+
+        await self.wait_for(found, timeout)
+        return next(m for m in self.messages[after:] if m.get("type") == type_)
+
+    def seat(self, participant_id: str) -> dict[str, Any] | None:
+        return next((p for p in self.participants if p["participant_id"] == participant_id),
+                    None)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+        if self.pc is not None:
+            await self.pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
