@@ -237,8 +237,8 @@ class ParticipantPeer:
             return  # end of candidates
         try:
             parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError) as e:
-            raise NegotiationError(f"malformed ICE candidate: {e}") from e
+        except Exception as e:  # aiortc asserts on short candidates, raises on bad fields
+            raise NegotiationError(f"malformed ICE candidate: {candidate[:80]!r}") from e
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
         await self.pc.addIceCandidate(parsed)

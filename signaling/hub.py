@@ -70,8 +70,13 @@ class Hub:
         return live
 
     async def depart(self, live: LiveHearing, connection: Connection) -> None:
+        """Leave the hearing. aiohttp cancels a handler whose client went away, so the
+        departure runs as a task of the hub's and completes even then."""
         self.connections.discard(connection)
-        await live.depart(connection)
+        task = asyncio.create_task(live.depart(connection))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        await asyncio.shield(task)
 
     def _on_empty(self, live: LiveHearing) -> None:
         task = asyncio.create_task(self._retire(live))
@@ -101,8 +106,8 @@ class Hub:
     async def aclose(self) -> None:
         for connection in list(self.connections):
             await connection.close(1001, "server shutting down")
-        for task in list(self._closing):
-            await task
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         for live in list(self.hearings.values()):
             await live.aclose()
         self.hearings.clear()

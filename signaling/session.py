@@ -216,6 +216,9 @@ class ParticipantSession:
                 continue
             try:
                 message = parse(raw)
+                if isinstance(message, Ping):
+                    self.send({"type": "pong", "ref": message.ref})
+                    continue
                 if not isinstance(message, Join):
                     raise SignalingError("not_joined", f"send join before {message.type}")
                 return await self._grant(message)
@@ -247,6 +250,11 @@ class ParticipantSession:
                 self._refuse(e, raw)
             except NegotiationError as e:
                 self.send(error("negotiation_failed", str(e), ref=ref_of(raw)))
+            except Exception:
+                # One bad message must not end the participant's hearing.
+                log.exception("message from participant %s failed", self.participant_id)
+                self.send(error("internal", "the server could not handle this message",
+                                ref=ref_of(raw)))
 
     async def _handle(self, message: Message) -> None:
         live = self.live
