@@ -279,3 +279,19 @@ async def test_a_dead_peer_is_detected_by_heartbeat(hearing, participants, aioht
         await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("present") is True)
         await judge.wait_for(lambda: judge.seat(l_id)["present"] is False, timeout=10)
         await ws.close()
+
+
+async def test_raised_hands_and_lobby_presence_are_visible(hearing, participants):
+    judge = HearingClient(hearing.base_url, "judge")
+    lawyer = HearingClient(hearing.base_url, "lawyer")
+    participants += [judge, lawyer]
+    await judge.join(hearing.tokens["judge"])
+    await lawyer.join(hearing.tokens["lawyer"])
+    l_id = hearing.ids["lawyer"]
+    await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("present") is True)
+    assert judge.seat(l_id)["admitted"] is False
+    await lawyer.send({"type": "hand", "raised": True})  # allowed from the lobby
+    await judge.wait_for(lambda: judge.seat(l_id)["hand_raised"] is True)
+    await lawyer.send({"type": "hand", "raised": False})
+    await judge.wait_for(lambda: judge.seat(l_id)["hand_raised"] is False)
+    assert not any(m["type"] == "offer" for m in lawyer.messages)  # no media in the lobby

@@ -1,0 +1,137 @@
+"""The adapter to aiortc internals, against real aiortc peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from media.aiortc_adapter import (
+    UdpPortRange,
+    capture_encoded,
+    on_keyframe_request,
+    request_keyframe,
+    restrict_host_addresses,
+)
+from media.relay import is_keyframe
+
+
+@pytest.fixture(autouse=True)
+def loopback_only():
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    restrict_host_addresses(None)
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+async def test_encoded_frames_are_captured_without_a_decoder():
+    sender, receiver_pc = new_pc(), new_pc()
+    sender.addTrack(VideoStreamTrack())
+    frames: list[tuple[str, bytes]] = []
+    ended = asyncio.Event()
+    receivers = []
+
+    @receiver_pc.on("track")
+    def on_track(track):
+        receiver = next(t.receiver for t in receiver_pc.getTransceivers()
+                        if t.receiver.track is track)
+        receivers.append(receiver)
+        capture_encoded(receiver, lambda codec, f: frames.append((codec, f.data)), ended.set)
+
+    try:
+        await connect(sender, receiver_pc)
+        for _ in range(100):
+            if len(frames) > 20:
+                break
+            await asyncio.sleep(0.1)
+        assert len(frames) > 20
+        assert {codec for codec, _ in frames} == {"VP8"}
+        assert is_keyframe("VP8", frames[0][1])
+        thread = receivers[0]._RTCRtpReceiver__decoder_thread
+        assert thread is not None and not thread.is_alive()  # started, returned at once
+        keyframes_before = sum(is_keyframe("VP8", d) for _, d in frames)
+        assert request_keyframe(receivers[0]) is True
+        for _ in range(50):
+            if sum(is_keyframe("VP8", d) for _, d in frames) > keyframes_before:
+                break
+            await asyncio.sleep(0.1)
+        assert sum(is_keyframe("VP8", d) for _, d in frames) > keyframes_before
+    finally:
+        await sender.close()
+        await receiver_pc.close()
+    assert ended.is_set()
+
+
+async def test_keyframe_requests_are_redirected():
+    sender, receiver_pc = new_pc(), new_pc()
+    sender.addTrack(VideoStreamTrack())
+    asked = asyncio.Event()
+    on_keyframe_request(sender.getSenders()[0], asked.set)
+    got_track = asyncio.Event()
+    receivers = []
+
+    @receiver_pc.on("track")
+    def on_track(track):
+        receivers.append(next(t.receiver for t in receiver_pc.getTransceivers()
+                              if t.receiver.track is track))
+        got_track.set()
+
+    try:
+        await connect(sender, receiver_pc)
+        await asyncio.wait_for(got_track.wait(), 10)
+        for _ in range(50):
+            if request_keyframe(receivers[0]):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(asked.wait(), 10)
+    finally:
+        await sender.close()
+        await receiver_pc.close()
+
+
+async def test_host_candidates_use_the_configured_address_and_port_range():
+    ports = UdpPortRange(41000, 41009)
+    ports.install(asyncio.get_running_loop())
+    pc = new_pc()
+    try:
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host",
+                                pc.localDescription.sdp)
+        assert candidates
+        for address, port in candidates:
+            assert address == "127.0.0.1"
+            assert 41000 <= int(port) <= 41009
+    finally:
+        await pc.close()
+        ports.uninstall()
+    assert "create_datagram_endpoint" not in vars(asyncio.get_running_loop())
+
+
+async def test_port_range_exhaustion_is_an_error():
+    ports = UdpPortRange(41020, 41020)
+    loop = asyncio.get_running_loop()
+    ports.install(loop)
+    try:
+        first, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                       local_addr=("127.0.0.1", 0))
+        assert first.get_extra_info("sockname")[1] == 41020
+        with pytest.raises(OSError, match="no free UDP port"):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                local_addr=("127.0.0.1", 0))
+        first.close()
+    finally:
+        ports.uninstall()

@@ -1,0 +1,119 @@
+"""Encoded forwarding without a network: publications, slots, keyframes and timelines."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
+
+VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])  # frame tag bit 0 = 0: key frame
+VP8_DELTA = bytes([0x11, 0x02, 0x00])
+
+
+def video(ts: int, key: bool) -> EncodedFrame:
+    return EncodedFrame("video", "VP8", VP8_KEY if key else VP8_DELTA, ts, key, 0.0)
+
+
+def audio(ts: int) -> EncodedFrame:
+    return EncodedFrame("audio", "opus", b"\xfc\xff\xfe", ts, True, 0.0)
+
+
+def test_keyframes_are_recognised():
+    assert is_keyframe("VP8", VP8_KEY) and not is_keyframe("VP8", VP8_DELTA)
+    assert is_keyframe("H264", b"\x00\x00\x00\x01\x67rest\x00\x00\x01\x65")
+    assert not is_keyframe("H264", b"\x00\x00\x00\x01\x41slice")
+    assert not is_keyframe("VP8", b"")
+
+
+async def test_a_new_subscriber_waits_for_a_keyframe_and_asks_for_one():
+    publication = Publication("p1", "video")
+    requests = []
+    publication.attach_source(lambda: requests.append(1) or True)
+    track = ForwardedTrack("video")
+    track.set_source(publication)
+    assert requests == [1]  # joining asked the publisher for a keyframe
+    publication.push(video(3000, key=False))
+    assert track.frames_dropped == 1
+    publication.push(video(6000, key=True))
+    publication.push(video(9000, key=False))
+    first = await asyncio.wait_for(track.recv(), 1)
+    second = await asyncio.wait_for(track.recv(), 1)
+    assert bytes(first) == VP8_KEY and bytes(second) == VP8_DELTA
+    assert second.pts - first.pts == 3000
+    assert first.time_base.denominator == 90_000
+
+
+async def test_subscriber_keyframe_requests_reach_the_publisher_rate_limited():
+    publication = Publication("p1", "video")
+    requests = []
+    publication.attach_source(lambda: requests.append(1) or True)
+    track = ForwardedTrack("video")
+    track.set_source(publication)
+    for _ in range(10):
+        track.request_keyframe()  # a burst of PLIs from the subscriber
+    assert len(requests) == 1
+    await asyncio.sleep(0.55)
+    track.request_keyframe()
+    assert len(requests) == 2
+
+
+async def test_muted_audio_is_withheld_from_subscribers_but_reaches_taps():
+    publication = Publication("p1", "audio")
+    tapped = []
+    publication.taps.append(tapped.append)
+    track = ForwardedTrack("audio")
+    track.set_source(publication)
+    publication.muted = True
+    publication.push(audio(960))
+    assert len(tapped) == 1 and track.frames_dropped == 0
+    assert publication.frames_withheld == 1
+    publication.muted = False
+    publication.push(audio(1920))
+    packet = await asyncio.wait_for(track.recv(), 1)
+    assert bytes(packet) == b"\xfc\xff\xfe"
+
+
+async def test_switching_source_keeps_the_outgoing_timeline_monotonic():
+    a, b = Publication("a", "audio"), Publication("b", "audio")
+    track = ForwardedTrack("audio")
+    track.set_source(a)
+    a.push(audio(1_000_000))
+    a.push(audio(1_000_960))
+    first = await track.recv()
+    second = await track.recv()
+    track.set_source(b)
+    b.push(audio(5))  # another publisher's clock starts elsewhere entirely
+    third = await track.recv()
+    assert second.pts - first.pts == 960
+    assert 0 < third.pts - second.pts <= 2 * 960
+    assert track not in a.subscribers and track in b.subscribers
+
+
+async def test_a_slow_subscriber_loses_oldest_frames_and_resyncs_on_a_keyframe():
+    publication = Publication("p1", "video")
+    requests = []
+    publication.attach_source(lambda: requests.append(1) or True)
+    track = ForwardedTrack("video")
+    track.set_source(publication)
+    publication.push(video(0, key=True))
+    for i in range(1, 200):  # nobody reads: the queue overflows
+        publication.push(video(i * 3000, key=False))
+    assert track.frames_dropped > 0
+    assert len(requests) >= 1
+    await asyncio.sleep(0.55)
+    publication.push(video(10**6, key=True))
+    packet = await asyncio.wait_for(track.recv(), 1)
+    assert bytes(packet) == VP8_KEY  # after overflow only a keyframe restarts the stream
+
+
+async def test_stopped_track_ends_recv():
+    from aiortc.mediastreams import MediaStreamError
+
+    track = ForwardedTrack("audio")
+    waiter = asyncio.create_task(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(waiter, 1)
