@@ -178,7 +178,9 @@ class Registry:
             if data.name is not None and data.name != court.name:
                 await self._unique_court_name(session, data.name)
                 court.name = data.name
-                await self._audit(session, actor, "court.updated", court_id=court.id, name=data.name)
+                await self._audit(
+                    session, actor, "court.updated", court_id=court.id, name=data.name
+                )
             return court
 
     async def delete_court(self, court_id: uuid.UUID, actor: str) -> None:

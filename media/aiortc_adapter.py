@@ -91,13 +91,18 @@ def capture_encoded(
     setattr(receiver, _DECODER_QUEUE, EncodedFrameSink(on_frame, on_end))
 
 
+_pending_rtcp: set[asyncio.Future[None]] = set()
+
+
 def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     """Send a PLI to the publisher behind `receiver`; False if its SSRC is not known yet."""
     sources = receiver.getSynchronizationSources()
     if not sources:
         return False
     for source in sources:
-        asyncio.ensure_future(receiver._send_rtcp_pli(source.source))
+        task = asyncio.ensure_future(receiver._send_rtcp_pli(source.source))
+        _pending_rtcp.add(task)
+        task.add_done_callback(_pending_rtcp.discard)
     return True
 
 

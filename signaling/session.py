@@ -175,10 +175,10 @@ class ParticipantSession:
             if not self.ws.closed:
                 await self.ws.close()
 
-    async def _next_text(self, timeout: float | None = None) -> str | None:
+    async def _next_text(self, wait_s: float | None = None) -> str | None:
         """The next inbound text frame; binary frames get an error; None when the socket ends."""
         while True:
-            msg = await self.ws.receive(timeout=timeout)
+            msg = await self.ws.receive(timeout=wait_s)
             if msg.type == WSMsgType.TEXT:
                 return str(msg.data)
             if msg.type == WSMsgType.BINARY:
@@ -207,7 +207,7 @@ class ParticipantSession:
                 self.send(error("join_timeout", "no valid join message in time"))
                 return None
             try:
-                raw = await self._next_text(timeout=remaining)
+                raw = await self._next_text(wait_s=remaining)
             except TimeoutError:
                 continue
             if raw is None:

@@ -151,8 +151,8 @@ class HearingClient:
 
     # -- waiting --------------------------------------------------------------------------
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -162,12 +162,12 @@ class HearingClient:
                 async with self._changed:
                     await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
 
-    async def next_message(self, type_: str, after: int = 0, timeout: float = 10.0
+    async def next_message(self, type_: str, after: int = 0, within: float = 10.0
                            ) -> dict[str, Any]:
         def found() -> bool:
             return any(m.get("type") == type_ for m in self.messages[after:])
 
-        await self.wait_for(found, timeout)
+        await self.wait_for(found, within)
         return next(m for m in self.messages[after:] if m.get("type") == type_)
 
     def seat(self, participant_id: str) -> dict[str, Any] | None:

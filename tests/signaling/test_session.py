@@ -277,7 +277,7 @@ async def test_a_dead_peer_is_detected_by_heartbeat(hearing, participants, aioht
         ws = await session.ws_connect(f"{hearing.base_url}/ws", autoping=False)
         await ws.send_json({"type": "join", "token": hearing.tokens["lawyer"]})
         await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("present") is True)
-        await judge.wait_for(lambda: judge.seat(l_id)["present"] is False, timeout=10)
+        await judge.wait_for(lambda: judge.seat(l_id)["present"] is False, within=10)
         await ws.close()
 
 
