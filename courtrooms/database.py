@@ -12,7 +12,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Key of the PostgreSQL advisory lock that serializes registry writes across processes, so that
@@ -83,6 +88,10 @@ class Database:
                 await session.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY}
                 )
+            else:
+                # The driver would begin only at the first INSERT, after the conflict checks
+                # have read; take SQLite's write lock before any read instead.
+                await session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     async def aclose(self) -> None:
