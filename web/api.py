@@ -40,12 +40,13 @@ from courtrooms.schemas import (
 )
 from courtrooms.service import Registry
 from signaling.hub import Hub
-from web.endpoints import EndpointTable, body, bearer, path_id, query, respond
+from web.endpoints import EndpointTable, bearer, body, path_id, query, respond
 from web.errors import ApiError
 
 API_PREFIX = "/api/v1"
 REGISTRY = web.AppKey("registry", Registry)
 SETTINGS = web.AppKey("settings", Settings)
+OPENAPI = web.AppKey("openapi", dict)
 HUB = web.AppKey("hub", Hub)
 ADMIN_ACTOR = "admin"
 
@@ -67,6 +68,16 @@ def _page(model: type[BaseModel], items: Sequence[Any], total: int, q: Any) -> d
 
 def join_url(request: web.Request, token: str) -> str:
     return f"{request.app[SETTINGS].base_url}/join/{token}"
+
+
+class ParticipantList(BaseModel):
+    items: list[ParticipantOut]
+
+
+@api.route("GET", "/openapi.json", auth="none", summary="This OpenAPI document", tag="meta",
+           response=dict[str, Any])
+async def openapi_document(request: web.Request) -> web.Response:
+    return respond(request.app[OPENAPI])
 
 
 # -- courts ----------------------------------------------------------------------------------
@@ -300,7 +311,7 @@ async def add_participant(request: web.Request) -> web.Response:
 
 
 @api.route("GET", "/hearings/{id}/participants", summary="List a hearing's participants",
-           tag="participants", response=list[ParticipantOut], errors=(404,))
+           tag="participants", response=ParticipantList, errors=(404,))
 async def list_participants(request: web.Request) -> web.Response:
     people = await _registry(request).list_participants(path_id(request))
     return respond({"items": [ParticipantOut.model_validate(p).model_dump(mode="json")
@@ -368,10 +379,18 @@ async def list_audit(request: web.Request) -> web.Response:
     return respond(_page(AuditEventOut, items, total, q))
 
 
-@api.route("GET", "/audit/verify", summary="Check the audit chain", tag="audit")
+class AuditReport(BaseModel):
+    ok: bool
+    events: int
+    broken_seq: int | None
+    reason: str | None
+
+
+@api.route("GET", "/audit/verify", summary="Check the audit chain", tag="audit",
+           response=AuditReport)
 async def verify_audit(request: web.Request) -> web.Response:
     report = await _registry(request).verify_audit()
     return respond(
-        {"ok": report.ok, "events": report.events, "broken_seq": report.broken_seq,
-         "reason": report.reason}
+        AuditReport(ok=report.ok, events=report.events, broken_seq=report.broken_seq,
+                    reason=report.reason)
     )

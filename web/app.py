@@ -17,8 +17,8 @@ from courtrooms.service import Registry
 from signaling.bus import InProcessBus
 from signaling.hub import Hub
 from signaling.session import websocket_handler
-from web.api import HUB, REGISTRY, SETTINGS, api
-from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES, respond
+from web.api import HUB, OPENAPI, REGISTRY, SETTINGS, api
+from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES
 from web.errors import json_errors
 from web.openapi import build_openapi
 from web.pages import add_pages
@@ -47,7 +47,7 @@ def create_app(
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[ADMIN_TOKEN], _ = ensure_admin_token(settings)
-    openapi = build_openapi(api, tingshen_version())
+    app[OPENAPI] = build_openapi(api, tingshen_version())
 
     async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         if run_migrations:
@@ -68,11 +68,6 @@ def create_app(
 
     app.cleanup_ctx.append(registry_ctx)
     api.add_to(app)
-
-    async def openapi_json(_request: web.Request) -> web.Response:
-        return respond(openapi)
-
-    app.router.add_get("/api/v1/openapi.json", openapi_json)
 
     async def signaling(request: web.Request) -> web.StreamResponse:
         return await websocket_handler(request, request.app[HUB])

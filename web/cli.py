@@ -49,7 +49,9 @@ async def _serve(settings: Settings, seed: bool) -> None:
         if seed:
             print_demo(await seed_demo(app[REGISTRY], settings.default_language), settings)
         origin = "generated now, kept in" if generated else "from"
-        where = "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
+        where = (
+            "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
+        )
         print(f"\nClerk API token ({origin} {where}): {token}")
         print(f"API: {settings.base_url}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
         stop = asyncio.Event()

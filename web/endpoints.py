@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import uuid
@@ -62,6 +63,7 @@ class EndpointTable:
         def register(
             handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
         ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+            @functools.wraps(handler)
             async def guarded(request: web.Request) -> web.StreamResponse:
                 if auth == "admin":
                     require_admin(request)
@@ -104,7 +106,9 @@ def require_admin(request: web.Request) -> None:
 async def body(request: web.Request, model: type[B]) -> B:
     """Read and validate a JSON body; nothing else is accepted."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        raise ApiError(
+            413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+        )
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be application/json")
     raw = await request.read()

@@ -62,7 +62,7 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "operationId": endpoint.handler.__qualname__ + "_" + endpoint.method.lower()
+        "operationId": endpoint.handler.__name__ + "_" + endpoint.method.lower()
         + re.sub(r"\W+", "_", endpoint.path),
         "parameters": params,
     }

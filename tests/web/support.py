@@ -1,0 +1,243 @@
+"""Helpers for the web tests: calling the API, checking error bodies, snapshotting the database."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+
+from courtrooms.database import Database
+from web.endpoints import Endpoint
+
+API = "/api/v1"
+# The hearing the fixtures schedule: 10:00-12:00 UTC on the FakeClock's day (it starts at 01:00).
+HEARING_START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+HEARING_END = HEARING_START + timedelta(hours=2)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    text: str
+    json: Any
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return self.json["error"]
+
+
+async def call(
+    client: TestClient,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+    data: Any = None,
+    params: Any = None,
+) -> Reply:
+    kwargs: dict[str, Any] = {"headers": headers or {}}
+    if json is not None:
+        kwargs["json"] = json
+    if data is not None:
+        kwargs["data"] = data
+    if params is not None:
+        kwargs["params"] = params
+    async with client.request(method, path, **kwargs) as resp:
+        text = await resp.text()
+        parsed = None
+        if resp.content_type == "application/json":
+            parsed = jsonlib.loads(text)
+        return Reply(resp.status, resp.headers, text, parsed)
+
+
+def assert_error(
+    reply: Reply,
+    status: int | None = None,
+    code: str | None = None,
+    field: str | None = None,
+) -> dict[str, Any]:
+    """The body is `{"error": {"code", "message", "field"?}}` as JSON; returns the error."""
+    assert reply.headers.get("Content-Type", "").startswith("application/json"), (
+        f"{reply.status} {reply.headers.get('Content-Type')}: {reply.text[:300]}"
+    )
+    if status is not None:
+        assert reply.status == status, reply.text[:500]
+    assert 400 <= reply.status < 500, reply.text[:500]
+    body = reply.json
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error.get("code"), str) and error["code"], error
+    assert isinstance(error.get("message"), str) and error["message"], error
+    if "field" in error:
+        assert isinstance(error["field"], str) and error["field"], error
+    if code is not None:
+        assert error["code"] == code, error
+    if field is not None:
+        assert error.get("field") == field, error
+    return error
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def hearing_body(
+    start: datetime = HEARING_START,
+    end: datetime | None = None,
+    courtroom_id: uuid.UUID | str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "case_number": "(2026)京0105刑初123号",
+        "title": "张某盗窃案",
+        "kind": "trial",
+        "scheduled_start": iso(start),
+        "scheduled_end": iso(end or start + timedelta(hours=2)),
+    }
+    if courtroom_id is not None:
+        body["courtroom_id"] = str(courtroom_id)
+    body.update(extra)
+    return body
+
+
+@dataclass
+class World:
+    """One of everything, created through the API, so paths with ids point at real entities."""
+
+    court_id: str
+    courtroom_id: str
+    terminal_id: str
+    device_key: str
+    hearing_id: str
+    judge_id: str
+    judge_token: str
+    defendant_id: str
+    defendant_token: str
+
+    def path(self, template: str) -> str:
+        """`template` with each `{name}` replaced by the id of the entity it names."""
+        kind = template[len(API) :].split("/")[1]
+        owner = {
+            "courts": self.court_id,
+            "courtrooms": self.courtroom_id,
+            "prison-terminals": self.terminal_id,
+            "hearings": self.hearing_id,
+        }
+        values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
+                  "token": self.judge_token}
+        return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
+
+
+async def make_world(client: TestClient, admin: dict[str, str]) -> World:
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        reply = await call(client, "POST", API + path, json=body, headers=admin)
+        assert reply.status == 201, reply.text
+        return reply.json
+
+    court = await post("/courts", {"name": "北京市朝阳区人民法院"})
+    room = await post("/courtrooms", {"court_id": court["id"], "name": "第一法庭"})
+    terminal = await post("/prison-terminals", {"name": "终端一号", "prison": "北京市第一监狱"})
+    hearing = await post("/hearings", hearing_body(courtroom_id=room["id"]))
+    judge = await post(
+        f"/hearings/{hearing['id']}/participants",
+        {"name": "王审判员", "role": "judge", "location": "courtroom"},
+    )
+    defendant = await post(
+        f"/hearings/{hearing['id']}/participants",
+        {"name": "张某", "role": "defendant", "location": "prison", "terminal_id": terminal["id"]},
+    )
+    return World(
+        court_id=court["id"],
+        courtroom_id=room["id"],
+        terminal_id=terminal["id"],
+        device_key=terminal["device_key"],
+        hearing_id=hearing["id"],
+        judge_id=judge["id"],
+        judge_token=judge["token"],
+        defendant_id=defendant["id"],
+        defendant_token=defendant["token"],
+    )
+
+
+def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
+    """A body each endpoint accepts, given the entities of `world` (random ids without one)."""
+    court_id = world.court_id if world else str(uuid.uuid4())
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/courts"): {"name": "上海市第一中级人民法院"},
+        ("PATCH", "/courts/{id}"): {"name": "北京市朝阳区人民法院（新）"},
+        ("POST", "/courtrooms"): {"court_id": court_id, "name": "第二法庭"},
+        ("PATCH", "/courtrooms/{id}"): {"name": "第三法庭"},
+        ("POST", "/prison-terminals"): {"name": "终端二号", "prison": "北京市第二监狱"},
+        ("PATCH", "/prison-terminals/{id}"): {"name": "终端三号"},
+        ("POST", "/hearings"): hearing_body(HEARING_START + timedelta(days=1),
+                                            language="en", auto_admit=True),
+        ("PATCH", "/hearings/{id}"): {"scheduled_start": iso(HEARING_START + timedelta(hours=1)),
+                                      "scheduled_end": iso(HEARING_END + timedelta(hours=1)),
+                                      "title": "张某盗窃案（改期）"},
+        ("POST", "/hearings/{id}/participants"): {
+            "name": "李律师", "role": "lawyer", "location": "remote"},
+    }
+    key = (endpoint.method, endpoint.path[len(API) :])
+    if key not in bodies and endpoint.body is not None:
+        raise AssertionError(f"no valid body known for {key}; add one here")
+    return bodies.get(key, {})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tables: dict[str, tuple[str, ...]]
+    audit_head: tuple[int, str] | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(rows) for name, rows in self.tables.items()}
+
+
+class DatabaseState:
+    """Reads every table of the app's database through its own connection."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+        self._names: list[str] | None = None
+        self._baseline: Snapshot | None = None
+
+    async def snapshot(self) -> Snapshot:
+        async with self.db.engine.connect() as conn:
+            if self._names is None:
+                names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+                assert {"audit_events", "hearings", "join_tokens"} <= set(names), names
+                self._names = sorted(names)
+            tables: dict[str, tuple[str, ...]] = {}
+            for name in self._names:
+                rows = (await conn.execute(sa.text(f'SELECT * FROM "{name}"'))).all()
+                tables[name] = tuple(sorted(repr(tuple(row)) for row in rows))
+            head = (
+                await conn.execute(
+                    sa.text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                )
+            ).first()
+        return Snapshot(tables, (int(head[0]), str(head[1])) if head else None)
+
+    async def baseline(self) -> Snapshot:
+        """The first snapshot taken through this fixture: for tests that must change nothing."""
+        if self._baseline is None:
+            self._baseline = await self.snapshot()
+        return self._baseline
+
+    async def assert_unchanged(self, before: Snapshot, what: str = "") -> None:
+        after = await self.snapshot()
+        assert after.audit_head == before.audit_head, f"audit chain grew: {what}"
+        assert after.counts == before.counts, f"row counts changed: {what}"
+        changed = [n for n in before.tables if before.tables[n] != after.tables.get(n)]
+        assert not changed, f"rows of {changed} changed: {what}"
+
+    async def aclose(self) -> None:
+        await self.db.aclose()
