@@ -1,0 +1,89 @@
+"""Real headless Chromium (Debian's) with fake camera and microphone, driven by Playwright."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, Response, async_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    # The server's ICE candidates are on 127.0.0.1 (tests/conftest.py); Chromium must use it
+    # too, and show its real host address rather than an mDNS name aiortc cannot resolve.
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Pages:
+    """Opens pages, each in its own browser context, and keeps their console for failures."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.console: dict[str, list[str]] = {}
+        self.responses: dict[str, Response | None] = {}
+
+    async def open(self, url: str, name: str) -> Page:
+        context = await self.browser.new_context(viewport=VIEWPORT)
+        self.contexts.append(context)
+        page = await context.new_page()
+        log = self.console.setdefault(name, [])
+        page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+        page.on("response", lambda r: log.append(f"http {r.status}: {r.url}")
+                if r.status >= 400 else None)
+        self.responses[name] = await page.goto(url)
+        return page
+
+    def errors(self) -> dict[str, list[str]]:
+        return {
+            name: [line for line in lines if line.startswith(("error", "pageerror"))]
+            for name, lines in self.console.items()
+        }
+
+    async def aclose(self) -> None:
+        for context in self.contexts:
+            await context.close()
+
+
+@pytest.fixture
+async def pages(browser: Browser) -> AsyncIterator[Pages]:
+    opened = Pages(browser)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+        # Shown by pytest only when the test fails.
+        for name, lines in opened.console.items():
+            print(f"--- console of {name} ---", *lines[-40:], sep="\n")
