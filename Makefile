@@ -13,8 +13,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.stamp-install
 
 # Debian packages the tests and the server use: PostgreSQL and Redis servers run by the tests,
-# ffmpeg/sox/espeak-ng for media and speech fixtures, Chromium for the browser tests.
-SYSTEM_PACKAGES := postgresql redis-server ffmpeg sox espeak-ng chromium
+# ffmpeg/sox/espeak-ng for media and speech fixtures, Chromium for the browser tests, a CJK
+# font so that Chinese names render in pages, screenshots and the review composite.
+SYSTEM_PACKAGES := postgresql redis-server ffmpeg sox espeak-ng chromium fonts-wqy-microhei
 
 .PHONY: help install system-deps run test lint pytest bench clean
 

@@ -75,5 +75,11 @@ class AccessDenied(CourtroomsError):
     code = "access_denied"
 
 
+class HearingFinished(AccessDenied):
+    """The hearing is closed or cancelled: nobody can join it any more."""
+
+    code = "hearing_finished"
+
+
 class AuditChainBroken(CourtroomsError):
     code = "audit_chain_broken"

@@ -16,6 +16,7 @@ from courtrooms import audit
 from courtrooms.database import Database
 from courtrooms.errors import (
     AccessDenied,
+    HearingFinished,
     InUse,
     InvalidInput,
     NotEditable,
@@ -685,7 +686,7 @@ class Registry:
 
     def _check_join_window(self, hearing: Hearing) -> None:
         if hearing.state in FINISHED_STATES:
-            raise AccessDenied(f"the hearing is {hearing.state.value}")
+            raise HearingFinished(f"the hearing is {hearing.state.value}")
         opens = hearing.scheduled_start - JOIN_WINDOW_LEAD
         if self.clock() < opens:
             raise AccessDenied(

@@ -26,6 +26,7 @@ NOMINAL_STEP = {"audio": 960, "video": 3_000}  # 20 ms of Opus, one frame at 30 
 MAX_PLAUSIBLE_GAP_S = 60
 SLOT_QUEUE_FRAMES = {"audio": 100, "video": 60}  # about two seconds of each
 KEYFRAME_REQUEST_INTERVAL_S = 0.5
+STALE_START_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,9 @@ class Publication:
         self.bytes_in += len(frame.data)
         if frame.keyframe:
             self._keyframe_wanted = False
+        elif self._keyframe_wanted:
+            # An earlier request may have gone nowhere (no SSRC known yet, or a lost PLI).
+            self.want_keyframe()
         for tap in self.taps:
             tap(frame)
         if self.muted:
@@ -138,6 +142,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._out_ts = 0
         self._last_in_ts: int | None = None
         self._need_keyframe = kind == "video"
+        self._sending = False
         self.frames_out = 0
         self.frames_dropped = 0
 
@@ -180,6 +185,16 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue.append(frame)
         self._ready.set()
 
+    def _drop_stale(self) -> None:
+        """The sender starts once the subscriber is connected; what queued before is old news
+        and would arrive as a burst: start from a fresh keyframe instead."""
+        if self._queue and time.monotonic() - self._queue[0].received_at > STALE_START_S:
+            self.frames_dropped += len(self._queue)
+            self._queue.clear()
+            if self.kind == "video":
+                self._need_keyframe = True
+                self.request_keyframe()
+
     def _next_timestamp(self, in_ts: int) -> int:
         if self._last_in_ts is not None:
             delta = in_ts - self._last_in_ts
@@ -191,6 +206,9 @@ class ForwardedTrack(MediaStreamTrack):
         return self._out_ts
 
     async def recv(self) -> av.Packet:
+        if not self._sending:
+            self._sending = True
+            self._drop_stale()
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError

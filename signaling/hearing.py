@@ -64,6 +64,7 @@ class LiveHearing:
         registry: Registry,
         bus: LiveBus,
         ice_servers: list[RTCIceServer],
+        client_ice_servers: list[dict[str, Any]],
         on_empty: Callable[[LiveHearing], None],
     ) -> None:
         self.id = str(hearing.id)
@@ -74,6 +75,7 @@ class LiveHearing:
         self.media = MediaRoom(self.id)
         self.connections: dict[str, Connection] = {}
         self._ice_servers = ice_servers
+        self._client_ice_servers = client_ice_servers
         self._on_empty = on_empty
         self._lock = asyncio.Lock()
         self._unlisten = bus.listen(self.id, self._on_bus)
@@ -176,6 +178,8 @@ class LiveHearing:
                 "participants": [s.public() for s in await self.bus.seats(self.id)],
             }
         )
+        # Before any offer: the client builds its RTCPeerConnection with these servers.
+        connection.send({"type": "config", "ice_servers": self._client_ice_servers})
         await self.broadcast_participants()
         if seat.admitted:
             await self.start_media(connection)

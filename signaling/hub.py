@@ -63,7 +63,7 @@ class Hub:
             if live is None:
                 hearing = await self.registry.get_hearing(participant.hearing_id)
                 live = LiveHearing(hearing, self.registry, self.bus, self._server_ice,
-                                   self._on_empty)
+                                   self.client_ice_servers, self._on_empty)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)

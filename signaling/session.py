@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from courtrooms.errors import AccessDenied
+from courtrooms.errors import AccessDenied, HearingFinished
 from courtrooms.models import Participant
 from courtrooms.service import JoinGrant
 from media.errors import NegotiationError
 from media.peer import SlotInfo
 from signaling.errors import NotAdmitted, SignalingError
-from signaling.hearing import FINISHED, LiveHearing
+from signaling.hearing import LiveHearing
 from signaling.hub import Hub
 from signaling.messages import (
     MAX_MESSAGE_BYTES,
@@ -150,9 +150,6 @@ class ParticipantSession:
             if grant is None:
                 return
             self.participant_id = str(grant.participant.id)
-            if grant.hearing.state.value in FINISHED:
-                self.send(error("hearing_finished", f"the hearing is {grant.hearing.state.value}"))
-                return
             self.live = await self.hub.arrive(self, grant.participant)
             await self._serve(grant.participant)
         finally:
@@ -224,8 +221,12 @@ class ParticipantSession:
                 return await self._grant(message)
             except SignalingError as e:
                 self._refuse(e, raw)
+            except HearingFinished as e:
+                self.send(error(e.code, e.message, ref=ref_of(raw)))
+                await self.close(4000, e.message)
+                return None
             except AccessDenied as e:
-                self.send(error("access_denied", e.message, ref=ref_of(raw)))
+                self.send(error(e.code, e.message, ref=ref_of(raw)))
 
     async def _grant(self, join: Join) -> JoinGrant:
         registry = self.hub.registry
@@ -237,7 +238,6 @@ class ParticipantSession:
         return await registry.resolve_device_key(join.device_key)
 
     async def _serve(self, participant: Participant) -> None:
-        self.send({"type": "config", "ice_servers": self.hub.client_ice_servers})
         while (raw := await self._next_text()) is not None:
             if not self._rate_ok():
                 continue

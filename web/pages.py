@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from courtrooms.errors import AccessDenied
+from courtrooms.errors import AccessDenied, HearingFinished
 from web.api import REGISTRY
 
 STATIC = Path(__file__).parent / "static"
@@ -73,6 +73,14 @@ async def join(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     try:
         grant = await request.app[REGISTRY].resolve_join_token(token)
+    except HearingFinished as e:
+        return _page(
+            "庭审已结束 Hearing ended",
+            f'<main><h1>{_bilingual("庭审已结束", "The hearing has ended")}</h1>'
+            f'<p>{html.escape(e.message)}</p></main>',
+            status=403,
+            body_attrs=' data-state="ended"',
+        )
     except AccessDenied as e:
         return _page(
             "无法加入 Cannot join",

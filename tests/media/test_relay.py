@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -12,12 +13,13 @@ VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])  # frame tag bit 0 = 0: ke
 VP8_DELTA = bytes([0x11, 0x02, 0x00])
 
 
-def video(ts: int, key: bool) -> EncodedFrame:
-    return EncodedFrame("video", "VP8", VP8_KEY if key else VP8_DELTA, ts, key, 0.0)
+def video(ts: int, key: bool, age: float = 0.0) -> EncodedFrame:
+    data = VP8_KEY if key else VP8_DELTA
+    return EncodedFrame("video", "VP8", data, ts, key, time.monotonic() - age)
 
 
 def audio(ts: int) -> EncodedFrame:
-    return EncodedFrame("audio", "opus", b"\xfc\xff\xfe", ts, True, 0.0)
+    return EncodedFrame("audio", "opus", b"\xfc\xff\xfe", ts, True, time.monotonic())
 
 
 def test_keyframes_are_recognised():
@@ -117,3 +119,47 @@ async def test_stopped_track_ends_recv():
     track.stop()
     with pytest.raises(MediaStreamError):
         await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_keyframe_request_that_went_nowhere_is_repeated_while_frames_arrive():
+    publication = Publication("p1", "video")
+    ssrc_known = False
+    sent = []
+
+    def request() -> bool:  # like aiortc before the publisher's first packet: no SSRC
+        if ssrc_known:
+            sent.append(1)
+        return ssrc_known
+
+    publication.attach_source(request)
+    track = ForwardedTrack("video")
+    track.set_source(publication)
+    assert sent == []
+    ssrc_known = True
+    publication.push(video(3000, key=False))
+    assert sent == [1]
+    publication.push(video(6000, key=False))
+    assert sent == [1]  # rate-limited
+    publication.push(video(9000, key=True))
+    await asyncio.sleep(0.55)
+    publication.push(video(12000, key=False))
+    assert sent == [1]  # the keyframe came; no more requests
+
+
+async def test_frames_queued_before_the_subscriber_connects_are_not_sent_late():
+    publication = Publication("p1", "video")
+    requests = []
+    publication.attach_source(lambda: requests.append(1) or True)
+    track = ForwardedTrack("video")
+    track.set_source(publication)
+    publication.push(video(3000, key=True, age=2.0))
+    publication.push(video(6000, key=False, age=1.9))
+    await asyncio.sleep(0.55)
+    receiving = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.05)
+    assert not receiving.done() and track.frames_dropped == 2
+    assert len(requests) == 2  # asked again for a fresh keyframe
+    publication.push(video(9000, key=False))
+    publication.push(video(12000, key=True))
+    packet = await asyncio.wait_for(receiving, 1)
+    assert bytes(packet) == VP8_KEY

@@ -50,6 +50,9 @@ async def test_ice_servers_and_port_range(hearing, participants, monkeypatch):
     config = await judge.next_message("config")
     assert config["ice_servers"] == ICE
     offer = await judge.next_message("offer")
+    order = [m["type"] for m in judge.messages]
+    # The client needs its ICE servers before it builds the peer connection for the offer.
+    assert order.index("welcome") < order.index("config") < order.index("offer")
     ports = [int(p) for p in re.findall(r"udp \d+ 127\.0\.0\.1 (\d+) typ host", offer["sdp"])]
     assert ports and all(42000 <= p <= 42049 for p in ports)
     server_config = next(c for c in seen if c is not None and c.iceServers)

@@ -125,6 +125,12 @@ async def test_hearing_commands_reach_everyone_and_the_registry(hearing, partici
     assert r.status == 200
     await lawyer.wait_for(lambda: lawyer.hearing_state == "closed")
     await lawyer.wait_for(lambda: lawyer.closed_code == 4000)
+    # Coming back to a closed hearing is refused the same way.
+    late = HearingClient(hearing.base_url, "late")
+    participants.append(late)
+    await late.join(hearing.tokens["lawyer"])
+    assert (await late.next_message("error"))["code"] == "hearing_finished"
+    await late.wait_for(lambda: late.closed_code == 4000)
     r = await client.get(f"/api/v1/audit?hearing_id={hearing.id}", headers=admin)
     actions = [e["action"] for e in (await r.json())["items"]]
     assert "participant.admitted" in actions and "hearing.start" in actions

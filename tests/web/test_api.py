@@ -507,7 +507,7 @@ async def test_join_token_window_close_revocation_and_reissue(
         await post(client, admin, f"/hearings/{world.hearing_id}/{action}", None, status=200)
     assert (await join(world.defendant_token)).status == 200
     await post(client, admin, f"/hearings/{world.hearing_id}/close", None, status=200)
-    closed = assert_error(await join(world.defendant_token), 403, "access_denied")
+    closed = assert_error(await join(world.defendant_token), 403, "hearing_finished")
     assert "closed" in closed["message"]
     after_close = await call(client, "POST", f"{base}/{world.judge_id}/token", headers=admin)
     assert_error(after_close, 409, "not_editable")

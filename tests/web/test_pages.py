@@ -82,7 +82,8 @@ async def test_join_page_refuses_unknown_early_revoked_and_closed_links(
         assert (await call(client, "POST", f"{API}/hearings/{hearing_id}/{action}",
                            headers=admin)).status == 200
     closed = await call(client, "GET", f"/join/{fresh.json['token']}")
-    assert closed.status == 403 and "Cannot join" in closed.text and "closed" in closed.text
+    assert closed.status == 403 and "has ended" in closed.text and "closed" in closed.text
+    assert 'data-state="ended"' in closed.text and 'data-state="error"' in revoked.text
 
 
 async def test_a_token_full_of_markup_is_not_echoed_as_markup(client: TestClient) -> None:
