@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -119,7 +121,9 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime, dict[str, Any]: JSON, float: Double
+    }
 
 
 class Court(Base):
@@ -178,6 +182,9 @@ class Hearing(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # The wall-clock instant (Unix seconds) that is 0 on the hearing's timeline, on which
+    # recordings and the trial record are placed; set when the hearing first goes in session.
+    timeline_origin: Mapped[float | None]
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="hearing", lazy="raise", order_by="Participant.created_at"
@@ -197,6 +204,8 @@ class Participant(Base):
     terminal_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("prison_terminals.id"), index=True
     )
+    # Judges and clerks review recordings; anyone else only when the judge permits it.
+    may_review: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")
@@ -213,6 +222,89 @@ class JoinToken(Base):
     issued_to: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class RecordingStatus(enum.StrEnum):
+    RECORDING = "recording"  # being written (or the server died while writing it)
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"  # a write error stopped it; what it holds is kept
+    RECOVERED = "recovered"  # found unfinished at start-up and repaired
+
+
+class RecordingSegment(Base):
+    """A stretch of the hearing timeline that was recorded: from a start or resume to the
+    next recess or close. Gaps between segments are the recesses."""
+
+    __tablename__ = "recording_segments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
+    index: Mapped[int]
+    start: Mapped[float]
+    end: Mapped[float | None]
+
+
+class Recording(Base):
+    """One participant's file of one segment (`participant_id` set) or the review composite."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("participants.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "participant" or "composite"
+    segment: Mapped[int | None]
+    # Relative to the data directory; never taken from a request.
+    path: Mapped[str] = mapped_column(String(400), unique=True)
+    media_type: Mapped[str] = mapped_column(String(64))
+    codecs: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[float]
+    duration: Mapped[float] = mapped_column(default=0.0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[RecordingStatus] = mapped_column(_enum(RecordingStatus, "recording_status"))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class TranscriptSegment(Base):
+    """A line of the trial record (庭审笔录): who said what, when on the hearing timeline.
+
+    `version` 1 is the live record; each retranscription of the recordings adds the next
+    version. `revision` counts the clerk's corrections of this line.
+    """
+
+    __tablename__ = "transcript_segments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"))
+    version: Mapped[int] = mapped_column(default=1)
+    start: Mapped[float]
+    end: Mapped[float]
+    text: Mapped[str] = mapped_column(String(4000))
+    language: Mapped[str] = mapped_column(String(8))
+    words: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    revision: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SegmentRevision(Base):
+    """One correction of a trial record line: who, when, before and after."""
+
+    __tablename__ = "segment_revisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    segment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transcript_segments.id"), index=True
+    )
+    revision: Mapped[int]
+    author: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+    before: Mapped[str] = mapped_column(String(4000))
+    after: Mapped[str] = mapped_column(String(4000))
 
 
 class AuditEvent(Base):

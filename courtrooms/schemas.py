@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from courtrooms.models import HearingKind, HearingState, Location, Role
+from courtrooms.models import HearingKind, HearingState, Location, RecordingStatus, Role
 
 MAX_HEARING_LENGTH = timedelta(days=7)
 MAX_PAGE = 200
@@ -229,6 +229,7 @@ class ParticipantOut(Output):
     role: Role
     location: Location
     terminal_id: uuid.UUID | None
+    may_review: bool = False
     created_at: datetime
 
 
@@ -302,3 +303,52 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+# -- recordings ---------------------------------------------------------------------------
+
+
+class RecordingOut(Output):
+    id: uuid.UUID
+    participant_id: uuid.UUID | None
+    participant_name: str | None = None
+    role: Role | None = None
+    kind: str = Field(description="`participant` (one participant, one segment) or `composite`")
+    segment: int | None
+    media_type: str
+    codecs: str
+    offset: float = Field(description="Start on the hearing timeline, in seconds")
+    duration: float
+    size: int
+    sha256: str
+    status: RecordingStatus
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    url: str = ""
+
+
+class RecordingSegmentOut(Output):
+    index: int
+    start: float = Field(description="Seconds on the hearing timeline; gaps are recesses")
+    end: float | None
+
+
+class CompositeStatus(BaseModel):
+    state: str = Field(description="`idle`, `rendering`, `done` or `failed`")
+    progress: float = Field(ge=0, le=1)
+    error: str | None = None
+
+
+class RecordingList(BaseModel):
+    timeline_origin: datetime | None = Field(
+        description="The wall-clock instant that is 0 on the hearing timeline"
+    )
+    segments: list[RecordingSegmentOut]
+    items: list[RecordingOut]
+    manifest_sha256: str
+    composite: CompositeStatus
+
+
+class ReviewPermission(Input):
+    may_review: bool

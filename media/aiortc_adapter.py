@@ -10,6 +10,8 @@ host candidates on every interface but loopback and on random ports, with no set
   loop, and stops aiortc's decoder thread from starting for that receiver (no decoding at all);
 - redirects a sender's keyframe requests (PLI/FIR) to a callback;
 - asks a receiver's remote sender for a keyframe (RTCP PLI);
+- reports the RTCP sender reports a receiver gets (NTP/RTP pairs), which put the encoded frames
+  on the sender's wall clock for recording;
 - restricts host candidates to configured addresses and UDP ports to a configured range.
 
 Every access is checked at import time so that an incompatible aiortc fails loudly, at once.
@@ -28,11 +30,13 @@ import aiortc
 import aiortc.rtcrtpreceiver as _receiver_module
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtcpSrPacket
 
 from media.errors import UnsupportedAiortc
 
 SUPPORTED_AIORTC = ("1.16",)
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 
 if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
     raise UnsupportedAiortc(
@@ -42,11 +46,14 @@ if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
 for _owner, _name in (
     (_receiver_module, "decoder_worker"),
     (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpReceiver, "_handle_rtcp_packet"),
     (RTCRtpSender, "_send_keyframe"),
     (aioice.ice, "get_host_addresses"),
 ):
     if not hasattr(_owner, _name):
         raise UnsupportedAiortc(f"aiortc/aioice no longer has {_name}")
+if not hasattr(_receiver_module.TimestampMapper(), "_origin"):
+    raise UnsupportedAiortc("aiortc's TimestampMapper no longer keeps _origin")
 
 EncodedFrameCallback = Callable[[str, JitterFrame], None]
 
@@ -104,6 +111,30 @@ def request_keyframe(receiver: RTCRtpReceiver) -> bool:
         _pending_rtcp.add(task)
         task.add_done_callback(_pending_rtcp.discard)
     return True
+
+
+NTP_UNIX_EPOCH_S = 2_208_988_800
+SenderReportCallback = Callable[[float, int], None]
+
+
+def on_sender_report(receiver: RTCRtpReceiver, callback: SenderReportCallback) -> None:
+    """Call `callback(sender_wall_time_s, rtp_timestamp)` for each RTCP sender report.
+
+    The receiver hands frames on with timestamps counted from its first frame's (its
+    `TimestampMapper`); the report's RTP timestamp is put on that same count.
+    """
+    original = receiver._handle_rtcp_packet
+    mapper = getattr(receiver, _TIMESTAMP_MAPPER)
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket) and mapper._origin is not None:
+            ntp = packet.sender_info.ntp_timestamp
+            wall = (ntp >> 32) - NTP_UNIX_EPOCH_S + (ntp & 0xFFFFFFFF) / 2**32
+            callback(wall, packet.sender_info.rtp_timestamp - mapper._origin)
+        await original(packet)
+
+    # The DTLS transport looks the handler up on the instance for every packet.
+    receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

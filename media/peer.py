@@ -25,9 +25,15 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import candidate_from_sdp
 
-from media.aiortc_adapter import capture_encoded, on_keyframe_request, request_keyframe
+from media.aiortc_adapter import (
+    capture_encoded,
+    on_keyframe_request,
+    on_sender_report,
+    request_keyframe,
+)
 from media.audio import AudioTap
 from media.errors import NegotiationError
+from media.recording import SenderClock
 from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ class ParticipantPeer:
         self.publish = publish
         self.publications = {kind: Publication(participant_id, kind) for kind in KINDS}
         self.audio_tap = AudioTap(participant_id)
+        self.clock = SenderClock()
         self.slots: list[Slot] = []
         self.created_at = time.monotonic()
         self._ice_servers = list(ice_servers)
@@ -140,6 +147,9 @@ class ParticipantPeer:
             )
 
         capture_encoded(receiver, on_frame, publication.end)
+        on_sender_report(
+            receiver, lambda wall, rtp: self.clock.sender_report(kind, wall, rtp)
+        )
         publication.attach_source(lambda: request_keyframe(receiver))
 
     # -- subscriptions --------------------------------------------------------------------

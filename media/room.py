@@ -1,13 +1,74 @@
-"""A hearing's media: every connected participant's peer subscribes to everyone else."""
+"""A hearing's media: every connected participant's peer subscribes to everyone else, and while
+the hearing is in session every publishing peer is recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
 from media.peer import ParticipantPeer
+from media.recording import ParticipantRecorder, RecordingFile
 from media.relay import Publication
 
 log = logging.getLogger(__name__)
+
+
+class RecordingEvents(Protocol):
+    """What the room tells the record keeper about its files."""
+
+    async def recording_started(self, recorder: ParticipantRecorder) -> None: ...
+
+    async def recording_finished(self, file: RecordingFile) -> None: ...
+
+    def recording_failed(self, participant_id: str, message: str) -> None: ...
+
+
+class SegmentRecording:
+    """One session segment of a hearing being recorded: where files go and how they are named."""
+
+    def __init__(
+        self, directory: Path, origin_wall: float, segment: int, events: RecordingEvents
+    ) -> None:
+        self.directory = directory
+        self.origin_wall = origin_wall
+        self.segment = segment
+        self.events = events
+        self.recorders: dict[str, ParticipantRecorder] = {}
+        self._files = 0
+
+    async def begin(self, peer: ParticipantPeer) -> None:
+        pid = peer.participant_id
+        self._files += 1
+        recorder = ParticipantRecorder(
+            self.directory / f"{self.segment:03d}-{self._files:03d}-{pid}.webm",
+            pid, self.segment, self.origin_wall, peer.clock,
+            self._failure_reporter(pid),
+        )
+        recorder.start()
+        self.recorders[pid] = recorder
+        for publication in peer.publications.values():
+            publication.taps.append(recorder.push)
+            publication.want_keyframe()  # the file starts at a keyframe
+        await self.events.recording_started(recorder)
+
+    def _failure_reporter(self, participant_id: str) -> Callable[[str], None]:
+        def report(message: str) -> None:
+            self.events.recording_failed(participant_id, message)
+
+        return report
+
+    async def end(self, peer: ParticipantPeer) -> None:
+        recorder = self.recorders.pop(peer.participant_id, None)
+        if recorder is None:
+            return
+        file = await recorder.aclose()
+        for publication in peer.publications.values():
+            if recorder.push in publication.taps:
+                publication.taps.remove(recorder.push)
+        await self.events.recording_finished(file)
 
 
 class MediaRoom:
@@ -16,21 +77,29 @@ class MediaRoom:
     def __init__(self, hearing_id: str) -> None:
         self.hearing_id = hearing_id
         self.peers: dict[str, ParticipantPeer] = {}
+        self.recording: SegmentRecording | None = None
 
     async def add(self, peer: ParticipantPeer) -> None:
         """Start `peer`, replacing an earlier peer of the same participant (a rejoin)."""
         old = self.peers.pop(peer.participant_id, None)
         if old is not None:
-            await old.aclose()
+            await self._close_peer(old)
         await peer.start()
         self.peers[peer.participant_id] = peer
+        if self.recording is not None and peer.publish:
+            await self.recording.begin(peer)
         self.rewire(new_peer=peer)
 
     async def remove(self, participant_id: str) -> None:
         peer = self.peers.pop(participant_id, None)
         if peer is not None:
-            await peer.aclose()
+            await self._close_peer(peer)
             self.rewire()
+
+    async def _close_peer(self, peer: ParticipantPeer) -> None:
+        if self.recording is not None:
+            await self.recording.end(peer)
+        await peer.aclose()
 
     def rewire(self, new_peer: ParticipantPeer | None = None) -> None:
         """Point every peer's slots at the others' publications; negotiate where needed."""
@@ -52,6 +121,26 @@ class MediaRoom:
         if peer is not None:
             peer.set_muted(muted)
 
+    # -- recording ------------------------------------------------------------------------
+
+    async def start_recording(
+        self, directory: Path, origin_wall: float, segment: int, events: RecordingEvents
+    ) -> None:
+        """Record every publishing peer, now and as they join, until `stop_recording()`."""
+        if self.recording is not None:
+            return
+        self.recording = SegmentRecording(directory, origin_wall, segment, events)
+        for peer in self.peers.values():
+            if peer.publish:
+                await self.recording.begin(peer)
+
+    async def stop_recording(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return
+        await asyncio.gather(*(recording.end(peer) for peer in list(self.peers.values())))
+
     async def aclose(self) -> None:
+        await self.stop_recording()
         for participant_id in list(self.peers):
             await self.remove(participant_id)

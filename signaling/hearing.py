@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiortc import RTCIceServer
@@ -13,8 +16,10 @@ from aiortc import RTCIceServer
 from courtrooms.errors import CourtroomsError, InvalidTransition
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import Hearing, HearingState, Participant, Role
+from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
 from media.peer import ParticipantPeer, PeerEvents
+from media.recording import ParticipantRecorder, RecordingFile
 from media.room import MediaRoom
 from signaling.bus import LiveBus, Seat
 from signaling.errors import Forbidden, SignalingError
@@ -28,6 +33,7 @@ AUDITED_ACTIONS = {
     "mute": "participant.muted",
     "unmute": "participant.unmuted",
 }
+REVIEW_COMMANDS = ("permit_review", "revoke_review")
 FINISHED = frozenset({HearingState.CLOSED.value, HearingState.CANCELLED.value})
 
 
@@ -62,21 +68,28 @@ class LiveHearing:
         self,
         hearing: Hearing,
         registry: Registry,
+        recordings: Recordings,
         bus: LiveBus,
         ice_servers: list[RTCIceServer],
         client_ice_servers: list[dict[str, Any]],
         on_empty: Callable[[LiveHearing], None],
+        on_closed: Callable[[uuid.UUID], Awaitable[None]],
     ) -> None:
         self.id = str(hearing.id)
         self.hearing_uuid = hearing.id
         self.info = hearing_view(hearing)
         self.registry = registry
+        self.recordings = recordings
         self.bus = bus
         self.media = MediaRoom(self.id)
+        self.recording_dir = Path("recordings") / self.id
+        self._segment: tuple[float, int] | None = None  # (timeline origin, index) while recording
+        self._recording_lock = asyncio.Lock()
         self.connections: dict[str, Connection] = {}
         self._ice_servers = ice_servers
         self._client_ice_servers = client_ice_servers
         self._on_empty = on_empty
+        self._on_closed = on_closed
         self._lock = asyncio.Lock()
         self._unlisten = bus.listen(self.id, self._on_bus)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -141,11 +154,66 @@ class LiveHearing:
             await connection.close(4001, "removed by the court")
 
     async def _apply_state(self, state: str) -> None:
-        if state in FINISHED:
+        if state == HearingState.IN_SESSION.value:
+            await self._start_recording()
+        elif state == HearingState.RECESS.value:
+            await self._stop_recording()
+        elif state in FINISHED:
+            await self._stop_recording()
             await self.media.aclose()
+            if state == HearingState.CLOSED.value:
+                await self._on_closed(self.hearing_uuid)
             for connection in list(self.connections.values()):
                 await connection.close(4000, f"the hearing is {state}")
             await self.bus.forget(self.id)
+
+    # -- recording ------------------------------------------------------------------------
+
+    async def _start_recording(self) -> None:
+        async with self._recording_lock:
+            if self._segment is not None or self.state != HearingState.IN_SESSION.value:
+                return
+            self._segment = await self.recordings.begin_segment(self.hearing_uuid, time.time())
+            origin, index = self._segment
+            await self.media.start_recording(
+                self.recordings.data_dir / self.recording_dir, origin, index, self
+            )
+
+    async def _stop_recording(self) -> None:
+        async with self._recording_lock:
+            if self._segment is None:
+                return
+            origin, index = self._segment
+            self._segment = None
+            stopped = time.time()
+            await self.media.stop_recording()
+            await self.recordings.end_segment(self.hearing_uuid, index, stopped - origin)
+
+    def _relative(self, path: Path) -> str:
+        return (self.recording_dir / path.name).as_posix()
+
+    async def recording_started(self, recorder: ParticipantRecorder) -> None:
+        await self.recordings.file_started(
+            self.hearing_uuid, uuid.UUID(recorder.participant_id), recorder.segment,
+            self._relative(recorder.path), recorder.offset,
+        )
+
+    async def recording_finished(self, file: RecordingFile) -> None:
+        await self.recordings.file_finished(
+            self._relative(file.path),
+            FileOutcome(duration=file.duration, codecs=",".join(file.codecs), error=file.error),
+        )
+
+    def recording_failed(self, participant_id: str, message: str) -> None:
+        """A file could not be written (a full disk): the court must know; the hearing goes on."""
+        alert = {"type": "alert", "code": "recording_failed", "participant_id": participant_id,
+                 "message": f"recording failed: {message}"}
+        self._spawn(self._alert_court(alert))
+
+    async def _alert_court(self, alert: dict[str, Any]) -> None:
+        for seat in await self.bus.seats(self.id):
+            if seat.role in CONTROL_ROLES:
+                await self._broadcast(alert, to=seat.participant_id)
 
     # -- arrival and departure ------------------------------------------------------------
 
@@ -210,6 +278,8 @@ class LiveHearing:
         peer = ParticipantPeer(connection.participant_id, connection, self._ice_servers)
         await self.media.add(peer)
         peer.set_muted(seat.muted)
+        if self.state == HearingState.IN_SESSION.value:
+            await self._start_recording()  # a hearing already in session when we took it up
 
     def peer(self, participant_id: str) -> ParticipantPeer | None:
         return self.media.peers.get(participant_id)
@@ -251,6 +321,13 @@ class LiveHearing:
                                  f"participant {target_id} has not joined this hearing",
                                  field="participant_id")
         actor_ref = f"participant:{actor.participant_id}"
+        if action in REVIEW_COMMANDS:
+            if actor.role != Role.JUDGE.value:
+                raise Forbidden("only the judge may permit reviewing the recordings")
+            await self.recordings.permit_review(
+                self.hearing_uuid, uuid.UUID(target_id), action == "permit_review", actor_ref
+            )
+            return
         effect: str | None = None
         if action == "admit":
             if target.admitted:
@@ -299,5 +376,6 @@ class LiveHearing:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        await self._stop_recording()
         await self.media.aclose()
 

@@ -10,11 +10,14 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from config import Settings
-from courtrooms.models import Participant
+from courtrooms.models import HearingState, Participant, RecordingStatus
+from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
 from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
+from media.recording import RecordingError, repair
 from signaling.bus import LiveBus
 from signaling.hearing import FINISHED, Connection, LiveHearing
+from signaling.review import CompositeJobs
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ class Hub:
     def __init__(
         self,
         registry: Registry,
+        recordings: Recordings,
         bus: LiveBus,
         settings: Settings,
         *,
@@ -32,6 +36,8 @@ class Hub:
         join_timeout_s: float = 15.0,
     ) -> None:
         self.registry = registry
+        self.recordings = recordings
+        self.composites = CompositeJobs(registry, recordings)
         self.bus = bus
         self.settings = settings
         self.heartbeat_s = heartbeat_s
@@ -56,14 +62,30 @@ class Hub:
             self._ports = UdpPortRange(*self.settings.udp_port_range)
             self._ports.install(asyncio.get_running_loop())
 
+    async def recover_recordings(self) -> None:
+        """Finish the files a killed server left behind: everything readable is kept."""
+        for row in await self.recordings.unfinished():
+            path = self.recordings.path_of(row)
+            try:
+                duration, codecs = await asyncio.to_thread(repair, path)
+                outcome = FileOutcome(duration=duration, codecs=",".join(codecs))
+                status = RecordingStatus.RECOVERED
+            except (RecordingError, FileNotFoundError) as e:
+                outcome = FileOutcome(duration=0.0, error=f"unrecoverable: {e}")
+                status = RecordingStatus.INTERRUPTED
+            await self.recordings.file_finished(row.path, outcome, status)
+            log.warning("recording %s recovered after an unclean stop: %s, %.1f s",
+                        row.path, status.value, outcome.duration)
+
     async def arrive(self, connection: Connection, participant: Participant) -> LiveHearing:
         hearing_id = str(participant.hearing_id)
         async with self._lock:
             live = self.hearings.get(hearing_id)
             if live is None:
                 hearing = await self.registry.get_hearing(participant.hearing_id)
-                live = LiveHearing(hearing, self.registry, self.bus, self._server_ice,
-                                   self.client_ice_servers, self._on_empty)
+                live = LiveHearing(hearing, self.registry, self.recordings, self.bus,
+                                   self._server_ice, self.client_ice_servers, self._on_empty,
+                                   self.hearing_closed)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)
@@ -102,8 +124,18 @@ class Hub:
         await self.bus.publish(key, {"kind": "state", "state": state})
         if state in FINISHED:
             await self.bus.forget(key)
+        if state == HearingState.CLOSED.value:
+            await self.hearing_closed(hearing_id)
+
+    async def hearing_closed(self, hearing_id: uuid.UUID) -> None:
+        """Seal the recordings of a closed hearing and render its review composite."""
+        await self.recordings.seal(hearing_id, "system")
+        files, _ = await self.recordings.of_hearing(hearing_id)
+        if any(f.kind == "participant" for f in files):
+            self.composites.start(hearing_id)
 
     async def aclose(self) -> None:
+        await self.composites.aclose()
         for connection in list(self.connections):
             await connection.close(1001, "server shutting down")
         while self._closing:

@@ -66,7 +66,8 @@ class Command(Inbound):
 
     type: Literal["command"]
     action: Literal[
-        "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close"
+        "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close",
+        "permit_review", "revoke_review",
     ]
     participant_id: Id | None = None
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import numpy as np
 from aiortc import (
     AudioStreamTrack,
     RTCConfiguration,
@@ -19,6 +20,29 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
+
+BEEP_HZ = 1000
+BEEP_S = 0.2
+
+
+class BeepTrack(AudioStreamTrack):
+    """Silence, except a loud 1 kHz tone for 0.2 s from the wall-clock instant `beep_at`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beep_at: float | None = None
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        if self.beep_at is not None:
+            rate = frame.sample_rate
+            start = self._start + frame.pts / rate  # the instant this frame is captured
+            t = start + np.arange(frame.samples) / rate
+            inside = (t >= self.beep_at) & (t < self.beep_at + BEEP_S)
+            if inside.any():
+                tone = (np.sin(2 * np.pi * BEEP_HZ * t) * 20_000 * inside).astype(np.int16)
+                frame.planes[0].update(tone.tobytes())
+        return frame
 
 
 class HearingClient:
@@ -41,6 +65,7 @@ class HearingClient:
         self._changed = asyncio.Condition()
         self.closed_code: int | None = None
         self.publish = True
+        self.audio = BeepTrack()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -113,7 +138,9 @@ class HearingClient:
             await self.pc.close()
         pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         if self.publish:
-            pc.addTrack(AudioStreamTrack())
+            if self.audio.readyState != "live":
+                self.audio = BeepTrack()
+            pc.addTrack(self.audio)
             pc.addTrack(VideoStreamTrack())
 
         @pc.on("track")

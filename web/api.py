@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -10,9 +12,11 @@ from pydantic import BaseModel
 
 from config import Settings
 from courtrooms.lifecycle import HearingAction
+from courtrooms.recordings import Recordings, Reviewer, manifest_sha256
 from courtrooms.schemas import (
     AuditEventOut,
     AuditQuery,
+    CompositeStatus,
     CourtIn,
     CourtOut,
     CourtPatch,
@@ -35,12 +39,25 @@ from courtrooms.schemas import (
     PrisonTerminalIn,
     PrisonTerminalOut,
     PrisonTerminalPatch,
+    RecordingList,
+    RecordingOut,
+    RecordingSegmentOut,
+    ReviewPermission,
     TerminalAssignment,
     TokenIssued,
 )
 from courtrooms.service import Registry
 from signaling.hub import Hub
-from web.endpoints import EndpointTable, bearer, body, path_id, query, respond
+from web.endpoints import (
+    CHALLENGE,
+    EndpointTable,
+    bearer,
+    body,
+    is_admin_token,
+    path_id,
+    query,
+    respond,
+)
 from web.errors import ApiError
 
 API_PREFIX = "/api/v1"
@@ -48,6 +65,7 @@ REGISTRY = web.AppKey("registry", Registry)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", dict)
 HUB = web.AppKey("hub", Hub)
+RECORDINGS = web.AppKey("recordings", Recordings)
 ADMIN_ACTOR = "admin"
 
 api = EndpointTable(API_PREFIX)
@@ -394,3 +412,107 @@ async def verify_audit(request: web.Request) -> web.Response:
         AuditReport(ok=report.ok, events=report.events, broken_seq=report.broken_seq,
                     reason=report.reason)
     )
+
+
+# -- recordings (review) ---------------------------------------------------------------------
+
+
+async def _reviewer(request: web.Request, hearing_id: uuid.UUID) -> Reviewer:
+    token = bearer(request) or request.query.get("token")
+    if not token:
+        raise ApiError(401, "unauthorized",
+                       "a bearer token (or a token query parameter) is required",
+                       headers=CHALLENGE)
+    if is_admin_token(request, token):
+        return Reviewer(actor=ADMIN_ACTOR)
+    return await request.app[RECORDINGS].reviewer(hearing_id, token)
+
+
+def _composite_status(request: web.Request, hearing_id: uuid.UUID) -> CompositeStatus:
+    progress = request.app[HUB].composites.status(hearing_id)
+    return CompositeStatus(state=progress.state, progress=progress.progress,
+                           error=progress.error)
+
+
+@api.route("GET", "/hearings/{id}/recordings", auth="review",
+           summary="The hearing's recordings: files, segments, offsets and hashes",
+           tag="recordings", response=RecordingList, errors=(404,))
+async def list_recordings(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _reviewer(request, hearing_id)
+    recordings = request.app[RECORDINGS]
+    files, segments = await recordings.of_hearing(hearing_id)
+    hearing = await _registry(request).get_hearing(hearing_id)
+    people = {p.id: p for p in hearing.participants}
+    items = []
+    for f in files:
+        out = RecordingOut.model_validate(f)
+        person = people.get(f.participant_id) if f.participant_id else None
+        items.append(out.model_copy(update={
+            "participant_name": person.name if person else None,
+            "role": person.role if person else None,
+            "url": f"{API_PREFIX}/hearings/{hearing_id}/recordings/{f.id}/media",
+        }))
+    origin = hearing.timeline_origin
+    return respond(RecordingList(
+        timeline_origin=None if origin is None else datetime.fromtimestamp(origin, UTC),
+        segments=[RecordingSegmentOut.model_validate(s) for s in segments],
+        items=items,
+        manifest_sha256=manifest_sha256(await recordings.manifest(hearing_id)),
+        composite=_composite_status(request, hearing_id),
+    ))
+
+
+@api.route("GET", "/hearings/{id}/recordings/{recording_id}/media", auth="review",
+           summary="One recording file (HTTP range requests supported)", tag="recordings",
+           errors=(404, 416))
+async def recording_media(request: web.Request) -> web.StreamResponse:
+    hearing_id = path_id(request)
+    reviewer = await _reviewer(request, hearing_id)
+    recordings = request.app[RECORDINGS]
+    row = await recordings.get(hearing_id, path_id(request, "recording_id"))
+    path = recordings.path_of(row)
+    if not path.is_file():
+        raise ApiError(404, "not_found", "the recording file is not on this server")
+    try:
+        from_start = request.http_range.start in (None, 0)
+    except ValueError:
+        from_start = True  # a malformed Range: FileResponse answers it
+    if from_start:
+        await _registry(request).record(hearing_id, reviewer.actor, "recording.viewed",
+                                        recording_id=str(row.id))
+    return web.FileResponse(path, headers={
+        "Content-Type": row.media_type, "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+@api.route("GET", "/hearings/{id}/composite", auth="review",
+           summary="Progress of the hearing's review composite", tag="recordings",
+           response=CompositeStatus, errors=(404,))
+async def composite_status(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _reviewer(request, hearing_id)
+    await _registry(request).get_hearing(hearing_id)
+    return respond(_composite_status(request, hearing_id))
+
+
+@api.route("POST", "/hearings/{id}/composite",
+           summary="Render (again) the hearing's review composite in the background",
+           tag="recordings", response=CompositeStatus, status=202, errors=(404,))
+async def render_composite(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _registry(request).get_hearing(hearing_id)
+    request.app[HUB].composites.start(hearing_id)
+    return respond(_composite_status(request, hearing_id), 202)
+
+
+@api.route("PUT", "/hearings/{id}/participants/{participant_id}/review",
+           summary="Allow or stop a participant reviewing the recordings", tag="recordings",
+           body=ReviewPermission, response=ParticipantOut, errors=(404,))
+async def permit_review(request: web.Request) -> web.Response:
+    permission = await body(request, ReviewPermission)
+    participant = await request.app[RECORDINGS].permit_review(
+        path_id(request), path_id(request, "participant_id"), permission.may_review, ADMIN_ACTOR
+    )
+    return respond(ParticipantOut.model_validate(participant))

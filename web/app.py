@@ -13,11 +13,12 @@ from aiohttp import web
 from config import Settings, ensure_admin_token
 from courtrooms.database import Database, migrate
 from courtrooms.models import utcnow
+from courtrooms.recordings import Recordings
 from courtrooms.service import Registry
 from signaling.bus import InProcessBus
 from signaling.hub import Hub
 from signaling.session import websocket_handler
-from web.api import HUB, OPENAPI, REGISTRY, SETTINGS, api
+from web.api import HUB, OPENAPI, RECORDINGS, REGISTRY, SETTINGS, api
 from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES
 from web.errors import json_errors
 from web.openapi import build_openapi
@@ -57,9 +58,13 @@ def create_app(
         app[DATABASE] = db
         registry = Registry(db, clock)
         app[REGISTRY] = registry
-        hub = Hub(registry, InProcessBus(), settings, heartbeat_s=settings.heartbeat_seconds)
+        recordings = Recordings(db, clock, settings.data_dir)
+        app[RECORDINGS] = recordings
+        hub = Hub(registry, recordings, InProcessBus(), settings,
+                  heartbeat_s=settings.heartbeat_seconds)
         hub.start()
         app[HUB] = hub
+        await hub.recover_recordings()
         try:
             yield
         finally:

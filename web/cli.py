@@ -1,4 +1,4 @@
-"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain."""
+"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain, render composites."""
 
 from __future__ import annotations
 
@@ -7,19 +7,28 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from tqdm import tqdm
 
 from config import Settings, SettingsError, ensure_admin_token, load_settings
 from courtrooms.database import Database, migrate
+from courtrooms.errors import CourtroomsError
+from courtrooms.models import utcnow
+from courtrooms.recordings import Recordings
 from courtrooms.seed import Demo, seed_demo
 from courtrooms.service import Registry
+from media.composite import CompositeError
+from signaling.review import render_hearing
 from web.api import REGISTRY
 from web.app import create_app
 
 log = logging.getLogger("tingshen")
+PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -76,13 +85,44 @@ async def _verify(settings: Settings) -> int:
     db = Database(settings.database)
     try:
         report = await Registry(db).verify_audit()
+        problems = await Recordings(db, utcnow, settings.data_dir).verify()
     finally:
         await db.aclose()
-    if report.ok:
-        print(f"audit chain intact: {report.events} events")
+    if not report.ok:
+        print(f"audit chain broken at event {report.broken_seq}: {report.reason}",
+              file=sys.stderr)
+    for problem in problems:
+        print(f"recordings: {problem}", file=sys.stderr)
+    if report.ok and not problems:
+        print(f"audit chain intact: {report.events} events; sealed recordings match")
         return 0
-    print(f"audit chain broken at event {report.broken_seq}: {report.reason}", file=sys.stderr)
     return 1
+
+
+async def _render(settings: Settings, hearing: str) -> int:
+    try:
+        hearing_id = uuid.UUID(hearing)
+    except ValueError:
+        print(f"tingshen render: {hearing!r} is not a hearing id", file=sys.stderr)
+        return 2
+    db = Database(settings.database)
+    try:
+        registry = Registry(db)
+        recordings = Recordings(db, utcnow, settings.data_dir)
+        with tqdm(total=100, unit="%", desc="composite", bar_format=PROGRESS_FORMAT) as bar:
+
+            def advance(fraction: float) -> None:
+                bar.update(round(fraction * 100) - bar.n)
+
+            path = await render_hearing(registry, recordings, hearing_id, advance,
+                                        threading.Event())
+    except (CourtroomsError, CompositeError) as e:
+        print(f"tingshen render: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await db.aclose()
+    print(f"composite written: {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also schedule the demo hearing and print its join links")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("seed-demo", help="schedule a demo hearing starting now; print its links")
-    sub.add_parser("verify-audit", help="check the audit chain; name the first broken event")
+    sub.add_parser("verify-audit", help="check the audit chain and re-hash sealed recordings")
+    render = sub.add_parser("render", help="render a hearing's review composite (MP4)")
+    render.add_argument("hearing", help="the hearing's id")
     return parser
 
 
@@ -126,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "verify-audit":
         return asyncio.run(_verify(settings))
+    if args.command == "render":
+        migrate(settings.database)
+        return asyncio.run(_render(settings, args.hearing))
     raise AssertionError(args.command)
 
 

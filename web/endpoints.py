@@ -16,7 +16,9 @@ from pydantic import BaseModel, ValidationError
 from web.errors import ApiError, validation_error
 
 MAX_BODY_BYTES = 1024 * 1024
-Auth = Literal["admin", "device", "none"]
+# "review": the admin token, or the join token of a participant allowed to review the
+# hearing's recordings (as a bearer or, for a <video> element, a `token` query parameter).
+Auth = Literal["admin", "device", "review", "none"]
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -92,15 +94,21 @@ def bearer(request: web.Request, scheme: str = "Bearer") -> str | None:
     return credential.strip()
 
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tingshen"'}
+
+
+def is_admin_token(request: web.Request, token: str) -> bool:
+    expected = request.app[ADMIN_TOKEN]
+    return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def require_admin(request: web.Request) -> None:
     token = bearer(request)
-    challenge = {"WWW-Authenticate": 'Bearer realm="tingshen"'}
     if token is None:
         raise ApiError(401, "unauthorized", "an Authorization: Bearer token is required",
-                       headers=challenge)
-    expected = request.app[ADMIN_TOKEN]
-    if not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode()):
-        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=challenge)
+                       headers=CHALLENGE)
+    if not is_admin_token(request, token):
+        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=CHALLENGE)
 
 
 async def body(request: web.Request, model: type[B]) -> B:

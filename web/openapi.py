@@ -30,7 +30,8 @@ STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No content", 400: "Malformed request",
     401: "Missing or wrong credentials", 403: "Not allowed now", 404: "Not found",
     409: "Conflicts with the current state or schedule", 413: "Body over 1 MiB",
-    415: "Body is not JSON", 422: "Invalid field",
+    415: "Body is not JSON", 416: "Range not satisfiable", 422: "Invalid field",
+    202: "Accepted",
 }
 
 
@@ -70,6 +71,8 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
         op["security"] = [{"bearer": []}]
     elif endpoint.auth == "device":
         op["security"] = [{"device": []}]
+    elif endpoint.auth == "review":
+        op["security"] = [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}]
     else:
         op["security"] = []
     if endpoint.body is not None:
@@ -88,6 +91,8 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     error_statuses = set(endpoint.errors)
     if endpoint.auth == "admin":
         error_statuses.add(401)
+    if endpoint.auth == "review":
+        error_statuses |= {401, 403}
     if endpoint.body is not None:
         error_statuses |= {400, 413, 415, 422}
     if endpoint.query is not None:
@@ -122,6 +127,11 @@ def build_openapi(table: EndpointTable, version: str) -> dict[str, Any]:
                            "description": "The admin (clerk) API token"},
                 "device": {"type": "apiKey", "in": "header", "name": "Authorization",
                            "description": "`Device <key>`: a prison terminal's device key"},
+                "reviewer": {"type": "http", "scheme": "bearer",
+                             "description": "The join token of the hearing's judge or clerk, "
+                                            "or of a participant the judge permitted"},
+                "reviewerQuery": {"type": "apiKey", "in": "query", "name": "token",
+                                  "description": "The same join token, for a <video> source"},
             },
         },
     }

@@ -132,6 +132,7 @@ class World:
             "hearings": self.hearing_id,
         }
         values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
+                  "recording_id": str(uuid.uuid4()),
                   "token": self.judge_token}
         return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 
@@ -184,6 +185,7 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
                                       "title": "张某盗窃案（改期）"},
         ("POST", "/hearings/{id}/participants"): {
             "name": "李律师", "role": "lawyer", "location": "remote"},
+        ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
     }
     key = (endpoint.method, endpoint.path[len(API) :])
     if key not in bodies and endpoint.body is not None:

@@ -709,9 +709,15 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
             ("POST", "/hearings/{id}/close"), ("GET", "/audit"), ("GET", "/audit/verify"),
             ("DELETE", "/hearings/{id}/participants/{participant_id}/token")} <= routes
     assert len(ADMIN_ENDPOINTS) >= 30
-    public = {(e.method, e.path[len(API):]) for e in api.endpoints if e.auth != "admin"}
+    public = {(e.method, e.path[len(API):]) for e in api.endpoints
+              if e.auth in ("none", "device")}
     assert public <= {("GET", "/join/{token}"), ("GET", "/terminal/assignment"),
                       ("GET", "/openapi.json")}
+    # Reviewing takes the admin token or a permitted participant's token (tests/web/
+    # test_review.py); nothing else is open to anyone but the admin.
+    review = {(e.method, e.path[len(API):]) for e in api.endpoints if e.auth == "review"}
+    assert review == {("GET", "/hearings/{id}/recordings"), ("GET", "/hearings/{id}/composite"),
+                      ("GET", "/hearings/{id}/recordings/{recording_id}/media")}
 
 
 async def test_every_admin_endpoint_refuses_missing_or_wrong_credentials(

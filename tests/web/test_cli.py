@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -133,3 +134,110 @@ def test_serve_with_an_invalid_port_names_the_setting(tmp_path: Path) -> None:
     assert "TINGSHEN_PORT" in lines[0] and "Traceback" not in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "var" / "tingshen.db").exists()  # nothing was started or created
+
+
+def start_server(data_dir: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [str(TINGSHEN), "serve", "--port", str(port), *extra],
+        env=clean_env(data_dir, TINGSHEN_ICE_HOST_ADDRESSES="127.0.0.1"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    return proc, read_until(proc, "API:")
+
+
+async def record_then_kill(proc: subprocess.Popen[str], base: str, judge_token: str,
+                           seconds: float) -> tuple[str, float]:
+    """The judge opens and starts the hearing; the server is killed `seconds` later."""
+    from tests.clients import HearingClient
+
+    judge = HearingClient(base, "judge")
+    try:
+        await judge.join(judge_token)
+        hearing_id = (await judge.next_message("welcome"))["hearing"]["id"]
+        await judge.next_message("offer")
+        for action, state in (("open", "open"), ("start", "in_session")):
+            await judge.send({"type": "command", "action": action})
+            await judge.wait_for(lambda s=state: judge.hearing_state == s)
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        proc.send_signal(signal.SIGKILL)
+        return hearing_id, time.monotonic() - started
+    finally:
+        await judge.close()
+
+
+def post(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8")
+
+
+def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: Path) -> None:
+    from tests.probe import codecs, duration, playable_seconds
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "var"
+    proc, out = start_server(data_dir, port, "--seed-demo")
+    judge_token = re.search(r"judge\s+\S+\s+\S+/join/(\S+)", out)
+    admin_token = re.search(r"Clerk API token \([^)]*\): (\S+)", out)
+    assert judge_token and admin_token, out
+    admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
+    hearing_id, recorded = asyncio.run(record_then_kill(proc, base, judge_token.group(1), 6.0))
+    proc.wait(10)
+
+    files = list((data_dir / "recordings" / hearing_id).glob("*.webm"))
+    assert len(files) == 1
+    # Everything up to the last two seconds plays, straight from the killed server's file.
+    assert playable_seconds(files[0]) >= recorded - 2.0
+
+    proc, _ = start_server(data_dir, port)
+    try:
+        status, text = http(f"{base}/api/v1/hearings/{hearing_id}/recordings", admin)
+        assert status == 200, text
+        [item] = json.loads(text)["items"]
+        assert item["status"] == "recovered" and item["error"] is None
+        assert item["duration"] >= recorded - 2.0
+        assert codecs(files[0]) == ["opus", "vp8"]
+        assert abs(duration(files[0]) - item["duration"]) < 0.1
+        assert item["size"] == files[0].stat().st_size
+        status, text = http(f"{base}/api/v1/audit?hearing_id={hearing_id}&limit=200", admin)
+        actions = [e["action"] for e in json.loads(text)["items"]]
+        assert "recording.recovered" in actions
+
+        status, text = post(f"{base}/api/v1/hearings/{hearing_id}/close", admin)
+        assert status == 200, text
+        deadline = time.monotonic() + 120
+        while True:
+            status, text = http(f"{base}/api/v1/hearings/{hearing_id}/composite", admin)
+            composite = json.loads(text)
+            if composite["state"] in ("done", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert composite == {"state": "done", "progress": 1.0, "error": None}
+        status, text = http(f"{base}/api/v1/hearings/{hearing_id}/recordings", admin)
+        [mp4] = [i for i in json.loads(text)["items"] if i["kind"] == "composite"]
+        assert mp4["media_type"] == "video/mp4" and mp4["codecs"] == "h264,aac"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+    env = clean_env(data_dir)
+    verified = subprocess.run([str(TINGSHEN), "verify-audit"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert verified.returncode == 0, verified.stderr
+    assert "sealed recordings match" in verified.stdout
+    rendered = subprocess.run([str(TINGSHEN), "render", hearing_id], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "100%" in rendered.stderr and "composite written" in rendered.stdout
+    with files[0].open("r+b") as f:
+        f.seek(100)
+        f.write(b"tampered")
+    verified = subprocess.run([str(TINGSHEN), "verify-audit"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert verified.returncode == 1
+    assert files[0].name in verified.stderr and "altered" in verified.stderr

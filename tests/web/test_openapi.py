@@ -86,6 +86,10 @@ def test_operation_declares_auth_body_query_and_errors(endpoint: Endpoint) -> No
     elif endpoint.auth == "device":
         assert op["security"] == [{"device": []}]
         assert {"401", "403"} <= set(responses)
+    elif endpoint.auth == "review":
+        assert op["security"] == [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}]
+        assert {"401", "403"} <= set(responses)
+        assert set(document["components"]["securitySchemes"]) >= {"reviewer", "reviewerQuery"}
     else:
         assert op["security"] == []
     if endpoint.body is None:
@@ -197,6 +201,7 @@ async def test_responses_match_the_documented_statuses_and_schemas(
     for action in ("open", "start", "recess", "resume", "close", "cancel"):
         await check(ep("POST", f"/hearings/{{id}}/{action}"))
     await check(ep("DELETE", "/hearings/{id}/participants/{participant_id}"))
+    await check(ep("POST", "/hearings/{id}/composite"))
     await check(ep("GET", "/audit/verify"))
 
     statuses = {status for _m, _p, status in checked}
