@@ -1,0 +1,113 @@
+"""Trial-record exports, read back with independent parsers (webvtt-py, srt, python-docx)."""
+
+from __future__ import annotations
+
+import html
+import io
+from datetime import datetime, timedelta
+
+import docx
+import srt
+import webvtt
+
+from transcription.export import (
+    RecordLine,
+    TrialRecordHeader,
+    to_docx,
+    to_srt,
+    to_text,
+    to_webvtt,
+)
+from transcription.pipeline import Segment
+
+HEADER = TrialRecordHeader(
+    court="北京市朝阳区人民法院",
+    case_number="（2026）京0105刑初123号",
+    kind="trial",
+    started_at=datetime(2026, 11, 23, 9, 30),
+    ended_at=datetime(2026, 11, 23, 11, 5),
+    participants=(("张三", "judge"), ("李四", "clerk"), ("王五", "defendant"), ("赵六", "lawyer")),
+    title="王五盗窃案",
+    courtroom="第三法庭",
+)
+# Out of order on purpose, one line with markup characters, one of zero length, one empty.
+LINES = [
+    RecordLine("王五", "defendant", 3723.25, 3725.5, "我叫王五，<没有>异议 & 认罪。"),
+    RecordLine("张三", "judge", 1.5, 4.25, "现在开庭。"),
+    RecordLine("李四", "clerk", 10.0, 10.0, "请坐。"),
+    RecordLine("赵六", "lawyer", 12.0, 13.0, "   "),
+]
+SPOKEN = [LINES[1], LINES[2], LINES[0]]
+
+
+def test_webvtt_parses_with_voices_times_and_text() -> None:
+    captions = webvtt.from_buffer(io.StringIO(to_webvtt(LINES)))
+    assert [c.voice for c in captions] == ["审判员 张三", "书记员 李四", "被告人 王五"]
+    assert [html.unescape(c.text) for c in captions] == [line.text for line in SPOKEN]
+    assert [(c.start, c.end) for c in captions] == [
+        ("00:00:01.500", "00:00:04.250"),
+        ("00:00:10.000", "00:00:10.010"),
+        ("01:02:03.250", "01:02:05.500"),
+    ]
+
+
+def test_srt_parses_in_order_with_speaker_labels() -> None:
+    subtitles = list(srt.parse(to_srt(LINES)))
+    assert [s.index for s in subtitles] == [1, 2, 3]
+    assert subtitles[0].content == "审判员 张三：现在开庭。"
+    assert subtitles[2].content == "被告人 王五：我叫王五，<没有>异议 & 认罪。"
+    assert subtitles[2].start == timedelta(hours=1, minutes=2, seconds=3, milliseconds=250)
+    assert subtitles[1].end > subtitles[1].start
+    assert srt.compose(subtitles) == to_srt(LINES) + "\n"
+
+
+def test_plain_text_has_the_header_and_one_line_per_utterance() -> None:
+    text = to_text(HEADER, LINES)
+    lines = text.splitlines()
+    assert lines[0] == "北京市朝阳区人民法院 庭审笔录"
+    assert "案号：（2026）京0105刑初123号" in lines
+    assert "类型：庭审" in lines
+    assert "时间：2026年11月23日 09:30 至 2026年11月23日 11:05" in lines
+    assert "参加人员：审判员 张三、书记员 李四、被告人 王五、律师 赵六" in lines
+    assert lines[-3:] == [
+        "[00:00:01] 审判员 张三：现在开庭。",
+        "[00:00:10] 书记员 李四：请坐。",
+        "[01:02:03] 被告人 王五：我叫王五，<没有>异议 & 认罪。",
+    ]
+
+
+def test_docx_reads_back_with_header_table_and_labelled_lines() -> None:
+    document = docx.Document(io.BytesIO(to_docx(HEADER, LINES)))
+    paragraphs = [p.text for p in document.paragraphs if p.text]
+    assert paragraphs[:2] == ["北京市朝阳区人民法院", "庭审笔录"]
+    assert paragraphs[2:] == [
+        "[00:00:01] 审判员 张三：现在开庭。",
+        "[00:00:10] 书记员 李四：请坐。",
+        "[01:02:03] 被告人 王五：我叫王五，<没有>异议 & 认罪。",
+    ]
+    table = {row.cells[0].text: row.cells[1].text for row in document.tables[0].rows}
+    assert table["法院"] == HEADER.court
+    assert table["案号"] == HEADER.case_number
+    assert table["类型"] == "庭审"
+    assert table["案由"] == "王五盗窃案"
+    assert table["地点"] == "第三法庭"
+    assert table["参加人员"].split("、") == [
+        "审判员 张三",
+        "书记员 李四",
+        "被告人 王五",
+        "律师 赵六",
+    ]
+    speaker_runs = [p.runs[1] for p in document.paragraphs if p.text.startswith("[")]
+    assert all(run.bold for run in speaker_runs)
+
+
+def test_english_labels_and_pipeline_segments_export_too() -> None:
+    segment = Segment("p1", "Ann Lee", "judge", 2.0, 3.5, "The court is now in session.", (), "en")
+    header = TrialRecordHeader(
+        "Court", "2026-17", "arraignment", datetime(2026, 1, 2, 8, 0), (("Ann Lee", "judge"),)
+    )
+    text = to_text(header, [segment], language="en")
+    assert "Kind: Remote arraignment" in text
+    assert text.rstrip().endswith("[00:00:02] Judge Ann Lee: The court is now in session.")
+    captions = webvtt.from_buffer(io.StringIO(to_webvtt([segment], language="en")))
+    assert captions[0].voice == "Judge Ann Lee"

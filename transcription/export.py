@@ -1,0 +1,240 @@
+"""Exports of a trial record (庭审笔录): WebVTT, SRT, plain text and DOCX.
+
+Input is plain data: a `TrialRecordHeader` and the record's lines (`RecordLine`, or anything
+with the same attributes, such as a `Segment`), times in seconds on the hearing timeline.
+Labels are Chinese unless `language="en"`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from docx import Document
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml.ns import qn
+from docx.shared import Pt, RGBColor
+
+from transcription.labels import kind_label, role_label
+
+# Cues need a positive duration; a zero-length line is shown for this long.
+MIN_CUE_S = 0.01
+DOCX_FONT = "SimSun"  # 宋体, the usual face of court documents
+FIELD_LABELS = {
+    "zh": {
+        "title": "庭审笔录",
+        "court": "法院",
+        "case_number": "案号",
+        "hearing": "案由",
+        "kind": "类型",
+        "time": "时间",
+        "courtroom": "地点",
+        "participants": "参加人员",
+        "to": "至",
+        "colon": "：",
+        "list_sep": "、",
+    },
+    "en": {
+        "title": "Trial record",
+        "court": "Court",
+        "case_number": "Case number",
+        "hearing": "Matter",
+        "kind": "Kind",
+        "time": "Time",
+        "courtroom": "Place",
+        "participants": "Participants",
+        "to": "to",
+        "colon": ": ",
+        "list_sep": ", ",
+    },
+}
+
+
+class SpeakerLine(Protocol):
+    """What an export needs of a line of the record."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLine:
+    """One speaker-labelled line of the trial record."""
+
+    name: str
+    role: str
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecordHeader:
+    """The facts at the head of a trial record."""
+
+    court: str
+    case_number: str
+    kind: str  # a HearingKind value ("trial", "arraignment", ...) or the court's own words
+    started_at: datetime
+    participants: tuple[tuple[str, str], ...]  # (name, role)
+    title: str | None = None
+    ended_at: datetime | None = None
+    courtroom: str | None = None
+
+
+def _ordered(lines: Iterable[SpeakerLine]) -> list[SpeakerLine]:
+    return sorted((line for line in lines if line.text.strip()), key=lambda li: li.start)
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = round(max(0.0, seconds) * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _span(line: SpeakerLine) -> tuple[float, float]:
+    start = max(0.0, line.start)
+    return start, max(line.end, start + MIN_CUE_S)
+
+
+def speaker_label(line: SpeakerLine, language: str = "zh") -> str:
+    """The role as the court names it, then the name: `审判员 张三`."""
+    return f"{role_label(line.role, language)} {line.name}".strip()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def to_webvtt(lines: Iterable[SpeakerLine], language: str = "zh") -> str:
+    """WebVTT captions, one cue per line, the speaker in a voice span (`<v 审判员 张三>`)."""
+    out = ["WEBVTT", ""]
+    for number, line in enumerate(_ordered(lines), start=1):
+        start, end = _span(line)
+        voice = _vtt_escape(speaker_label(line, language)).replace(">", "&gt;")
+        out += [
+            str(number),
+            f"{_clock(start, '.')} --> {_clock(end, '.')}",
+            f"<v {voice}>{_vtt_escape(_one_line(line.text))}",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_srt(lines: Iterable[SpeakerLine], language: str = "zh") -> str:
+    """SubRip subtitles, one numbered cue per line, prefixed with the speaker."""
+    colon = FIELD_LABELS[_lang(language)]["colon"]
+    out: list[str] = []
+    for number, line in enumerate(_ordered(lines), start=1):
+        start, end = _span(line)
+        out += [
+            str(number),
+            f"{_clock(start, ',')} --> {_clock(end, ',')}",
+            f"{speaker_label(line, language)}{colon}{_one_line(line.text)}",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def _lang(language: str) -> str:
+    return "en" if language == "en" else "zh"
+
+
+def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, str]]:
+    labels = FIELD_LABELS[_lang(language)]
+    when = _datetime(header.started_at, language)
+    if header.ended_at is not None:
+        when += f" {labels['to']} {_datetime(header.ended_at, language)}"
+    people = labels["list_sep"].join(
+        f"{role_label(role, language)} {name}" for name, role in header.participants
+    )
+    fields = [
+        (labels["court"], header.court),
+        (labels["case_number"], header.case_number),
+    ]
+    if header.title:
+        fields.append((labels["hearing"], header.title))
+    fields.append((labels["kind"], kind_label(header.kind, language)))
+    fields.append((labels["time"], when))
+    if header.courtroom:
+        fields.append((labels["courtroom"], header.courtroom))
+    fields.append((labels["participants"], people))
+    return fields
+
+
+def _datetime(moment: datetime, language: str) -> str:
+    if language == "en":
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: str = "zh") -> str:
+    """The record as plain text: the header, then `[00:01:02] 审判员 张三：…` lines."""
+    labels = FIELD_LABELS[_lang(language)]
+    out = [f"{header.court} {labels['title']}", ""]
+    out += [f"{name}{labels['colon']}{value}" for name, value in _header_fields(header, language)]
+    out.append("")
+    for line in _ordered(lines):
+        stamp = _clock(line.start, ".")[:8]
+        label = speaker_label(line, language)
+        out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(line.text)}")
+    return "\n".join(out) + "\n"
+
+
+def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: str = "zh") -> bytes:
+    """The record as a Word document: the court's header, then speaker-labelled lines."""
+    labels = FIELD_LABELS[_lang(language)]
+    document = Document()
+    normal = document.styles["Normal"]
+    normal.font.name = DOCX_FONT
+    normal.font.size = Pt(12)
+    # Word takes CJK characters from the East Asian font slot, which python-docx leaves unset.
+    normal.element.rPr.rFonts.set(qn("w:eastAsia"), DOCX_FONT)
+
+    court = document.add_paragraph()
+    court.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    court_run = court.add_run(header.court)
+    court_run.bold = True
+    court_run.font.size = Pt(16)
+    title = document.add_paragraph()
+    title.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    title_run = title.add_run(labels["title"])
+    title_run.bold = True
+    title_run.font.size = Pt(18)
+
+    table = document.add_table(rows=0, cols=2)
+    table.style = "Table Grid"
+    for name, value in _header_fields(header, language):
+        cells = table.add_row().cells
+        cells[0].text = name
+        cells[1].text = value
+
+    document.add_paragraph()
+    for line in _ordered(lines):
+        paragraph = document.add_paragraph()
+        stamp = paragraph.add_run(f"[{_clock(line.start, '.')[:8]}] ")
+        stamp.font.size = Pt(9)
+        stamp.font.color.rgb = RGBColor(0x70, 0x70, 0x70)
+        speaker = paragraph.add_run(f"{speaker_label(line, language)}{labels['colon']}")
+        speaker.bold = True
+        paragraph.add_run(_one_line(line.text))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

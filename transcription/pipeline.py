@@ -1,0 +1,575 @@
+"""Live transcription of a hearing: each participant's audio in, attributed segments out.
+
+`feed` runs on the event loop and only segments audio (webrtcvad, cheap); utterances wait in
+the hearing's queue for the process's single inference thread (`InferenceWorker`), which all
+hearings share. One thread because CTranslate2 already spreads one decode over the machine's
+two cores, and decodes in parallel would only slow each other and starve media forwarding of
+the CPU; each hearing submits one job at a time, so hearings take turns.
+
+When the recognizer falls behind, nothing is dropped: the first `max_queued_utterances` final
+utterances wait in memory, later ones are written to a spill file on disk and read back by
+the inference thread in their turn, and `lag_seconds` shows how far behind the record is.
+Partial results are only best effort: one pending request per speaker (the newest audio),
+run only when no final is waiting and within the partials' share of the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import numpy as np
+
+from transcription.errors import UnknownSpeaker
+from transcription.options import TranscriptionOptions
+from transcription.recognizer import Recognition, Recognizer, build_prompt
+from transcription.segmenter import (
+    Segmenter,
+    SegmenterEvent,
+    SpeechDiscarded,
+    SpeechStarted,
+    Utterance,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How often the hearing's task looks for speakers whose audio stopped mid-utterance.
+STALL_CHECK_S = 0.25
+BYTES_PER_SAMPLE = 2
+
+Word = tuple[str, float, float, float]  # (word, start, end, probability)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A final line of the trial record: who said what, when on the hearing timeline."""
+
+    participant_id: str
+    name: str
+    role: str
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """What a speaker has said so far in the utterance that began at `start` (a caption that
+    the next partial or the final segments replace)."""
+
+    participant_id: str
+    name: str
+    role: str
+    start: float
+    end: float
+    text: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriberStats:
+    """A hearing's transcription queue, for the judge's screen and for metrics."""
+
+    speakers: int
+    speaking: int
+    queued_utterances: int
+    spilled_utterances: int
+    queued_audio_s: float
+    lag_seconds: float
+    finals: int
+    segments: int
+    partials: int
+    partials_skipped: int
+    discarded: int
+    silent: int
+    failures: int
+    callback_errors: int
+    audio_s: float
+    decode_s: float
+
+
+OnSegment = Callable[[Segment], Awaitable[None]]
+OnPartial = Callable[[Partial], Awaitable[None]]
+
+
+class InferenceWorker:
+    """The process's one inference thread, shared by every hearing's transcriber.
+
+    Partials, across all hearings, get at most `max_partial_share` of the thread's time: after
+    a partial decode of d seconds, the next may start d * (1 - share) / share later, so that
+    partials slow down (rather than delay finals) when decodes get slow.
+    """
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self._partial_share = recognizer.options.max_partial_share
+        self._partials_from = 0.0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+
+    def partials_allowed(self) -> bool:
+        return self.partials_wait() <= 0
+
+    def partials_wait(self) -> float:
+        """Seconds until partials may run again (0 or less: now)."""
+        return self._partials_from - time.monotonic()
+
+    async def run(self, fn: Callable[..., T], *args: Any, partial: bool = False) -> T:
+        began = time.monotonic()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            if partial:
+                ended = time.monotonic()
+                share = self._partial_share
+                self._partials_from = ended + (ended - began) * (1 - share) / share
+
+    async def aclose(self) -> None:
+        """Wait for the decode in progress, then stop the thread."""
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+
+class _Spill:
+    """Final utterances waiting on disk (raw int16) while the in-memory queue is full.
+
+    Written on the event loop (a page-cache write of at most one utterance), read by the
+    inference thread; positional I/O, so the two never share a file offset.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self._directory = directory
+        self._file: IO[bytes] | None = None
+        self._end = 0
+        self.pending = 0
+
+    def write(self, samples: np.ndarray) -> tuple[int, int]:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self._directory, prefix="tingshen-spill-")
+        data = np.ascontiguousarray(samples, dtype=np.int16).tobytes()
+        offset = self._end
+        os.pwrite(self._file.fileno(), data, offset)
+        self._end += len(data)
+        self.pending += 1
+        return offset, samples.size
+
+    def read(self, offset: int, count: int) -> np.ndarray:
+        assert self._file is not None
+        data = os.pread(self._file.fileno(), count * BYTES_PER_SAMPLE, offset)
+        return np.frombuffer(data, dtype=np.int16)
+
+    def done(self) -> None:
+        """One spilled utterance was read back; reuse the file once none is waiting."""
+        self.pending -= 1
+        if self.pending == 0 and self._file is not None:
+            self._file.truncate(0)
+            self._end = 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass(slots=True)
+class _Final:
+    participant_id: str
+    name: str
+    role: str
+    start: float
+    end: float
+    queued_at: float  # monotonic time its end was fed
+    samples: np.ndarray | None  # None once spilled
+    spilled_at: tuple[int, int] | None = None  # (offset, samples) in the spill file
+
+
+@dataclass(slots=True)
+class _Speaker:
+    participant_id: str
+    name: str
+    role: str
+    segmenter: Segmenter
+    last_fed: float = 0.0
+    # Counts utterance boundaries, so that a partial finished after its utterance ended
+    # is recognized as stale.
+    utterance: int = 0
+    next_partial_at: float = float("inf")
+    partial_wanted: bool = False
+    partial_asked: float = 0.0
+    present: bool = True
+
+
+@dataclass(slots=True)
+class _Counters:
+    finals: int = 0
+    segments: int = 0
+    partials: int = 0
+    partials_skipped: int = 0
+    discarded: int = 0
+    silent: int = 0
+    failures: int = 0
+    audio_s: float = 0.0
+    decode_s: float = 0.0
+    callback_errors: int = 0
+
+
+class HearingTranscriber:
+    """Transcribes one hearing: participants' audio in, `Segment`s and `Partial`s out.
+
+    `start()` before feeding, `aclose()` at the end (it first transcribes what was fed).
+    Callbacks run on the event loop, in the hearing's own task, one at a time.
+    """
+
+    def __init__(
+        self,
+        worker: InferenceWorker,
+        *,
+        on_segment: OnSegment,
+        on_partial: OnPartial | None = None,
+        language: str | None = "zh",
+        case_number: str | None = None,
+        options: TranscriptionOptions | None = None,
+        spill_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._worker = worker
+        self._recognizer = worker.recognizer
+        self._on_segment = on_segment
+        self._on_partial = on_partial
+        self.language = language
+        self.case_number = case_number
+        self.options = options or worker.recognizer.options
+        self._clock = clock
+        self._speakers: dict[str, _Speaker] = {}
+        self._prompt: str | None = None
+        self._queue: deque[_Final] = deque()
+        self._in_memory = 0
+        self._spill = _Spill(spill_dir)
+        self._current: _Final | None = None
+        self._counters = _Counters()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> HearingTranscriber:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="hearing-transcriber")
+
+    def add_speaker(self, participant_id: str, name: str, role: str) -> None:
+        """Register a participant's track (again after a rejoin: the name or role may change)."""
+        speaker = self._speakers.get(participant_id)
+        if speaker is None:
+            speaker = _Speaker(participant_id, name, role, Segmenter(self.options))
+            self._speakers[participant_id] = speaker
+        speaker.name, speaker.role, speaker.present = name, role, True
+        self._prompt = build_prompt(
+            self._recognizer.language_for(self.language),
+            self.case_number,
+            [(s.name, s.role) for s in self._speakers.values()],
+        )
+
+    def feed(self, participant_id: str, samples: np.ndarray, at: float) -> None:
+        """Take a chunk of a participant's 16 kHz mono int16 audio whose first sample is at
+        `at` seconds on the hearing timeline. Never blocks; raises `UnknownSpeaker` or
+        `InvalidAudio`."""
+        speaker = self._speakers.get(participant_id)
+        if speaker is None or not speaker.present:
+            raise UnknownSpeaker(f"participant {participant_id} was not added to the hearing")
+        events = speaker.segmenter.push(samples, at)
+        speaker.last_fed = self._clock()
+        self._handle(speaker, events)
+        self._maybe_ask_partial(speaker)
+
+    def end_speech(self, participant_id: str) -> None:
+        """End the participant's utterance in progress now (muted, or their track ended)."""
+        speaker = self._speakers.get(participant_id)
+        if speaker is not None:
+            self._handle(speaker, speaker.segmenter.flush())
+
+    def remove_speaker(self, participant_id: str) -> None:
+        """The participant left: their last utterance is still transcribed."""
+        speaker = self._speakers.get(participant_id)
+        if speaker is not None:
+            self.end_speech(participant_id)
+            speaker.present = False
+            speaker.partial_wanted = False
+
+    @property
+    def lag_seconds(self) -> float:
+        """Seconds since the oldest utterance still waiting for the record ended (0 when
+        caught up): how far the record is behind the hearing."""
+        oldest = self._current or (self._queue[0] if self._queue else None)
+        return max(0.0, self._clock() - oldest.queued_at) if oldest else 0.0
+
+    def stats(self) -> TranscriberStats:
+        waiting = ([self._current] if self._current else []) + list(self._queue)
+        c = self._counters
+        return TranscriberStats(
+            speakers=sum(s.present for s in self._speakers.values()),
+            speaking=sum(s.segmenter.speaking for s in self._speakers.values()),
+            queued_utterances=len(self._queue),
+            spilled_utterances=sum(f.spilled_at is not None for f in self._queue),
+            queued_audio_s=sum(f.end - f.start for f in waiting),
+            lag_seconds=self.lag_seconds,
+            finals=c.finals,
+            segments=c.segments,
+            partials=c.partials,
+            partials_skipped=c.partials_skipped,
+            discarded=c.discarded,
+            silent=c.silent,
+            failures=c.failures,
+            callback_errors=c.callback_errors,
+            audio_s=c.audio_s,
+            decode_s=c.decode_s,
+        )
+
+    async def drain(self) -> None:
+        """End everyone's speech and wait until every utterance fed so far is transcribed."""
+        for participant_id in list(self._speakers):
+            self.end_speech(participant_id)
+        task = self._task
+        if task is None or task.done():
+            return
+        self._idle.clear()
+        self._wake.set()
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            await asyncio.wait({idle, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+
+    async def aclose(self) -> None:
+        """Transcribe what was fed, then stop the hearing's task and remove the spill file.
+
+        If the caller cancels (or times out) the wait, what was still queued is not
+        transcribed live; it remains in the hearing's recording for `retranscribe`.
+        """
+        try:
+            await self.drain()
+        finally:
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+            if self._queue:
+                log.warning(
+                    "hearing transcriber closed with %d utterances untranscribed", len(self._queue)
+                )
+            self._spill.close()
+
+    def _handle(self, speaker: _Speaker, events: list[SegmenterEvent]) -> None:
+        for event in events:
+            speaker.utterance += 1
+            if isinstance(event, SpeechStarted):
+                speaker.next_partial_at = event.start + max(
+                    self.options.min_partial_s, self.options.partial_interval_s
+                )
+                continue
+            if speaker.partial_wanted:
+                speaker.partial_wanted = False
+                self._counters.partials_skipped += 1
+            speaker.next_partial_at = float("inf")
+            if isinstance(event, SpeechDiscarded):
+                self._counters.discarded += 1
+            elif isinstance(event, Utterance):
+                self._enqueue(speaker, event)
+
+    def _enqueue(self, speaker: _Speaker, utterance: Utterance) -> None:
+        final = _Final(
+            speaker.participant_id,
+            speaker.name,
+            speaker.role,
+            utterance.start,
+            utterance.end,
+            self._clock(),
+            utterance.samples,
+        )
+        if self._in_memory >= self.options.max_queued_utterances:
+            final.spilled_at = self._spill.write(utterance.samples)
+            final.samples = None
+        else:
+            self._in_memory += 1
+        self._queue.append(final)
+        self._wake.set()
+
+    def _maybe_ask_partial(self, speaker: _Speaker) -> None:
+        if self._on_partial is None or not self.options.partials:
+            return
+        position = speaker.segmenter.position
+        if not speaker.segmenter.speaking or position is None:
+            return
+        if position >= speaker.next_partial_at:
+            speaker.next_partial_at = position + self.options.partial_interval_s
+            if speaker.partial_wanted:
+                self._counters.partials_skipped += 1  # superseded by newer audio
+            else:
+                speaker.partial_asked = self._clock()
+            speaker.partial_wanted = True
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._end_stalled()
+            if self._queue:
+                await self._transcribe_final(self._queue.popleft())
+                continue
+            speaker = self._next_partial()
+            if speaker is not None:
+                await self._transcribe_partial(speaker)
+                continue
+            self._idle.set()
+            self._wake.clear()
+            wait = STALL_CHECK_S
+            if any(s.partial_wanted for s in self._speakers.values()):
+                wait = min(wait, max(0.01, self._worker.partials_wait()))
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _end_stalled(self) -> None:
+        now = self._clock()
+        for speaker in self._speakers.values():
+            if speaker.segmenter.speaking and now - speaker.last_fed >= self.options.stall_s:
+                self.end_speech(speaker.participant_id)
+
+    def _next_partial(self) -> _Speaker | None:
+        wanted = [s for s in self._speakers.values() if s.partial_wanted and s.present]
+        if not wanted or not self._worker.partials_allowed():
+            return None
+        speaker = min(wanted, key=lambda s: s.partial_asked)
+        speaker.partial_wanted = False
+        if speaker.segmenter.quiet_s * 1000 >= self.options.partial_quiet_ms:
+            # The speaker paused: their final is probably a few frames away, and a partial
+            # now would hold it up.
+            self._counters.partials_skipped += 1
+            return None
+        return speaker
+
+    async def _transcribe_final(self, final: _Final) -> None:
+        self._current = final
+        if final.samples is not None:
+            self._in_memory -= 1
+        try:
+            recognition = await self._worker.run(
+                self._recognize_final, final, self._prompt, self.language
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "transcription failed for %s at %.2f-%.2f s",
+                final.participant_id,
+                final.start,
+                final.end,
+            )
+            self._counters.failures += 1
+            return
+        finally:
+            self._current = None
+            if final.spilled_at is not None:
+                self._spill.done()
+        self._count(recognition)
+        self._counters.finals += 1
+        for recognized in recognition.segments:
+            segment = Segment(
+                participant_id=final.participant_id,
+                name=final.name,
+                role=final.role,
+                start=final.start + recognized.start,
+                end=final.start + recognized.end,
+                text=recognized.text,
+                words=tuple(
+                    (w, final.start + s, final.start + e, p) for w, s, e, p in recognized.words
+                ),
+                language=recognition.language,
+            )
+            self._counters.segments += 1
+            await self._deliver(self._on_segment, segment)
+
+    def _recognize_final(
+        self, final: _Final, prompt: str | None, language: str | None
+    ) -> Recognition:
+        """In the inference thread: read a spilled utterance back, then decode it."""
+        samples = final.samples
+        if samples is None:
+            assert final.spilled_at is not None
+            samples = self._spill.read(*final.spilled_at)
+        return self._recognizer.transcribe(samples, language, prompt, word_timestamps=True)
+
+    async def _transcribe_partial(self, speaker: _Speaker) -> None:
+        growing = speaker.segmenter.growing()
+        if growing is None:
+            return
+        utterance = speaker.utterance
+        try:
+            recognition = await self._worker.run(
+                functools.partial(
+                    self._recognizer.transcribe,
+                    growing.samples,
+                    self.language,
+                    self._prompt,
+                    word_timestamps=False,
+                    draft=True,
+                ),
+                partial=True,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("partial transcription failed for %s", speaker.participant_id)
+            self._counters.failures += 1
+            return
+        self._count(recognition)
+        if speaker.utterance != utterance or not recognition.text or self._on_partial is None:
+            return  # the utterance ended meanwhile: its final replaces any partial
+        self._counters.partials += 1
+        partial = Partial(
+            participant_id=speaker.participant_id,
+            name=speaker.name,
+            role=speaker.role,
+            start=growing.start,
+            end=growing.end,
+            text=recognition.text,
+            language=recognition.language,
+        )
+        await self._deliver(self._on_partial, partial)
+
+    def _count(self, recognition: Recognition) -> None:
+        self._counters.audio_s += recognition.duration
+        self._counters.decode_s += recognition.decode_s
+        if not recognition.segments:
+            self._counters.silent += 1
+
+    async def _deliver(self, callback: Callable[[Any], Awaitable[None]], item: Any) -> None:
+        try:
+            await callback(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._counters.callback_errors += 1
+            log.exception("transcript callback %r failed", callback)
