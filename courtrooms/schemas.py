@@ -352,3 +352,40 @@ class RecordingList(BaseModel):
 
 class ReviewPermission(Input):
     may_review: bool
+
+
+# -- the trial record ---------------------------------------------------------------------
+
+
+class TranscriptLine(Output):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    participant: str = ""
+    role: Role | None = None
+    start: float = Field(description="Seconds on the hearing timeline")
+    end: float
+    text: str
+    language: str
+    revision: int = Field(description="1 as recognized; each correction adds one")
+    words: list[Any] = Field(description="[word, start, end, probability] as recognized")
+
+
+class Transcript(BaseModel):
+    version: int = Field(description="1 is the live record; each retranscription adds one")
+    items: list[TranscriptLine]
+
+
+class SegmentCorrection(Input):
+    text: Annotated[str, _limit(4000), _Printable]
+
+
+class RevisionOut(Output):
+    revision: int
+    author: str
+    at: datetime
+    before: str
+    after: str
+
+
+class RevisionList(BaseModel):
+    items: list[RevisionOut]

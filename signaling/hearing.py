@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -23,6 +24,7 @@ from media.recording import ParticipantRecorder, RecordingFile
 from media.room import MediaRoom
 from signaling.bus import LiveBus, Seat
 from signaling.errors import Forbidden, SignalingError
+from signaling.transcript import LiveTranscript
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ AUDITED_ACTIONS = {
     "unmute": "participant.unmuted",
 }
 REVIEW_COMMANDS = ("permit_review", "revoke_review")
+LAG_REPORT_S = 2.0
 FINISHED = frozenset({HearingState.CLOSED.value, HearingState.CANCELLED.value})
 
 
@@ -74,6 +77,7 @@ class LiveHearing:
         client_ice_servers: list[dict[str, Any]],
         on_empty: Callable[[LiveHearing], None],
         on_closed: Callable[[uuid.UUID], Awaitable[None]],
+        transcript: Callable[[LiveHearing], LiveTranscript],
     ) -> None:
         self.id = str(hearing.id)
         self.hearing_uuid = hearing.id
@@ -93,6 +97,9 @@ class LiveHearing:
         self._lock = asyncio.Lock()
         self._unlisten = bus.listen(self.id, self._on_bus)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.transcript = transcript(self)
+        self._transcript_started = False
+        self._lag_reporter: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> str:
@@ -122,6 +129,10 @@ class LiveHearing:
         elif kind == "state":
             self.info["state"] = event["state"]
             self._spawn(self._apply_state(event["state"]))
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        """Send to every participant of the hearing, in every process."""
+        await self._broadcast(message)
 
     async def _broadcast(self, message: dict[str, Any], to: str | None = None) -> None:
         await self.bus.publish(self.id, {"kind": "client", "to": to, "message": message})
@@ -161,6 +172,7 @@ class LiveHearing:
         elif state in FINISHED:
             await self._stop_recording()
             await self.media.aclose()
+            await self._close_transcript()
             if state == HearingState.CLOSED.value:
                 await self._on_closed(self.hearing_uuid)
             for connection in list(self.connections.values()):
@@ -178,6 +190,14 @@ class LiveHearing:
             await self.media.start_recording(
                 self.recordings.data_dir / self.recording_dir, origin, index, self
             )
+            if not self._transcript_started:
+                await self.transcript.start()
+                self._transcript_started = True
+            self.transcript.origin = origin
+            self.transcript.feeding = True
+            if self._lag_reporter is None:
+                self._lag_reporter = asyncio.create_task(self._report_lag(),
+                                                         name=f"lag-{self.id[:8]}")
 
     async def _stop_recording(self) -> None:
         async with self._recording_lock:
@@ -185,9 +205,27 @@ class LiveHearing:
                 return
             origin, index = self._segment
             self._segment = None
+            self.transcript.feeding = False
             stopped = time.time()
             await self.media.stop_recording()
             await self.recordings.end_segment(self.hearing_uuid, index, stopped - origin)
+
+    async def _report_lag(self) -> None:
+        """The recognizer's lag, for the judge and clerk, while the record is being taken."""
+        while True:
+            await asyncio.sleep(LAG_REPORT_S)
+            if self.transcript.feeding:
+                await self._tell_court({"type": "transcription", **self.transcript.stats()})
+
+    async def _close_transcript(self) -> None:
+        if self._lag_reporter is not None:
+            self._lag_reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_reporter
+            self._lag_reporter = None
+        if self._transcript_started:
+            self._transcript_started = False
+            await self.transcript.aclose()
 
     def _relative(self, path: Path) -> str:
         return (self.recording_dir / path.name).as_posix()
@@ -208,12 +246,13 @@ class LiveHearing:
         """A file could not be written (a full disk): the court must know; the hearing goes on."""
         alert = {"type": "alert", "code": "recording_failed", "participant_id": participant_id,
                  "message": f"recording failed: {message}"}
-        self._spawn(self._alert_court(alert))
+        self._spawn(self._tell_court(alert))
 
-    async def _alert_court(self, alert: dict[str, Any]) -> None:
+    async def _tell_court(self, message: dict[str, Any]) -> None:
+        """Send to the judge and the clerk only."""
         for seat in await self.bus.seats(self.id):
             if seat.role in CONTROL_ROLES:
-                await self._broadcast(alert, to=seat.participant_id)
+                await self._broadcast(message, to=seat.participant_id)
 
     # -- arrival and departure ------------------------------------------------------------
 
@@ -260,6 +299,7 @@ class LiveHearing:
                 return  # already replaced by a newer connection of the same participant
             del self.connections[pid]
             await self.media.remove(pid)
+            self.transcript.leave(pid)
             if await self.bus.seat(self.id, pid) is not None:
                 await self.bus.update_seat(
                     self.id, pid, present=False, connection="closed", hand_raised=False
@@ -278,6 +318,7 @@ class LiveHearing:
         peer = ParticipantPeer(connection.participant_id, connection, self._ice_servers)
         await self.media.add(peer)
         peer.set_muted(seat.muted)
+        self.transcript.listen(peer, seat.name, seat.role)
         if self.state == HearingState.IN_SESSION.value:
             await self._start_recording()  # a hearing already in session when we took it up
 
@@ -378,4 +419,5 @@ class LiveHearing:
                 pass
         await self._stop_recording()
         await self.media.aclose()
+        await self._close_transcript()
 

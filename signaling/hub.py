@@ -13,11 +13,16 @@ from config import Settings
 from courtrooms.models import HearingState, Participant, RecordingStatus
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
+from courtrooms.transcripts import Transcripts
 from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
 from media.recording import RecordingError, repair
 from signaling.bus import LiveBus
 from signaling.hearing import FINISHED, Connection, LiveHearing
 from signaling.review import CompositeJobs
+from signaling.transcript import LiveTranscript
+from transcription.model import load_model
+from transcription.pipeline import InferenceWorker
+from transcription.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ class Hub:
         self.registry = registry
         self.recordings = recordings
         self.composites = CompositeJobs(registry, recordings)
+        self.transcripts = Transcripts(registry.db, registry.clock)
+        self._worker: InferenceWorker | None = None
         self.bus = bus
         self.settings = settings
         self.heartbeat_s = heartbeat_s
@@ -62,6 +69,22 @@ class Hub:
             self._ports = UdpPortRange(*self.settings.udp_port_range)
             self._ports.install(asyncio.get_running_loop())
 
+    async def start_transcription(self) -> None:
+        """Load the Whisper model once for the process (a missing model stops start-up)."""
+        model = await asyncio.to_thread(
+            load_model, self.settings.whisper_model, self.settings.data_dir
+        )
+        self._worker = InferenceWorker(await asyncio.to_thread(Recognizer, model))
+
+    def _transcript_for(self, live: LiveHearing) -> LiveTranscript:
+        if self._worker is None:
+            raise RuntimeError("start_transcription() must run before hearings go live")
+        return LiveTranscript(
+            live.hearing_uuid, str(live.info["language"]), str(live.info["case_number"]),
+            self._worker, self.transcripts, live.broadcast,
+            self.settings.data_dir / "spill" / live.id,
+        )
+
     async def recover_recordings(self) -> None:
         """Finish the files a killed server left behind: everything readable is kept."""
         for row in await self.recordings.unfinished():
@@ -85,7 +108,7 @@ class Hub:
                 hearing = await self.registry.get_hearing(participant.hearing_id)
                 live = LiveHearing(hearing, self.registry, self.recordings, self.bus,
                                    self._server_ice, self.client_ice_servers, self._on_empty,
-                                   self.hearing_closed)
+                                   self.hearing_closed, self._transcript_for)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)
@@ -128,8 +151,10 @@ class Hub:
             await self.hearing_closed(hearing_id)
 
     async def hearing_closed(self, hearing_id: uuid.UUID) -> None:
-        """Seal the recordings of a closed hearing and render its review composite."""
+        """Seal the recordings and the trial record of a closed hearing; render its review
+        composite."""
         await self.recordings.seal(hearing_id, "system")
+        await self.transcripts.seal(hearing_id, "system")
         files, _ = await self.recordings.of_hearing(hearing_id)
         if any(f.kind == "participant" for f in files):
             self.composites.start(hearing_id)
@@ -143,6 +168,8 @@ class Hub:
         for live in list(self.hearings.values()):
             await live.aclose()
         self.hearings.clear()
+        if self._worker is not None:
+            await self._worker.aclose()
         if self._ports is not None:
             self._ports.uninstall()
         restrict_host_addresses(None)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fractions
 import json
 import time
+import wave
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 import numpy as np
 from aiortc import (
     AudioStreamTrack,
@@ -45,6 +49,41 @@ class BeepTrack(AudioStreamTrack):
         return frame
 
 
+class SpeechTrack(AudioStreamTrack):
+    """Silence, then a recording (16-bit mono WAV) from the wall-clock instant `speak_at`."""
+
+    def __init__(self, wav: Path) -> None:
+        super().__init__()
+        with wave.open(str(wav)) as f:
+            self.rate = f.getframerate()
+            self.speech = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16)
+        self.speak_at: float | None = None
+        self._sent = 0
+        self._next_pts = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.speech.size / self.rate
+
+    async def recv(self) -> Any:
+        samples = self.rate // 50
+        if self._next_pts == 0:
+            self._t0 = time.time()
+        else:
+            await asyncio.sleep(max(0.0, self._t0 + self._next_pts / self.rate - time.time()))
+        chunk = np.zeros(samples, dtype=np.int16)
+        if self.speak_at is not None and time.time() >= self.speak_at:
+            piece = self.speech[self._sent:self._sent + samples]
+            chunk[:piece.size] = piece
+            self._sent += piece.size
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self._next_pts
+        frame.time_base = fractions.Fraction(1, self.rate)
+        self._next_pts += samples
+        return frame
+
+
 class HearingClient:
     """Joins a hearing like a browser does: answers the server's offers, sends audio+video."""
 
@@ -65,7 +104,7 @@ class HearingClient:
         self._changed = asyncio.Condition()
         self.closed_code: int | None = None
         self.publish = True
-        self.audio = BeepTrack()
+        self.audio: AudioStreamTrack = BeepTrack()
 
     # -- connection -----------------------------------------------------------------------
 

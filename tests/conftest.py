@@ -87,6 +87,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         # This machine may have no interface but loopback; peers meet on 127.0.0.1.
         ice_host_addresses=["127.0.0.1"],
         heartbeat_seconds=1.0,
+        whisper_model="tiny.en",  # small and fast; the multilingual base is benchmarked
     )
 
 

@@ -43,11 +43,24 @@ from courtrooms.schemas import (
     RecordingOut,
     RecordingSegmentOut,
     ReviewPermission,
+    RevisionList,
+    RevisionOut,
+    SegmentCorrection,
     TerminalAssignment,
     TokenIssued,
+    Transcript,
+    TranscriptLine,
 )
 from courtrooms.service import Registry
 from signaling.hub import Hub
+from transcription.export import (
+    RecordLine,
+    TrialRecordHeader,
+    to_docx,
+    to_srt,
+    to_text,
+    to_webvtt,
+)
 from web.endpoints import (
     CHALLENGE,
     EndpointTable,
@@ -516,3 +529,103 @@ async def permit_review(request: web.Request) -> web.Response:
         path_id(request), path_id(request, "participant_id"), permission.may_review, ADMIN_ACTOR
     )
     return respond(ParticipantOut.model_validate(participant))
+
+
+# -- the trial record ------------------------------------------------------------------------
+
+EXPORTS = {
+    "vtt": ("text/vtt; charset=utf-8", "vtt"),
+    "srt": ("application/x-subrip; charset=utf-8", "srt"),
+    "txt": ("text/plain; charset=utf-8", "txt"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+}
+
+
+async def _lines(request: web.Request, hearing_id: uuid.UUID) -> tuple[int, list[TranscriptLine]]:
+    version, segments = await request.app[HUB].transcripts.of_hearing(hearing_id)
+    people = {p.id: p for p in await _registry(request).list_participants(hearing_id)}
+    lines = []
+    for s in segments:
+        person = people.get(s.participant_id)
+        lines.append(TranscriptLine.model_validate(s).model_copy(update={
+            "participant": person.name if person else "",
+            "role": person.role if person else None,
+        }))
+    return version, lines
+
+
+@api.route("GET", "/hearings/{id}/transcript", auth="review",
+           summary="The trial record: who said what, when", tag="transcript",
+           response=Transcript, errors=(404,))
+async def get_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _reviewer(request, hearing_id)
+    version, lines = await _lines(request, hearing_id)
+    return respond(Transcript(version=version, items=lines))
+
+
+@api.route("PATCH", "/hearings/{id}/transcript/{segment_id}",
+           summary="Correct a line of the trial record (the earlier text is kept)",
+           tag="transcript", body=SegmentCorrection, response=TranscriptLine, errors=(404,))
+async def correct_line(request: web.Request) -> web.Response:
+    hearing_id, segment_id = path_id(request), path_id(request, "segment_id")
+    correction = await body(request, SegmentCorrection)
+    await request.app[HUB].transcripts.correct(hearing_id, segment_id, correction.text,
+                                               ADMIN_ACTOR)
+    _, lines = await _lines(request, hearing_id)
+    return respond(next(line for line in lines if line.id == segment_id))
+
+
+@api.route("GET", "/hearings/{id}/transcript/{segment_id}/revisions", auth="review",
+           summary="A line's corrections: who, when, before, after", tag="transcript",
+           response=RevisionList, errors=(404,))
+async def line_revisions(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _reviewer(request, hearing_id)
+    revisions = await request.app[HUB].transcripts.revisions(
+        hearing_id, path_id(request, "segment_id"))
+    return respond(RevisionList(items=[RevisionOut.model_validate(r) for r in revisions]))
+
+
+@api.route("GET", "/hearings/{id}/transcript/export/{format}", auth="review",
+           summary="The trial record as WebVTT, SRT, plain text or DOCX", tag="transcript",
+           errors=(404,))
+async def export_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    await _reviewer(request, hearing_id)
+    fmt = request.match_info["format"]
+    if fmt not in EXPORTS:
+        raise ApiError(404, "not_found", f"no export format {fmt!r}; use one of "
+                       + ", ".join(EXPORTS), field="format")
+    registry = _registry(request)
+    hearing = await registry.get_hearing(hearing_id)
+    _, lines = await _lines(request, hearing_id)
+    records = [RecordLine(line.participant, line.role.value if line.role else "",
+                          line.start, line.end, line.text) for line in lines]
+    court, room = "", None
+    if hearing.courtroom_id is not None:
+        courtroom = await registry.get_courtroom(hearing.courtroom_id)
+        court, room = (await registry.get_court(courtroom.court_id)).name, courtroom.name
+    header = TrialRecordHeader(
+        court=court, case_number=hearing.case_number, kind=hearing.kind.value,
+        started_at=hearing.started_at or hearing.scheduled_start, ended_at=hearing.closed_at,
+        participants=tuple((p.name, p.role.value) for p in hearing.participants),
+        title=hearing.title, courtroom=room,
+    )
+    language = hearing.language
+    content: str | bytes
+    if fmt == "vtt":
+        content = to_webvtt(records, language)
+    elif fmt == "srt":
+        content = to_srt(records, language)
+    elif fmt == "txt":
+        content = to_text(header, records, language)
+    else:
+        content = to_docx(header, records, language)
+    media_type, extension = EXPORTS[fmt]
+    name = f"trial-record-{hearing_id}.{extension}"
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return web.Response(body=data, headers={
+        "Content-Type": media_type, "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store",
+    })

@@ -64,8 +64,9 @@ def create_app(
                   heartbeat_s=settings.heartbeat_seconds)
         hub.start()
         app[HUB] = hub
-        await hub.recover_recordings()
         try:
+            await hub.start_transcription()
+            await hub.recover_recordings()
             yield
         finally:
             await hub.aclose()

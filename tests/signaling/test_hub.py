@@ -28,6 +28,7 @@ def settings(tmp_path, database_url):
         udp_port_range=(42000, 42049),
         heartbeat_seconds=1.0,
         ice_servers=ICE,
+        whisper_model="tiny.en",
     )
 
 

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from courtrooms.database import Database
+from courtrooms.transcripts import SpokenLine
+from web.api import HUB
 from web.endpoints import Endpoint
 
 API = "/api/v1"
@@ -121,6 +123,7 @@ class World:
     judge_token: str
     defendant_id: str
     defendant_token: str
+    segment_id: str
 
     def path(self, template: str) -> str:
         """`template` with each `{name}` replaced by the id of the entity it names."""
@@ -132,7 +135,8 @@ class World:
             "hearings": self.hearing_id,
         }
         values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
-                  "recording_id": str(uuid.uuid4()),
+                  "recording_id": str(uuid.uuid4()), "segment_id": self.segment_id,
+                  "format": "pdf",
                   "token": self.judge_token}
         return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 
@@ -155,7 +159,11 @@ async def make_world(client: TestClient, admin: dict[str, str]) -> World:
         f"/hearings/{hearing['id']}/participants",
         {"name": "张某", "role": "defendant", "location": "prison", "terminal_id": terminal["id"]},
     )
+    line = SpokenLine(uuid.UUID(judge["id"]), 1.0, 3.5, "现在开庭。", "zh",
+                      [("现在", 1.0, 2.0, 0.9), ("开庭", 2.0, 3.5, 0.9)])
+    segment = await client.server.app[HUB].transcripts.add(uuid.UUID(hearing["id"]), line)
     return World(
+        segment_id=str(segment.id),
         court_id=court["id"],
         courtroom_id=room["id"],
         terminal_id=terminal["id"],
@@ -186,6 +194,7 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
         ("POST", "/hearings/{id}/participants"): {
             "name": "李律师", "role": "lawyer", "location": "remote"},
         ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
+        ("PATCH", "/hearings/{id}/transcript/{segment_id}"): {"text": "被告人：我认罪。"},
     }
     key = (endpoint.method, endpoint.path[len(API) :])
     if key not in bodies and endpoint.body is not None:

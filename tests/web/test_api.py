@@ -717,7 +717,10 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
     # test_review.py); nothing else is open to anyone but the admin.
     review = {(e.method, e.path[len(API):]) for e in api.endpoints if e.auth == "review"}
     assert review == {("GET", "/hearings/{id}/recordings"), ("GET", "/hearings/{id}/composite"),
-                      ("GET", "/hearings/{id}/recordings/{recording_id}/media")}
+                      ("GET", "/hearings/{id}/recordings/{recording_id}/media"),
+                      ("GET", "/hearings/{id}/transcript"),
+                      ("GET", "/hearings/{id}/transcript/{segment_id}/revisions"),
+                      ("GET", "/hearings/{id}/transcript/export/{format}")}
 
 
 async def test_every_admin_endpoint_refuses_missing_or_wrong_credentials(

@@ -231,6 +231,7 @@ def test_the_fuzzed_endpoints_are_all_the_body_and_list_endpoints() -> None:
         "POST /prison-terminals", "PATCH /prison-terminals/{id}", "POST /hearings",
         "PATCH /hearings/{id}", "POST /hearings/{id}/participants",
         "PUT /hearings/{id}/participants/{participant_id}/review",
+        "PATCH /hearings/{id}/transcript/{segment_id}",
     }
     assert {endpoint_id(e) for e in LIST_ENDPOINTS} >= {
         "GET /courts", "GET /courtrooms", "GET /prison-terminals", "GET /hearings", "GET /audit",
