@@ -22,8 +22,11 @@ from courtrooms.models import utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.seed import Demo, seed_demo
 from courtrooms.service import Registry
+from courtrooms.transcripts import Transcripts
 from media.composite import CompositeError
+from signaling.retranscribe import NothingToTranscribe, retranscribe
 from signaling.review import render_hearing
+from transcription.errors import TranscriptionError
 from web.api import REGISTRY
 from web.app import create_app
 
@@ -99,11 +102,42 @@ async def _verify(settings: Settings) -> int:
     return 1
 
 
-async def _render(settings: Settings, hearing: str) -> int:
+def _hearing_id(command: str, hearing: str) -> uuid.UUID | None:
     try:
-        hearing_id = uuid.UUID(hearing)
+        return uuid.UUID(hearing)
     except ValueError:
-        print(f"tingshen render: {hearing!r} is not a hearing id", file=sys.stderr)
+        print(f"tingshen {command}: {hearing!r} is not a hearing id", file=sys.stderr)
+        return None
+
+
+async def _retranscribe(settings: Settings, hearing: str, model: str, beam_size: int) -> int:
+    hearing_id = _hearing_id("retranscribe", hearing)
+    if hearing_id is None:
+        return 2
+    db = Database(settings.database)
+    try:
+        registry = Registry(db)
+        with tqdm(total=100, unit="%", desc="retranscribe", bar_format=PROGRESS_FORMAT) as bar:
+
+            def advance(fraction: float) -> None:
+                bar.update(round(fraction * 100) - bar.n)
+
+            version, lines = await retranscribe(
+                registry, Recordings(db, utcnow, settings.data_dir), Transcripts(db, utcnow),
+                hearing_id, model, settings.data_dir, beam_size, advance,
+            )
+    except (CourtroomsError, TranscriptionError, NothingToTranscribe) as e:
+        print(f"tingshen retranscribe: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await db.aclose()
+    print(f"trial record version {version}: {lines} lines ({model}, beam size {beam_size})")
+    return 0
+
+
+async def _render(settings: Settings, hearing: str) -> int:
+    hearing_id = _hearing_id("render", hearing)
+    if hearing_id is None:
         return 2
     db = Database(settings.database)
     try:
@@ -140,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("verify-audit", help="check the audit chain and re-hash sealed recordings")
     render = sub.add_parser("render", help="render a hearing's review composite (MP4)")
     render.add_argument("hearing", help="the hearing's id")
+    again = sub.add_parser("retranscribe",
+                           help="transcribe a hearing's recordings again, as a new version")
+    again.add_argument("hearing", help="the hearing's id")
+    again.add_argument("--model", default=None,
+                       help="base, tiny.en or a CTranslate2 model directory "
+                            "(default: the whisper_model setting)")
+    again.add_argument("--beam-size", type=int, default=5, choices=range(1, 11),
+                       metavar="N", help="beam size 1-10 (default 5: slower, more accurate)")
     return parser
 
 
@@ -171,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "render":
         migrate(settings.database)
         return asyncio.run(_render(settings, args.hearing))
+    if args.command == "retranscribe":
+        migrate(settings.database)
+        return asyncio.run(_retranscribe(settings, args.hearing, args.model or
+                                         settings.whisper_model, args.beam_size))
     raise AssertionError(args.command)
 
 

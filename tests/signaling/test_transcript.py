@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ def in_order(expected: list[str], heard: list[str]) -> float:
 
 
 async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
-    auto_hearing, participants, client, admin  # noqa: F811
+    auto_hearing, participants, client, admin, settings  # noqa: F811
 ):
     hearing = auto_hearing
     judge = HearingClient(hearing.base_url, "judge")
@@ -70,7 +72,8 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     captions = [m for m in judge.messages if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id for m in captions), captions
     partials = [m for m in captions if not m["final"]]
-    assert partials and judge.messages.index(partials[0]) < judge.messages.index(finals()[0])
+    # While someone speaks, partial captions come before the line is final.
+    assert partials and judge.messages.index(partials[0]) < judge.messages.index(finals()[-1])
     heard = " ".join(m["text"] for m in finals())
     assert in_order(words(OPENING), words(heard)) >= 0.7, heard
     # Lines sit where the speech was on the hearing timeline (from the start of the session).
@@ -139,3 +142,23 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     [seal] = seals
     assert seal["data"]["lines"] == len(lines) and len(seal["data"]["record_sha256"]) == 64
     assert "transcript.corrected" in [e["action"] for e in events]
+
+    # Retranscribing the recordings makes a new version; the live record stays.
+    env = {**os.environ, "TINGSHEN_DATA_DIR": str(settings.data_dir),
+           "TINGSHEN_DATABASE_URL": settings.database, "TINGSHEN_WHISPER_MODEL": "tiny.en"}
+    env.pop("TINGSHEN_CONFIG", None)
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "tingshen"), "retranscribe", hearing.id,
+        "--beam-size", "2", env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, err.decode()
+    assert "100%" in err.decode() and "trial record version 2" in out.decode()
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+    again = await r.json()
+    assert again["version"] == 2 and again["items"]
+    assert all(line["participant"] == "Lawyer Li" for line in again["items"])
+    assert in_order(words(OPENING), words(" ".join(li["text"] for li in again["items"]))) >= 0.7
+    # Offsets on the timeline agree with the live record's within a second.
+    assert abs(again["items"][0]["start"] - lines[0]["start"]) < 1.0
