@@ -49,11 +49,16 @@ def print_demo(demo: Demo, settings: Settings) -> None:
     print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}")
 
 
-async def _serve(settings: Settings, seed: bool) -> None:
+async def _serve(settings: Settings, seed: bool) -> int:
     token, generated = ensure_admin_token(settings)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except TranscriptionError as e:
+        print(f"tingshen: cannot start: {e}", file=sys.stderr)
+        await runner.cleanup()
+        return 2
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -73,6 +78,7 @@ async def _serve(settings: Settings, seed: bool) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+    return 0
 
 
 async def _seed(settings: Settings) -> None:
@@ -198,8 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "serve":
         migrate(settings.database)
-        asyncio.run(_serve(settings, args.seed_demo))
-        return 0
+        return asyncio.run(_serve(settings, args.seed_demo))
     if args.command == "migrate":
         migrate(settings.database)
         print(f"database at head: {settings.database}")

@@ -242,3 +242,16 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
                               text=True, timeout=120)
     assert verified.returncode == 1
     assert files[0].name in verified.stderr and "altered" in verified.stderr
+
+
+def test_a_missing_speech_model_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    result = subprocess.run(
+        [str(TINGSHEN), "serve", "--port", str(free_port())],
+        env=clean_env(tmp_path / "var", TINGSHEN_WHISPER_MODEL=str(empty)),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr and "model.bin" in result.stderr
+    assert "Traceback" not in result.stderr
