@@ -27,8 +27,8 @@ DEMO_TITLE = "张某某盗窃案 公开开庭审理（演示）"
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINGSHEN_")}
-    env.update(TINGSHEN_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
-               TINGSHEN_WHISPER_MODEL="tiny.en", **extra)
+    env.update({"TINGSHEN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+                "TINGSHEN_WHISPER_MODEL": "tiny.en", **extra})
     return env
 
 
