@@ -162,3 +162,47 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     assert in_order(words(OPENING), words(" ".join(li["text"] for li in again["items"]))) >= 0.7
     # Offsets on the timeline agree with the live record's within a second.
     assert abs(again["items"][0]["start"] - lines[0]["start"]) < 1.0
+
+
+async def test_a_slow_recognizer_delays_the_record_but_not_the_hearing(
+    auto_hearing, participants, client, admin, monkeypatch  # noqa: F811
+):
+    from transcription.recognizer import Recognizer
+
+    original = Recognizer.transcribe
+
+    def slow(self, *args, **kwargs):  # runs on the inference thread
+        time.sleep(3.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recognizer, "transcribe", slow)
+    hearing = auto_hearing
+    judge = HearingClient(hearing.base_url, "judge")
+    lawyer = HearingClient(hearing.base_url, "lawyer")
+    speech = SpeechTrack(SPEECH / "en_opening.wav")
+    lawyer.audio = speech
+    participants.extend([judge, lawyer])
+    for c, role in ((judge, "judge"), (lawyer, "lawyer")):
+        await c.join(hearing.tokens[role])
+    lawyer_id = hearing.ids["lawyer"]
+    await judge.wait_for(lambda: judge.frames_from(lawyer_id, "video") > 5)
+    await command(judge, "open", "open")
+    await command(judge, "start", "in_session")
+    speech.speak_at = time.time() + 0.5
+    # While the recognizer is behind, the judge keeps receiving the lawyer at full rate.
+    await asyncio.sleep(speech.seconds + 1.5)
+    before, since = judge.frames_from(lawyer_id, "video"), time.monotonic()
+    await asyncio.sleep(3.0)
+    rate = (judge.frames_from(lawyer_id, "video") - before) / (time.monotonic() - since)
+    assert rate > 20, rate
+    lags = [m["lag_seconds"] for m in judge.messages if m.get("type") == "transcription"]
+    assert max(lags) > 1.0, lags  # the judge sees the record falling behind
+    # Nothing is lost: the lines come, late.
+    deadline = time.monotonic() + 60
+    while True:
+        r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+        heard = " ".join(line["text"] for line in (await r.json())["items"])
+        if in_order(words(OPENING), words(heard)) >= 0.7:
+            break
+        assert time.monotonic() < deadline, heard
+        await asyncio.sleep(0.5)
