@@ -266,9 +266,10 @@ async def test_a_full_disk_alerts_the_court_and_the_hearing_goes_on(
     rows, _ = await recordings.of_hearing(uuid.UUID(hearing.id))
     kept = [recordings.path_of(r) for r in rows if r.size > 0]
     assert kept, "what was written before the disk filled is kept"
-    # Everything but the last cluster (at most a second) before the disk filled plays.
+    # Everything but the last cluster (at most a second) before the disk filled plays; the
+    # alert reaches the judge a little after the failure (the writer's queue, the loop).
     assert failed_after > 1.0
     playable = {p.name: playable_seconds(p) for p in kept}
-    assert max(playable.values()) >= failed_after - 1.5, (failed_after, playable)
+    assert max(playable.values()) >= failed_after - 2.5, (failed_after, playable)
     for path in kept:
         assert codecs(path) == ["opus", "vp8"]
