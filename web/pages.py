@@ -126,6 +126,7 @@ async def join(request: web.Request) -> web.Response:
 <figcaption><span class="name">{esc(p.name)}</span> <span class="role">{role_label}</span>
 <span class="tag">{_bilingual("本人", "you")}</span></figcaption></figure>
 </div>
+<div id="captions" class="captions" aria-live="polite" lang="{esc(h.language)}"></div>
 <div class="controls">{controls}</div>
 </section>
 <aside id="court-panel" class="court-panel" hidden>

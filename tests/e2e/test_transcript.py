@@ -125,7 +125,7 @@ async def transition(client: Any, admin: dict[str, str], hearing_id: str, action
 async def open_speaking_page(pages: Pages, url: str, name: str
                              ) -> tuple[Page, list[dict[str, Any]]]:
     """Open `url` with the capture clock installed; returns the page and the messages its
-    WebSocket receives (join.js shows no captions yet, so they are read off the wire)."""
+    WebSocket receives."""
     page = await pages.open("about:blank", name)
     await page.add_init_script(CAPTURE_CLOCK)
     received: list[dict[str, Any]] = []
@@ -220,5 +220,9 @@ async def test_speech_from_chromiums_fake_microphone_enters_the_record(
     captions = [m for m in received if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id and m["name"] == "Lawyer Li"
                and m["role"] == "lawyer" for m in captions), captions
+    # Both pages show the last lines as captions, with the speaker's name.
+    for page in (judge, lawyer):
+        shown = await page.locator("#captions .caption.final").all_inner_texts()
+        assert shown and shown[-1] == f"Lawyer Li：{lines[-1]['text']}", shown
     assert not any(pages.errors().values()), pages.errors()
     assert not any(speaking.errors().values()), speaking.errors()

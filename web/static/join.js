@@ -381,10 +381,34 @@ async function handle(message) {
     case "error":
       onError(message);
       break;
+    case "caption":
+      showCaption(message);
+      break;
+    case "alert":
+      status(`庭审告警：${message.message}`, `Alert: ${message.message}`, "error");
+      break;
     default:
       break;
   }
   render();
+}
+
+// Live captions: one line per speaker, a partial replaced by the next partial or the final;
+// the last few final lines stay.
+const CAPTION_LINES = 4;
+
+function showCaption(message) {
+  const box = $("captions");
+  const key = message.final ? `final-${message.segment_id}` : `partial-${message.participant_id}`;
+  const partial = box.querySelector(`[data-partial="${CSS.escape(message.participant_id)}"]`);
+  if (partial) partial.remove();
+  const line = el("p", { class: message.final ? "caption final" : "caption partial",
+                         "data-key": key },
+                  el("span", { class: "speaker" }, `${message.name}：`), message.text);
+  if (!message.final) line.dataset.partial = message.participant_id;
+  box.append(line);
+  const finals = box.querySelectorAll(".caption.final");
+  for (let i = 0; i < finals.length - CAPTION_LINES; i++) finals[i].remove();
 }
 
 function updateMe() {
