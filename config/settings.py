@@ -69,6 +69,9 @@ class Settings(BaseModel):
     redis_url: str | None = Field(default=None, description="Redis for multi-process state")
     default_language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$")
     whisper_model: str = Field(default="base", min_length=1)
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where Whisper runs: CUDA when present (auto), or forced"
+    )
     ice_servers: list[IceServer] = Field(default_factory=list)
     ice_host_addresses: list[str] = Field(
         default_factory=list, description="Addresses offered as host ICE candidates"

@@ -72,7 +72,8 @@ class Hub:
     async def start_transcription(self) -> None:
         """Load the Whisper model once for the process (a missing model stops start-up)."""
         model = await asyncio.to_thread(
-            load_model, self.settings.whisper_model, self.settings.data_dir
+            load_model, self.settings.whisper_model, self.settings.data_dir,
+            device=self.settings.whisper_device,
         )
         self._worker = InferenceWorker(await asyncio.to_thread(Recognizer, model))
 
