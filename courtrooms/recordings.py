@@ -140,12 +140,18 @@ class Recordings:
     async def file_finished(
         self, path: str, outcome: FileOutcome, status: RecordingStatus | None = None
     ) -> None:
-        """A file was closed (complete), cut short by a write error, or repaired."""
+        """A file was closed (complete), cut short by a write error, or repaired.
+
+        A file never created (its participant sent nothing in the segment) leaves the record.
+        """
         size, sha256 = await self._measure(path)
         async with self.db.write() as session:
             row = await session.scalar(select(Recording).where(Recording.path == path))
             if row is None:
                 raise NotFound("Recording", path)
+            if not sha256 and outcome.error is None:
+                await session.delete(row)
+                return
             row.duration, row.size, row.sha256 = outcome.duration, size, sha256
             if outcome.codecs:
                 row.codecs = outcome.codecs

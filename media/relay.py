@@ -43,8 +43,9 @@ class EncodedFrame:
 
 def is_keyframe(codec: str, data: bytes) -> bool:
     if codec == "VP8":
-        # RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame.
-        return bool(data) and (data[0] & 0x01) == 0
+        # RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame, whose header carries the
+        # start code; a frame that lost its first packets lacks it and is no keyframe.
+        return len(data) >= 10 and (data[0] & 0x01) == 0 and data[3:6] == b"\x9d\x01\x2a"
     if codec == "H264":
         return _h264_has_idr(data)
     return True  # audio: every frame stands alone

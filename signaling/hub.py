@@ -94,7 +94,10 @@ class Hub:
                 duration, codecs = await asyncio.to_thread(repair, path)
                 outcome = FileOutcome(duration=duration, codecs=",".join(codecs))
                 status = RecordingStatus.RECOVERED
-            except (RecordingError, FileNotFoundError) as e:
+            except FileNotFoundError:
+                outcome, status = FileOutcome(duration=0.0), RecordingStatus.INTERRUPTED
+                # never created: nothing was recorded, the row leaves the record
+            except RecordingError as e:
                 outcome = FileOutcome(duration=0.0, error=f"unrecoverable: {e}")
                 status = RecordingStatus.INTERRUPTED
             await self.recordings.file_finished(row.path, outcome, status)

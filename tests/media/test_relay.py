@@ -9,7 +9,8 @@ import pytest
 
 from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
 
-VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])  # frame tag bit 0 = 0: key frame
+# Frame tag bit 0 = 0 and the start code: a key frame (640x360).
+VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01])
 VP8_DELTA = bytes([0x11, 0x02, 0x00])
 
 
@@ -27,6 +28,8 @@ def test_keyframes_are_recognised():
     assert is_keyframe("H264", b"\x00\x00\x00\x01\x67rest\x00\x00\x01\x65")
     assert not is_keyframe("H264", b"\x00\x00\x00\x01\x41slice")
     assert not is_keyframe("VP8", b"")
+    # A key frame that lost its first packet (no start code) cannot start a picture.
+    assert not is_keyframe("VP8", bytes([0x10, 0x02, 0x00]) + bytes(20))
 
 
 async def test_a_new_subscriber_waits_for_a_keyframe_and_asks_for_one():
