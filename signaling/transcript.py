@@ -82,10 +82,10 @@ class LiveTranscript:
         """Transcribe `peer`'s audio (its audio tap, decoded once for all uses)."""
         pid = peer.participant_id
         self._transcriber.add_speaker(pid, name, role)
-        muted = peer.publications["audio"]
+        audio = peer.publications["audio"]
 
         def on_chunk(chunk: PcmChunk) -> None:
-            if not self.feeding or self.origin is None or muted.muted:
+            if not self.feeding or self.origin is None or audio.muted:
                 return  # only what the court hears in session goes into the record
             at = peer.clock.wall_time("audio", chunk.timestamp, time.time()) - self.origin
             self._transcriber.feed(pid, chunk.samples, at)
