@@ -7,7 +7,6 @@ recorder's (VP8 + Opus in WebM, timestamps from the file's start).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from media.composite import (
     render_composite,
     tile_layout,
 )
+from tests.probe import ffprobe
 
 TIMELINE_END = 8.0
 RECESS = (4.0, 6.0)
@@ -40,15 +40,6 @@ JUDGE_SECOND_BEEP = 6.0 + 0.5
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
-         str(path)],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout)
 
 
 VP8 = ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "16", "-b:v", "600k"]
