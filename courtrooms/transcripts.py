@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from courtrooms import audit
 from courtrooms.database import Database
@@ -48,6 +49,14 @@ def record_sha256(segments: Sequence[TranscriptSegment]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+async def _latest_version(session: AsyncSession, hearing_id: uuid.UUID) -> int:
+    version = await session.scalar(
+        select(func.max(TranscriptSegment.version))
+        .where(TranscriptSegment.hearing_id == hearing_id)
+    )
+    return int(version or LIVE_VERSION)
+
+
 class Transcripts:
     """Registry of trial record lines and their revisions."""
 
@@ -73,11 +82,7 @@ class Transcripts:
 
     async def latest_version(self, hearing_id: uuid.UUID) -> int:
         async with self.db.read() as session:
-            version = await session.scalar(
-                select(func.max(TranscriptSegment.version))
-                .where(TranscriptSegment.hearing_id == hearing_id)
-            )
-            return int(version or LIVE_VERSION)
+            return await _latest_version(session, hearing_id)
 
     async def of_hearing(
         self, hearing_id: uuid.UUID, version: int | None = None
@@ -87,10 +92,7 @@ class Transcripts:
             if await session.get(Hearing, hearing_id) is None:
                 raise NotFound("Hearing", hearing_id)
             if version is None:
-                version = int(await session.scalar(
-                    select(func.max(TranscriptSegment.version))
-                    .where(TranscriptSegment.hearing_id == hearing_id)
-                ) or LIVE_VERSION)
+                version = await _latest_version(session, hearing_id)
             rows = await session.scalars(
                 select(TranscriptSegment)
                 .where(TranscriptSegment.hearing_id == hearing_id,

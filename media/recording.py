@@ -29,7 +29,7 @@ from typing import Any
 import av
 
 from media.errors import MediaError
-from media.relay import CLOCK_RATE, EncodedFrame
+from media.relay import CLOCK_RATE, EncodedFrame, vp8_size
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,6 @@ class RecordingFile:
     duration: float
     codecs: tuple[str, ...]
     error: str | None = None
-
-
-def vp8_size(keyframe: bytes) -> tuple[int, int] | None:
-    """Width and height from a VP8 keyframe header (RFC 6386 9.1)."""
-    if len(keyframe) < 10 or keyframe[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(keyframe[6:8], "little") & 0x3FFF
-    height = int.from_bytes(keyframe[8:10], "little") & 0x3FFF
-    return (width, height) if width and height else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,27 @@ class EncodedFrame:
     received_at: float
 
 
+VP8_START_CODE = b"\x9d\x01\x2a"
+
+
+def vp8_keyframe_header(data: bytes) -> bool:
+    """RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame, whose header carries the
+    start code; a frame that lost its first packets lacks it and is no keyframe."""
+    return len(data) >= 10 and (data[0] & 0x01) == 0 and data[3:6] == VP8_START_CODE
+
+
+def vp8_size(keyframe: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe header."""
+    if not vp8_keyframe_header(keyframe):
+        return None
+    width = int.from_bytes(keyframe[6:8], "little") & 0x3FFF
+    height = int.from_bytes(keyframe[8:10], "little") & 0x3FFF
+    return (width, height) if width and height else None
+
+
 def is_keyframe(codec: str, data: bytes) -> bool:
     if codec == "VP8":
-        # RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame, whose header carries the
-        # start code; a frame that lost its first packets lacks it and is no keyframe.
-        return len(data) >= 10 and (data[0] & 0x01) == 0 and data[3:6] == b"\x9d\x01\x2a"
+        return vp8_keyframe_header(data)
     if codec == "H264":
         return _h264_has_idr(data)
     return True  # audio: every frame stands alone

@@ -95,8 +95,9 @@ class Hub:
                 outcome = FileOutcome(duration=duration, codecs=",".join(codecs))
                 status = RecordingStatus.RECOVERED
             except FileNotFoundError:
-                outcome, status = FileOutcome(duration=0.0), RecordingStatus.INTERRUPTED
-                # never created: nothing was recorded, the row leaves the record
+                # Never created (nothing arrived before the stop): the row leaves the record.
+                await self.recordings.file_finished(row.path, FileOutcome(duration=0.0))
+                continue
             except RecordingError as e:
                 outcome = FileOutcome(duration=0.0, error=f"unrecoverable: {e}")
                 status = RecordingStatus.INTERRUPTED

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -108,6 +109,17 @@ async def _verify(settings: Settings) -> int:
     return 1
 
 
+@contextlib.contextmanager
+def progress_bar(desc: str) -> Iterator[Callable[[float], None]]:
+    """A percentage bar on stderr, advanced by fractions from 0 to 1."""
+    with tqdm(total=100, unit="%", desc=desc, bar_format=PROGRESS_FORMAT) as bar:
+
+        def advance(fraction: float) -> None:
+            bar.update(round(fraction * 100) - bar.n)
+
+        yield advance
+
+
 def _hearing_id(command: str, hearing: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(hearing)
@@ -123,11 +135,7 @@ async def _retranscribe(settings: Settings, hearing: str, model: str, beam_size:
     db = Database(settings.database)
     try:
         registry = Registry(db)
-        with tqdm(total=100, unit="%", desc="retranscribe", bar_format=PROGRESS_FORMAT) as bar:
-
-            def advance(fraction: float) -> None:
-                bar.update(round(fraction * 100) - bar.n)
-
+        with progress_bar("retranscribe") as advance:
             version, lines = await retranscribe(
                 registry, Recordings(db, utcnow, settings.data_dir), Transcripts(db, utcnow),
                 hearing_id, model, settings.data_dir, beam_size, advance,
@@ -149,11 +157,7 @@ async def _render(settings: Settings, hearing: str) -> int:
     try:
         registry = Registry(db)
         recordings = Recordings(db, utcnow, settings.data_dir)
-        with tqdm(total=100, unit="%", desc="composite", bar_format=PROGRESS_FORMAT) as bar:
-
-            def advance(fraction: float) -> None:
-                bar.update(round(fraction * 100) - bar.n)
-
+        with progress_bar("composite") as advance:
             path = await render_hearing(registry, recordings, hearing_id, advance,
                                         threading.Event())
     except (CourtroomsError, CompositeError) as e:

@@ -17,9 +17,8 @@ from media.recording import (
     WindowMin,
     repair,
     rtp_delta,
-    vp8_size,
 )
-from media.relay import EncodedFrame
+from media.relay import EncodedFrame, vp8_size
 from tests.probe import codecs, decoded_frames, duration, playable_seconds
 
 
