@@ -15,3 +15,4 @@ KIND_ZH = {
     "trial": "庭审", "arraignment": "远程提讯", "parole": "减刑假释庭审", "mediation": "调解",
     "creditors_meeting": "债权人会议", "petition": "视频接访",
 }
+LOCATION_ZH = {"courtroom": "法庭", "prison": "监所", "remote": "远程"}

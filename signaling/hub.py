@@ -16,7 +16,7 @@ from courtrooms.service import Registry
 from courtrooms.transcripts import Transcripts
 from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
 from media.recording import RecordingError, repair
-from signaling.bus import LiveBus
+from signaling.bus import LiveBus, Seat
 from signaling.hearing import FINISHED, Connection, LiveHearing
 from signaling.review import CompositeJobs
 from signaling.transcript import LiveTranscript
@@ -139,6 +139,10 @@ class Hub:
                 return
             del self.hearings[live.id]
         await live.aclose()
+
+    async def seats(self, hearing_id: uuid.UUID) -> list[Seat]:
+        """Who is in a hearing right now (every process's participants): empty when not live."""
+        return await self.bus.seats(str(hearing_id))
 
     async def hearing_changed(self, hearing_id: uuid.UUID, state: str) -> None:
         """A hearing changed state outside signaling (the REST API): tell its participants."""

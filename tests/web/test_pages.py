@@ -55,11 +55,11 @@ async def test_join_page_refuses_unknown_early_revoked_and_closed_links(
     unknown = await call(client, "GET", "/join/not-a-valid-token")
     assert unknown.status == 403
     assert_html(unknown.headers, unknown.text)
-    assert "Cannot join" in unknown.text and "无法加入" in unknown.text
+    assert "无法加入" in unknown.text and "无法加入" in unknown.text
     assert html.escape(TITLE) not in unknown.text
 
     early = await call(client, "GET", f"/join/{token}")
-    assert early.status == 403 and "Cannot join" in early.text
+    assert early.status == 403 and "无法加入" in early.text
     assert "09:30" in early.text  # says when the link opens
     assert html.escape(TITLE) not in early.text and html.escape(NAME) not in early.text
 
@@ -72,7 +72,7 @@ async def test_join_page_refuses_unknown_early_revoked_and_closed_links(
                         headers=admin)
     assert revoke.status == 204
     revoked = await call(client, "GET", f"/join/{token}")
-    assert revoked.status == 403 and "Cannot join" in revoked.text and "revoked" in revoked.text
+    assert revoked.status == 403 and "无法加入" in revoked.text and "revoked" in revoked.text
 
     fresh = await call(client, "POST",
                        f"{API}/hearings/{hearing_id}/participants/{participants[0]['id']}/token",
@@ -82,7 +82,7 @@ async def test_join_page_refuses_unknown_early_revoked_and_closed_links(
         assert (await call(client, "POST", f"{API}/hearings/{hearing_id}/{action}",
                            headers=admin)).status == 200
     closed = await call(client, "GET", f"/join/{fresh.json['token']}")
-    assert closed.status == 403 and "has ended" in closed.text and "closed" in closed.text
+    assert closed.status == 403 and "庭审已结束" in closed.text and "closed" in closed.text
     assert 'data-state="ended"' in closed.text and 'data-state="error"' in revoked.text
 
 
