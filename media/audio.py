@@ -48,6 +48,7 @@ class AudioTap:
     def __init__(self, participant_id: str) -> None:
         self.participant_id = participant_id
         self.level = SILENCE_DBFS
+        self._peak = SILENCE_DBFS
         self.frames_decoded = 0
         self.frames_lost = 0
         self.decode_errors = 0
@@ -80,8 +81,14 @@ class AudioTap:
         await asyncio.to_thread(self._queue.put, None)
         await asyncio.to_thread(thread.join)
 
+    def take_peak(self) -> float:
+        """The loudest chunk since the last call (for the active speaker), then start again."""
+        peak, self._peak = self._peak, SILENCE_DBFS
+        return peak
+
     def _deliver(self, chunk: PcmChunk) -> None:
         self.level = chunk.level_dbfs
+        self._peak = max(self._peak, chunk.level_dbfs)
         for consumer in self._consumers:
             try:
                 consumer(chunk)

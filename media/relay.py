@@ -88,6 +88,8 @@ class Publication:
         self.participant_id = participant_id
         self.kind = kind
         self.muted = False
+        # In a private consultation: forwarded to the partner only, never recorded or tapped.
+        self.private = False
         self.subscribers: set[ForwardedTrack] = set()
         self.taps: list[FrameTap] = []
         self.frames_in = 0
@@ -113,8 +115,9 @@ class Publication:
         elif self._keyframe_wanted:
             # An earlier request may have gone nowhere (no SSRC known yet, or a lost PLI).
             self.want_keyframe()
-        for tap in self.taps:
-            tap(frame)
+        if not self.private:
+            for tap in self.taps:
+                tap(frame)
         if self.muted:
             self.frames_withheld += 1
             return

@@ -78,6 +78,9 @@ class MediaRoom:
         self.hearing_id = hearing_id
         self.peers: dict[str, ParticipantPeer] = {}
         self.recording: SegmentRecording | None = None
+        # Participants in a private group (a consultation) see and hear only that group, and
+        # nobody else sees or hears them; kept across a rejoin.
+        self.groups: dict[str, str] = {}
 
     async def add(self, peer: ParticipantPeer) -> None:
         """Start `peer`, replacing an earlier peer of the same participant (a rejoin)."""
@@ -86,6 +89,7 @@ class MediaRoom:
             await self._close_peer(old)
         await peer.start()
         self.peers[peer.participant_id] = peer
+        self._apply_group(peer)
         if self.recording is not None and peer.publish:
             await self.recording.begin(peer)
         self.rewire(new_peer=peer)
@@ -101,13 +105,36 @@ class MediaRoom:
             await self.recording.end(peer)
         await peer.aclose()
 
+    def set_group(self, participant_id: str, group: str | None) -> None:
+        """Put a participant in a private group (None: back in the hearing)."""
+        if self.groups.get(participant_id) == group:
+            return
+        if group is None:
+            del self.groups[participant_id]
+        else:
+            self.groups[participant_id] = group
+        peer = self.peers.get(participant_id)
+        if peer is not None:
+            self._apply_group(peer)
+        self.rewire()
+
+    def _apply_group(self, peer: ParticipantPeer) -> None:
+        private = peer.participant_id in self.groups
+        for publication in peer.publications.values():
+            was, publication.private = publication.private, private
+            if was and not private:
+                publication.want_keyframe()  # the recording resumes on a keyframe
+
     def rewire(self, new_peer: ParticipantPeer | None = None) -> None:
-        """Point every peer's slots at the others' publications; negotiate where needed."""
+        """Point every peer's slots at the publications it may receive: everyone else's in
+        its group (the hearing, or a private consultation); negotiate where needed."""
         for peer in self.peers.values():
+            group = self.groups.get(peer.participant_id)
             sources: list[Publication] = [
                 pub
                 for other in self.peers.values()
                 if other is not peer and other.publish
+                and self.groups.get(other.participant_id) == group
                 for pub in other.publications.values()
             ]
             added = peer.set_sources(sources)

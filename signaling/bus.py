@@ -31,11 +31,22 @@ class Seat:
     muted_self: bool = False
     camera_off: bool = False
     hand_raised: bool = False
+    screen_sharing: bool = False
+    # None, or a private consultation asked for or under way:
+    # {"state": "requested" | "active", "with": participant id, "id": consultation id | None,
+    #  "since": ISO time}
+    consultation: dict[str, Any] | None = None
     connection: str = "new"
 
     @property
     def muted(self) -> bool:
         return self.muted_by_court or self.muted_self
+
+    @property
+    def consulting(self) -> str | None:
+        """The id of the private consultation this participant is in, if any."""
+        c = self.consultation
+        return str(c["id"]) if c is not None and c.get("state") == "active" else None
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)

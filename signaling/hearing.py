@@ -15,15 +15,19 @@ from typing import Any, Protocol
 from aiortc import RTCIceServer
 
 from courtrooms.errors import CourtroomsError, InvalidTransition
+from courtrooms.exhibits import Exhibits
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import Hearing, HearingState, Participant, Role
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
 from media.peer import ParticipantPeer, PeerEvents
+from media.quality import QualityMeter
 from media.recording import ParticipantRecorder, RecordingFile
 from media.room import MediaRoom
+from media.speakers import ActiveSpeaker
 from signaling.bus import LiveBus, Seat
 from signaling.errors import Forbidden, SignalingError
+from signaling.messages import CONSULTATION_COMMANDS
 from signaling.transcript import LiveTranscript
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,12 @@ AUDITED_ACTIONS = {
     "unmute": "participant.unmuted",
 }
 REVIEW_COMMANDS = ("permit_review", "revoke_review")
+CONSULTING_ROLES = frozenset({Role.DEFENDANT.value, Role.PARTY.value})
+COUNSEL_ROLES = frozenset({Role.LAWYER.value})
+OBSERVER = Role.OBSERVER.value
 LAG_REPORT_S = 2.0
+SPEAKERS_WINDOW_S = 0.25
+RECORD_LINES = 200
 FINISHED = frozenset({HearingState.CLOSED.value, HearingState.CANCELLED.value})
 
 
@@ -78,6 +87,7 @@ class LiveHearing:
         on_empty: Callable[[LiveHearing], None],
         on_closed: Callable[[uuid.UUID], Awaitable[None]],
         transcript: Callable[[LiveHearing], LiveTranscript],
+        exhibits: Exhibits,
     ) -> None:
         self.id = str(hearing.id)
         self.hearing_uuid = hearing.id
@@ -100,6 +110,14 @@ class LiveHearing:
         self.transcript = transcript(self)
         self._transcript_started = False
         self._lag_reporter: asyncio.Task[None] | None = None
+        self.exhibits = exhibits
+        self.showing: dict[str, Any] | None = None  # the exhibit on the stage, `exhibit` message
+        # Local views of seats, for filtering fan-out without a lookup per message.
+        self._roles: dict[str, str] = {}
+        self._admitted: set[str] = set()
+        self._speakers = ActiveSpeaker()
+        self._quality = QualityMeter()
+        self._monitor: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> str:
@@ -121,8 +139,16 @@ class LiveHearing:
         kind = event.get("kind")
         if kind == "client":
             target = event.get("to")
+            admitted_only = event.get("audience") == "admitted"
+            court_message = event.get("court_message")
             for pid, connection in list(self.connections.items()):
-                if target is None or target == pid:
+                if target is not None and target != pid:
+                    continue
+                if admitted_only and pid not in self._admitted:
+                    continue
+                if court_message is not None and self._roles.get(pid) in CONTROL_ROLES:
+                    connection.send(court_message)
+                else:
                     connection.send(event["message"])
         elif kind == "seat":
             self._spawn(self._apply_seat(event["participant_id"], event.get("effect")))
@@ -131,17 +157,47 @@ class LiveHearing:
             self._spawn(self._apply_state(event["state"]))
 
     async def broadcast(self, message: dict[str, Any]) -> None:
-        """Send to every participant of the hearing, in every process."""
-        await self._broadcast(message)
+        """Send to every admitted participant of the hearing, in every process: what is said
+        and shown in the hearing does not reach the lobby (a witness waits outside)."""
+        await self.bus.publish(
+            self.id, {"kind": "client", "to": None, "audience": "admitted", "message": message}
+        )
 
     async def _broadcast(self, message: dict[str, Any], to: str | None = None) -> None:
         await self.bus.publish(self.id, {"kind": "client", "to": to, "message": message})
 
+    @staticmethod
+    def _participants_message(seats: list[Seat], court: bool) -> dict[str, Any]:
+        """Observers (supervision) are listed to the judge and clerk only."""
+        return {"type": "participants", "participants": [
+            s.public() for s in seats if court or s.role != OBSERVER
+        ]}
+
     async def broadcast_participants(self) -> None:
         seats = await self.bus.seats(self.id)
-        await self._broadcast(
-            {"type": "participants", "participants": [s.public() for s in seats]}
-        )
+        await self.bus.publish(self.id, {
+            "kind": "client", "to": None,
+            "message": self._participants_message(seats, court=False),
+            "court_message": self._participants_message(seats, court=True),
+        })
+        await self._broadcast(self._consultations_message(seats))
+
+    @staticmethod
+    def _consultations_message(seats: list[Seat]) -> dict[str, Any]:
+        requests = [
+            {"participant_id": s.participant_id, "with": s.consultation["with"],
+             "since": s.consultation["since"]}
+            for s in seats if s.consultation is not None and s.consultation["state"] == "requested"
+        ]
+        active: dict[str, dict[str, Any]] = {}
+        for s in seats:
+            if s.consulting is not None:
+                entry = active.setdefault(s.consulting, {
+                    "id": s.consulting, "participants": [],
+                    "started_at": s.consultation["since"] if s.consultation else None,
+                })
+                entry["participants"].append(s.participant_id)
+        return {"type": "consultations", "requests": requests, "active": list(active.values())}
 
     async def _seat_changed(self, seat: Seat, effect: str | None = None) -> None:
         await self.bus.publish(
@@ -155,9 +211,18 @@ class LiveHearing:
         seat = await self.bus.seat(self.id, participant_id)
         if connection is None or seat is None:
             return
+        if seat.admitted:
+            self._admitted.add(participant_id)
+        else:
+            self._admitted.discard(participant_id)
         self.media.set_muted(participant_id, seat.muted)
+        was_consulting = participant_id in self.media.groups
+        self.media.set_group(participant_id, seat.consulting)
+        if seat.consulting is not None and not was_consulting:
+            self.transcript.pause(participant_id)  # what they say from now on is private
         if effect == "admitted":
             connection.send({"type": "admitted"})
+            await self._send_hearing_record(connection)
             await self.start_media(connection)
         elif effect == "removed":
             connection.send({"type": "removed", "reason": "the court removed you"})
@@ -272,22 +337,32 @@ class LiveHearing:
                     role=participant.role.value,
                     location=participant.location.value,
                     admitted=bool(self.info["auto_admit"])
-                    or participant.role.value in CONTROL_ROLES,
+                    or participant.role.value in CONTROL_ROLES
+                    or participant.role.value == OBSERVER,
                 )
-            seat = replace(seat, present=True, connection="new", hand_raised=False)
+            seat = replace(seat, present=True, connection="new", hand_raised=False,
+                           screen_sharing=False)
             await self.bus.put_seat(self.id, seat)
+            self._roles[pid] = seat.role
+            if seat.admitted:
+                self._admitted.add(pid)
+        seats = await self.bus.seats(self.id)
         connection.send(
             {
                 "type": "welcome",
                 "protocol": 1,
                 "participant": seat.public(),
                 "hearing": self.info,
-                "participants": [s.public() for s in await self.bus.seats(self.id)],
+                "participants": self._participants_message(
+                    seats, court=seat.role in CONTROL_ROLES)["participants"],
             }
         )
         # Before any offer: the client builds its RTCPeerConnection with these servers.
         connection.send({"type": "config", "ice_servers": self._client_ice_servers})
+        if seat.admitted:
+            await self._send_hearing_record(connection)
         await self.broadcast_participants()
+        self._start_monitor()
         if seat.admitted:
             await self.start_media(connection)
         return seat
@@ -298,11 +373,13 @@ class LiveHearing:
             if self.connections.get(pid) is not connection:
                 return  # already replaced by a newer connection of the same participant
             del self.connections[pid]
+            self._admitted.discard(pid)
             await self.media.remove(pid)
             self.transcript.leave(pid)
             if await self.bus.seat(self.id, pid) is not None:
                 await self.bus.update_seat(
-                    self.id, pid, present=False, connection="closed", hand_raised=False
+                    self.id, pid, present=False, connection="closed", hand_raised=False,
+                    screen_sharing=False,
                 )
         await self.broadcast_participants()
         if not self.connections:
@@ -315,10 +392,14 @@ class LiveHearing:
             return
         if self.connections.get(connection.participant_id) is not connection:
             return
-        peer = ParticipantPeer(connection.participant_id, connection, self._ice_servers)
+        # Observers only watch: nothing of theirs is received, recorded or transcribed.
+        publish = seat.role != OBSERVER
+        peer = ParticipantPeer(connection.participant_id, connection, self._ice_servers,
+                               publish=publish)
         await self.media.add(peer)
         peer.set_muted(seat.muted)
-        self.transcript.listen(peer, seat.name, seat.role)
+        if publish:
+            self.transcript.listen(peer, seat.name, seat.role)
         if self.state == HearingState.IN_SESSION.value:
             await self._start_recording()  # a hearing already in session when we took it up
 
@@ -339,6 +420,185 @@ class LiveHearing:
     async def set_hand(self, participant_id: str, raised: bool) -> None:
         seat = await self.bus.update_seat(self.id, participant_id, hand_raised=raised)
         await self._seat_changed(seat)
+
+    async def set_camera_off(self, participant_id: str, off: bool) -> None:
+        seat = await self.bus.update_seat(self.id, participant_id, camera_off=off)
+        await self._seat_changed(seat)
+
+    async def set_screen_sharing(self, participant_id: str, sharing: bool) -> None:
+        seat = await self.bus.update_seat(self.id, participant_id, screen_sharing=sharing)
+        await self._seat_changed(seat)
+        # The video changed source: subscribers and the recording need a fresh keyframe.
+        peer = self.media.peers.get(participant_id)
+        if peer is not None:
+            peer.publications["video"].want_keyframe()
+
+    # -- private consultation -------------------------------------------------------------
+
+    async def request_consultation(self, seat: Seat, partner_id: str | None) -> None:
+        if partner_id is None:
+            raise SignalingError("invalid", "consult request needs `with`", field="with")
+        partner = await self.bus.seat(self.id, partner_id)
+        self._check_consultation(seat, partner)
+        assert partner is not None
+        if seat.consultation is not None:
+            raise SignalingError("consultation_refused",
+                                 "you have already asked for or are in a consultation")
+        request = {"state": "requested", "with": partner_id, "id": None,
+                   "since": self.registry.clock().isoformat()}
+        await self._seat_changed(await self.bus.update_seat(
+            self.id, seat.participant_id, consultation=request))
+
+    def _check_consultation(self, seat: Seat, partner: Seat | None) -> None:
+        if partner is None or partner.participant_id == seat.participant_id:
+            raise SignalingError("consultation_refused",
+                                 "the other side of a consultation must be another participant "
+                                 "of this hearing", field="with")
+        roles = {seat.role, partner.role}
+        if not (roles & COUNSEL_ROLES and roles & CONSULTING_ROLES):
+            raise SignalingError(
+                "consultation_refused",
+                "a private consultation is between a lawyer and a defendant or party",
+                field="with")
+        if not (partner.present and partner.admitted):
+            raise SignalingError("consultation_refused",
+                                 f"{partner.name} is not in the hearing now", field="with")
+        if partner.consulting is not None:
+            raise SignalingError("consultation_refused",
+                                 f"{partner.name} is already in a consultation", field="with")
+
+    async def end_consultation(self, seat: Seat, actor: str) -> None:
+        """End (or withdraw) `seat`'s consultation: both sides return to the hearing."""
+        c = seat.consultation
+        if c is None:
+            raise SignalingError("consultation_refused", f"{seat.name} is not in a consultation")
+        members = [seat.participant_id]
+        if c["state"] == "active":
+            members += [s.participant_id for s in await self.bus.seats(self.id)
+                        if s.consulting == c["id"] and s.participant_id != seat.participant_id]
+        for pid in members:
+            await self._seat_changed(await self.bus.update_seat(self.id, pid,
+                                                                consultation=None))
+        if c["state"] == "active":
+            await self.registry.record(self.hearing_uuid, actor, "consultation.ended",
+                                       consultation_id=c["id"], participant_ids=members)
+
+    async def _grant_consultation(self, requester: Seat, actor: str) -> None:
+        c = requester.consultation
+        if c is None or c["state"] != "requested":
+            raise SignalingError("consultation_refused",
+                                 f"{requester.name} has not asked for a consultation",
+                                 field="participant_id")
+        partner = await self.bus.seat(self.id, c["with"])
+        self._check_consultation(requester, partner)
+        assert partner is not None
+        cid = uuid.uuid4().hex[:12]
+        since = self.registry.clock().isoformat()
+        for pid, other in ((requester.participant_id, partner.participant_id),
+                           (partner.participant_id, requester.participant_id)):
+            await self._seat_changed(await self.bus.update_seat(
+                self.id, pid, hand_raised=False,
+                consultation={"state": "active", "with": other, "id": cid, "since": since}))
+        await self.registry.record(
+            self.hearing_uuid, actor, "consultation.started", consultation_id=cid,
+            participant_ids=[requester.participant_id, partner.participant_id])
+
+    # -- exhibits -------------------------------------------------------------------------
+
+    async def present(self, seat: Seat, exhibit_id: str | None, page: int) -> None:
+        """Show an exhibit to everyone in the hearing, turn its page, or stop showing it."""
+        if seat.consulting is not None:
+            raise SignalingError("forbidden", "return from the consultation to present exhibits")
+        if exhibit_id is None:
+            if self.showing is None:
+                return
+            self.showing = None
+            await self.broadcast(self._exhibit_message())
+            return
+        try:
+            exhibit = await self.exhibits.get(self.hearing_uuid, uuid.UUID(exhibit_id))
+        except (ValueError, CourtroomsError) as e:
+            raise SignalingError("unknown_exhibit", f"no exhibit {exhibit_id} in this hearing",
+                                 field="exhibit_id") from e
+        if page > exhibit.pages:
+            raise SignalingError("unknown_exhibit",
+                                 f"the exhibit has {exhibit.pages} page(s)", field="page")
+        same = self.showing is not None and self.showing["exhibit"]["id"] == exhibit_id
+        self.showing = {
+            "exhibit": {
+                "id": str(exhibit.id), "title": exhibit.title, "media_type": exhibit.media_type,
+                "pages": exhibit.pages, "sha256": exhibit.sha256,
+                "participant_id": str(exhibit.participant_id) if exhibit.participant_id else None,
+            },
+            "page": page, "presenter_id": seat.participant_id,
+        }
+        if not same:
+            await self.registry.record(
+                self.hearing_uuid, f"participant:{seat.participant_id}", "exhibit.presented",
+                exhibit_id=exhibit_id, sha256=exhibit.sha256)
+        await self.broadcast(self._exhibit_message())
+
+    def _exhibit_message(self) -> dict[str, Any]:
+        if self.showing is None:
+            return {"type": "exhibit", "exhibit": None, "page": None, "presenter_id": None}
+        return {"type": "exhibit", **self.showing}
+
+    async def _send_hearing_record(self, connection: Connection) -> None:
+        """What an admitted participant sees on arrival: the record so far, the exhibit shown."""
+        _, lines = await self.transcript.transcripts.of_hearing(self.hearing_uuid)
+        seats = {s.participant_id: s for s in await self.bus.seats(self.id)}
+        record = []
+        for line in lines[-RECORD_LINES:]:
+            seat = seats.get(str(line.participant_id))
+            record.append({
+                "type": "caption", "final": True, "participant_id": str(line.participant_id),
+                "name": seat.name if seat else "", "role": seat.role if seat else "",
+                "start": round(line.start, 3), "end": round(line.end, 3), "text": line.text,
+                "segment_id": str(line.id),
+            })
+        connection.send({"type": "record", "lines": record})
+        connection.send(self._exhibit_message())
+
+    # -- who speaks, how connections fare --------------------------------------------------
+
+    def _start_monitor(self) -> None:
+        if self._monitor is None:
+            self._monitor = asyncio.create_task(self._watch(), name=f"monitor-{self.id[:8]}")
+
+    async def _watch(self) -> None:
+        """The active speaker for everyone (a few times a second) and connection quality for
+        the court (every 2 s)."""
+        loop = asyncio.get_running_loop()
+        next_quality = loop.time() + LAG_REPORT_S
+        while True:
+            await asyncio.sleep(SPEAKERS_WINDOW_S)
+            try:
+                await self._update_speakers(loop.time())
+                if loop.time() >= next_quality:
+                    next_quality = loop.time() + LAG_REPORT_S
+                    await self._report_quality()
+            except Exception:
+                log.exception("hearing %s: monitoring failed", self.id)
+
+    async def _update_speakers(self, now: float) -> None:
+        levels: dict[str, float] = {}
+        for pid, peer in self.media.peers.items():
+            level = peer.audio_tap.take_peak()
+            audio = peer.publications["audio"]
+            if peer.publish and not audio.muted and not audio.private:
+                levels[pid] = level
+        changed = self._speakers.update(levels, now)
+        if changed is not None:
+            await self.broadcast({"type": "speakers", "active": changed.active,
+                                  "speaking": list(changed.speaking)})
+
+    async def _report_quality(self) -> None:
+        peers = list(self.media.peers.values())
+        self._quality.forget(peers)
+        if not peers:
+            return
+        qualities = [(await self._quality.sample(peer)).public() for peer in peers]
+        await self._tell_court({"type": "quality", "participants": qualities})
 
     # -- the court's commands -------------------------------------------------------------
 
@@ -362,6 +622,22 @@ class LiveHearing:
                                  f"participant {target_id} has not joined this hearing",
                                  field="participant_id")
         actor_ref = f"participant:{actor.participant_id}"
+        if action in CONSULTATION_COMMANDS:
+            if action == "grant_consultation":
+                await self._grant_consultation(target, actor_ref)
+            elif action == "end_consultation":
+                if target.consulting is None:
+                    raise SignalingError("consultation_refused",
+                                         f"{target.name} is not in a consultation",
+                                         field="participant_id")
+                await self.end_consultation(target, actor_ref)
+            else:
+                if target.consultation is None or target.consultation["state"] != "requested":
+                    raise SignalingError("consultation_refused",
+                                         f"{target.name} has not asked for a consultation",
+                                         field="participant_id")
+                await self.end_consultation(target, actor_ref)
+            return
         if action in REVIEW_COMMANDS:
             if actor.role != Role.JUDGE.value:
                 raise Forbidden("only the judge may permit reviewing the recordings")
@@ -380,6 +656,9 @@ class LiveHearing:
                 raise Forbidden("only the judge may remove the judge or the clerk")
             if target.participant_id == actor.participant_id:
                 raise SignalingError("invalid", "you cannot remove yourself; leave instead")
+            if target.consultation is not None:
+                await self.end_consultation(target, actor_ref)
+                target = await self.bus.seat(self.id, target_id) or target
             target = replace(target, admitted=False, hand_raised=False)
             effect = "removed"
         elif action in ("mute", "unmute"):
@@ -410,6 +689,11 @@ class LiveHearing:
 
     async def aclose(self) -> None:
         self._unlisten()
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -10,6 +10,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from config import Settings
+from courtrooms.exhibits import Exhibits
 from courtrooms.models import HearingState, Participant, RecordingStatus
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
@@ -44,6 +45,7 @@ class Hub:
         self.recordings = recordings
         self.composites = CompositeJobs(registry, recordings)
         self.transcripts = Transcripts(registry.db, registry.clock)
+        self.exhibits = Exhibits(registry.db, registry.clock, settings.data_dir)
         self._worker: InferenceWorker | None = None
         self.bus = bus
         self.settings = settings
@@ -113,7 +115,7 @@ class Hub:
                 hearing = await self.registry.get_hearing(participant.hearing_id)
                 live = LiveHearing(hearing, self.registry, self.recordings, self.bus,
                                    self._server_ice, self.client_ice_servers, self._on_empty,
-                                   self.hearing_closed, self._transcript_for)
+                                   self.hearing_closed, self._transcript_for, self.exhibits)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)

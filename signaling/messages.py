@@ -61,6 +61,41 @@ PARTICIPANT_ACTIONS = ("admit", "remove", "mute", "unmute")
 HEARING_ACTIONS = ("open", "start", "recess", "resume", "close")
 
 
+class Camera(Inbound):
+    """Your camera is off (the client disabled its track) or on again."""
+
+    type: Literal["camera"]
+    off: bool
+
+
+class Screen(Inbound):
+    """Your video now carries your screen (the client replaced its camera track) or not."""
+
+    type: Literal["screen"]
+    sharing: bool
+
+
+class Consult(Inbound):
+    """Ask for a private consultation with `with`, or end yours (or withdraw the request)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+    type: Literal["consult"]
+    action: Literal["request", "end"]
+    partner: Id | None = Field(default=None, alias="with")
+
+
+class Present(Inbound):
+    """Show an uploaded exhibit to everyone (or stop, with null), at a page of a PDF."""
+
+    type: Literal["present"]
+    exhibit_id: Id | None
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+
+
+CONSULTATION_COMMANDS = ("grant_consultation", "deny_consultation", "end_consultation")
+
+
 class Command(Inbound):
     """A judge's or clerk's command: on a participant, or on the hearing itself."""
 
@@ -68,6 +103,7 @@ class Command(Inbound):
     action: Literal[
         "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close",
         "permit_review", "revoke_review",
+        "grant_consultation", "deny_consultation", "end_consultation",
     ]
     participant_id: Id | None = None
 
@@ -87,12 +123,13 @@ class Leave(Inbound):
 
 
 Message = Annotated[
-    Join | Answer | IceCandidate | Mute | Hand | Command | Ping | MediaRestart | Leave,
+    Join | Answer | IceCandidate | Mute | Hand | Camera | Screen | Consult | Present | Command
+    | Ping | MediaRestart | Leave,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Message] = TypeAdapter(Message)
-KNOWN_TYPES = ("join", "answer", "ice", "mute", "hand", "command", "ping", "media_restart",
-               "leave")
+KNOWN_TYPES = ("join", "answer", "ice", "mute", "hand", "camera", "screen", "consult", "present",
+               "command", "ping", "media_restart", "leave")
 
 
 def parse(raw: str | bytes) -> Message:

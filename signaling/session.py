@@ -17,13 +17,15 @@ from courtrooms.models import Participant
 from courtrooms.service import JoinGrant
 from media.errors import NegotiationError
 from media.peer import SlotInfo
-from signaling.errors import NotAdmitted, SignalingError
-from signaling.hearing import LiveHearing
+from signaling.errors import Forbidden, NotAdmitted, SignalingError
+from signaling.hearing import CONSULTING_ROLES, COUNSEL_ROLES, OBSERVER, LiveHearing
 from signaling.hub import Hub
 from signaling.messages import (
     MAX_MESSAGE_BYTES,
     Answer,
+    Camera,
     Command,
+    Consult,
     Hand,
     IceCandidate,
     Join,
@@ -32,6 +34,8 @@ from signaling.messages import (
     Message,
     Mute,
     Ping,
+    Present,
+    Screen,
     error,
     parse,
     ref_of,
@@ -266,6 +270,9 @@ class ParticipantSession:
             self.send({"type": "pong", "ref": message.ref})
         elif isinstance(message, Join):
             raise SignalingError("already_joined", "this connection has already joined")
+        elif seat.role == OBSERVER and not isinstance(message, (Answer, IceCandidate,
+                                                                  MediaRestart)):
+            raise Forbidden(f"observers only watch; {message.type} is not theirs to send")
         elif isinstance(message, Hand):
             await live.set_hand(self.participant_id, message.raised)
         elif not seat.admitted:
@@ -283,6 +290,19 @@ class ParticipantSession:
                                          message.sdp_mline_index)
         elif isinstance(message, Mute):
             await live.set_self_muted(self.participant_id, message.muted)
+        elif isinstance(message, Camera):
+            await live.set_camera_off(self.participant_id, message.off)
+        elif isinstance(message, Screen):
+            await live.set_screen_sharing(self.participant_id, message.sharing)
+        elif isinstance(message, Present):
+            await live.present(seat, message.exhibit_id, message.page)
+        elif isinstance(message, Consult):
+            if message.action == "end":
+                await live.end_consultation(seat, f"participant:{seat.participant_id}")
+            elif seat.role not in CONSULTING_ROLES | COUNSEL_ROLES:
+                raise Forbidden("private consultation is for a lawyer and a defendant or party")
+            else:
+                await live.request_consultation(seat, message.partner)
         elif isinstance(message, Command):
             await live.command(seat, message.action, message.participant_id)
         elif isinstance(message, MediaRestart):

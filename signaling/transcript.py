@@ -92,6 +92,10 @@ class LiveTranscript:
 
         peer.audio_tap.add_consumer(on_chunk)
 
+    def pause(self, participant_id: str) -> None:
+        """The participant stops being heard (a private consultation): close their utterance."""
+        self._transcriber.end_speech(participant_id)
+
     def leave(self, participant_id: str) -> None:
         self._transcriber.remove_speaker(participant_id)
 

@@ -1,0 +1,260 @@
+"""The hearing room's live features through real aiortc participants and the real server:
+private consultation, supervision, the active speaker, connection quality, the record so far."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import av
+import pytest
+
+from courtrooms.transcripts import SpokenLine
+from tests.clients import HearingClient, SpeechTrack
+from web.api import HUB
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+API = "/api/v1"
+
+
+SPEECH = Path(__file__).parents[3] / "shared" / "speech"
+
+
+async def join_all(hearing, participants, roles=("judge", "defendant", "lawyer"), audio=None):
+    """Everyone admitted, every pair of them receiving each other's audio."""
+    clients = {}
+    for role in roles:
+        c = HearingClient(hearing.base_url, role)
+        if audio and role in audio:
+            c.audio = audio[role]
+        participants.append(c)
+        clients[role] = c
+        await c.join(hearing.tokens[role])
+    judge = clients["judge"]
+    for role in roles:
+        if role == "judge":
+            continue
+        pid = hearing.ids[role]
+        await judge.wait_for(lambda pid=pid: (judge.seat(pid) or {}).get("present") is True)
+        await judge.send({"type": "command", "action": "admit", "participant_id": pid})
+    for role, c in clients.items():
+        for other in roles:
+            if other != role:
+                await c.wait_for(
+                    lambda c=c, o=hearing.ids[other]: c.frames_from(o, "audio") > 5, 30)
+    return clients
+
+
+async def growth(client, participant_id, kind, seconds=1.5):
+    before = client.frames_from(participant_id, kind)
+    await asyncio.sleep(seconds)
+    return client.frames_from(participant_id, kind) - before
+
+
+def audio_packets(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(audio=0) if p.size)
+
+
+async def test_a_consultation_is_private_unrecorded_and_ends_back_in_the_hearing(
+        client, admin, hearing, participants):
+    c = await join_all(hearing, participants)
+    judge, defendant, lawyer = c["judge"], c["defendant"], c["lawyer"]
+    d_id, l_id, j_id = hearing.ids["defendant"], hearing.ids["lawyer"], hearing.ids["judge"]
+    for action in ("open", "start"):
+        await judge.send({"type": "command", "action": action})
+    await judge.wait_for(lambda: judge.hearing_state == "in_session")
+    await asyncio.sleep(2.0)
+
+    mark = len(judge.messages)
+    await lawyer.send({"type": "consult", "action": "request", "with": d_id})
+    request = await judge.next_message("consultations", after=mark)
+    while not request["requests"]:
+        mark = judge.messages.index(request) + 1
+        request = await judge.next_message("consultations", after=mark)
+    assert request["requests"][0]["participant_id"] == l_id
+    assert request["requests"][0]["with"] == d_id
+    # Asking is not yet private: the court still hears the lawyer.
+    assert await growth(judge, l_id, "audio", 1.0) > 20
+
+    await judge.send({"type": "command", "action": "grant_consultation", "participant_id": l_id})
+    await judge.wait_for(
+        lambda: (judge.seat(l_id) or {}).get("consultation", {}) is not None
+        and (judge.seat(l_id) or {}).get("consultation", {}).get("state") == "active")
+    assert judge.seat(d_id)["consultation"]["id"] == judge.seat(l_id)["consultation"]["id"]
+    await asyncio.sleep(1.0)  # slots rewired
+    consult_started = asyncio.get_running_loop().time()
+    # The two hear each other; nobody else hears either, and they hear nobody else.
+    assert await growth(lawyer, d_id, "audio") > 30
+    assert await growth(defendant, l_id, "audio") > 30
+    assert await growth(judge, l_id, "audio") == 0
+    assert await growth(judge, d_id, "video") == 0
+    assert await growth(lawyer, j_id, "audio") == 0
+    await asyncio.sleep(max(0.0, 5.0 - (asyncio.get_running_loop().time() - consult_started)))
+    consulted_s = asyncio.get_running_loop().time() - consult_started
+
+    mark = len(judge.messages)
+    await defendant.send({"type": "consult", "action": "end"})
+    await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("consultation") is None
+                         and (judge.seat(d_id) or {}).get("consultation") is None)
+    await judge.wait_for(lambda: judge.frames_from(l_id, "audio") > 0 and
+                         any(s["participant_id"] == l_id for s in judge.slots))
+    assert await growth(judge, l_id, "audio") > 30
+    assert await growth(lawyer, j_id, "audio") > 30
+
+    await judge.send({"type": "command", "action": "close"})
+    await judge.wait_for(lambda: judge.closed_code is not None, 30)
+    recordings = client.app[HUB].recordings
+    rows, _ = await recordings.of_hearing(uuid.UUID(hearing.id))
+    files = {str(f.participant_id): recordings.path_of(f) for f in rows if f.kind == "participant"}
+    packets = {pid: audio_packets(files[pid]) for pid in (j_id, l_id, d_id)}
+    # 50 Opus packets a second: the consultation is missing from the two consulting files.
+    for pid in (l_id, d_id):
+        assert packets[pid] < packets[j_id] - 50 * (consulted_s - 1.5), packets
+    events = (await (await client.get(f"{API}/audit", headers=admin,
+                                      params={"hearing_id": hearing.id, "limit": 200})).json())
+    actions = [e["action"] for e in events["items"]]
+    assert "consultation.started" in actions and "consultation.ended" in actions
+
+
+async def test_consultations_only_between_counsel_and_client_and_only_the_court_grants(
+        hearing, participants):
+    c = await join_all(hearing, participants)
+    judge, defendant, lawyer = c["judge"], c["defendant"], c["lawyer"]
+    d_id, l_id, j_id = hearing.ids["defendant"], hearing.ids["lawyer"], hearing.ids["judge"]
+
+    async def refused(client, message, code):
+        mark = len(client.messages)
+        await client.send(message)
+        reply = await client.next_message("error", after=mark)
+        assert reply["code"] == code, reply
+
+    await refused(lawyer, {"type": "consult", "action": "request", "with": j_id},
+                  "consultation_refused")
+    await refused(judge, {"type": "consult", "action": "request", "with": l_id}, "forbidden")
+    await refused(lawyer, {"type": "consult", "action": "request", "with": str(uuid.uuid4())},
+                  "consultation_refused")
+    await refused(lawyer, {"type": "consult", "action": "request"}, "invalid")
+    await refused(defendant, {"type": "command", "action": "grant_consultation",
+                              "participant_id": d_id}, "forbidden")
+    await refused(judge, {"type": "command", "action": "grant_consultation",
+                          "participant_id": d_id}, "consultation_refused")
+
+    await defendant.send({"type": "consult", "action": "request", "with": l_id})
+    await judge.wait_for(lambda: (judge.seat(d_id) or {}).get("consultation") is not None)
+    await judge.send({"type": "command", "action": "deny_consultation", "participant_id": d_id})
+    await judge.wait_for(lambda: (judge.seat(d_id) or {}).get("consultation") is None)
+    # Nothing changed for the media: everyone still hears everyone.
+    assert await growth(judge, d_id, "audio") > 30
+    assert await growth(lawyer, d_id, "audio") > 30
+
+
+async def test_an_observer_watches_unseen_by_the_parties_and_cannot_act(
+        client, admin, hearing, participants):
+    r = await client.post(f"{API}/hearings/{hearing.id}/participants", headers=admin,
+                          json={"name": "Senior Judge Zhou", "role": "observer",
+                                "location": "remote"})
+    assert r.status == 201, await r.text()
+    observer_seat = await r.json()
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"))
+    judge, lawyer = c["judge"], c["lawyer"]
+    observer = HearingClient(hearing.base_url, "observer")
+    observer.publish = False
+    participants.append(observer)
+    await observer.join(observer_seat["token"])
+    welcome = await observer.next_message("welcome")
+    assert welcome["participant"]["admitted"] is True  # no lobby for supervision
+    o_id = observer_seat["id"]
+    await observer.wait_for(lambda: observer.frames_from(hearing.ids["judge"], "video") > 10, 30)
+    await observer.wait_for(lambda: observer.frames_from(hearing.ids["lawyer"], "audio") > 10)
+    # Receive-only: the server offered the observer nothing to publish on.
+    assert observer.pc is not None
+    assert all(t.direction == "recvonly" for t in observer.pc.getTransceivers())
+    await judge.wait_for(lambda: (judge.seat(o_id) or {}).get("present") is True)
+    await asyncio.sleep(0.5)
+    assert lawyer.seat(o_id) is None
+    assert all(s["participant_id"] != o_id for s in judge.slots + lawyer.slots)
+    for message in ({"type": "mute", "muted": True}, {"type": "hand", "raised": True},
+                    {"type": "command", "action": "start"},
+                    {"type": "present", "exhibit_id": None}):
+        mark = len(observer.messages)
+        await observer.send(message)
+        assert (await observer.next_message("error", after=mark))["code"] == "forbidden"
+
+
+async def test_the_active_speaker_follows_who_is_loud(hearing, participants):
+    speech = SpeechTrack(SPEECH / "en_opening.wav")
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"),
+                       audio={"judge": speech})
+    judge, lawyer = c["judge"], c["lawyer"]
+    j_id = hearing.ids["judge"]
+    assert not any(m.get("type") == "speakers" and m["active"] for m in lawyer.messages)
+    speech.speak_at = time.time()
+    await lawyer.wait_for(lambda: any(
+        m.get("type") == "speakers" and m["active"] == j_id for m in lawyer.messages), 15)
+    speakers = [m for m in lawyer.messages if m.get("type") == "speakers"]
+    assert all(hearing.ids["lawyer"] not in m["speaking"] for m in speakers)
+    # The judge mutes: not speaking any more, and after the hold nobody is active.
+    mark = len(lawyer.messages)
+    await judge.send({"type": "mute", "muted": True})
+    await lawyer.wait_for(lambda: any(
+        m.get("type") == "speakers" and m["active"] is None for m in lawyer.messages[mark:]), 10)
+
+
+async def test_the_court_sees_each_connections_quality(hearing, participants):
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"))
+    judge, lawyer = c["judge"], c["lawyer"]
+    l_id = hearing.ids["lawyer"]
+
+    def graded() -> bool:
+        return any(
+            m.get("type") == "quality" and any(
+                q["participant_id"] == l_id and q["grade"] == "good" and q["rtt_ms"] is not None
+                and q["kbps_in"] > 10 for q in m["participants"])
+            for m in judge.messages)
+
+    await judge.wait_for(graded, 20)
+    assert not any(m.get("type") == "quality" for m in lawyer.messages)  # the court's only
+
+
+async def test_a_late_joiner_gets_the_record_so_far_and_the_lobby_hears_nothing(
+        client, hearing, participants):
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"))
+    judge = c["judge"]
+    hub = client.app[HUB]
+    row = await hub.transcripts.add(uuid.UUID(hearing.id), SpokenLine(
+        participant_id=uuid.UUID(hearing.ids["lawyer"]), start=1.0, end=2.5,
+        text="The defence has no objection.", language="en", words=[]))
+    defendant = HearingClient(hearing.base_url, "defendant")
+    participants.append(defendant)
+    await defendant.join(hearing.tokens["defendant"])
+    await defendant.next_message("welcome")
+    await judge.wait_for(lambda: (judge.seat(hearing.ids["defendant"]) or {}).get("present"))
+    live = hub.hearings[hearing.id]
+    await live.broadcast({"type": "caption", "final": True, "text": "said in the hearing"})
+    await judge.wait_for(lambda: any(m.get("text") == "said in the hearing"
+                                     for m in judge.messages))
+    await asyncio.sleep(0.3)
+    assert not any(m.get("type") in ("caption", "record") for m in defendant.messages)
+
+    mark = len(defendant.messages)
+    await judge.send({"type": "command", "action": "admit",
+                      "participant_id": hearing.ids["defendant"]})
+    record = await defendant.next_message("record", after=mark)
+    assert [(line["segment_id"], line["text"], line["name"]) for line in record["lines"]] == [
+        (str(row.id), "The defence has no objection.", "Lawyer Li")]
+
+
+async def test_camera_and_screen_flags_reach_everyone(hearing, participants):
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"))
+    judge, lawyer = c["judge"], c["lawyer"]
+    l_id = hearing.ids["lawyer"]
+    await lawyer.send({"type": "screen", "sharing": True})
+    await lawyer.send({"type": "camera", "off": True})
+    await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is True
+                         and judge.seat(l_id)["camera_off"] is True)
+    await lawyer.send({"type": "screen", "sharing": False})
+    await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is False)
