@@ -83,3 +83,29 @@ class HearingFinished(AccessDenied):
 
 class AuditChainBroken(CourtroomsError):
     code = "audit_chain_broken"
+
+
+class RecordSealed(NotEditable):
+    """The judge sealed the trial record: it takes no corrections and no second seal."""
+
+    code = "record_sealed"
+
+
+class InvalidExhibit(InvalidInput):
+    """An exhibit file is not what it claims to be, or cannot be read."""
+
+    code = "invalid_exhibit"
+
+
+class ExhibitTooLarge(CourtroomsError):
+    code = "exhibit_too_large"
+
+
+class UnknownPage(NotFound):
+    code = "unknown_page"
+
+    def __init__(self, page: int, pages: int) -> None:
+        CourtroomsError.__init__(
+            self, f"page {page} does not exist; the exhibit has pages 1 to {pages}", field="n"
+        )
+        self.entity = "Page"

@@ -185,6 +185,10 @@ class Hearing(Base):
     # The wall-clock instant (Unix seconds) that is 0 on the hearing's timeline, on which
     # recordings and the trial record are placed; set when the hearing first goes in session.
     timeline_origin: Mapped[float | None]
+    # Set when the judge seals the trial record: it takes no corrections after that.
+    record_sealed_at: Mapped[datetime | None]
+    record_sealed_by: Mapped[str | None] = mapped_column(String(200))
+    record_sha256: Mapped[str | None] = mapped_column(String(64))
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="hearing", lazy="raise", order_by="Participant.created_at"
@@ -305,6 +309,25 @@ class SegmentRevision(Base):
     at: Mapped[datetime]
     before: Mapped[str] = mapped_column(String(4000))
     after: Mapped[str] = mapped_column(String(4000))
+
+
+class Exhibit(Base):
+    """A document or picture presented in a hearing (举证): a PDF, PNG or JPEG file."""
+
+    __tablename__ = "exhibits"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
+    # None when staff uploaded it with the admin token.
+    participant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("participants.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int]
+    # Relative to the data directory; built from the hash, never taken from a request.
+    path: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

@@ -264,10 +264,11 @@ class Recordings:
 
     # -- access ---------------------------------------------------------------------------
 
-    async def reviewer(self, hearing_id: uuid.UUID, token: str) -> Reviewer:
-        """The participant behind a join token, if it may review this hearing's recordings.
+    async def holder(self, hearing_id: uuid.UUID, token: str) -> Participant:
+        """The participant of this hearing behind a join token that is not revoked.
 
-        Unlike joining, reviewing is not limited to the hearing's window.
+        Unlike joining, this is not limited to the hearing's window: the record is reviewed,
+        exhibits are presented and the record is sealed outside it too.
         """
         async with self.db.read() as session:
             row = (await session.execute(
@@ -275,17 +276,22 @@ class Recordings:
                 .join(Participant, Participant.id == JoinToken.participant_id)
                 .where(JoinToken.token_hash == digest(token))
             )).first()
-            if row is None or row[0].revoked_at is not None:
-                raise AccessDenied("unknown or revoked token")
-            participant = row[1]
-            if participant.hearing_id != hearing_id:
-                raise AccessDenied("this token belongs to another hearing")
-            if participant.role not in REVIEW_ROLES and not participant.may_review:
-                raise AccessDenied(
-                    "only the hearing's judge and clerk, and those the judge permits, "
-                    "may review its recordings"
-                )
-            return Reviewer(actor=f"participant:{participant.id}", participant=participant)
+        if row is None or row[0].revoked_at is not None:
+            raise AccessDenied("unknown or revoked token")
+        participant = row[1]
+        if participant.hearing_id != hearing_id:
+            raise AccessDenied("this token belongs to another hearing")
+        return participant
+
+    async def reviewer(self, hearing_id: uuid.UUID, token: str) -> Reviewer:
+        """The participant behind a join token, if it may review this hearing's recordings."""
+        participant = await self.holder(hearing_id, token)
+        if participant.role not in REVIEW_ROLES and not participant.may_review:
+            raise AccessDenied(
+                "only the hearing's judge and clerk, and those the judge permits, "
+                "may review its recordings"
+            )
+        return Reviewer(actor=f"participant:{participant.id}", participant=participant)
 
     async def permit_review(
         self, hearing_id: uuid.UUID, participant_id: uuid.UUID, allowed: bool, actor: str

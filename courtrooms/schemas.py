@@ -10,10 +10,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -177,6 +179,35 @@ class HearingPatch(Input):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+def _states(value: Any) -> Any:
+    # One query parameter, comma-separated: `state=open,in_session,recess`.
+    if isinstance(value, HearingState):
+        return (value,)
+    if not isinstance(value, str):
+        return value
+    states = []
+    for part in value.split(","):
+        try:
+            states.append(HearingState(part.strip()))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a hearing state; use "
+                             + ", ".join(s.value for s in HearingState)) from None
+    return tuple(states)
+
+
+HearingStates = Annotated[
+    tuple[HearingState, ...],
+    BeforeValidator(_states),
+    Field(min_length=1),
+    WithJsonSchema({
+        "type": "string",
+        "pattern": "^[a-z_]+(,[a-z_]+)*$",
+        "description": "One state or several, comma-separated: "
+                       + ", ".join(s.value for s in HearingState),
+    }),
+]
+
+
 class HearingQuery(BaseModel):
     """Query string of the hearing list: hearings whose window overlaps [from, to)."""
 
@@ -186,7 +217,7 @@ class HearingQuery(BaseModel):
     to: Moment | None = None
     courtroom_id: uuid.UUID | None = None
     terminal_id: uuid.UUID | None = None
-    state: HearingState | None = None
+    state: HearingStates | None = None
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 

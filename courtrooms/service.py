@@ -422,8 +422,39 @@ class Registry:
             )
             return hearing
 
+    async def schedule_conflicts(
+        self, data: HearingIn, hearing_id: uuid.UUID | None = None
+    ) -> list[dict[str, Any]]:
+        """What scheduling `data` (or moving hearing `hearing_id` to it) would be refused for.
+
+        The checks of `create_hearing` and `update_hearing`; nothing is saved.
+        """
+        async with self.db.read() as session:
+            judges: list[str] = []
+            terminals: list[uuid.UUID] = []
+            if hearing_id is not None:
+                hearing = await self._hearing_with_participants(session, hearing_id)
+                if hearing.state not in EDITABLE_STATES:
+                    raise NotEditable(
+                        f"a hearing that is {hearing.state.value} can no longer be moved",
+                        current_state=hearing.state.value,
+                    )
+                judges = [p.name_key for p in hearing.participants if p.role is Role.JUDGE]
+                terminals = [p.terminal_id for p in hearing.participants if p.terminal_id]
+            if data.courtroom_id is not None:
+                await self._check_courtroom(session, data.courtroom_id)
+            return await self._conflicts(
+                session, hearing_id, data.scheduled_start, data.scheduled_end,
+                data.courtroom_id, judges, terminals,
+            )
+
     async def list_hearings(self, query: HearingQuery) -> tuple[list[Hearing], int]:
-        stmt = select(Hearing).order_by(Hearing.scheduled_start, Hearing.id)
+        """Hearings in the query's window, with their participants loaded."""
+        stmt = (
+            select(Hearing)
+            .order_by(Hearing.scheduled_start, Hearing.id)
+            .options(selectinload(Hearing.participants))
+        )
         if query.from_ is not None:
             stmt = stmt.where(Hearing.scheduled_end > query.from_)
         if query.to is not None:
@@ -431,7 +462,7 @@ class Registry:
         if query.courtroom_id is not None:
             stmt = stmt.where(Hearing.courtroom_id == query.courtroom_id)
         if query.state is not None:
-            stmt = stmt.where(Hearing.state == query.state)
+            stmt = stmt.where(Hearing.state.in_(query.state))
         if query.terminal_id is not None:
             stmt = stmt.where(
                 Hearing.id.in_(

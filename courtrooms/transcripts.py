@@ -2,7 +2,8 @@
 
 Lines are committed one by one the moment recognition produces them; a correction keeps the
 line's earlier text as a revision (who, when, before, after). When the hearing closes the
-record's hash enters the audit chain.
+record's hash enters the audit chain; when the judge then seals it, it is hashed again and
+takes no more changes.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from courtrooms import audit
 from courtrooms.database import Database
-from courtrooms.errors import InvalidInput, NotFound
-from courtrooms.models import Hearing, Participant, SegmentRevision, TranscriptSegment
+from courtrooms.errors import AccessDenied, InvalidInput, NotEditable, NotFound, RecordSealed
+from courtrooms.models import (
+    Hearing,
+    HearingState,
+    Participant,
+    Role,
+    SegmentRevision,
+    TranscriptSegment,
+)
 
 SEALED = "transcript.sealed"
+SEALED_BY_JUDGE = "transcript.sealed_by_judge"
 LIVE_VERSION = 1
 
 
@@ -57,6 +66,32 @@ async def _latest_version(session: AsyncSession, hearing_id: uuid.UUID) -> int:
     return int(version or LIVE_VERSION)
 
 
+async def _record(
+    session: AsyncSession, hearing_id: uuid.UUID, version: int | None = None
+) -> tuple[int, list[TranscriptSegment]]:
+    if version is None:
+        version = await _latest_version(session, hearing_id)
+    rows = await session.scalars(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.hearing_id == hearing_id, TranscriptSegment.version == version)
+        .order_by(TranscriptSegment.start, TranscriptSegment.created_at)
+    )
+    return version, list(rows.all())
+
+
+async def _unsealed(session: AsyncSession, hearing_id: uuid.UUID) -> Hearing:
+    hearing = await session.get(Hearing, hearing_id)
+    if hearing is None:
+        raise NotFound("Hearing", hearing_id)
+    if hearing.record_sealed_at is not None:
+        raise RecordSealed(
+            f"the trial record was sealed at {hearing.record_sealed_at.isoformat()} "
+            "and can no longer change",
+            sealed_at=hearing.record_sealed_at.isoformat(),
+        )
+    return hearing
+
+
 class Transcripts:
     """Registry of trial record lines and their revisions."""
 
@@ -67,6 +102,7 @@ class Transcripts:
     async def add(self, hearing_id: uuid.UUID, line: SpokenLine,
                   version: int = LIVE_VERSION) -> TranscriptSegment:
         async with self.db.write() as session:
+            await _unsealed(session, hearing_id)
             participant = await session.get(Participant, line.participant_id)
             if participant is None or participant.hearing_id != hearing_id:
                 raise NotFound("Participant", line.participant_id)
@@ -91,15 +127,7 @@ class Transcripts:
         async with self.db.read() as session:
             if await session.get(Hearing, hearing_id) is None:
                 raise NotFound("Hearing", hearing_id)
-            if version is None:
-                version = await _latest_version(session, hearing_id)
-            rows = await session.scalars(
-                select(TranscriptSegment)
-                .where(TranscriptSegment.hearing_id == hearing_id,
-                       TranscriptSegment.version == version)
-                .order_by(TranscriptSegment.start, TranscriptSegment.created_at)
-            )
-            return version, list(rows.all())
+            return await _record(session, hearing_id, version)
 
     async def correct(self, hearing_id: uuid.UUID, segment_id: uuid.UUID, text: str,
                       actor: str) -> TranscriptSegment:
@@ -110,6 +138,7 @@ class Transcripts:
             segment = await session.get(TranscriptSegment, segment_id)
             if segment is None or segment.hearing_id != hearing_id:
                 raise NotFound("Segment", segment_id)
+            await _unsealed(session, hearing_id)
             if segment.text == text:
                 return segment
             now = self.clock()
@@ -136,12 +165,44 @@ class Transcripts:
             return list(rows.all())
 
     async def seal(self, hearing_id: uuid.UUID, actor: str) -> str:
-        """Hash the record as it stands into the audit chain."""
-        version, segments = await self.of_hearing(hearing_id)
-        sha = record_sha256(segments)
+        """Hash the record as it stands into the audit chain (done when the hearing closes)."""
         async with self.db.write() as session:
-            await audit.append(session, actor=actor, action=SEALED, at=self.clock(),
-                               hearing_id=hearing_id,
-                               data={"record_sha256": sha, "version": version,
-                                     "lines": len(segments)})
+            if await session.get(Hearing, hearing_id) is None:
+                raise NotFound("Hearing", hearing_id)
+            return await self._seal(session, hearing_id, actor, SEALED)
+
+    async def seal_by_judge(
+        self, hearing_id: uuid.UUID, actor: str, participant: Participant | None
+    ) -> Hearing:
+        """The judge's seal of a closed hearing's record, corrections included: its hash
+        enters the audit chain and the record takes no more changes.
+
+        `participant` is who asks, None for the court's staff; only the judge may.
+        """
+        if participant is not None and (
+            participant.role is not Role.JUDGE or participant.hearing_id != hearing_id
+        ):
+            raise AccessDenied("only the hearing's judge (or the court's staff) may seal the "
+                               f"trial record; this token is a {participant.role.value}'s")
+        async with self.db.write() as session:
+            hearing = await _unsealed(session, hearing_id)
+            if hearing.state is not HearingState.CLOSED:
+                raise NotEditable(
+                    f"the trial record is sealed once the hearing is closed; it is "
+                    f"{hearing.state.value}", current_state=hearing.state.value,
+                )
+            sha = await self._seal(session, hearing_id, actor, SEALED_BY_JUDGE)
+            hearing.record_sealed_at = self.clock()
+            hearing.record_sealed_by = actor
+            hearing.record_sha256 = sha
+            return hearing
+
+    async def _seal(self, session: AsyncSession, hearing_id: uuid.UUID, actor: str,
+                    action: str) -> str:
+        version, segments = await _record(session, hearing_id)
+        sha = record_sha256(segments)
+        await audit.append(session, actor=actor, action=action, at=self.clock(),
+                           hearing_id=hearing_id,
+                           data={"record_sha256": sha, "version": version,
+                                 "lines": len(segments)})
         return sha

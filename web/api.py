@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from config import Settings
 from courtrooms.lifecycle import HearingAction
+from courtrooms.models import Hearing, Role
 from courtrooms.recordings import Recordings, Reviewer, manifest_sha256
 from courtrooms.schemas import (
     AuditEventOut,
@@ -51,7 +52,7 @@ from courtrooms.schemas import (
     Transcript,
     TranscriptLine,
 )
-from courtrooms.service import Registry
+from courtrooms.service import LIVE_STATES, Registry
 from signaling.hub import Hub
 from transcription.export import (
     RecordLine,
@@ -287,12 +288,91 @@ async def create_hearing(request: web.Request) -> web.Response:
     return respond(HearingOut.model_validate(hearing), 201)
 
 
-@api.route("GET", "/hearings", summary="List hearings overlapping [from, to)", tag="hearings",
-           query=HearingQuery, response=Page[HearingOut])
+class HearingListItem(HearingOut):
+    terminal_ids: list[uuid.UUID] = Field(
+        description="The prison terminals its participants join from"
+    )
+
+
+@api.route("GET", "/hearings",
+           summary="List hearings overlapping [from, to), by courtroom, prison terminal or "
+                   "state (several states comma-separated)",
+           tag="hearings", query=HearingQuery, response=Page[HearingListItem])
 async def list_hearings(request: web.Request) -> web.Response:
     q = query(request, HearingQuery)
-    items, total = await _registry(request).list_hearings(q)
-    return respond(_page(HearingOut, items, total, q))
+    hearings, total = await _registry(request).list_hearings(q)
+    items = [
+        HearingListItem(**HearingOut.model_validate(h).model_dump(),
+                        terminal_ids=[p.terminal_id for p in h.participants if p.terminal_id])
+        for h in hearings
+    ]
+    return respond(Page[HearingListItem](items=items, total=total, limit=q.limit,
+                                         offset=q.offset))
+
+
+class ScheduleCheck(HearingIn):
+    """A hearing as it would be scheduled; `hearing_id` names one being moved there."""
+
+    hearing_id: uuid.UUID | None = None
+
+
+class ScheduleConflictOut(BaseModel):
+    """An active hearing that already holds the courtroom, judge or prison terminal."""
+
+    resource: Literal["courtroom", "judge", "prison_terminal"]
+    hearing_id: uuid.UUID
+    case_number: str
+    title: str
+    scheduled_start: datetime
+    scheduled_end: datetime
+    courtroom_id: uuid.UUID | None = None
+    judge: str | None = None
+    terminal_id: uuid.UUID | None = None
+
+
+class ScheduleConflicts(BaseModel):
+    conflicts: list[ScheduleConflictOut] = Field(
+        description="What scheduling or moving would be refused for (409 schedule_conflict); "
+                    "empty when it would be accepted"
+    )
+
+
+@api.route("POST", "/hearings/conflicts",
+           summary="Check a schedule before saving it: the conflicts a create or move would "
+                   "meet (nothing is saved)",
+           tag="hearings", body=ScheduleCheck, response=ScheduleConflicts, errors=(404, 409))
+async def schedule_conflicts(request: web.Request) -> web.Response:
+    check = await body(request, ScheduleCheck)
+    conflicts = await _registry(request).schedule_conflicts(check, check.hearing_id)
+    # The very entries of a 409 schedule_conflict, unchanged.
+    return respond({"conflicts": conflicts})
+
+
+class LiveHearingOut(BaseModel):
+    hearing: HearingOut
+    present: int = Field(description="Participants (observers not counted) connected now")
+    participants: int = Field(description="Participants on the record, observers not counted")
+    observers: int = Field(description="Observers connected now")
+
+
+@api.route("GET", "/hearings/live",
+           summary="Hearings open, in session or in recess, with who is connected now",
+           tag="hearings", query=PageQuery, response=Page[LiveHearingOut])
+async def live_hearings(request: web.Request) -> web.Response:
+    q = query(request, PageQuery)
+    hearings, total = await _registry(request).list_hearings(
+        HearingQuery(state=LIVE_STATES, limit=q.limit, offset=q.offset)
+    )
+    items = []
+    for h in hearings:
+        here = [s for s in await request.app[HUB].seats(h.id) if s.present]
+        items.append(LiveHearingOut(
+            hearing=HearingOut.model_validate(h),
+            present=sum(s.role != Role.OBSERVER.value for s in here),
+            participants=sum(p.role is not Role.OBSERVER for p in h.participants),
+            observers=sum(s.role == Role.OBSERVER.value for s in here),
+        ))
+    return respond(Page[LiveHearingOut](items=items, total=total, limit=q.limit, offset=q.offset))
 
 
 @api.route("GET", "/hearings/{id}", summary="Get a hearing with its participants",
@@ -430,15 +510,29 @@ async def verify_audit(request: web.Request) -> web.Response:
 # -- recordings (review) ---------------------------------------------------------------------
 
 
-async def _reviewer(request: web.Request, hearing_id: uuid.UUID) -> Reviewer:
+def _token(request: web.Request) -> str:
     token = bearer(request) or request.query.get("token")
     if not token:
         raise ApiError(401, "unauthorized",
                        "a bearer token (or a token query parameter) is required",
                        headers=CHALLENGE)
+    return token
+
+
+async def _reviewer(request: web.Request, hearing_id: uuid.UUID) -> Reviewer:
+    token = _token(request)
     if is_admin_token(request, token):
         return Reviewer(actor=ADMIN_ACTOR)
     return await request.app[RECORDINGS].reviewer(hearing_id, token)
+
+
+async def participant(request: web.Request, hearing_id: uuid.UUID) -> Reviewer:
+    """Who calls a "participant" endpoint: the court's staff, or a participant of the hearing."""
+    token = _token(request)
+    if is_admin_token(request, token):
+        return Reviewer(actor=ADMIN_ACTOR)
+    person = await request.app[RECORDINGS].holder(hearing_id, token)
+    return Reviewer(actor=f"participant:{person.id}", participant=person)
 
 
 def _composite_status(request: web.Request, hearing_id: uuid.UUID) -> CompositeStatus:
@@ -554,19 +648,56 @@ async def _lines(request: web.Request, hearing_id: uuid.UUID) -> tuple[int, list
     return version, lines
 
 
+class RecordSeal(BaseModel):
+    """The judge's seal, read from the hearing's `record_sealed_*` columns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime = Field(validation_alias="record_sealed_at")
+    by: str = Field(validation_alias="record_sealed_by",
+                    description="`admin`, or `participant:<id>` for the judge")
+    sha256: str = Field(validation_alias="record_sha256",
+                        description="Hash of the record as sealed, also in the audit chain")
+
+
+class SealedTranscript(Transcript):
+    sealed: RecordSeal | None = Field(
+        description="The judge's seal; once set the record takes no more corrections"
+    )
+
+
+def _seal_of(hearing: Hearing) -> RecordSeal | None:
+    return None if hearing.record_sealed_at is None else RecordSeal.model_validate(hearing)
+
+
 @api.route("GET", "/hearings/{id}/transcript", auth="review",
-           summary="The trial record: who said what, when", tag="transcript",
-           response=Transcript, errors=(404,))
+           summary="The trial record: who said what, when, and the judge's seal",
+           tag="transcript", response=SealedTranscript, errors=(404,))
 async def get_transcript(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     await _reviewer(request, hearing_id)
+    hearing = await _registry(request).get_hearing(hearing_id)
     version, lines = await _lines(request, hearing_id)
-    return respond(Transcript(version=version, items=lines))
+    return respond(SealedTranscript(version=version, items=lines, sealed=_seal_of(hearing)))
+
+
+@api.route("POST", "/hearings/{id}/transcript/seal", auth="participant",
+           summary="The judge seals the closed hearing's trial record: hashed into the audit "
+                   "chain, no corrections after (admin token or the judge's join token)",
+           tag="transcript", response=RecordSeal, errors=(404, 409))
+async def seal_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    caller = await participant(request, hearing_id)
+    hearing = await request.app[HUB].transcripts.seal_by_judge(
+        hearing_id, caller.actor, caller.participant
+    )
+    return respond(RecordSeal.model_validate(hearing))
 
 
 @api.route("PATCH", "/hearings/{id}/transcript/{segment_id}",
-           summary="Correct a line of the trial record (the earlier text is kept)",
-           tag="transcript", body=SegmentCorrection, response=TranscriptLine, errors=(404,))
+           summary="Correct a line of the trial record (the earlier text is kept); refused "
+                   "once the judge sealed it",
+           tag="transcript", body=SegmentCorrection, response=TranscriptLine, errors=(404, 409))
 async def correct_line(request: web.Request) -> web.Response:
     hearing_id, segment_id = path_id(request), path_id(request, "segment_id")
     correction = await body(request, SegmentCorrection)
@@ -629,3 +760,7 @@ async def export_transcript(request: web.Request) -> web.Response:
         "Content-Type": media_type, "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "private, no-store",
     })
+
+
+# The exhibit endpoints register themselves on `api`; they use this module's keys and helpers.
+from web import api_exhibits  # noqa: E402, F401

@@ -18,7 +18,9 @@ from web.errors import ApiError, validation_error
 MAX_BODY_BYTES = 1024 * 1024
 # "review": the admin token, or the join token of a participant allowed to review the
 # hearing's recordings (as a bearer or, for a <video> element, a `token` query parameter).
-Auth = Literal["admin", "device", "review", "none"]
+# "participant": the admin token, or the join token of any participant of the hearing (not
+# revoked; at any time), passed the same two ways; the handler may ask for a role.
+Auth = Literal["admin", "device", "review", "participant", "none"]
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -38,6 +40,9 @@ class Endpoint:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    # Media types of a raw (not JSON) request body, and of a file answered instead of JSON.
+    raw_body: tuple[str, ...] = ()
+    raw_response: tuple[str, ...] = ()
 
 
 @dataclass
@@ -58,6 +63,8 @@ class EndpointTable:
         response: Any = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        raw_body: tuple[str, ...] = (),
+        raw_response: tuple[str, ...] = (),
     ) -> Callable[
         [Callable[[web.Request], Awaitable[web.StreamResponse]]],
         Callable[[web.Request], Awaitable[web.StreamResponse]],
@@ -74,7 +81,7 @@ class EndpointTable:
             self.endpoints.append(
                 Endpoint(
                     method, self.prefix + path, guarded, summary, tag, auth, body, query,
-                    response, status, errors,
+                    response, status, errors, raw_body, raw_response,
                 )
             )
             return handler

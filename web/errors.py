@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from courtrooms.errors import (
     AccessDenied,
     CourtroomsError,
+    ExhibitTooLarge,
     InUse,
     InvalidInput,
     InvalidTransition,
@@ -52,6 +53,7 @@ REGISTRY_STATUS: dict[type[CourtroomsError], int] = {
     InUse: 409,
     NotEditable: 409,
     AccessDenied: 403,
+    ExhibitTooLarge: 413,
 }
 
 

@@ -29,9 +29,21 @@ ERROR_SCHEMA = {
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No content", 400: "Malformed request",
     401: "Missing or wrong credentials", 403: "Not allowed now", 404: "Not found",
-    409: "Conflicts with the current state or schedule", 413: "Body over 1 MiB",
-    415: "Body is not JSON", 416: "Range not satisfiable", 422: "Invalid field",
-    202: "Accepted",
+    409: "Conflicts with the current state or schedule", 413: "Body over the size limit",
+    415: "Body of a type this operation does not take", 416: "Range not satisfiable",
+    422: "Invalid field", 202: "Accepted",
+}
+PATH_PARAMETERS = {
+    "token": {"type": "string"},
+    "format": {"type": "string"},
+    "n": {"type": "integer", "minimum": 1},
+}
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "admin": [{"bearer": []}],
+    "device": [{"device": []}],
+    "review": [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}],
+    "participant": [{"bearer": []}, {"participant": []}, {"participantQuery": []}],
+    "none": [],
 }
 
 
@@ -46,10 +58,14 @@ def _schema_for(target: Any, defs: dict[str, Any], mode: JsonSchemaMode) -> dict
     return schema
 
 
+def _raw(media_types: tuple[str, ...]) -> dict[str, Any]:
+    return {t: {"schema": {"type": "string", "contentMediaType": t}} for t in media_types}
+
+
 def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "string"} if name == "token" else {"type": "string", "format": "uuid"}}
+         "schema": PATH_PARAMETERS.get(name, {"type": "string", "format": "uuid"})}
         for name in re.findall(r"{(\w+)}", endpoint.path)
     ]
     if endpoint.query is not None:
@@ -67,14 +83,7 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
         + re.sub(r"\W+", "_", endpoint.path),
         "parameters": params,
     }
-    if endpoint.auth == "admin":
-        op["security"] = [{"bearer": []}]
-    elif endpoint.auth == "device":
-        op["security"] = [{"device": []}]
-    elif endpoint.auth == "review":
-        op["security"] = [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}]
-    else:
-        op["security"] = []
+    op["security"] = SECURITY[endpoint.auth]
     if endpoint.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -82,16 +91,20 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
                 "application/json": {"schema": _schema_for(endpoint.body, defs, "validation")}
             },
         }
+    if endpoint.raw_body:
+        op["requestBody"] = {"required": True, "content": _raw(endpoint.raw_body)}
     success: dict[str, Any] = {"description": STATUS_TEXT.get(endpoint.status, "OK")}
     if endpoint.response is not None:
         success["content"] = {
             "application/json": {"schema": _schema_for(endpoint.response, defs, "serialization")}
         }
+    elif endpoint.raw_response:
+        success["content"] = _raw(endpoint.raw_response)
     responses: dict[str, Any] = {str(endpoint.status): success}
     error_statuses = set(endpoint.errors)
     if endpoint.auth == "admin":
         error_statuses.add(401)
-    if endpoint.auth == "review":
+    if endpoint.auth in ("review", "participant"):
         error_statuses |= {401, 403}
     if endpoint.body is not None:
         error_statuses |= {400, 413, 415, 422}
@@ -132,6 +145,11 @@ def build_openapi(table: EndpointTable, version: str) -> dict[str, Any]:
                                             "or of a participant the judge permitted"},
                 "reviewerQuery": {"type": "apiKey", "in": "query", "name": "token",
                                   "description": "The same join token, for a <video> source"},
+                "participant": {"type": "http", "scheme": "bearer",
+                                "description": "The join token of a participant of the "
+                                               "hearing (not revoked)"},
+                "participantQuery": {"type": "apiKey", "in": "query", "name": "token",
+                                     "description": "The same join token, for an <img> source"},
             },
         },
     }

@@ -136,7 +136,7 @@ class World:
         }
         values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
                   "recording_id": str(uuid.uuid4()), "segment_id": self.segment_id,
-                  "format": "pdf",
+                  "format": "pdf", "exhibit_id": str(uuid.uuid4()), "n": "1",
                   "token": self.judge_token}
         return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 
@@ -188,6 +188,9 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
         ("PATCH", "/prison-terminals/{id}"): {"name": "终端三号"},
         ("POST", "/hearings"): hearing_body(HEARING_START + timedelta(days=1),
                                             language="en", auto_admit=True),
+        ("POST", "/hearings/conflicts"): hearing_body(
+            HEARING_START + timedelta(days=1),
+            hearing_id=world.hearing_id if world else str(uuid.uuid4())),
         ("PATCH", "/hearings/{id}"): {"scheduled_start": iso(HEARING_START + timedelta(hours=1)),
                                       "scheduled_end": iso(HEARING_END + timedelta(hours=1)),
                                       "title": "张某盗窃案（改期）"},

@@ -8,10 +8,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from config import Settings
+from courtrooms.errors import RecordSealed
+from courtrooms.transcripts import SpokenLine
 from tests.conftest import ADMIN_TOKEN, FakeClock
 from tests.web.support import (
     API,
@@ -25,7 +28,7 @@ from tests.web.support import (
     iso,
     valid_body,
 )
-from web.api import api
+from web.api import HUB, api
 
 START = HEARING_START
 
@@ -811,3 +814,86 @@ async def test_unknown_routes_and_methods_answer_json(client: TestClient,
     # Outside the API a missing page is not dressed as JSON.
     page = await call(client, "GET", "/nothing")
     assert page.status == 404 and page.json is None
+
+
+# -- the judge's seal of the trial record ----------------------------------------------------
+
+
+async def test_the_judge_seals_the_closed_record_and_it_takes_no_more_corrections(
+    client: TestClient, admin: dict[str, str], clock: FakeClock, world: World,
+    db_state: DatabaseState,
+) -> None:
+    hid = world.hearing_id
+    seal_path = f"{API}/hearings/{hid}/transcript/seal"
+    line_path = f"{API}/hearings/{hid}/transcript/{world.segment_id}"
+    clerk = await invite(client, admin, hid, "刘书记员", "clerk", "courtroom")
+    judge = {"Authorization": f"Bearer {world.judge_token}"}
+    transcript = await call(client, "GET", f"{API}/hearings/{hid}/transcript", headers=judge)
+    assert transcript.status == 200 and transcript.json["sealed"] is None
+
+    # Only a closed hearing's record is sealed.
+    early = await call(client, "POST", seal_path, headers=judge)
+    assert assert_error(early, 409, "not_editable")["current_state"] == "scheduled"
+    clock.advance(timedelta(hours=9))
+    for action in ("open", "start", "close"):
+        await post(client, admin, f"/hearings/{hid}/{action}", None, status=200)
+    # The clerk corrects the record after the hearing, as the court does.
+    clock.advance(timedelta(minutes=30))
+    corrected = await call(client, "PATCH", line_path, headers=admin,
+                           json={"text": "现在开庭，请坐。"})
+    assert corrected.status == 200 and corrected.json["revision"] == 2
+
+    other = await post(client, admin, "/hearings", hearing_body(START + timedelta(days=1)))
+    other_judge = await invite(client, admin, other["id"], "李审判员", "judge", "courtroom")
+    before = await db_state.snapshot()
+    for token, status in ((clerk["token"], 403), (world.defendant_token, 403),
+                          ("not-a-token", 403), (None, 401)):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        error = assert_error(await call(client, "POST", seal_path, headers=headers), status)
+        if token == clerk["token"]:
+            assert "judge" in error["message"] and "clerk" in error["message"], error
+    stranger = await call(client, "POST", seal_path,
+                          headers={"Authorization": f"Bearer {other_judge['token']}"})
+    assert "another hearing" in assert_error(stranger, 403, "access_denied")["message"]
+    await db_state.assert_unchanged(before, "seals refused")
+
+    clock.advance(timedelta(minutes=5))
+    sealed = await call(client, "POST", seal_path, headers=judge)
+    assert sealed.status == 200, sealed.text
+    assert sealed.json["by"] == f"participant:{world.judge_id}"
+    assert sealed.json["at"] == iso(clock.now)
+    events = (await get(client, admin, "/audit", params={"hearing_id": hid,
+                                                          "limit": 200}))["items"]
+    at_close = [e for e in events if e["action"] == "transcript.sealed"]
+    by_judge = [e for e in events if e["action"] == "transcript.sealed_by_judge"]
+    assert len(at_close) == 1 and len(by_judge) == 1
+    assert by_judge[0]["data"]["record_sha256"] == sealed.json["sha256"]
+    # The judge's seal covers the correction made after the automatic seal at close.
+    assert at_close[0]["data"]["record_sha256"] != sealed.json["sha256"]
+    assert by_judge[0]["actor"] == f"participant:{world.judge_id}"
+    shown = await call(client, "GET", f"{API}/hearings/{hid}/transcript", headers=admin)
+    assert shown.json["sealed"] == sealed.json
+    assert shown.json["items"][0]["text"] == "现在开庭，请坐。"
+
+    before = await db_state.snapshot()
+    refused = await call(client, "PATCH", line_path, headers=admin, json={"text": "改过的话"})
+    assert_error(refused, 409, "record_sealed")
+    same = await call(client, "PATCH", line_path, headers=admin,
+                      json={"text": "现在开庭，请坐。"})
+    assert_error(same, 409, "record_sealed")
+    assert_error(await call(client, "POST", seal_path, headers=judge), 409, "record_sealed")
+    assert_error(await call(client, "POST", seal_path, headers=admin), 409, "record_sealed")
+    await db_state.assert_unchanged(before, "changes to a sealed record")
+    line = SpokenLine(uuid.UUID(world.judge_id), 9.0, 10.0, "补录", "zh")
+    with pytest.raises(RecordSealed):
+        await client.server.app[HUB].transcripts.add(uuid.UUID(hid), line, version=2)
+    assert (await get(client, admin, "/audit/verify"))["ok"] is True
+
+    # The court's staff may seal too, and are named as such.
+    for action in ("open", "start", "close"):
+        await post(client, admin, f"/hearings/{other['id']}/{action}", None, status=200)
+    by_admin = await call(client, "POST", f"{API}/hearings/{other['id']}/transcript/seal",
+                          headers=admin)
+    assert by_admin.status == 200 and by_admin.json["by"] == "admin"
+    assert_error(await call(client, "POST", f"{API}/hearings/{uuid.uuid4()}/transcript/seal",
+                            headers=admin), 404, "not_found")

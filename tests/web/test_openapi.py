@@ -90,9 +90,17 @@ def test_operation_declares_auth_body_query_and_errors(endpoint: Endpoint) -> No
         assert op["security"] == [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}]
         assert {"401", "403"} <= set(responses)
         assert set(document["components"]["securitySchemes"]) >= {"reviewer", "reviewerQuery"}
+    elif endpoint.auth == "participant":
+        assert op["security"] == [{"bearer": []}, {"participant": []}, {"participantQuery": []}]
+        assert {"401", "403"} <= set(responses)
+        assert set(document["components"]["securitySchemes"]) >= {"participant",
+                                                                  "participantQuery"}
     else:
         assert op["security"] == []
-    if endpoint.body is None:
+    if endpoint.raw_body:
+        content = op["requestBody"]["content"]
+        assert set(content) == set(endpoint.raw_body) and {"413", "415"} <= set(responses)
+    elif endpoint.body is None:
         assert "requestBody" not in op
     else:
         body = op["requestBody"]
@@ -192,6 +200,11 @@ async def test_responses_match_the_documented_statuses_and_schemas(
     await check(ep("DELETE", "/courts/{id}"))
     await check(ep("DELETE", "/courtrooms/{id}"))
     await check(ep("DELETE", "/prison-terminals/{id}"))
+    await check(ep("POST", "/hearings/{id}/exhibits"),
+                path=f"{API}/hearings/{world.hearing_id}/exhibits?title=x")  # no body: 415
+    await check(ep("POST", "/hearings/{id}/transcript/seal"))  # not closed yet: 409
+    await check(ep("POST", "/hearings/{id}/transcript/seal"),
+                headers={"Authorization": f"Bearer {world.defendant_token}"})
 
     clock.advance(timedelta(hours=9))
     await check(ep("GET", "/join/{token}"), path=f"{API}/join/{world.defendant_token}", headers={})
@@ -202,6 +215,8 @@ async def test_responses_match_the_documented_statuses_and_schemas(
         await check(ep("POST", f"/hearings/{{id}}/{action}"))
     await check(ep("DELETE", "/hearings/{id}/participants/{participant_id}"))
     await check(ep("POST", "/hearings/{id}/composite"))
+    await check(ep("POST", "/hearings/{id}/transcript/seal"))
+    await check(ep("GET", "/hearings/{id}/transcript"))
     await check(ep("GET", "/audit/verify"))
 
     statuses = {status for _m, _p, status in checked}
