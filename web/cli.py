@@ -47,7 +47,8 @@ def print_demo(demo: Demo, settings: Settings) -> None:
           f"{demo.hearing.scheduled_end.isoformat()}")
     for invite in demo.invites:
         print(f"  {invite.role.value:<10} {invite.name:<8} {base}/join/{invite.token}")
-    print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}")
+    print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}"
+          f"  (kiosk: {base}/terminal)")
 
 
 async def _serve(settings: Settings, seed: bool) -> int:
@@ -70,8 +71,10 @@ async def _serve(settings: Settings, seed: bool) -> int:
         where = (
             "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
         )
-        print(f"\nClerk API token ({origin} {where}): {token}")
-        print(f"API: {settings.base_url}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
+        print(f"\nStaff sign-in / API token ({origin} {where}): {token}")
+        base = settings.base_url
+        print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
+        print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

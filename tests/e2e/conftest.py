@@ -87,3 +87,53 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
         # Shown by pytest only when the test fails.
         for name, lines in opened.console.items():
             print(f"--- console of {name} ---", *lines[-40:], sep="\n")
+
+
+async def pass_device_check(page: Page, timeout_ms: float = 20_000) -> None:
+    """Press the device check's "进入" button with the devices it chose: the page then joins."""
+    check = page.locator("#device-check")
+    await check.get_by_role("button", name="进入").click(timeout=timeout_ms)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+async def save_screenshot(page: Page, name: str) -> Path | None:
+    """docs/screenshots/<name>.png at 1366×768, only when TINGSHEN_SCREENSHOTS=1."""
+    from os import environ
+
+    if environ.get("TINGSHEN_SCREENSHOTS") != "1":
+        return None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.set_viewport_size(VIEWPORT)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path))
+    return path
+
+
+# -- staff pages (schedule, live, review) -------------------------------------------------------
+
+STAFF_TIMEZONE = "Asia/Shanghai"  # not the machine's UTC: the pages must show local time
+
+
+async def open_staff_page(pages: Pages, url: str, name: str,
+                          timezone_id: str = STAFF_TIMEZONE) -> Page:
+    """Like `pages.open`, in a context whose clock is in `timezone_id`."""
+    context = await pages.browser.new_context(viewport=VIEWPORT, timezone_id=timezone_id,
+                                              locale="zh-CN")
+    pages.contexts.append(context)
+    page = await context.new_page()
+    log = pages.console.setdefault(name, [])
+    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+    page.on("response", lambda r: log.append(f"http {r.status}: {r.url}")
+            if r.status >= 400 else None)
+    pages.responses[name] = await page.goto(url)
+    return page
+
+
+async def staff_sign_in(page: Page, token: str) -> None:
+    """Sign in on a staff page's form; returns once the page shows its data."""
+    await page.locator("#signin-token").fill(token)
+    await page.locator("#signin-form button[type=submit]").click()
+    await page.locator("#app").wait_for(state="visible")

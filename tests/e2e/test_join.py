@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page
 
-from tests.e2e.conftest import Pages
+from tests.e2e.conftest import Pages, pass_device_check, save_screenshot
 from tests.signaling.conftest import schedule
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "join-live.png"
 STATE_TIMEOUT_MS = 20_000
 
 # What this page receives, from its own RTCPeerConnection's statistics.
@@ -35,6 +33,13 @@ def join_url(client: Any, token: str) -> str:
     return str(client.make_url(f"/join/{token}"))
 
 
+async def open_joined(pages: Pages, url: str, name: str) -> Page:
+    """Open a join link and go through the device check."""
+    page = await pages.open(url, name)
+    await pass_device_check(page)
+    return page
+
+
 async def wait_state(page: Page, state: str) -> None:
     await page.wait_for_function(
         "s => document.body.dataset.state === s", arg=state, timeout=STATE_TIMEOUT_MS
@@ -48,8 +53,8 @@ async def body_state(page: Page) -> str | None:
 async def open_judge_and_lawyer(client: Any, admin: Any, clock: Any, pages: Pages
                                 ) -> tuple[Any, Page, Page]:
     hearing = await schedule(client, admin, clock)
-    judge = await pages.open(join_url(client, hearing.tokens["judge"]), "judge")
-    lawyer = await pages.open(join_url(client, hearing.tokens["lawyer"]), "lawyer")
+    judge = await open_joined(pages, join_url(client, hearing.tokens["judge"]), "judge")
+    lawyer = await open_joined(pages, join_url(client, hearing.tokens["lawyer"]), "lawyer")
     return hearing, judge, lawyer
 
 
@@ -98,8 +103,7 @@ async def test_admitted_lawyer_and_judge_see_and_hear_each_other(client, admin, 
         await page.wait_for_function(
             f"() => document.querySelector('{video}').videoWidth > 0", timeout=STATE_TIMEOUT_MS
         )
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    await judge.screenshot(path=str(SCREENSHOT))
+    await save_screenshot(judge, "join-live")  # docs/screenshots, on request only
 
     # The lawyer mutes: the microphone track stops and the judge's list says so.
     await lawyer.locator("#btn-mute").click()
@@ -113,12 +117,16 @@ async def test_admitted_lawyer_and_judge_see_and_hear_each_other(client, admin, 
     # The lawyer's socket drops: the page rejoins with its token, keeps its seat, and media
     # flows again on a new peer connection.
     await lawyer.evaluate("window.__oldPc = window.tingshen.pc; window.tingshen.ws.close()")
+    banner = lawyer.locator("#reconnecting")
+    await banner.wait_for(state="visible", timeout=STATE_TIMEOUT_MS)
+    assert "正在重新连接" in await banner.inner_text()
     await lawyer.wait_for_function(
         "() => window.tingshen.pc && window.tingshen.pc !== window.__oldPc"
         " && window.tingshen.pc.connectionState === 'connected'",
         timeout=STATE_TIMEOUT_MS,
     )
     assert await body_state(lawyer) == "live"
+    await banner.wait_for(state="hidden", timeout=STATE_TIMEOUT_MS)
     assert await lawyer.evaluate("window.tingshen.me.muted_self") is True
     for page in (judge, lawyer):
         start = await page.evaluate(INBOUND)
@@ -145,7 +153,12 @@ async def test_closing_the_hearing_ends_both_pages(client, admin, clock, pages):
     assert await body_state(lawyer) == "lobby"  # recess is for those admitted
     await judge.locator('button[data-command="resume"]').click()
     await wait_state(judge, "live")
+    # Closing asks once more; the hearing goes on until the judge confirms.
     await judge.locator('button[data-command="close"]').click()
+    await judge.locator('button[data-confirm="close"]').wait_for()
+    await asyncio.sleep(0.3)
+    assert await judge.evaluate("window.tingshen.hearingState") == "in_session"
+    await judge.locator('button[data-confirm="close"]').click()
     await wait_state(judge, "ended")
     await wait_state(lawyer, "ended")
     # The server closed both sockets for good: neither page reconnects.

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.e2e.conftest import CHROMIUM_ARGS, Pages
+from tests.e2e.conftest import CHROMIUM_ARGS, Pages, pass_device_check
 from tests.e2e.test_join import INBOUND, STATE_TIMEOUT_MS, join_url, wait_state
 from tests.signaling.conftest import schedule
 from tests.signaling.test_transcript import in_order, words
@@ -33,7 +33,8 @@ TAIL_S = 4.0
 SLACK_S = 1.5
 RECORD_WITHIN_S = 45.0
 
-# Instrumentation only (join.js is untouched): when the page's getUserMedia resolved. Chromium
+# Instrumentation only (the page is untouched): when the page's getUserMedia resolved (the
+# device check opens camera and microphone once and hands them to the hearing). Chromium
 # starts playing the fake-capture file then (measured: the first sound reaches the record
 # within ~0.1 s of LEAD_S later).
 CAPTURE_CLOCK = """(() => {
@@ -136,6 +137,7 @@ async def open_speaking_page(pages: Pages, url: str, name: str
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
     pages.responses[name] = await page.goto(url)
+    await pass_device_check(page)
     return page, received
 
 
@@ -144,6 +146,7 @@ async def test_speech_from_chromiums_fake_microphone_enters_the_record(
 ):
     hearing = await schedule(client, admin, clock, auto_admit=True)
     judge = await pages.open(join_url(client, hearing.tokens["judge"]), "judge")
+    await pass_device_check(judge)
     await wait_state(judge, "live")
     await judge.wait_for_function(CONNECTED, timeout=STATE_TIMEOUT_MS)
     await transition(client, admin, hearing.id, "open")
@@ -220,9 +223,13 @@ async def test_speech_from_chromiums_fake_microphone_enters_the_record(
     captions = [m for m in received if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id and m["name"] == "Lawyer Li"
                and m["role"] == "lawyer" for m in captions), captions
-    # Both pages show the last lines as captions, with the speaker's name.
+    # Both pages show the last lines as captions, with the speaker's name, and every line in
+    # their trial record panel, in order.
     for page in (judge, lawyer):
         shown = await page.locator("#captions .caption.final").all_inner_texts()
         assert shown and shown[-1] == f"Lawyer Li：{lines[-1]['text']}", shown
+        panel = await page.locator("#transcript li .text").all_inner_texts()
+        assert panel == [line["text"] for line in lines], panel
+        assert await page.locator("#transcript li .name").first.inner_text() == "Lawyer Li"
     assert not any(pages.errors().values()), pages.errors()
     assert not any(speaking.errors().values()), speaking.errors()

@@ -4,6 +4,7 @@ private consultation, supervision, the active speaker, connection quality, the r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from courtrooms.transcripts import SpokenLine
 from tests.clients import HearingClient, SpeechTrack
+from tests.exhibit_files import A4, pdf
 from web.api import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -258,3 +260,50 @@ async def test_camera_and_screen_flags_reach_everyone(hearing, participants):
                          and judge.seat(l_id)["camera_off"] is True)
     await lawyer.send({"type": "screen", "sharing": False})
     await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is False)
+
+
+async def test_an_exhibit_presented_is_shown_to_everyone_in_the_hearing(
+        client, admin, hearing, participants):
+    c = await join_all(hearing, participants, roles=("judge", "lawyer"))
+    judge, lawyer = c["judge"], c["lawyer"]
+    defendant = HearingClient(hearing.base_url, "defendant")  # waiting in the lobby
+    participants.append(defendant)
+    await defendant.join(hearing.tokens["defendant"])
+    await defendant.next_message("welcome")
+    document = pdf(A4, A4)
+    lawyer_auth = f"Bearer {hearing.tokens['lawyer']}"
+    r = await client.post(f"{API}/hearings/{hearing.id}/exhibits", params={"title": "借条"},
+                          data=document, headers={"Content-Type": "application/pdf",
+                                                  "Authorization": lawyer_auth})
+    assert r.status == 201, await r.text()
+    exhibit = await r.json()
+
+    def shown(client_, page):
+        return any(m.get("type") == "exhibit" and m["exhibit"] and m["page"] == page
+                   for m in client_.messages)
+
+    await lawyer.send({"type": "present", "exhibit_id": exhibit["id"], "page": 1})
+    await judge.wait_for(lambda: shown(judge, 1))
+    message = next(m for m in judge.messages if m.get("type") == "exhibit" and m["exhibit"])
+    assert message["exhibit"]["sha256"] == hashlib.sha256(document).hexdigest()
+    assert message["exhibit"]["title"] == "借条" and message["exhibit"]["pages"] == 2
+    assert message["presenter_id"] == hearing.ids["lawyer"]
+    await judge.send({"type": "present", "exhibit_id": exhibit["id"], "page": 2})
+    await lawyer.wait_for(lambda: shown(lawyer, 2))
+
+    for bad, field in (({"exhibit_id": exhibit["id"], "page": 3}, "page"),
+                       ({"exhibit_id": str(uuid.uuid4())}, "exhibit_id"),
+                       ({"exhibit_id": "../../etc/passwd"}, "exhibit_id")):
+        mark = len(lawyer.messages)
+        await lawyer.send({"type": "present", **bad})
+        error = await lawyer.next_message("error", after=mark)
+        assert (error["code"], error["field"]) == ("unknown_exhibit", field)
+    await lawyer.send({"type": "present", "exhibit_id": None})
+    await judge.wait_for(lambda: judge.messages[-1].get("type") == "exhibit"
+                         and judge.messages[-1]["exhibit"] is None)
+    # The lobby saw none of it; admitted, the defendant is shown what is on the stage.
+    assert not any(m.get("type") == "exhibit" and m["exhibit"] for m in defendant.messages)
+    events = await (await client.get(f"{API}/audit", headers=admin,
+                                     params={"hearing_id": hearing.id, "limit": 200})).json()
+    presented = [e for e in events["items"] if e["action"] == "exhibit.presented"]
+    assert len(presented) == 1  # turning a page is not a new presentation

@@ -85,8 +85,8 @@ def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) 
                                 re.MULTILINE))
         assert set(links) == {"judge", "defendant", "lawyer"}, out
         assert len(set(links.values())) == 3
-        device_key = re.search(r"device key: (\S+)$", out, re.MULTILINE)
-        clerk = re.search(r"^Clerk API token \((.*)\): (\S+)$", out, re.MULTILINE)
+        device_key = re.search(r"device key: (\S+)  \(kiosk: (\S+)\)$", out, re.MULTILINE)
+        clerk = re.search(r"^Staff sign-in / API token \((.*)\): (\S+)$", out, re.MULTILINE)
         assert device_key and clerk, out
         token = clerk.group(2)
         assert "generated" in clerk.group(1)
@@ -97,6 +97,11 @@ def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) 
 
         status, page = http(links["lawyer"])
         assert status == 200, page
+        staff = re.search(r"^Scheduling (\S+)\s+Live now (\S+)\s+Review (\S+)$", out,
+                          re.MULTILINE)
+        assert staff, out
+        for url in (*staff.groups(), device_key.group(2)):
+            assert http(url)[0] == 200, url
         assert html.escape(DEMO_TITLE) in page and "李律师" in page
 
         status, text = http(f"{base}/api/v1/hearings",
@@ -184,7 +189,7 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
     data_dir = tmp_path / "var"
     proc, out = start_server(data_dir, port, "--seed-demo")
     judge_token = re.search(r"judge\s+\S+\s+\S+/join/(\S+)", out)
-    admin_token = re.search(r"Clerk API token \([^)]*\): (\S+)", out)
+    admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
     assert judge_token and admin_token, out
     admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
     hearing_id, recorded = asyncio.run(record_then_kill(proc, base, judge_token.group(1), 6.0))

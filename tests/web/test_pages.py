@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
@@ -100,3 +101,91 @@ async def test_landing_page_and_stylesheet(client: TestClient) -> None:
     css = await call(client, "GET", "/static/tingshen.css")
     assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
     assert "/static/tingshen.css" in reply.text
+
+
+# -- the hearing page's skeleton and what it loads ------------------------------------------
+
+STATIC_IMPORT = re.compile(r'''^\s*import\s+(?:[^"';]*?\s+from\s+)?["'](/static/[^"']+)["']''',
+                           re.MULTILINE)
+INLINE_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
+
+
+def assert_no_inline_code(text: str) -> None:
+    """Served with CSP default-src 'self': nothing inline would run or apply."""
+    assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", text), "inline <script>"
+    assert not re.search(r"<[^>]+\sstyle\s*=", text), "inline style attribute"
+    assert not INLINE_HANDLER.search(text), "inline event handler"
+    assert "<style" not in text
+
+
+async def test_join_page_is_a_skeleton_the_scripts_fill(
+    client: TestClient, admin: dict[str, str], clock: FakeClock
+) -> None:
+    hearing_id, token = await schedule(client, admin)
+    clock.advance(timedelta(hours=8, minutes=30))
+    reply = await call(client, "GET", f"/join/{token}")
+    assert reply.status == 200, reply.text
+    assert_no_inline_code(reply.text)
+    assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
+    for needed in ('<script type="module" src="/static/join.js">',
+                   'href="/static/hearing.css"', 'href="/static/devicecheck.css"',
+                   'data-state="device-check"', 'data-role="lawyer"',
+                   f'data-hearing-id="{hearing_id}"', 'id="device-check"', 'id="lobby"',
+                   'id="room"', 'id="console"', 'id="transcript"', 'id="ended"'):
+        assert needed in reply.text, needed
+    # The hearing's time is there for the script to show in the reader's zone.
+    assert 'data-start="2026-11-23T10:00:00+00:00"' in reply.text
+    assert "data-kiosk" not in reply.text
+    kiosk = await call(client, "GET", f"/join/{token}?kiosk=1")
+    assert kiosk.status == 200 and 'data-kiosk="1"' in kiosk.text
+    assert "<a " not in kiosk.text  # a kiosk page has nothing that navigates away
+
+
+async def test_an_observer_page_skips_the_device_check(
+    client: TestClient, admin: dict[str, str], clock: FakeClock
+) -> None:
+    hearing_id, _token = await schedule(client, admin)
+    observer = await call(client, "POST", f"{API}/hearings/{hearing_id}/participants",
+                          json={"name": "监督员", "role": "observer", "location": "remote"},
+                          headers=admin)
+    assert observer.status == 201, observer.text
+    clock.advance(timedelta(hours=8, minutes=30))
+    reply = await call(client, "GET", f"/join/{observer.json['token']}")
+    assert reply.status == 200
+    assert 'data-state="lobby"' in reply.text and 'data-role="observer"' in reply.text
+    assert "监督模式（仅观看）" in reply.text
+
+
+async def test_refused_kiosk_pages_go_back_to_the_terminal(client: TestClient) -> None:
+    plain = await call(client, "GET", "/join/not-a-valid-token")
+    assert plain.status == 403 and "kiosk-return" not in plain.text
+    kiosk = await call(client, "GET", "/join/not-a-valid-token?kiosk=1")
+    assert kiosk.status == 403 and 'data-kiosk="1"' in kiosk.text
+    assert '<script type="module" src="/static/hearing/kiosk-return.js">' in kiosk.text
+    assert_no_inline_code(kiosk.text)
+    script = await call(client, "GET", "/static/hearing/kiosk-return.js")
+    assert script.status == 200 and 'location.replace("/terminal")' in script.text
+
+
+async def test_every_module_the_hearing_page_imports_is_served(client: TestClient) -> None:
+    """Plain ES modules, no build step: a wrong path breaks the page, so follow them all."""
+    seen: set[str] = set()
+    todo = ["/static/join.js"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        reply = await call(client, "GET", path)
+        assert reply.status == 200, path
+        assert "javascript" in reply.headers["Content-Type"], (path, reply.headers["Content-Type"])
+        todo += STATIC_IMPORT.findall(reply.text)
+    assert {"/static/devicecheck.js", "/static/i18n.js", "/static/labels.js",
+            "/static/hearing/signaling.js", "/static/hearing/room.js",
+            "/static/hearing/console.js", "/static/hearing/exhibits.js"} <= seen, seen
+    css = await call(client, "GET", "/static/hearing.css")
+    assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
+    # The hearing room's rules live with the hearing page, not in every page's stylesheet.
+    generic = await call(client, "GET", "/static/tingshen.css")
+    for selector in (".tile", ".roster", ".captions", ".masthead"):
+        assert selector not in generic.text and selector in css.text, selector
