@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import Settings
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import Hearing, Role
-from courtrooms.recordings import Recordings, Reviewer, manifest_sha256
+from courtrooms.recordings import REVIEW_ROLES, Recordings, Reviewer, manifest_sha256
 from courtrooms.schemas import (
     AuditEventOut,
     AuditQuery,
@@ -694,15 +694,20 @@ async def seal_transcript(request: web.Request) -> web.Response:
     return respond(RecordSeal.model_validate(hearing))
 
 
-@api.route("PATCH", "/hearings/{id}/transcript/{segment_id}",
-           summary="Correct a line of the trial record (the earlier text is kept); refused "
-                   "once the judge sealed it",
-           tag="transcript", body=SegmentCorrection, response=TranscriptLine, errors=(404, 409))
+@api.route("PATCH", "/hearings/{id}/transcript/{segment_id}", auth="review",
+           summary="Correct a line of the trial record (the earlier text is kept): the admin "
+                   "token, or the hearing's judge or clerk; refused once the judge sealed it",
+           tag="transcript", body=SegmentCorrection, response=TranscriptLine,
+           errors=(403, 404, 409))
 async def correct_line(request: web.Request) -> web.Response:
     hearing_id, segment_id = path_id(request), path_id(request, "segment_id")
+    reviewer = await _reviewer(request, hearing_id)
+    if reviewer.participant is not None and reviewer.participant.role not in REVIEW_ROLES:
+        raise ApiError(403, "forbidden",
+                       "only the hearing's judge or clerk may correct the trial record")
     correction = await body(request, SegmentCorrection)
     await request.app[HUB].transcripts.correct(hearing_id, segment_id, correction.text,
-                                               ADMIN_ACTOR)
+                                               reviewer.actor)
     _, lines = await _lines(request, hearing_id)
     return respond(next(line for line in lines if line.id == segment_id))
 

@@ -1,4 +1,4 @@
-"""Pages people open: the landing page and the live hearing page behind each participant's link."""
+"""What every page shares (the frame, the language switch) and the routes of all pages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import html
 from pathlib import Path
 
 from aiohttp import web
-
 
 STATIC = Path(__file__).parent / "static"
 
@@ -27,7 +26,9 @@ def tr(zh: str) -> str:
     return f"<span data-i18n>{html.escape(zh)}</span>"
 
 
-LANG_SWITCH = '<button type="button" id="lang-switch" class="lang-switch" lang="en">English</button>'
+LANG_SWITCH = (
+    '<button type="button" id="lang-switch" class="lang-switch" lang="en">English</button>'
+)
 
 
 def page(title: str, body: str, status: int = 200, *, body_attrs: str = "",
