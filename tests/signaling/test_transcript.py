@@ -109,6 +109,24 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     [revision] = (await r.json())["items"]
     assert revision["before"] == first["text"] and revision["after"] == corrected
     assert revision["author"] == "admin" and revision["revision"] == 2
+    # The judge corrects from the review page with their own link; a party cannot, even
+    # when the judge let them review.
+    url = f"/api/v1/hearings/{hearing.id}/transcript/{first['id']}"
+    r = await client.patch(url, json={"text": corrected + " Please be seated."},
+                           headers={"Authorization": f"Bearer {hearing.tokens['judge']}"})
+    assert r.status == 200 and (await r.json())["revision"] == 3, await r.text()
+    r = await client.put(f"/api/v1/hearings/{hearing.id}/participants/{hearing.ids['lawyer']}"
+                         "/review", json={"may_review": True}, headers=admin)
+    assert r.status == 200, await r.text()
+    r = await client.patch(url, json={"text": "tampered"},
+                           headers={"Authorization": f"Bearer {hearing.tokens['lawyer']}"})
+    assert r.status == 403 and "judge or clerk" in (await r.json())["error"]["message"]
+    r = await client.get(f"{url}/revisions", headers=admin)
+    assert [x["author"] for x in (await r.json())["items"]] == [
+        "admin", f"participant:{hearing.ids['judge']}"]
+    r = await client.put(f"/api/v1/hearings/{hearing.id}/participants/{hearing.ids['lawyer']}"
+                         "/review", json={"may_review": False}, headers=admin)
+    assert r.status == 200, await r.text()
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript",
                          headers={"Authorization": f"Bearer {hearing.tokens['lawyer']}"})
     assert r.status == 403

@@ -723,6 +723,7 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
                       ("GET", "/hearings/{id}/recordings/{recording_id}/media"),
                       ("GET", "/hearings/{id}/transcript"),
                       ("GET", "/hearings/{id}/transcript/{segment_id}/revisions"),
+                      ("PATCH", "/hearings/{id}/transcript/{segment_id}"),
                       ("GET", "/hearings/{id}/transcript/export/{format}")}
 
 
