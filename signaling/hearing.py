@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -88,6 +88,7 @@ class LiveHearing:
         on_closed: Callable[[uuid.UUID], Awaitable[None]],
         transcript: Callable[[LiveHearing], LiveTranscript],
         exhibits: Exhibits,
+        own: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
     ) -> None:
         self.id = str(hearing.id)
         self.hearing_uuid = hearing.id
@@ -107,6 +108,13 @@ class LiveHearing:
         self._lock = asyncio.Lock()
         self._unlisten = bus.listen(self.id, self._on_bus)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Recording starts and stops: awaited, never cancelled, or a stop cut short would
+        # leave its files unfinished.
+        self._state_tasks: set[asyncio.Task[None]] = set()
+        # The close (finish the files, drain the record, seal both) belongs to the hub: it
+        # must outlive the last participant hanging up and this hearing's retirement.
+        self._own = own
+        self._finishing: asyncio.Task[None] | None = None
         self.transcript = transcript(self)
         self._transcript_started = False
         self._lag_reporter: asyncio.Task[None] | None = None
@@ -153,8 +161,16 @@ class LiveHearing:
         elif kind == "seat":
             self._spawn(self._apply_seat(event["participant_id"], event.get("effect")))
         elif kind == "state":
-            self.info["state"] = event["state"]
-            self._spawn(self._apply_state(event["state"]))
+            state = event["state"]
+            self.info["state"] = state
+            if state in FINISHED:
+                if self._finishing is None:
+                    self._finishing = self._own(self._finish(state))
+            else:
+                task = asyncio.create_task(self._apply_state(state))
+                self._state_tasks.add(task)
+                task.add_done_callback(self._state_tasks.discard)
+                task.add_done_callback(self._task_done)
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         """Send to every admitted participant of the hearing, in every process: what is said
@@ -234,15 +250,20 @@ class LiveHearing:
             await self._start_recording()
         elif state == HearingState.RECESS.value:
             await self._stop_recording()
-        elif state in FINISHED:
-            await self._stop_recording()
-            await self.media.aclose()
-            await self._close_transcript()
-            if state == HearingState.CLOSED.value:
-                await self._on_closed(self.hearing_uuid)
-            for connection in list(self.connections.values()):
-                await connection.close(4000, f"the hearing is {state}")
-            await self.bus.forget(self.id)
+
+    async def _finish(self, state: str) -> None:
+        """The hearing closed or was cancelled: finish its files and its record, seal them
+        (which starts the review composite), and send everyone away."""
+        if self._state_tasks:
+            await asyncio.gather(*self._state_tasks, return_exceptions=True)
+        await self._stop_recording()
+        await self.media.aclose()
+        await self._close_transcript()
+        if state == HearingState.CLOSED.value:
+            await self._on_closed(self.hearing_uuid)
+        for connection in list(self.connections.values()):
+            await connection.close(4000, f"the hearing is {state}")
+        await self.bus.forget(self.id)
 
     # -- recording ------------------------------------------------------------------------
 
@@ -701,6 +722,12 @@ class LiveHearing:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        while self._state_tasks:
+            await asyncio.gather(*self._state_tasks, return_exceptions=True)
+        if self._finishing is not None:
+            # Waited for, not cancelled: the hub owns it (and logs its failure).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._finishing)
         await self._stop_recording()
         await self.media.aclose()
         await self._close_transcript()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -115,7 +116,8 @@ class Hub:
                 hearing = await self.registry.get_hearing(participant.hearing_id)
                 live = LiveHearing(hearing, self.registry, self.recordings, self.bus,
                                    self._server_ice, self.client_ice_servers, self._on_empty,
-                                   self.hearing_closed, self._transcript_for, self.exhibits)
+                                   self.hearing_closed, self._transcript_for, self.exhibits,
+                                   self._own)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)
@@ -125,15 +127,23 @@ class Hub:
         """Leave the hearing. aiohttp cancels a handler whose client went away, so the
         departure runs as a task of the hub's and completes even then."""
         self.connections.discard(connection)
-        task = asyncio.create_task(live.depart(connection))
+        await asyncio.shield(self._own(live.depart(connection)))
+
+    def _own(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run closing work (a departure, a retirement, a hearing's close) as the hub's task:
+        no handler or hearing cancels it, and `aclose()` waits for it."""
+        task = asyncio.create_task(work)
         self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-        await asyncio.shield(task)
+        task.add_done_callback(self._closing_done)
+        return task
+
+    def _closing_done(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("closing work failed", exc_info=task.exception())
 
     def _on_empty(self, live: LiveHearing) -> None:
-        task = asyncio.create_task(self._retire(live))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._own(self._retire(live))
 
     async def _retire(self, live: LiveHearing) -> None:
         async with self._lock:
@@ -171,14 +181,18 @@ class Hub:
             self.composites.start(hearing_id)
 
     async def aclose(self) -> None:
-        await self.composites.aclose()
         for connection in list(self.connections):
             await connection.close(1001, "server shutting down")
+        # Departures, retirements and hearings' closes finish (files, seals) before the rest
+        # stops; a close may start a composite, stopped with the others below.
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         for live in list(self.hearings.values()):
             await live.aclose()
         self.hearings.clear()
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.composites.aclose()
         if self._worker is not None:
             await self._worker.aclose()
         if self._ports is not None:

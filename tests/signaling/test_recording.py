@@ -279,3 +279,42 @@ async def test_a_full_disk_alerts_the_court_and_the_hearing_goes_on(
     assert max(playable.values()) >= failed_after - 2.5, (failed_after, playable)
     for path in kept:
         assert codecs(path) == ["opus", "vp8"]
+
+
+async def test_closing_completes_when_everyone_hangs_up_at_once(
+    auto_hearing, participants, client, admin, settings
+):
+    """The judge closes and every participant hangs up at once: the files of the last
+    segment are still finished, and the recordings and the record are still sealed."""
+    hearing = auto_hearing
+    judge, lawyer = await join_all(hearing, participants, "judge", "lawyer")
+    await command(judge, "open", "open")
+    started = await command(judge, "start", "in_session")
+    await asyncio.sleep(4.0)
+    closing = time.time()
+    await judge.send({"type": "command", "action": "close"})
+    await asyncio.gather(judge.close(), lawyer.close())
+    in_session = closing - started
+
+    deadline = time.monotonic() + 30
+    while True:
+        actions = {e["action"] for e in await audit_actions(client, hearing, admin)}
+        if {"recording.sealed", "transcript.sealed"} <= actions:
+            break
+        assert time.monotonic() < deadline, sorted(actions)
+        await asyncio.sleep(0.3)
+
+    listing = await recordings_of(client, hearing, admin)
+    files = [f for f in listing["items"] if f["kind"] == "participant"]
+    assert {f["role"] for f in files} == {"judge", "lawyer"}
+    recordings = client.server.app[RECORDINGS]
+    rows, _ = await recordings.of_hearing(uuid.UUID(hearing.id))
+    paths = {str(r.id): recordings.path_of(r) for r in rows}
+    for f in files:
+        assert f["status"] == "complete" and f["error"] is None, f
+        played = duration(paths[f["id"]])
+        assert abs(played - in_session) < 1.0, (f, played, in_session)
+        assert abs(f["duration"] - played) < 0.05, (f, played)
+    completed = {e["data"]["recording_id"] for e in await audit_actions(client, hearing, admin)
+                 if e["action"] == "recording.complete"}
+    assert completed >= {f["id"] for f in files}
