@@ -216,9 +216,15 @@ class LiveHearing:
         return {"type": "consultations", "requests": requests, "active": list(active.values())}
 
     async def _seat_changed(self, seat: Seat, effect: str | None = None) -> None:
-        await self.bus.publish(
-            self.id, {"kind": "seat", "participant_id": seat.participant_id, "effect": effect}
-        )
+        await self._seats_changed([seat], effect)
+
+    async def _seats_changed(self, seats: list[Seat], effect: str | None = None) -> None:
+        """Apply the seats' changes, then tell everyone once (both sides of a consultation
+        change together: nobody should see one of them in it alone)."""
+        for seat in seats:
+            await self.bus.publish(
+                self.id, {"kind": "seat", "participant_id": seat.participant_id, "effect": effect}
+            )
         await self.broadcast_participants()
 
     async def _apply_seat(self, participant_id: str, effect: str | None) -> None:
@@ -497,9 +503,9 @@ class LiveHearing:
         if c["state"] == "active":
             members += [s.participant_id for s in await self.bus.seats(self.id)
                         if s.consulting == c["id"] and s.participant_id != seat.participant_id]
-        for pid in members:
-            await self._seat_changed(await self.bus.update_seat(self.id, pid,
-                                                                consultation=None))
+        await self._seats_changed([
+            await self.bus.update_seat(self.id, pid, consultation=None) for pid in members
+        ])
         if c["state"] == "active":
             await self.registry.record(self.hearing_uuid, actor, "consultation.ended",
                                        consultation_id=c["id"], participant_ids=members)
@@ -515,11 +521,13 @@ class LiveHearing:
         assert partner is not None
         cid = uuid.uuid4().hex[:12]
         since = self.registry.clock().isoformat()
-        for pid, other in ((requester.participant_id, partner.participant_id),
-                           (partner.participant_id, requester.participant_id)):
-            await self._seat_changed(await self.bus.update_seat(
+        await self._seats_changed([
+            await self.bus.update_seat(
                 self.id, pid, hand_raised=False,
-                consultation={"state": "active", "with": other, "id": cid, "since": since}))
+                consultation={"state": "active", "with": other, "id": cid, "since": since})
+            for pid, other in ((requester.participant_id, partner.participant_id),
+                               (partner.participant_id, requester.participant_id))
+        ])
         await self.registry.record(
             self.hearing_uuid, actor, "consultation.started", consultation_id=cid,
             participant_ids=[requester.participant_id, partner.participant_id])
@@ -567,13 +575,20 @@ class LiveHearing:
     async def _send_hearing_record(self, connection: Connection) -> None:
         """What an admitted participant sees on arrival: the record so far, the exhibit shown."""
         _, lines = await self.transcript.transcripts.of_hearing(self.hearing_uuid)
-        seats = {s.participant_id: s for s in await self.bus.seats(self.id)}
+        lines = lines[-RECORD_LINES:]
+        people: dict[str, tuple[str, str]] = {
+            s.participant_id: (s.name, s.role) for s in await self.bus.seats(self.id)
+        }
+        if any(str(line.participant_id) not in people for line in lines):
+            # Spoke before this process took the hearing up: their seat is not here.
+            hearing = await self.registry.get_hearing(self.hearing_uuid)
+            people.update({str(p.id): (p.name, p.role.value) for p in hearing.participants})
         record = []
-        for line in lines[-RECORD_LINES:]:
-            seat = seats.get(str(line.participant_id))
+        for line in lines:
+            name, role = people.get(str(line.participant_id), ("", ""))
             record.append({
                 "type": "caption", "final": True, "participant_id": str(line.participant_id),
-                "name": seat.name if seat else "", "role": seat.role if seat else "",
+                "name": name, "role": role,
                 "start": round(line.start, 3), "end": round(line.end, 3), "text": line.text,
                 "segment_id": str(line.id),
             })

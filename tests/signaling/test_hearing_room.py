@@ -223,13 +223,21 @@ async def test_the_court_sees_each_connections_quality(hearing, participants):
 
 
 async def test_a_late_joiner_gets_the_record_so_far_and_the_lobby_hears_nothing(
-        client, hearing, participants):
+        client, admin, hearing, participants):
     c = await join_all(hearing, participants, roles=("judge", "lawyer"))
     judge = c["judge"]
     hub = client.app[HUB]
     row = await hub.transcripts.add(uuid.UUID(hearing.id), SpokenLine(
         participant_id=uuid.UUID(hearing.ids["lawyer"]), start=1.0, end=2.5,
         text="The defence has no objection.", language="en", words=[]))
+    # A witness heard earlier over another process's media, never seated here.
+    r = await client.post(f"{API}/hearings/{hearing.id}/participants", headers=admin,
+                          json={"name": "Witness Chen", "role": "witness",
+                                "location": "remote"})
+    witness_id = (await r.json())["id"]
+    earlier = await hub.transcripts.add(uuid.UUID(hearing.id), SpokenLine(
+        participant_id=uuid.UUID(witness_id), start=0.2, end=0.9, text="I saw him.",
+        language="en", words=[]))
     defendant = HearingClient(hearing.base_url, "defendant")
     participants.append(defendant)
     await defendant.join(hearing.tokens["defendant"])
@@ -246,8 +254,10 @@ async def test_a_late_joiner_gets_the_record_so_far_and_the_lobby_hears_nothing(
     await judge.send({"type": "command", "action": "admit",
                       "participant_id": hearing.ids["defendant"]})
     record = await defendant.next_message("record", after=mark)
-    assert [(line["segment_id"], line["text"], line["name"]) for line in record["lines"]] == [
-        (str(row.id), "The defence has no objection.", "Lawyer Li")]
+    assert [(line["segment_id"], line["text"], line["name"], line["role"])
+            for line in record["lines"]] == [
+        (str(earlier.id), "I saw him.", "Witness Chen", "witness"),
+        (str(row.id), "The defence has no objection.", "Lawyer Li", "lawyer")]
 
 
 async def test_camera_and_screen_flags_reach_everyone(hearing, participants):
