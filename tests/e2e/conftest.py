@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Response, async_playwright
@@ -54,8 +55,12 @@ class Pages:
         self.console: dict[str, list[str]] = {}
         self.responses: dict[str, Response | None] = {}
 
-    async def open(self, url: str, name: str) -> Page:
-        context = await self.browser.new_context(viewport=VIEWPORT)
+    async def open(self, url: str, name: str, *,
+                   before_load: Callable[[Page], None] | None = None,
+                   **context_options: Any) -> Page:
+        """`url` in a new context (`context_options` for it, e.g. a time zone);
+        `before_load` may subscribe to the page's events before it loads."""
+        context = await self.browser.new_context(viewport=VIEWPORT, **context_options)
         self.contexts.append(context)
         page = await context.new_page()
         log = self.console.setdefault(name, [])
@@ -63,6 +68,8 @@ class Pages:
         page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
         page.on("response", lambda r: log.append(f"http {r.status}: {r.url}")
                 if r.status >= 400 else None)
+        if before_load is not None:
+            before_load(page)
         self.responses[name] = await page.goto(url)
         return page
 
@@ -119,17 +126,7 @@ STAFF_TIMEZONE = "Asia/Shanghai"  # not the machine's UTC: the pages must show l
 async def open_staff_page(pages: Pages, url: str, name: str,
                           timezone_id: str = STAFF_TIMEZONE) -> Page:
     """Like `pages.open`, in a context whose clock is in `timezone_id`."""
-    context = await pages.browser.new_context(viewport=VIEWPORT, timezone_id=timezone_id,
-                                              locale="zh-CN")
-    pages.contexts.append(context)
-    page = await context.new_page()
-    log = pages.console.setdefault(name, [])
-    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
-    page.on("response", lambda r: log.append(f"http {r.status}: {r.url}")
-            if r.status >= 400 else None)
-    pages.responses[name] = await page.goto(url)
-    return page
+    return await pages.open(url, name, timezone_id=timezone_id, locale="zh-CN")
 
 
 async def staff_sign_in(page: Page, token: str) -> None:

@@ -75,22 +75,14 @@ async def schedule(client: Any, admin: dict[str, str], clock: Any, *, auto_admit
 async def open_page(pages: Pages, url: str, name: str,
                     received: list[dict[str, Any]] | None = None) -> Page:
     """Like `Pages.open`, in Beijing time; what the page's socket receives goes to `received`."""
-    context = await pages.browser.new_context(viewport=VIEWPORT, timezone_id="Asia/Shanghai",
-                                              locale="zh-CN")
-    pages.contexts.append(context)
-    page = await context.new_page()
-    log = pages.console.setdefault(name, [])
-    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
-    page.on("response", lambda r: log.append(f"http {r.status}: {r.url}")
-            if r.status >= 400 else None)
     def on_frame(payload: str | bytes) -> None:
         if isinstance(payload, str) and received is not None:
             received.append(json.loads(payload))
 
-    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    pages.responses[name] = await page.goto(url)
-    return page
+    return await pages.open(
+        url, name, timezone_id="Asia/Shanghai", locale="zh-CN",
+        before_load=lambda page: page.on("websocket",
+                                         lambda ws: ws.on("framereceived", on_frame)))
 
 
 async def enter(pages: Pages, client: Any, hearing: Hearing, role: str, state: str = "live",
