@@ -84,6 +84,9 @@ class Settings(BaseModel):
     )
     admin_token: SecretStr | None = Field(default=None, min_length=16)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="Log lines as text or JSON; auto: JSON unless at a terminal"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -167,13 +167,31 @@ class Recordings:
                       "duration": round(row.duration, 3), "error": row.error},
             )
 
-    async def unfinished(self) -> list[Recording]:
+    async def unfinished(self, hearing_id: uuid.UUID | None = None) -> list[Recording]:
         """Files whose writer never finished them: the server died while recording."""
+        query = select(Recording).where(Recording.status == RecordingStatus.RECORDING)
+        if hearing_id is not None:
+            query = query.where(Recording.hearing_id == hearing_id)
         async with self.db.read() as session:
-            rows = await session.scalars(
-                select(Recording).where(Recording.status == RecordingStatus.RECORDING)
-            )
-            return list(rows.all())
+            return list((await session.scalars(query)).all())
+
+    async def end_open_segments(self, hearing_id: uuid.UUID) -> None:
+        """Segments left open by a server that died: each ends where its longest file does
+        (its start when no file survived), so the timeline has no segment without an end."""
+        async with self.db.write() as session:
+            segments = (await session.scalars(select(RecordingSegment).where(
+                RecordingSegment.hearing_id == hearing_id, RecordingSegment.end.is_(None),
+            ))).all()
+            for segment in segments:
+                files = (await session.scalars(select(Recording).where(
+                    Recording.hearing_id == hearing_id, Recording.segment == segment.index,
+                ))).all()
+                segment.end = max((f.offset + (f.duration or 0.0) for f in files),
+                                  default=segment.start)
+                await audit.append(session, actor="system", action="recording.segment_recovered",
+                                   at=self.clock(), hearing_id=hearing_id,
+                                   data={"segment": segment.index,
+                                         "end": round(segment.end, 3)})
 
     # -- afterwards -----------------------------------------------------------------------
 

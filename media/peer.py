@@ -32,6 +32,7 @@ from media.aiortc_adapter import (
     request_keyframe,
 )
 from media.audio import AudioTap
+from media.counters import MediaCounters
 from media.errors import NegotiationError
 from media.recording import SenderClock
 from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
@@ -98,6 +99,8 @@ class ParticipantPeer:
         self.audio_tap = AudioTap(participant_id)
         self.clock = SenderClock()
         self.slots: list[Slot] = []
+        # What the slots forward is counted here; a room puts its own counters in.
+        self.counters = MediaCounters()
         self.created_at = time.monotonic()
         self._ice_servers = list(ice_servers)
         self._pc: RTCPeerConnection | None = None
@@ -181,7 +184,7 @@ class ParticipantPeer:
         return added
 
     def _add_slot(self, kind: str) -> Slot:
-        track = ForwardedTrack(kind)
+        track = ForwardedTrack(kind, self.counters)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(_codecs(kind))
         on_keyframe_request(transceiver.sender, track.request_keyframe)
@@ -249,9 +252,14 @@ class ParticipantPeer:
             parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
         except Exception as e:  # aiortc asserts on short candidates, raises on bad fields
             raise NegotiationError(f"malformed ICE candidate: {candidate[:80]!r}") from e
+        if sdp_mid is None and sdp_mline_index is None:
+            raise NegotiationError("an ICE candidate needs sdp_mid or sdp_mline_index")
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
-        await self.pc.addIceCandidate(parsed)
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except Exception as e:  # e.g. an mDNS name dnspython cannot read
+            raise NegotiationError(f"the ICE candidate could not be added: {e}") from e
 
     # -- state ----------------------------------------------------------------------------
 

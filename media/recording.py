@@ -28,6 +28,7 @@ from typing import Any
 
 import av
 
+from media.counters import MediaCounters
 from media.errors import MediaError
 from media.relay import CLOCK_RATE, EncodedFrame, vp8_size
 
@@ -158,6 +159,7 @@ class ParticipantRecorder:
         origin_wall: float,
         clock: SenderClock,
         on_failure: FailureCallback,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.path = path
         self.participant_id = participant_id
@@ -168,6 +170,7 @@ class ParticipantRecorder:
         self.frames_lost = 0
         self.error: str | None = None
         self._on_failure = on_failure
+        self._counters = counters if counters is not None else MediaCounters()
         self._wall_minus_monotonic = time.time() - time.monotonic()
         self._queue: queue.Queue[list[_Packet] | None] = queue.Queue(WRITER_QUEUE_BATCHES)
         self._batch: list[_Packet] = []
@@ -214,6 +217,8 @@ class ParticipantRecorder:
         except queue.Full:
             self.frames_lost += len(batch)
             self._fail("the recording writer fell behind; frames were lost")
+            return
+        self._counters.bytes_recorded += sum(len(packet.data) for packet in batch)
 
     async def aclose(self, grace_s: float = STOP_GRACE_S) -> RecordingFile:
         """Stop at this instant, take the frames still in flight, and finish the file (its

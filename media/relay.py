@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media.counters import MediaCounters
+
 log = logging.getLogger(__name__)
 
 CLOCK_RATE = {"audio": 48_000, "video": 90_000}
@@ -149,10 +151,11 @@ class ForwardedTrack(MediaStreamTrack):
     A slow subscriber loses the oldest frames (counted), never blocking the publisher.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, counters: MediaCounters | None = None) -> None:
         super().__init__()
         self.kind = kind
         self.source: Publication | None = None
+        self._counters = counters if counters is not None else MediaCounters()
         self._queue: collections.deque[EncodedFrame] = collections.deque(
             maxlen=SLOT_QUEUE_FRAMES[kind]
         )
@@ -239,6 +242,8 @@ class ForwardedTrack(MediaStreamTrack):
         packet.pts = self._next_timestamp(frame.timestamp)
         packet.time_base = self._time_base
         self.frames_out += 1
+        self._counters.frames_forwarded += 1
+        self._counters.bytes_forwarded += len(frame.data)
         return packet
 
     def stop(self) -> None:

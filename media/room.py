@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from media.counters import MediaCounters
 from media.peer import ParticipantPeer
 from media.recording import ParticipantRecorder, RecordingFile
 from media.relay import Publication
@@ -30,9 +31,15 @@ class SegmentRecording:
     """One session segment of a hearing being recorded: where files go and how they are named."""
 
     def __init__(
-        self, directory: Path, origin_wall: float, segment: int, events: RecordingEvents
+        self,
+        directory: Path,
+        origin_wall: float,
+        segment: int,
+        events: RecordingEvents,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.directory = directory
+        self.counters = counters
         self.origin_wall = origin_wall
         self.segment = segment
         self.events = events
@@ -45,7 +52,7 @@ class SegmentRecording:
         recorder = ParticipantRecorder(
             self.directory / f"{self.segment:03d}-{self._files:03d}-{pid}.webm",
             pid, self.segment, self.origin_wall, peer.clock,
-            self._failure_reporter(pid),
+            self._failure_reporter(pid), self.counters,
         )
         recorder.start()
         self.recorders[pid] = recorder
@@ -74,8 +81,10 @@ class SegmentRecording:
 class MediaRoom:
     """The star of one hearing: peers keyed by participant id, in the order they joined."""
 
-    def __init__(self, hearing_id: str) -> None:
+    def __init__(self, hearing_id: str, counters: MediaCounters | None = None) -> None:
         self.hearing_id = hearing_id
+        # Shared with the process's other rooms (by the hub), so the totals outlive a hearing.
+        self.counters = counters if counters is not None else MediaCounters()
         self.peers: dict[str, ParticipantPeer] = {}
         self.recording: SegmentRecording | None = None
         # Participants in a private group (a consultation) see and hear only that group, and
@@ -87,6 +96,7 @@ class MediaRoom:
         old = self.peers.pop(peer.participant_id, None)
         if old is not None:
             await self._close_peer(old)
+        peer.counters = self.counters
         await peer.start()
         self.peers[peer.participant_id] = peer
         self._apply_group(peer)
@@ -156,7 +166,7 @@ class MediaRoom:
         """Record every publishing peer, now and as they join, until `stop_recording()`."""
         if self.recording is not None:
             return
-        self.recording = SegmentRecording(directory, origin_wall, segment, events)
+        self.recording = SegmentRecording(directory, origin_wall, segment, events, self.counters)
         for peer in self.peers.values():
             if peer.publish:
                 await self.recording.begin(peer)

@@ -1,16 +1,21 @@
 """The live-state bus: seats of each hearing and fan-out of messages to its participants.
 
-Handlers only talk to `LiveBus`. `InProcessBus` serves one process; a Redis implementation
-(several processes) provides the same operations.
+Handlers only talk to `LiveBus`. `InProcessBus` serves one process; `RedisBus` several
+processes sharing one Redis (see `signaling.cluster`).
 """
 
 from __future__ import annotations
 
 import abc
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from redis.exceptions import RedisError
+
+from signaling.cluster import Cluster, seats_key
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,14 @@ class LiveBus(abc.ABC):
     async def forget(self, hearing_id: str) -> None:
         """Drop the hearing's live state (it closed)."""
 
+    async def hold(self, hearing_id: str) -> None:
+        """This process took up the hearing: it alone writes its seats from now on."""
+        return None
+
+    async def release(self, hearing_id: str) -> None:
+        """This process let the hearing go (the seats stay for whoever takes it up)."""
+        return None
+
     async def aclose(self) -> None:
         return None
 
@@ -128,3 +141,83 @@ class InProcessBus(LiveBus):
 
     async def forget(self, hearing_id: str) -> None:
         self._seats.pop(hearing_id, None)
+
+
+class RedisBus(LiveBus):
+    """Live state in Redis, for several processes.
+
+    A hearing's seats are written only by the process holding the hearing, which keeps them in
+    memory too: reads there cost nothing, and the seats are written back should Redis restart
+    empty. Other processes (the API listing who is present) read Redis. Events reach this
+    process's listeners at once and other processes' through the hearing's channel.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._seats: dict[str, dict[str, Seat]] = {}
+        cluster.on_reconnected = self.restore
+
+    async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
+        self.cluster.deliver_locally(hearing_id, message)
+        try:
+            await self.cluster.publish_hearing(hearing_id, message)
+        except (RedisError, OSError) as e:
+            log.warning("hearing %s: event not shared with other processes (%s)", hearing_id, e)
+
+    def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
+        return self.cluster.listen_hearing(hearing_id, listener)
+
+    async def _load(self, hearing_id: str) -> dict[str, Seat]:
+        raw = await self.cluster.redis.hgetall(seats_key(hearing_id))
+        rows = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.pop("order", 0))
+        return {r["participant_id"]: Seat(**r) for r in rows}
+
+    async def seat(self, hearing_id: str, participant_id: str) -> Seat | None:
+        held = self._seats.get(hearing_id)
+        if held is not None:
+            return held.get(participant_id)
+        return (await self._load(hearing_id)).get(participant_id)
+
+    async def seats(self, hearing_id: str) -> list[Seat]:
+        held = self._seats.get(hearing_id)
+        if held is not None:
+            return list(held.values())
+        return list((await self._load(hearing_id)).values())
+
+    async def hold(self, hearing_id: str) -> None:
+        self._seats[hearing_id] = await self._load(hearing_id)
+
+    async def release(self, hearing_id: str) -> None:
+        self._seats.pop(hearing_id, None)
+
+    async def put_seat(self, hearing_id: str, seat: Seat) -> None:
+        held = self._seats.get(hearing_id)
+        if held is None:
+            held = self._seats[hearing_id] = await self._load(hearing_id)
+        held[seat.participant_id] = seat
+        await self._write(hearing_id, [seat])
+
+    async def _write(self, hearing_id: str, seats: list[Seat]) -> None:
+        order = list(self._seats.get(hearing_id, {}))
+        fields: dict[Any, Any] = {
+            s.participant_id: json.dumps({**asdict(s), "order": order.index(s.participant_id)},
+                                         ensure_ascii=False)
+            for s in seats
+        }
+        try:
+            await self.cluster.redis.hset(seats_key(hearing_id), mapping=fields)
+        except (RedisError, OSError) as e:
+            # Kept in memory and written back when Redis returns (`restore`).
+            log.warning("hearing %s: seats not saved to Redis (%s)", hearing_id, e)
+
+    async def restore(self) -> None:
+        """Redis came back (perhaps empty): write back the seats of the hearings held here."""
+        for hearing_id, seats in list(self._seats.items()):
+            await self._write(hearing_id, list(seats.values()))
+
+    async def forget(self, hearing_id: str) -> None:
+        self._seats.pop(hearing_id, None)
+        try:
+            await self.cluster.redis.delete(seats_key(hearing_id))
+        except (RedisError, OSError) as e:
+            log.warning("hearing %s: seats not removed from Redis (%s)", hearing_id, e)

@@ -14,12 +14,14 @@ from typing import Any, Protocol
 
 from aiortc import RTCIceServer
 
+from config.logs import PARTICIPANT_ID, hearing_context
 from courtrooms.errors import CourtroomsError, InvalidTransition
 from courtrooms.exhibits import Exhibits
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import Hearing, HearingState, Participant, Role
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
+from media.counters import MediaCounters
 from media.peer import ParticipantPeer, PeerEvents
 from media.quality import QualityMeter
 from media.recording import ParticipantRecorder, RecordingFile
@@ -89,6 +91,8 @@ class LiveHearing:
         transcript: Callable[[LiveHearing], LiveTranscript],
         exhibits: Exhibits,
         own: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        *,
+        media_counters: MediaCounters | None = None,
     ) -> None:
         self.id = str(hearing.id)
         self.hearing_uuid = hearing.id
@@ -96,7 +100,7 @@ class LiveHearing:
         self.registry = registry
         self.recordings = recordings
         self.bus = bus
-        self.media = MediaRoom(self.id)
+        self.media = MediaRoom(self.id, media_counters)
         self.recording_dir = Path("recordings") / self.id
         self._segment: tuple[float, int] | None = None  # (timeline origin, index) while recording
         self._recording_lock = asyncio.Lock()
@@ -126,15 +130,22 @@ class LiveHearing:
         self._speakers = ActiveSpeaker()
         self._quality = QualityMeter()
         self._monitor: asyncio.Task[None] | None = None
+        # Another process took the hearing over: leave its seats to that process.
+        self.evicted = False
 
     @property
     def state(self) -> str:
         return str(self.info["state"])
 
+    @property
+    def connected_roles(self) -> list[str]:
+        """The role of each participant connected to this process (read by /metrics)."""
+        return [role for pid in self.connections if (role := self._roles.get(pid)) is not None]
+
     # -- bus ------------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, context=hearing_context(self.id))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -167,7 +178,8 @@ class LiveHearing:
                 if self._finishing is None:
                     self._finishing = self._own(self._finish(state))
             else:
-                task = asyncio.create_task(self._apply_state(state))
+                task = asyncio.create_task(self._apply_state(state),
+                                           context=hearing_context(self.id))
                 self._state_tasks.add(task)
                 task.add_done_callback(self._state_tasks.discard)
                 task.add_done_callback(self._task_done)
@@ -229,6 +241,7 @@ class LiveHearing:
 
     async def _apply_seat(self, participant_id: str, effect: str | None) -> None:
         """Local consequences of a seat change, for a participant connected to this process."""
+        PARTICIPANT_ID.set(participant_id)  # this task's own context: it acts for them
         connection = self.connections.get(participant_id)
         seat = await self.bus.seat(self.id, participant_id)
         if connection is None or seat is None:
@@ -288,8 +301,9 @@ class LiveHearing:
             self.transcript.origin = origin
             self.transcript.feeding = True
             if self._lag_reporter is None:
-                self._lag_reporter = asyncio.create_task(self._report_lag(),
-                                                         name=f"lag-{self.id[:8]}")
+                self._lag_reporter = asyncio.create_task(
+                    self._report_lag(), name=f"lag-{self.id[:8]}", context=hearing_context(self.id)
+                )
 
     async def _stop_recording(self) -> None:
         async with self._recording_lock:
@@ -403,7 +417,7 @@ class LiveHearing:
             self._admitted.discard(pid)
             await self.media.remove(pid)
             self.transcript.leave(pid)
-            if await self.bus.seat(self.id, pid) is not None:
+            if not self.evicted and await self.bus.seat(self.id, pid) is not None:
                 await self.bus.update_seat(
                     self.id, pid, present=False, connection="closed", hand_raised=False,
                     screen_sharing=False,
@@ -599,7 +613,8 @@ class LiveHearing:
 
     def _start_monitor(self) -> None:
         if self._monitor is None:
-            self._monitor = asyncio.create_task(self._watch(), name=f"monitor-{self.id[:8]}")
+            self._monitor = asyncio.create_task(self._watch(), name=f"monitor-{self.id[:8]}",
+                                                context=hearing_context(self.id))
 
     async def _watch(self) -> None:
         """The active speaker for everyone (a few times a second) and connection quality for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Coroutine
@@ -12,13 +13,17 @@ from aiortc import RTCIceServer
 
 from config import Settings
 from courtrooms.exhibits import Exhibits
-from courtrooms.models import HearingState, Participant, RecordingStatus
+from courtrooms.models import HearingState, Participant, Recording, RecordingStatus
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.service import Registry
 from courtrooms.transcripts import Transcripts
 from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
+from media.counters import MediaCounters
 from media.recording import RecordingError, repair
 from signaling.bus import LiveBus, Seat
+from signaling.cluster import CLOSE_HOLDER_LOST, Cluster
+from signaling.counters import SignalingCounters
+from signaling.errors import SignalingError
 from signaling.hearing import FINISHED, Connection, LiveHearing
 from signaling.review import CompositeJobs
 from signaling.transcript import LiveTranscript
@@ -41,6 +46,7 @@ class Hub:
         *,
         heartbeat_s: float = 15.0,
         join_timeout_s: float = 15.0,
+        cluster: Cluster | None = None,
     ) -> None:
         self.registry = registry
         self.recordings = recordings
@@ -49,7 +55,11 @@ class Hub:
         self.exhibits = Exhibits(registry.db, registry.clock, settings.data_dir)
         self._worker: InferenceWorker | None = None
         self.bus = bus
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.on_lease_lost = self._lease_lost
         self.settings = settings
+        self.draining = False
         self.heartbeat_s = heartbeat_s
         self.join_timeout_s = join_timeout_s
         self.hearings: dict[str, LiveHearing] = {}
@@ -90,8 +100,19 @@ class Hub:
         )
 
     async def recover_recordings(self) -> None:
-        """Finish the files a killed server left behind: everything readable is kept."""
-        for row in await self.recordings.unfinished():
+        """Finish the files a killed server left behind: everything readable is kept. Files
+        of hearings another living process holds are that process's, still being written."""
+        rows = await self.recordings.unfinished()
+        if self.cluster is not None:
+            held = {h for h in {str(r.hearing_id) for r in rows}
+                    if await self.cluster.holder(h) is not None}
+            rows = [r for r in rows if str(r.hearing_id) not in held]
+        await self._repair(rows)
+        for hearing_id in {r.hearing_id for r in rows}:
+            await self.recordings.end_open_segments(hearing_id)
+
+    async def _repair(self, rows: list[Recording]) -> None:
+        for row in rows:
             path = self.recordings.path_of(row)
             try:
                 duration, codecs = await asyncio.to_thread(repair, path)
@@ -108,16 +129,39 @@ class Hub:
             log.warning("recording %s recovered after an unclean stop: %s, %.1f s",
                         row.path, status.value, outcome.duration)
 
+    async def placement(self, hearing_id: uuid.UUID) -> str | None:
+        """Where a participant of the hearing is served: None for this process, else the id
+        of the process holding the hearing's media (the session is relayed there)."""
+        if self.draining:
+            raise SignalingError("draining", "this server is shutting down; reconnect")
+        if self.cluster is None:
+            return None
+        holder = await self.cluster.claim(str(hearing_id))
+        return None if holder == self.cluster.id else holder
+
+    async def _take_up(self, hearing_id: uuid.UUID) -> None:
+        """Before a hearing goes live here: whoever held it before (a process that died, or
+        this one before a restart) may have left files unfinished and people marked present."""
+        key = str(hearing_id)
+        await self.bus.hold(key)
+        await self._repair(await self.recordings.unfinished(hearing_id))
+        await self.recordings.end_open_segments(hearing_id)
+        for seat in await self.bus.seats(key):
+            if seat.present:
+                await self.bus.update_seat(key, seat.participant_id, present=False,
+                                           connection="closed")
+
     async def arrive(self, connection: Connection, participant: Participant) -> LiveHearing:
         hearing_id = str(participant.hearing_id)
         async with self._lock:
             live = self.hearings.get(hearing_id)
             if live is None:
+                await self._take_up(participant.hearing_id)
                 hearing = await self.registry.get_hearing(participant.hearing_id)
                 live = LiveHearing(hearing, self.registry, self.recordings, self.bus,
                                    self._server_ice, self.client_ice_servers, self._on_empty,
                                    self.hearing_closed, self._transcript_for, self.exhibits,
-                                   self._own)
+                                   self._own, media_counters=self.media_counters)
                 self.hearings[hearing_id] = live
             self.connections.add(connection)
         await live.arrive(connection, participant)
@@ -151,6 +195,23 @@ class Hub:
                 return
             del self.hearings[live.id]
         await live.aclose()
+        async with self._lock:
+            if live.id not in self.hearings and not live.evicted:
+                await self.bus.release(live.id)
+                if self.cluster is not None:
+                    await self.cluster.release(live.id)
+
+    def _lease_lost(self, hearing_id: str) -> None:
+        """Another process took the hearing (after a Redis restart both thought it theirs):
+        this one lets go, and its participants reconnect to the new holder."""
+        live = self.hearings.get(hearing_id)
+        if live is None:
+            return
+        live.evicted = True
+        self._own(self.bus.release(hearing_id))
+        for connection in list(live.connections.values()):
+            self._own(connection.close(CLOSE_HOLDER_LOST,
+                                       "the hearing moved to another server; reconnect"))
 
     async def seats(self, hearing_id: uuid.UUID) -> list[Seat]:
         """Who is in a hearing right now (every process's participants): empty when not live."""
@@ -166,6 +227,8 @@ class Hub:
         await self.bus.publish(key, {"kind": "client", "to": None,
                                      "message": {"type": "hearing", "state": state}})
         await self.bus.publish(key, {"kind": "state", "state": state})
+        if self.cluster is not None and await self.cluster.holder(key) is not None:
+            return  # live in another process: it heard this and does the rest (files, seals)
         if state in FINISHED:
             await self.bus.forget(key)
         if state == HearingState.CLOSED.value:
@@ -181,8 +244,11 @@ class Hub:
             self.composites.start(hearing_id)
 
     async def aclose(self) -> None:
+        """Drain: refuse new joins, send everyone away (their pages reconnect, to another
+        process when there is one), finish every hearing's files and record, then stop."""
+        self.draining = True
         for connection in list(self.connections):
-            await connection.close(1001, "server shutting down")
+            await connection.close(1012, "server restarting; reconnect")
         # Departures, retirements and hearings' closes finish (files, seals) before the rest
         # stops; a close may start a composite, stopped with the others below.
         while self._closing:
@@ -198,3 +264,19 @@ class Hub:
         if self._ports is not None:
             self._ports.uninstall()
         restrict_host_addresses(None)
+
+    # -- operations: read by /readyz and /metrics
+
+    @functools.cached_property
+    def media_counters(self) -> MediaCounters:
+        """Frames and bytes forwarded and recorded by all of this process's hearings."""
+        return MediaCounters()
+
+    @functools.cached_property
+    def signaling_counters(self) -> SignalingCounters:
+        return SignalingCounters()
+
+    @property
+    def transcription_ready(self) -> bool:
+        """The Whisper model is loaded and its inference thread takes work."""
+        return self._worker is not None

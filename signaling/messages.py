@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from signaling.errors import SignalingError
 
@@ -31,6 +39,14 @@ class Join(Inbound):
     v: Literal[1] = 1
     token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     device_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        # Literal[1] alone also takes true and 1.0, which equal 1.
+        if type(value) is not int:
+            raise ValueError(f"the protocol version is the integer {PROTOCOL_VERSION}")
+        return value
 
 
 class Answer(Inbound):
@@ -134,12 +150,15 @@ KNOWN_TYPES = ("join", "answer", "ice", "mute", "hand", "camera", "screen", "con
 
 def parse(raw: str | bytes) -> Message:
     """Validate one inbound message or raise `SignalingError` naming the problem."""
-    if len(raw) > MAX_MESSAGE_BYTES:
+    size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+    if size > MAX_MESSAGE_BYTES:
         raise SignalingError("too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise SignalingError("malformed_json", f"not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise SignalingError("invalid", "the JSON is nested too deeply") from e
     if not isinstance(data, dict):
         raise SignalingError("invalid", "a message must be a JSON object")
     kind = data.get("type")
@@ -157,7 +176,8 @@ def parse(raw: str | bytes) -> Message:
         first = e.errors(include_url=False)[0]
         loc = [str(p) for p in first["loc"][1:]]  # drop the discriminator tag
         field = ".".join(loc) or None
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        message = ("unknown field" if first["type"] == "extra_forbidden"
+                   else first["msg"].removeprefix("Value error, "))
         raise SignalingError(
             "invalid", f"{kind}: {field + ': ' if field else ''}{message}", field=field
         ) from e
@@ -167,18 +187,32 @@ def ref_of(raw: str | bytes) -> str | None:
     """The `ref` of a message that failed validation, if it can be read, for the error reply."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     ref = data.get("ref") if isinstance(data, dict) else None
-    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 and _is_utf8(ref) else None
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text with lone surrogates (a JSON escape like \\ud800): no frame can carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sendable(text: str) -> str:
+    # An unknown field's name is echoed; a lone surrogate in it would fail the whole send.
+    return text if _is_utf8(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error(
     code: str, message: str, field: str | None = None, ref: str | None = None
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    out: dict[str, Any] = {"type": "error", "code": code, "message": _sendable(message)}
     if field is not None:
-        out["field"] = field
+        out["field"] = _sendable(field)
     if ref is not None:
         out["ref"] = ref
     return out

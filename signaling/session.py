@@ -7,16 +7,18 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from config.logs import HEARING_ID, PARTICIPANT_ID
 from courtrooms.errors import AccessDenied, HearingFinished
 from courtrooms.models import Participant
 from courtrooms.service import JoinGrant
 from media.errors import NegotiationError
 from media.peer import SlotInfo
+from signaling.cluster import CLOSE_CLUSTER_UNAVAILABLE, CLOSE_HOLDER_LOST, RelayedSocket
 from signaling.errors import Forbidden, NotAdmitted, SignalingError
 from signaling.hearing import CONSULTING_ROLES, COUNSEL_ROLES, OBSERVER, LiveHearing
 from signaling.hub import Hub
@@ -75,15 +77,49 @@ def origin_allowed(request: web.Request) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-class ParticipantSession:
-    """The server's end of one participant's signaling connection."""
+class Socket(Protocol):
+    """A participant's message stream: a WebSocket here, or one relayed from another process."""
 
-    def __init__(self, hub: Hub, ws: web.WebSocketResponse) -> None:
-        self.hub = hub
+    async def receive(self, wait_s: float | None = None) -> str | bytes | None:
+        """The next frame; None once the socket has ended. Raises TimeoutError."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class WebSocket:
+    """A participant's own WebSocket, accepted by this process."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+
+    async def receive(self, wait_s: float | None = None) -> str | bytes | None:
+        msg = await self.ws.receive(timeout=wait_s)
+        if msg.type == WSMsgType.TEXT:
+            return str(msg.data)
+        if msg.type == WSMsgType.BINARY:
+            return bytes(msg.data)
+        return None
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+
+class ParticipantSession:
+    """The server's end of one participant's signaling connection: served here when this
+    process holds the hearing, else relayed to the process that does."""
+
+    def __init__(self, hub: Hub, socket: Socket) -> None:
+        self.hub = hub
+        self.socket = socket
         self.participant_id = ""
         self.live: LiveHearing | None = None
-        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_MESSAGES)
+        self._join_text = ""
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MESSAGES)
         self._bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self._last_rate_error = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -93,10 +129,15 @@ class ParticipantSession:
     # -- Connection protocol ---------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "error" and not self._closed:
+            self.hub.signaling_counters.errors_sent[str(message.get("code"))] += 1
+        self._enqueue(json.dumps(message, ensure_ascii=False))
+
+    def _enqueue(self, text: str) -> None:
         if self._closed:
             return
         try:
-            self._outbox.put_nowait(message)
+            self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("participant %s is not reading; closing", self.participant_id)
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, "not reading messages"))
@@ -109,7 +150,7 @@ class ParticipantSession:
             self._outbox.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drained.wait(), 2.0)
-        await self.ws.close(code=code, message=reason.encode()[:120])
+        await self.socket.close(code, reason)
 
     async def send_offer(self, sdp: str, slots: list[SlotInfo]) -> None:
         self.send({"type": "offer", "sdp": sdp, "slots": [s.__dict__ for s in slots]})
@@ -136,10 +177,10 @@ class ParticipantSession:
     async def _writer(self) -> None:
         try:
             while True:
-                message = await self._outbox.get()
-                if message is None:
+                text = await self._outbox.get()
+                if text is None:
                     return
-                await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+                await self.socket.send_text(text)
         except (ConnectionResetError, RuntimeError):
             return
         finally:
@@ -154,6 +195,19 @@ class ParticipantSession:
             if grant is None:
                 return
             self.participant_id = str(grant.participant.id)
+            # This handler's own context: what it logs, and the tasks it starts, name them.
+            HEARING_ID.set(str(grant.participant.hearing_id))
+            PARTICIPANT_ID.set(self.participant_id)
+            try:
+                holder = await self.hub.placement(grant.participant.hearing_id)
+            except SignalingError as e:
+                self._refuse(e)
+                await self.close(CLOSE_CLUSTER_UNAVAILABLE if e.code != "draining" else 1012,
+                                 e.message)
+                return
+            if holder is not None:
+                await self._relay(holder)
+                return
             self.live = await self.hub.arrive(self, grant.participant)
             await self._serve(grant.participant)
         finally:
@@ -173,19 +227,45 @@ class ParticipantSession:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            if not self.ws.closed:
-                await self.ws.close()
+            await self.socket.close(1000, "")
+
+    async def _relay(self, holder: str) -> None:
+        """Pass frames between the participant and the process holding the hearing."""
+        cluster = self.hub.cluster
+        assert cluster is not None
+        link = await cluster.open_relay(holder, self._join_text)
+        self.hub.connections.add(self)
+        pump = asyncio.create_task(self._relay_out(link.outbound), name="relay-out")
+        try:
+            while (raw := await self._next_text()) is not None and not self._closed:
+                if self._rate_ok():
+                    await link.send(raw)
+        except ConnectionResetError as e:
+            log.warning("participant %s: relay lost: %s", self.participant_id, e)
+            await self.close(CLOSE_HOLDER_LOST, "the hearing's server cannot be reached")
+        finally:
+            self.hub.connections.discard(self)
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            await cluster.close_relay(link)
+
+    async def _relay_out(self, outbound: asyncio.Queue[str | tuple[int, str]]) -> None:
+        while True:
+            item = await outbound.get()
+            if isinstance(item, tuple):
+                await self.close(*item)
+                return
+            self._enqueue(item)
 
     async def _next_text(self, wait_s: float | None = None) -> str | None:
         """The next inbound text frame; binary frames get an error; None when the socket ends."""
         while True:
-            msg = await self.ws.receive(timeout=wait_s)
-            if msg.type == WSMsgType.TEXT:
-                return str(msg.data)
-            if msg.type == WSMsgType.BINARY:
+            frame = await self.socket.receive(wait_s)
+            if isinstance(frame, bytes):
                 self.send(error("invalid", "binary frames are not part of the protocol"))
                 continue
-            return None
+            return frame
 
     def _refuse(self, e: SignalingError, raw: str | None = None, ref: str | None = None) -> None:
         self.send(error(e.code, e.message, e.field, ref if ref is not None else
@@ -222,7 +302,9 @@ class ParticipantSession:
                     continue
                 if not isinstance(message, Join):
                     raise SignalingError("not_joined", f"send join before {message.type}")
-                return await self._grant(message)
+                grant = await self._grant(message)
+                self._join_text = raw
+                return grant
             except SignalingError as e:
                 self._refuse(e, raw)
             except HearingFinished as e:
@@ -314,6 +396,15 @@ async def websocket_handler(request: web.Request, hub: Hub) -> web.StreamRespons
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     ws = web.WebSocketResponse(heartbeat=hub.heartbeat_s, max_msg_size=MAX_MESSAGE_BYTES * 4)
     await ws.prepare(request)
-    session = ParticipantSession(hub, ws)
-    await session.run()
+    session = ParticipantSession(hub, WebSocket(ws))
+    hub.signaling_counters.websockets_open += 1
+    try:
+        await session.run()
+    finally:
+        hub.signaling_counters.websockets_open -= 1
     return ws
+
+
+async def serve_relayed(hub: Hub, socket: RelayedSocket) -> None:
+    """A participant relayed here by another process: served like one connected here."""
+    await ParticipantSession(hub, socket).run()

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from config import Settings, load_settings
 from courtrooms.database import Database, migrate
 from courtrooms.service import Registry
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, RedisServer
 from web.app import create_app
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -69,6 +69,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name = f"t_{uuid.uuid4().hex[:16]}"
     server.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
     return f"{server.url}/{name}"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, empty."""
+    server = RedisServer.start(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

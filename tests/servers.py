@@ -88,3 +88,54 @@ class PostgresServer:
              "-m", "immediate", "stop"],
             check=False, capture_output=True,
         )
+
+
+@dataclass
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1, without persistence: a restart comes back empty,
+    the worst case the cluster must survive."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls, root: Path, port: int | None = None) -> RedisServer:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
+        root.mkdir(parents=True, exist_ok=True)
+        server = cls(root, port or free_port())
+        server.run()
+        return server
+
+    def run(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.root), "--logfile",
+             str(self.root / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start; see {self.root / 'redis.log'}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Kill the server (its data is gone) and start it again on the same port."""
+        self.stop()
+        time.sleep(down_s)
+        self.run()

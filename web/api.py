@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -54,6 +55,7 @@ from courtrooms.schemas import (
 )
 from courtrooms.service import LIVE_STATES, Registry
 from signaling.hub import Hub
+from signaling.review import COMPOSITE_DIR
 from transcription.export import (
     RecordLine,
     TrialRecordHeader,
@@ -67,6 +69,7 @@ from web.endpoints import (
     EndpointTable,
     bearer,
     body,
+    file_inside,
     is_admin_token,
     path_id,
     query,
@@ -81,6 +84,8 @@ OPENAPI = web.AppKey("openapi", dict)
 HUB = web.AppKey("hub", Hub)
 RECORDINGS = web.AppKey("recordings", Recordings)
 ADMIN_ACTOR = "admin"
+# Where recording files live under the data directory: participants' files, composites.
+RECORDING_DIRS = (Path("recordings"), COMPOSITE_DIR)
 
 api = EndpointTable(API_PREFIX)
 
@@ -578,9 +583,8 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
     reviewer = await _reviewer(request, hearing_id)
     recordings = request.app[RECORDINGS]
     row = await recordings.get(hearing_id, path_id(request, "recording_id"))
-    path = recordings.path_of(row)
-    if not path.is_file():
-        raise ApiError(404, "not_found", "the recording file is not on this server")
+    path = file_inside([recordings.data_dir / d for d in RECORDING_DIRS], recordings.path_of(row),
+                       "the recording file is not on this server")
     try:
         from_start = request.http_range.start in (None, 0)
     except ValueError:

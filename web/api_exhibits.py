@@ -18,7 +18,7 @@ from courtrooms.exhibits import MAX_EXHIBIT_BYTES, TYPES, Exhibits
 from courtrooms.models import Exhibit
 from courtrooms.schemas import Name, Output
 from web.api import HUB, api, participant
-from web.endpoints import path_id, query, respond
+from web.endpoints import file_inside, path_id, query, respond
 from web.errors import ApiError
 
 CHUNK_BYTES = 64 * 1024
@@ -105,9 +105,9 @@ async def _exhibit(request: web.Request) -> Exhibit:
            raw_response=tuple(TYPES))
 async def exhibit_file(request: web.Request) -> web.StreamResponse:
     exhibit = await _exhibit(request)
-    path = _exhibits(request).path_of(exhibit)
-    if not path.is_file():
-        raise ApiError(404, "not_found", "the exhibit's file is not on this server")
+    exhibits = _exhibits(request)
+    path = file_inside([exhibits.data_dir / "exhibits"], exhibits.path_of(exhibit),
+                       "the exhibit's file is not on this server")
     extension = TYPES[exhibit.media_type].extension
     # An ASCII name for every client, the title for those that read RFC 6266's filename*.
     disposition = (f'inline; filename="exhibit-{exhibit.id}.{extension}"; '
@@ -125,5 +125,7 @@ async def exhibit_page(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["n"]
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
         raise ApiError(404, "unknown_page", f"{raw!r} is not a page number", field="n")
-    png = await _exhibits(request).page_png(exhibit, int(raw))
+    exhibits = _exhibits(request)
+    png = file_inside([exhibits.data_dir / "exhibits"], await exhibits.page_png(exhibit, int(raw)),
+                      "the rendered page is not on this server")
     return web.FileResponse(png, headers={**FILE_HEADERS, "Content-Type": "image/png"})

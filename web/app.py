@@ -15,13 +15,15 @@ from courtrooms.database import Database, migrate
 from courtrooms.models import utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.service import Registry
-from signaling.bus import InProcessBus
+from signaling.bus import InProcessBus, LiveBus, RedisBus
+from signaling.cluster import Cluster
 from signaling.hub import Hub
-from signaling.session import websocket_handler
+from signaling.session import serve_relayed, websocket_handler
 from web.api import HUB, OPENAPI, RECORDINGS, REGISTRY, SETTINGS, api
 from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES
 from web.errors import json_errors
 from web.openapi import build_openapi
+from web.ops import add_ops_routes
 from web.pages import add_pages
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,21 @@ def create_app(
         app[REGISTRY] = registry
         recordings = Recordings(db, clock, settings.data_dir)
         app[RECORDINGS] = recordings
-        hub = Hub(registry, recordings, InProcessBus(), settings,
-                  heartbeat_s=settings.heartbeat_seconds)
+        cluster: Cluster | None = None
+        bus: LiveBus = InProcessBus()
+        if settings.redis_url is not None:
+            cluster = Cluster(settings.redis_url)
+            try:
+                await cluster.start()
+            except Exception:
+                await cluster.aclose()
+                await db.aclose()
+                raise
+            bus = RedisBus(cluster)
+        hub = Hub(registry, recordings, bus, settings,
+                  heartbeat_s=settings.heartbeat_seconds, cluster=cluster)
+        if cluster is not None:
+            cluster.on_relay = lambda socket: serve_relayed(hub, socket)
         hub.start()
         app[HUB] = hub
         try:
@@ -70,6 +85,8 @@ def create_app(
             yield
         finally:
             await hub.aclose()
+            if cluster is not None:
+                await cluster.aclose()
             await db.aclose()
 
     app.cleanup_ctx.append(registry_ctx)
@@ -80,4 +97,5 @@ def create_app(
 
     app.router.add_get("/ws", signaling)
     add_pages(app)
+    add_ops_routes(app)
     return app

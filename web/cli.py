@@ -1,4 +1,5 @@
-"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain, render composites."""
+"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain, render composites,
+load-test a server."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,9 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from tqdm import tqdm
 
 from config import Settings, SettingsError, ensure_admin_token, load_settings
+from config.logs import configure_logging
 from courtrooms.database import Database, migrate
 from courtrooms.errors import CourtroomsError
 from courtrooms.models import utcnow
@@ -30,6 +34,9 @@ from signaling.review import render_hearing
 from transcription.errors import TranscriptionError
 from web.api import REGISTRY
 from web.app import create_app
+from web.loadtest import add_arguments as add_loadtest_arguments
+from web.loadtest import main as loadtest
+from web.workers import Supervisor, worker_command
 
 log = logging.getLogger("tingshen")
 PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
@@ -51,30 +58,36 @@ def print_demo(demo: Demo, settings: Settings) -> None:
           f"  (kiosk: {base}/terminal)")
 
 
-async def _serve(settings: Settings, seed: bool) -> int:
+def print_staff_links(settings: Settings, token: str, generated: bool) -> None:
+    origin = "generated now, kept in" if generated else "from"
+    where = "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
+    print(f"\nStaff sign-in / API token ({origin} {where}): {token}")
+    base = settings.base_url
+    print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
+    print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
+
+
+async def _serve(settings: Settings, seed: bool, worker: bool = False) -> int:
+    """One server process; as a `worker` of `serve --workers N`, quiet and sharing the port."""
     token, generated = ensure_admin_token(settings)
-    app = create_app(settings)
+    app = create_app(settings, run_migrations=not worker)
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
-    except TranscriptionError as e:
+    except (TranscriptionError, RedisError, OSError) as e:
         print(f"tingshen: cannot start: {e}", file=sys.stderr)
         await runner.cleanup()
         return 2
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=worker or None)
         await site.start()
-        print(f"Tingshen listening on {settings.base_url}")
-        if seed:
-            print_demo(await seed_demo(app[REGISTRY], settings.default_language), settings)
-        origin = "generated now, kept in" if generated else "from"
-        where = (
-            "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
-        )
-        print(f"\nStaff sign-in / API token ({origin} {where}): {token}")
-        base = settings.base_url
-        print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
-        print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
+        if worker:
+            print(f"Worker {os.getpid()} listening on {settings.base_url}", flush=True)
+        else:
+            print(f"Tingshen listening on {settings.base_url}")
+            if seed:
+                print_demo(await seed_demo(app[REGISTRY], settings.default_language), settings)
+            print_staff_links(settings, token, generated)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +96,20 @@ async def _serve(settings: Settings, seed: bool) -> int:
     finally:
         await runner.cleanup()
     return 0
+
+
+def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.redis_url is None:
+        print("tingshen serve: --workers needs Redis (redis_url or TINGSHEN_REDIS_URL) to share "
+              "hearings between the workers", file=sys.stderr)
+        return 2
+    token, generated = ensure_admin_token(settings)
+    if args.seed_demo:
+        asyncio.run(_seed(settings))
+    print(f"Tingshen listening on {settings.base_url} with {args.workers} workers "
+          f"(Redis {settings.redis_url})")
+    print_staff_links(settings, token, generated)
+    return Supervisor(worker_command(args.config, args.host, args.port), args.workers).run()
 
 
 async def _seed(settings: Settings) -> None:
@@ -182,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--seed-demo", action="store_true",
                        help="also schedule the demo hearing and print its join links")
+    serve.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
+                       help="server processes sharing the port (N > 1 needs redis_url)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("seed-demo", help="schedule a demo hearing starting now; print its links")
     sub.add_parser("verify-audit", help="check the audit chain and re-hash sealed recordings")
@@ -195,22 +225,29 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the whisper_model setting)")
     again.add_argument("--beam-size", type=int, default=5, choices=range(1, 11),
                        metavar="N", help="beam size 1-10 (default 5: slower, more accurate)")
+    add_loadtest_arguments(sub.add_parser(
+        "loadtest", help="drive many signaling (and media) clients against a running server"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "loadtest":
+        # A client of some server: this machine's settings are not its business.
+        logging.basicConfig(level=logging.WARNING)
+        return loadtest(args)
     try:
         settings = _settings(args)
     except SettingsError as e:
         print(f"tingshen: invalid setting {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
+        if args.worker:
+            return asyncio.run(_serve(settings, False, worker=True))
         migrate(settings.database)
+        if args.workers > 1:
+            return _supervise(settings, args)
         return asyncio.run(_serve(settings, args.seed_demo))
     if args.command == "migrate":
         migrate(settings.database)

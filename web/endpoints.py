@@ -6,8 +6,9 @@ import functools
 import hmac
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
@@ -153,6 +154,21 @@ def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise ApiError(404, "not_found", f"{raw!r} is not an id that exists", field=name) from None
+
+
+def file_inside(roots: Sequence[Path], path: Path, missing: str) -> Path:
+    """`path` with its links resolved, if that is a file under one of `roots`; else a 404.
+
+    A link planted in the data directory (or a path in a row that leads out of its folder)
+    never serves another file: not the admin token beside it, nothing outside it.
+    """
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, a NUL byte
+        raise ApiError(404, "not_found", missing) from None
+    if not real.is_file() or not any(real.is_relative_to(r.resolve()) for r in roots):
+        raise ApiError(404, "not_found", missing)
+    return real
 
 
 def respond(data: BaseModel | Mapping[str, Any], status: int = 200) -> web.Response:

@@ -23,6 +23,8 @@ from courtrooms.errors import (
 )
 
 log = logging.getLogger(__name__)
+# The error's code, kept on the response for the operators' error counts.
+ERROR_CODE = web.ResponseKey("error_code", str)
 
 
 class ApiError(Exception):
@@ -43,6 +45,10 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers or {}
+
+
+class LoadTestError(Exception):
+    """`tingshen loadtest` cannot run as asked: a bad plan, or the server refused to set it up."""
 
 
 REGISTRY_STATUS: dict[type[CourtroomsError], int] = {
@@ -70,12 +76,14 @@ def error_response(
     if field is not None:
         error["field"] = field
     error.update(details)
-    return web.Response(
+    response = web.Response(
         status=status,
         text=json.dumps({"error": error}, ensure_ascii=False, default=str),
         content_type="application/json",
         headers=headers,
     )
+    response[ERROR_CODE] = code
+    return response
 
 
 def validation_error(e: ValidationError, where: str = "body") -> ApiError:

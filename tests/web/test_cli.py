@@ -41,8 +41,9 @@ def http(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         return e.code, e.read().decode("utf-8")
 
 
-def read_until(proc: subprocess.Popen[str], marker: str) -> str:
-    """Stdout up to and including the line starting with `marker`; fails on exit or timeout."""
+def read_until(proc: subprocess.Popen[str], marker: str, count: int = 1) -> str:
+    """Stdout up to and including the `count`th line starting with `marker`; fails on exit or
+    timeout."""
     assert proc.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -66,7 +67,9 @@ def read_until(proc: subprocess.Popen[str], marker: str) -> str:
             raise AssertionError(f"tingshen exited early ({proc.wait()}): {''.join(seen)}")
         seen.append(line)
         if line.startswith(marker):
-            return "".join(seen)
+            count -= 1
+            if count == 0:
+                return "".join(seen)
 
 
 def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) -> None:

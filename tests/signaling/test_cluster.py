@@ -1,0 +1,195 @@
+"""Two server processes sharing Redis: one hearing, participants on both, media in one.
+
+Both apps run in this test's process (each with its own cluster identity, hub and Whisper
+worker), against one database and a real redis-server; `tests/web/test_workers.py` runs real
+worker processes and kills one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from config import load_settings
+from signaling.cluster import seats_key
+from tests.clients import HearingClient
+from tests.conftest import ADMIN_TOKEN
+from tests.signaling.conftest import schedule
+from web.api import HUB
+from web.app import create_app
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, redis_server):
+    return load_settings(
+        environ={}, data_dir=tmp_path / "var", database_url=database_url,
+        admin_token=ADMIN_TOKEN, ice_host_addresses=["127.0.0.1"], heartbeat_seconds=1.0,
+        whisper_model="tiny.en", redis_url=redis_server.url,
+    )
+
+
+@pytest.fixture
+async def pair(aiohttp_client, settings, clock):
+    """Two processes' apps: `a` and `b`."""
+    a = await aiohttp_client(create_app(settings, clock=clock))
+    b = await aiohttp_client(create_app(settings, clock=clock, run_migrations=False))
+    return a, b
+
+
+def base(client) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def test_participants_on_two_processes_meet_in_one_hearing(pair, admin, clock,
+                                                                participants, redis_server):
+    a, b = pair
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    hearing = await schedule(a, admin, clock)
+    judge = HearingClient(base(a), "judge")
+    lawyer = HearingClient(base(b), "lawyer")
+    participants += [judge, lawyer]
+    await judge.join(hearing.tokens["judge"])
+    await judge.next_message("welcome")
+    await lawyer.join(hearing.tokens["lawyer"])
+    welcome = await lawyer.next_message("welcome")
+    assert welcome["participant"]["participant_id"] == hearing.ids["lawyer"]
+
+    # The hearing's media is held by the first process; the second relays the lawyer there.
+    assert set(hub_a.hearings) == {hearing.id} and not hub_b.hearings
+    assert hub_a.cluster.relayed_sessions == 1
+    r = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        assert await r.get(f"tingshen:lease:{hearing.id}") == hub_a.cluster.id
+        stored = await r.hgetall(seats_key(hearing.id))
+    finally:
+        await r.aclose()
+    assert {json.loads(v)["participant_id"] for v in stored.values()} == {
+        hearing.ids["judge"], hearing.ids["lawyer"]}
+
+    # The judge (on a) admits the lawyer (on b): the command, the admission, the offer and the
+    # answer cross processes, and media flows both ways.
+    await judge.wait_for(lambda: (judge.seat(hearing.ids["lawyer"]) or {}).get("present"))
+    await judge.send({"type": "command", "action": "admit",
+                      "participant_id": hearing.ids["lawyer"]})
+    await lawyer.next_message("admitted")
+    await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "audio") > 20, 30)
+    await lawyer.wait_for(lambda: lawyer.frames_from(hearing.ids["judge"], "audio") > 20, 30)
+
+
+    # A state change made through the second process reaches the hearing in the first: the
+    # court there starts recording.
+    for action in ("open", "start"):
+        r = await b.post(f"/api/v1/hearings/{hearing.id}/{action}", headers=admin)
+        assert r.status == 200, await r.text()
+    await judge.wait_for(lambda: judge.hearing_state == "in_session")
+    await lawyer.wait_for(lambda: lawyer.hearing_state == "in_session")
+    # The second process's API counts who is present in the first (seats in Redis).
+    r = await b.get("/api/v1/hearings/live", headers=admin)
+    [entry] = (await r.json())["items"]
+    assert entry["present"] == 2
+    for _ in range(100):
+        r = await b.get(f"/api/v1/hearings/{hearing.id}/recordings", headers=admin)
+        listing = await r.json()
+        if {i["participant_id"] for i in listing["items"]} == {hearing.ids["judge"],
+                                                               hearing.ids["lawyer"]}:
+            break
+        await asyncio.sleep(0.1)
+    assert listing["segments"] and listing["segments"][0]["index"] == 0
+    assert {i["participant_id"] for i in listing["items"]} == {hearing.ids["judge"],
+                                                               hearing.ids["lawyer"]}
+    assert all(i["status"] == "recording" for i in listing["items"])
+
+    # The lawyer leaves through the second process: the first marks the seat away.
+    await lawyer.close()
+    await judge.wait_for(lambda: not (judge.seat(hearing.ids["lawyer"]) or {}).get("present"))
+    assert hub_a.cluster.relayed_sessions == 0
+
+
+async def test_a_join_waits_when_redis_is_unreachable(pair, admin, clock, participants,
+                                                      redis_server):
+    a, _ = pair
+    hearing = await schedule(a, admin, clock)
+    redis_server.stop()
+    judge = HearingClient(base(a), "judge")
+    participants.append(judge)
+    await judge.join(hearing.tokens["judge"])
+    refused = await judge.next_message("error", within=15)
+    assert refused["code"] == "cluster_unavailable"
+    await judge.wait_for(lambda: judge.closed_code is not None)
+    assert judge.closed_code == 1013
+
+
+async def test_a_redis_restart_loses_no_recording_and_relayed_people_reconnect(
+        pair, admin, clock, participants, redis_server):
+    """Redis dies and comes back empty. Media never passes through Redis: the hearing goes on
+    and its files keep growing; the relayed participant's pipe broke (frames may have been
+    lost), so they are told to reconnect, and do, into the same hearing; the holder writes the
+    seats and its lease back."""
+    a, b = pair
+    hub_a = a.server.app[HUB]
+    hearing = await schedule(a, admin, clock, auto_admit=True)
+    judge = HearingClient(base(a), "judge")
+    lawyer = HearingClient(base(b), "lawyer")
+    participants += [judge, lawyer]
+    await judge.join(hearing.tokens["judge"])
+    await judge.next_message("welcome")
+    await lawyer.join(hearing.tokens["lawyer"])
+    await lawyer.next_message("welcome")
+    for action in ("open", "start"):
+        r = await a.post(f"/api/v1/hearings/{hearing.id}/{action}", headers=admin)
+        assert r.status == 200, await r.text()
+    await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "audio") > 20, 30)
+    judge_frames = judge.frames_from(hearing.ids["lawyer"], "audio")
+
+    redis_server.restart(down_s=2.0)
+
+    # The relayed lawyer is sent to reconnect; the judge, connected to the holder, is not.
+    await lawyer.wait_for(lambda: lawyer.closed_code is not None, 20)
+    assert lawyer.closed_code == 4503
+    # The holder takes its lease back and writes the seats again.
+    r = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        for _ in range(50):
+            if await r.get(f"tingshen:lease:{hearing.id}") == hub_a.cluster.id \
+                    and await r.exists(seats_key(hearing.id)):
+                break
+            await asyncio.sleep(0.1)
+        assert await r.get(f"tingshen:lease:{hearing.id}") == hub_a.cluster.id
+        assert hearing.ids["judge"] in await r.hgetall(seats_key(hearing.id))
+    finally:
+        await r.aclose()
+
+    await lawyer.close()
+    again = HearingClient(base(b), "lawyer again")
+    participants.append(again)
+    await again.join(hearing.tokens["lawyer"])
+    welcome = await again.next_message("welcome")
+    assert welcome["hearing"]["state"] == "in_session"
+    await again.wait_for(lambda: again.frames_from(hearing.ids["judge"], "audio") > 20, 30)
+    assert judge.closed_code is None
+    await judge.wait_for(
+        lambda: judge.frames_from(hearing.ids["lawyer"], "audio") > judge_frames + 20, 30)
+    assert len(hub_a.hearings) == 1
+
+    # Nothing recorded is lost: one segment throughout (the judge's file never stopped), the
+    # lawyer's reconnection a second file of the same segment.
+    r2 = await a.post(f"/api/v1/hearings/{hearing.id}/close", headers=admin)
+    assert r2.status == 200, await r2.text()
+    await judge.wait_for(lambda: judge.closed_code == 4000, 30)
+    for _ in range(100):
+        listing = await (await a.get(f"/api/v1/hearings/{hearing.id}/recordings",
+                                     headers=admin)).json()
+        if all(i["status"] != "recording" for i in listing["items"]):
+            break
+        await asyncio.sleep(0.1)
+    assert [s["index"] for s in listing["segments"]] == [0]
+    files = [i for i in listing["items"] if i["kind"] == "participant"]
+    assert all(i["status"] == "complete" for i in files), files
+    judge_files = [i for i in files if i["participant_id"] == hearing.ids["judge"]]
+    lawyer_files = [i for i in files if i["participant_id"] == hearing.ids["lawyer"]]
+    assert len(judge_files) == 1 and len(lawyer_files) == 2

@@ -1,0 +1,179 @@
+"""`tingshen loadtest` against the real app on a loopback port: its report must be true."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from config import Settings
+from tests.conftest import ADMIN_TOKEN
+from web.api import HUB
+from web.app import create_app
+from web.errors import LoadTestError
+from web.loadtest import LoadPlan, LoadRun
+
+TINGSHEN = Path(sys.executable).parent / "tingshen"
+SPEECH = Path("/work/shared/speech/en_opening.wav")
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def app(settings: Settings) -> web.Application:
+    """The real app with the real clock: the tool schedules hearings for now."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def server(aiohttp_client: Any, app: web.Application) -> TestClient:
+    """`app` on a real loopback port."""
+    return await aiohttp_client(app)
+
+
+def base_url(server: TestClient) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+def plan(server: TestClient, **changes: Any) -> LoadPlan:
+    small = LoadPlan(url=base_url(server), admin_token=ADMIN_TOKEN, hearings=3, participants=3,
+                     duration_s=2.5, ping_s=0.5, concurrency=4)
+    return replace(small, **changes)
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def hearing_states(server: TestClient, ids: list[str]) -> set[str]:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    states = set()
+    for hearing_id in ids:
+        r = await server.get(f"/api/v1/hearings/{hearing_id}", headers=admin)
+        states.add((await r.json())["state"])
+    return states
+
+
+async def test_signaling_clients_are_held_as_the_server_sees_them(
+    server: TestClient, app: web.Application
+) -> None:
+    hub = app[HUB]
+    async with LoadRun(plan(server)) as run:
+        invitations = await run.schedule()
+        baseline = await run.baseline(5)
+        assert len(invitations) == 9 and len(run.hearing_ids) == 3
+        await run.join()
+        # The server's own state: 9 connections, each a present seat waiting in the lobby.
+        assert len(hub.connections) == 9
+        seats = [s for h in run.hearing_ids for s in await hub.seats(uuid.UUID(h))]
+        assert len(seats) == 9
+        assert all(s.present and not s.admitted for s in seats)
+        assert not any(live.media.peers for live in hub.hearings.values())
+        # Heartbeats every second (the test settings): held clients must answer them.
+        await run.hold()
+        report = await run.finish()
+
+    assert report.joined == 9 and report.join.count == 9
+    assert report.held == 9 and report.server_present == 9
+    assert report.errors == {} and report.disconnections == {}
+    assert 0 < report.join.p50 <= report.join.p99 <= report.join.max
+    assert report.joins_per_s > 0 and report.held_seconds >= 2.5
+    assert baseline.count == 5 and report.baseline == baseline
+    assert report.pings > 9 and report.pongs == report.pings
+    # Left clean: everyone gone, every hearing cancelled.
+    assert report.hearings_cleaned == 3 and report.cleanup_errors == {}
+    await eventually(lambda: not hub.connections and not hub.hearings)
+    assert await hearing_states(server, run.hearing_ids) == {"cancelled"}
+
+
+@sqlite_only
+async def test_a_wrong_token_is_counted_as_the_servers_refusal(server: TestClient) -> None:
+    async with LoadRun(plan(server)) as run:
+        await run.schedule()
+        run.invitations[4] = replace(run.invitations[4], token="forged-" + "x" * 40)
+        await run.join()
+        await run.hold(0.5)
+        report = await run.finish()
+
+    assert report.errors == {"access_denied": 1}
+    assert report.joined == 8 and report.held == 8 and report.server_present == 8
+
+
+@sqlite_only
+async def test_media_clients_answer_offers_and_receive_frames(
+    server: TestClient, app: web.Application
+) -> None:
+    hub = app[HUB]
+    async with LoadRun(plan(server, hearings=1, participants=3, media=True, speech=SPEECH,
+                            duration_s=3.0)) as run:
+        await run.schedule()
+        await run.join()
+        await run.hold()
+        (live,) = hub.hearings.values()
+        assert len(live.media.peers) == 3  # every participant admitted, with a peer
+        report = await run.finish()
+
+    assert report.held == 3 and report.server_present == 3
+    assert report.offers_answered >= 3 and report.peers_connected == 3
+    assert report.frames_received.get("audio", 0) > 0
+    assert report.frames_received.get("video", 0) > 0
+    assert report.errors == {} and report.disconnections == {}
+    await eventually(lambda: not hub.connections and not hub.hearings)
+    assert await hearing_states(server, run.hearing_ids) == {"cancelled"}
+
+
+@sqlite_only
+async def test_the_cli_subcommand_reports_and_writes_json(
+    server: TestClient, app: web.Application, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINGSHEN_")}
+
+    async def loadtest(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            str(TINGSHEN), "loadtest", "--url", base_url(server), "--hearings", "2",
+            "--participants", "2", "--duration", "1", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode is not None
+        return proc.returncode, stdout.decode(), stderr.decode()
+
+    code, stdout, stderr = await loadtest("--token", ADMIN_TOKEN, "--json", str(out))
+    assert code == 0, stderr
+    assert "joined 4/4" in stdout and "the server counts 4 present" in stdout
+    report = json.loads(out.read_text())
+    assert report["held"] == report["server_present"] == 4 and report["errors"] == {}
+
+    code, stdout, stderr = await loadtest("--token", "not-the-admin-token-at-all")
+    assert code == 2 and stdout == ""
+    assert "401 unauthorized" in stderr and "Traceback" not in stderr
+    await eventually(lambda: not app[HUB].connections and not app[HUB].hearings)
+
+
+def test_plans_that_cannot_run_are_refused_naming_the_problem(tmp_path: Path) -> None:
+    ok = LoadPlan(url="http://127.0.0.1:1", admin_token="t" * 16, hearings=2, participants=3)
+    with pytest.raises(LoadTestError, match="over --max-clients 5"):
+        replace(ok, max_clients=5).check()
+    with pytest.raises(LoadTestError, match="--in-session needs --media"):
+        replace(ok, in_session=True).check()
+    with pytest.raises(LoadTestError, match="--url"):
+        replace(ok, url="127.0.0.1:8080").check()
+    with pytest.raises(LoadTestError, match="at least 1"):
+        replace(ok, hearings=0).check()
+    not_wav = tmp_path / "speech.wav"
+    not_wav.write_text("not audio")
+    with pytest.raises(LoadTestError, match="cannot read it as WAV"):
+        LoadRun(replace(ok, media=True, speech=not_wav))

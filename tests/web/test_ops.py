@@ -1,0 +1,303 @@
+"""Liveness, readiness and metrics of the real app, with a real database and real participants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import prometheus_client
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
+
+from config import Settings
+from courtrooms.database import Database
+from courtrooms.models import HearingState, Role
+from tests.clients import HearingClient
+from tests.conftest import FakeClock
+from tests.signaling.conftest import schedule
+from web import ops
+from web.api import HUB
+from web.ops import METRICS, database_check
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(client: TestClient) -> Samples:
+    r = await client.get("/metrics")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(await r.text()):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+# -- liveness and readiness -------------------------------------------------------------------
+
+
+async def test_healthz_answers_without_a_token(client: TestClient) -> None:
+    r = await client.get("/healthz")
+    assert r.status == 200
+    assert await r.json() == {"status": "ok"}
+
+
+async def test_readyz_is_ready_when_database_and_model_are_up(client: TestClient) -> None:
+    r = await client.get("/readyz")
+    assert r.status == 200, await r.text()
+    assert await r.json() == {"status": "ready", "checks": {
+        "database": "ok", "transcription": "ok", "draining": "ok"}}
+
+
+async def test_readyz_refuses_while_draining(client: TestClient) -> None:
+    hub = client.app[HUB]
+    hub.draining = True
+    try:
+        r = await client.get("/readyz")
+        assert r.status == 503
+        assert await r.json() == {"status": "unready", "checks": {
+            "database": "ok", "transcription": "ok", "draining": "draining"}}
+        samples = await scrape(client)
+        assert value(samples, "tingshen_draining") == 1
+    finally:
+        hub.draining = False
+    assert (await client.get("/readyz")).status == 200
+
+
+@contextlib.contextmanager
+def sqlite_unreachable(url: str) -> Iterator[None]:
+    """The database file's storage is gone: a directory stands where the file was."""
+    path = Path(make_url(url).database or "")
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    path.mkdir()
+    try:
+        yield
+    finally:
+        path.rmdir()
+        away.rename(path)
+
+
+@contextlib.contextmanager
+def postgres_unreachable(request: pytest.FixtureRequest, url: str) -> Iterator[None]:
+    """The server refuses the database and drops its sessions (as in a failover)."""
+    server = request.getfixturevalue("postgres")
+    name = make_url(url).database
+    server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    try:
+        yield
+    finally:
+        server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+async def test_readyz_names_an_unreachable_database(
+    client: TestClient, settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    db = client.app[HUB].registry.db
+    url = settings.database
+    if db.dialect == "sqlite":
+        await db.engine.dispose()  # its open connection would still answer; new ones cannot
+        broken = sqlite_unreachable(url)
+    else:
+        broken = postgres_unreachable(request, url)
+    with broken:
+        for _ in range(2):  # the dropped connection, then a new one refused
+            r = await client.get("/readyz")
+            assert r.status == 503
+            body = await r.json()
+            assert body["status"] == "unready"
+            assert body["checks"]["database"].startswith("error: ")
+            assert body["checks"]["transcription"] == "ok"
+            assert body["checks"]["draining"] == "ok"
+    r = await client.get("/readyz")
+    assert r.status == 200, await r.text()
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that accepts and never answers: a database host that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_database_check_gives_up_on_a_silent_database(
+    silent_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "READY_DATABASE_TIMEOUT_S", 0.5)
+    db = Database(f"postgresql+asyncpg://tingshen@127.0.0.1:{silent_server}/tingshen")
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await database_check(db) == "timeout"
+        assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        await db.aclose()
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_metrics_have_their_own_registry(client: TestClient) -> None:
+    assert client.app[METRICS] is not prometheus_client.REGISTRY
+    samples = await scrape(client)
+    assert value(samples, "tingshen_websocket_connections") == 0
+    assert total(samples, "tingshen_hearings_live") == 0
+    assert {state.value for state in HearingState} <= {
+        dict(labels)["state"] for name, labels in samples if name == "tingshen_hearings_live"}
+    assert "process_resident_memory_bytes" in {name for name, _ in samples}
+    default = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+    assert "tingshen_" not in default
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_metrics_speak_openmetrics_when_asked(client: TestClient) -> None:
+    r = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+    families = {f.name: f for f in openmetrics_families(await r.text())}
+    assert families["tingshen_recognizer_lag_seconds"].type == "gaugehistogram"
+    assert families["tingshen_forwarded_bytes"].type == "counter"
+
+
+async def test_http_errors_are_counted_by_status_and_code(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    before = await scrape(client)
+    r = await client.post("/api/v1/courts", json={"name": ""}, headers=admin)
+    assert r.status == 422
+    after = await scrape(client)
+    invalid = ("tingshen_http_errors_total", {"status": "422", "code": "invalid"})
+    assert value(after, invalid[0], **invalid[1]) == value(before, invalid[0], **invalid[1]) + 1
+    assert total(after, "tingshen_http_errors_total") == total(
+        before, "tingshen_http_errors_total") + 1
+
+    assert (await client.get("/api/v1/courts")).status == 401
+    assert (await client.get("/no-such-page")).status == 404
+    after2 = await scrape(client)
+    assert value(after2, "tingshen_http_errors_total", status="401", code="unauthorized") == (
+        value(after, "tingshen_http_errors_total", status="401", code="unauthorized") + 1)
+    assert value(after2, "tingshen_http_errors_total", status="404", code="not_found") == (
+        value(after, "tingshen_http_errors_total", status="404", code="not_found") + 1)
+    assert total(after2, "tingshen_http_errors_total") == total(
+        after, "tingshen_http_errors_total") + 2
+
+
+async def wait_metric(client: TestClient, check: Callable[[Samples], bool],
+                      within: float = 20.0) -> Samples:
+    """Scrape until `check(samples)` holds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        samples = await scrape(client)
+        if check(samples):
+            return samples
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"metrics never matched; last: {samples}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_metrics_follow_a_live_hearing(
+    client: TestClient, admin: dict[str, str], clock: FakeClock, settings: Settings
+) -> None:
+    hearing = await schedule(client, admin, clock)
+    judge = HearingClient(hearing.base_url, "judge")
+    defendant = HearingClient(hearing.base_url, "defendant")
+    stranger = HearingClient(hearing.base_url, "stranger")
+    try:
+        await stranger.connect()  # a WebSocket that never joins
+        await judge.join(hearing.tokens["judge"])
+        await defendant.join(device_key=hearing.device_key)
+        d_id = hearing.ids["defendant"]
+        await judge.wait_for(lambda: (judge.seat(d_id) or {}).get("present") is True)
+        await judge.send({"type": "command", "action": "admit", "participant_id": d_id})
+        await judge.wait_for(lambda: judge.frames_from(d_id, "video") > 10, 30)
+
+        samples = await scrape(client)
+        for role in Role:
+            expected = 1 if role.value in ("judge", "defendant") else 0
+            assert value(samples, "tingshen_participants_connected", role=role.value) == expected
+        assert value(samples, "tingshen_websocket_connections") == 3
+        assert value(samples, "tingshen_hearings_live", state="scheduled") == 1
+        assert total(samples, "tingshen_hearings_live") == 1
+        bytes_before = value(samples, "tingshen_forwarded_bytes_total")
+        frames_before = value(samples, "tingshen_forwarded_frames_total")
+        assert bytes_before > 0 and frames_before > 0
+
+        # Media keeps flowing both ways: the counters grow with it.
+        received = judge.frames_from(d_id, "video") + defendant.frames_from(
+            hearing.ids["judge"], "video")
+        await asyncio.sleep(1.0)
+        samples = await scrape(client)
+        received = judge.frames_from(d_id, "video") + defendant.frames_from(
+            hearing.ids["judge"], "video") - received
+        assert received > 10
+        assert value(samples, "tingshen_forwarded_frames_total") - frames_before >= received
+        assert value(samples, "tingshen_forwarded_bytes_total") > bytes_before
+
+        # One bad signaling message: that code's counter goes up by exactly one.
+        errors_before = samples
+        mark = len(defendant.messages)
+        await defendant.send({"type": "command", "action": "close"})
+        refused = await defendant.next_message("error", after=mark)
+        samples = await scrape(client)
+        code = refused["code"]
+        assert value(samples, "tingshen_signaling_errors_total", code=code) == value(
+            errors_before, "tingshen_signaling_errors_total", code=code) + 1
+        assert total(samples, "tingshen_signaling_errors_total") == total(
+            errors_before, "tingshen_signaling_errors_total") + 1
+
+        # In session: both are recorded and transcribed.
+        await judge.send({"type": "command", "action": "open"})
+        await judge.wait_for(lambda: judge.hearing_state == "open")
+        await judge.send({"type": "command", "action": "start"})
+        await judge.wait_for(lambda: judge.hearing_state == "in_session")
+        samples = await wait_metric(client, lambda s: (
+            value(s, "tingshen_recording_files_open") == 2
+            and value(s, "tingshen_recording_bytes_total") > 0))
+        assert value(samples, "tingshen_hearings_live", state="in_session") == 1
+        assert value(samples, "tingshen_recognizer_lag_seconds_gcount") == 1
+        assert value(samples, "tingshen_recognizer_lag_seconds_bucket", le="+Inf") == 1
+        assert value(samples, "tingshen_recognizer_lag_max_seconds") >= 0
+        recorded = value(samples, "tingshen_recording_bytes_total")
+        await wait_metric(client, lambda s: value(s, "tingshen_recording_bytes_total") > recorded)
+    finally:
+        for c in (judge, defendant, stranger):
+            await c.close()
+
+    samples = await wait_metric(client, lambda s: (
+        total(s, "tingshen_participants_connected") == 0
+        and value(s, "tingshen_websocket_connections") == 0
+        and total(s, "tingshen_hearings_live") == 0))
+    assert value(samples, "tingshen_recording_files_open") == 0
+    assert value(samples, "tingshen_recognizer_lag_seconds_gcount") == 0
+    # Counters keep what the hearing did after it has gone.
+    assert value(samples, "tingshen_recording_bytes_total") > recorded
+    assert value(samples, "tingshen_forwarded_bytes_total") > bytes_before
+

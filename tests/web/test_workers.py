@@ -1,0 +1,238 @@
+"""`tingshen serve --workers 2` as operators run it: real worker processes sharing one port,
+PostgreSQL and a real redis-server; a worker holding a live hearing is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from tests.clients import HearingClient, SpeechTrack
+from tests.conftest import ADMIN_TOKEN, TEMPLATE_DB
+from tests.servers import PostgresServer, RedisServer, free_port
+from tests.web.test_cli import TINGSHEN, clean_env, read_until
+
+SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "speech" / "en_opening.wav"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class Cluster:
+    base: str
+    redis: redis.Redis
+    supervisor: subprocess.Popen[str]
+    data_dir: Path
+    env: dict[str, str]
+
+    def processes(self) -> dict[str, int]:
+        """Living worker processes: cluster id -> pid."""
+        out = {}
+        for key in self.redis.scan_iter("tingshen:process:*"):
+            value = self.redis.get(key)
+            if value is not None:
+                out[key.rsplit(":", 1)[-1]] = int(value.split("@")[0])
+        return out
+
+    def holder(self, hearing_id: str) -> str | None:
+        return self.redis.get(f"tingshen:lease:{hearing_id}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
+            ) -> Iterator[Cluster]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    port = free_port()
+    env = clean_env(
+        tmp_path / "var", TINGSHEN_DATABASE_URL=f"{postgres.url}/{name}",
+        TINGSHEN_REDIS_URL=redis_server.url, TINGSHEN_ADMIN_TOKEN=ADMIN_TOKEN,
+        TINGSHEN_ICE_HOST_ADDRESSES="127.0.0.1", TINGSHEN_HEARTBEAT_SECONDS="1",
+        TINGSHEN_LOG_FORMAT="text",
+    )
+    supervisor = subprocess.Popen(
+        [str(TINGSHEN), "serve", "--workers", "2", "--port", str(port)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    running = Cluster(f"http://127.0.0.1:{port}", client, supervisor, tmp_path / "var", env)
+    try:
+        read_until(supervisor, "Worker", count=2)
+        assert len(running.processes()) == 2
+        yield running
+    finally:
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+            try:
+                supervisor.wait(90)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+        client.close()
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+
+    async def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        async with self.http.request(method, f"{self.base}/api/v1{path}", json=body,
+                                     headers=ADMIN) as r:
+            text = await r.text()
+            assert r.status == status, f"{method} {path}: {r.status} {text}"
+            return json.loads(text) if text else None
+
+
+async def schedule(api: Api) -> tuple[str, dict[str, str], dict[str, str]]:
+    court = await api.call("POST", "/courts", {"name": "Court"}, 201)
+    room = await api.call("POST", "/courtrooms", {"court_id": court["id"], "name": "Room"}, 201)
+    now = time.time()
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 7200))
+    hearing = await api.call("POST", "/hearings", {
+        "case_number": "(2026)测01刑初7号", "title": "Failover trial", "kind": "trial",
+        "courtroom_id": room["id"], "scheduled_start": start, "scheduled_end": end,
+        "language": "en",
+    }, 201)
+    tokens, ids = {}, {}
+    for name, role in (("Judge Wang", "judge"), ("Lawyer Li", "lawyer")):
+        body = await api.call("POST", f"/hearings/{hearing['id']}/participants",
+                              {"name": name, "role": role, "location": "remote"}, 201)
+        tokens[role], ids[role] = body["token"], body["id"]
+    return hearing["id"], tokens, ids
+
+
+async def join(base: str, token: str, name: str, speech: bool = False,
+               within: float = 60.0) -> HearingClient:
+    """Join like the page does: retry with a fresh socket until welcomed."""
+    deadline = time.monotonic() + within
+    while True:
+        client = HearingClient(base, name)
+        if speech:
+            client.audio = SpeechTrack(SPEECH)
+        try:
+            await client.join(token)
+            await client.next_message("welcome", within=10)
+            return client
+        except (TimeoutError, aiohttp.ClientError):
+            await client.close()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def wait(check: Any, within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.25)
+
+
+async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) -> None:
+    from tests.probe import playable_seconds
+
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, cluster.base)
+        hearing_id, tokens, ids = await schedule(api)
+        judge = await join(cluster.base, tokens["judge"], "judge")
+        lawyer = await join(cluster.base, tokens["lawyer"], "lawyer", speech=True)
+        clients = [judge, lawyer]
+        try:
+            await judge.send({"type": "command", "action": "admit",
+                              "participant_id": ids["lawyer"]})
+            await lawyer.next_message("admitted")
+            await api.call("POST", f"/hearings/{hearing_id}/open")
+            await api.call("POST", f"/hearings/{hearing_id}/start")
+            await judge.wait_for(lambda: judge.frames_from(ids["lawyer"], "audio") > 50, 30)
+            assert isinstance(lawyer.audio, SpeechTrack)
+            lawyer.audio.speak_at = time.time()
+
+            async def transcribed() -> list[dict[str, Any]]:
+                record = await api.call("GET", f"/hearings/{hearing_id}/transcript")
+                return list(record["items"])
+
+            before = await wait(transcribed, 90, "the lawyer's speech in the record")
+            await asyncio.sleep(2.0)
+            before = await transcribed()
+
+            holder = cluster.holder(hearing_id)
+            processes = cluster.processes()
+            assert holder in processes and len(processes) == 2
+            killed_at = time.monotonic()
+            # SIGKILL: no drain, no goodbye; files left open, the lease left to lapse.
+            os.kill(processes[holder], signal.SIGKILL)
+
+            # What users see: their socket closes (directly, or the relay tells them to
+            # reconnect), and rejoining lands them in the same hearing, in another worker.
+            for c in clients:
+                await c.wait_for(lambda c=c: c.closed_code is not None, 30)
+            codes = sorted(c.closed_code or 0 for c in clients)
+            await judge.close()
+            await lawyer.close()
+            judge = await join(cluster.base, tokens["judge"], "judge")
+            lawyer = await join(cluster.base, tokens["lawyer"], "lawyer")
+            clients = [judge, lawyer]
+            resumed_after = time.monotonic() - killed_at
+            new_holder = cluster.holder(hearing_id)
+            assert new_holder is not None and new_holder != holder
+            assert judge.hearing_state == "in_session"
+            # The lawyer keeps the admission given before the failure and media flows again.
+            await judge.wait_for(lambda: judge.frames_from(ids["lawyer"], "audio") > 50, 30)
+            await lawyer.wait_for(lambda: lawyer.frames_from(ids["judge"], "audio") > 50, 30)
+
+            async def two_segments() -> dict[str, Any] | None:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                recording = [i for i in listing["items"] if i["segment"] == 1]
+                return listing if len(listing["segments"]) == 2 and len(recording) == 2 \
+                    else None
+
+            listing = await wait(two_segments, 30, "a second segment recorded")
+            first = [i for i in listing["items"] if i["segment"] == 0]
+            # Recorded before the failure: both files repaired by the worker that took over,
+            # their segment given an end, nothing of it lost.
+            assert {i["participant_id"] for i in first} == set(ids.values())
+            assert all(i["status"] == "recovered" and i["sha256"] for i in first), first
+            assert listing["segments"][0]["end"] is not None
+            for item in first:
+                [path] = (cluster.data_dir / "recordings" / hearing_id).glob(
+                    f"000-*-{item['participant_id']}.webm")
+                assert playable_seconds(path) >= item["duration"] - 0.5 > 1.0
+            # The record made before the failure is intact, line for line.
+            after = await transcribed()
+            assert after[:len(before)] == before
+
+            await api.call("POST", f"/hearings/{hearing_id}/close")
+            for c in clients:
+                await c.wait_for(lambda c=c: c.closed_code == 4000, 60)
+
+            async def sealed() -> dict[str, Any] | None:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                files = [i for i in listing["items"] if i["kind"] == "participant"]
+                return listing if all(i["status"] != "recording" for i in files) else None
+
+            listing = await wait(sealed, 60, "every file finished")
+            second = [i for i in listing["items"] if i["segment"] == 1]
+            assert all(i["status"] == "complete" for i in second), second
+        finally:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.close()
+    print(f"failover: close codes {codes}, resumed {resumed_after:.1f} s after SIGKILL")
+    verified = await asyncio.to_thread(
+        subprocess.run, [str(TINGSHEN), "verify-audit"], env=cluster.env, capture_output=True,
+        text=True, timeout=120)
+    assert verified.returncode == 0, verified.stderr

@@ -1,0 +1,234 @@
+"""Operations: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`).
+
+None of them asks for a token: load balancers and Prometheus call them without one. So they
+name no hearing, participant or person: metrics are labelled by state, role, status and
+error code only, and readiness names its failing checks, not their error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import logging
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from courtrooms.database import Database
+from courtrooms.models import HearingState, Role
+from signaling.hub import Hub
+from web.api import HUB
+from web.errors import ERROR_CODE, Handler
+
+log = logging.getLogger(__name__)
+
+READY_DATABASE_TIMEOUT_S = 2.0
+# Buckets of the recognizer's lag over the hearings being transcribed: under 2 s the record
+# keeps up with speech; past 30 s the clerk sees the record fall behind.
+LAG_BUCKETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+# (status, code) of every error response, counted by `count_http_errors`.
+HttpErrors = collections.Counter[tuple[int, str]]
+HTTP_ERRORS = web.AppKey("http_errors", HttpErrors)
+METRICS = web.AppKey("metrics", CollectorRegistry)
+
+
+def add_ops_routes(app: web.Application) -> None:
+    """Serve `/healthz`, `/readyz` and `/metrics`, and count the app's error responses."""
+    app[HTTP_ERRORS] = collections.Counter()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TingshenCollector(app))
+    ProcessCollector(registry=registry)
+    app[METRICS] = registry
+    # Outermost, so it sees every error response as the client gets it.
+    app.middlewares.insert(0, count_http_errors)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+@web.middleware
+async def count_http_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        # Raised past the JSON errors (pages, WebSocket upgrades): named by the status.
+        if e.status >= 400:
+            request.app[HTTP_ERRORS][(e.status, _status_code(e.status))] += 1
+        raise
+    if response.status >= 400:
+        code = response.get(ERROR_CODE) or _status_code(response.status)
+        request.app[HTTP_ERRORS][(response.status, code)] += 1
+    return response
+
+
+def _status_code(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process runs and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for new hearings: the database answers, Whisper is loaded, not draining."""
+    hub = request.app[HUB]
+    checks = {
+        "database": await database_check(hub.registry.db),
+        "transcription": "ok" if hub.transcription_ready else "not_loaded",
+        "draining": "draining" if hub.draining else "ok",
+    }
+    ready = all(result == "ok" for result in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "unready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def database_check(db: Database) -> str:
+    """`ok`, `timeout`, or `error: <the exception's class>` (its message may name hosts)."""
+    try:
+        async with asyncio.timeout(READY_DATABASE_TIMEOUT_S), db.read() as session:
+            await session.execute(text("SELECT 1"))
+    except TimeoutError:
+        return "timeout"
+    except Exception as e:
+        log.warning("readiness: the database does not answer: %s", e)
+        return f"error: {type(e).__name__}"
+    return "ok"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The Prometheus text format, or OpenMetrics when the scraper asks for it (which keeps
+    the lag's gauge histogram typed as one)."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(
+        body=encode(request.app[METRICS]), headers={"Content-Type": content_type}
+    )
+
+
+class TingshenCollector(Collector):
+    """Reads the app's live state at scrape time; the hot paths only add to integers."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self._app.get(HUB)  # absent before start-up: everything reads zero
+        yield from self._hearings(hub)
+        yield from self._media(hub)
+        yield from self._transcription(hub)
+        yield from self._errors(hub)
+
+    def _hearings(self, hub: Hub | None) -> Iterator[Metric]:
+        live = list(hub.hearings.values()) if hub is not None else []
+        hearings = GaugeMetricFamily(
+            "tingshen_hearings_live", "Hearings held live by this process, by state.",
+            labels=["state"],
+        )
+        states = collections.Counter(h.state for h in live)
+        for known in HearingState:
+            hearings.add_metric([known.value], states.pop(known.value, 0))
+        for state, count in states.items():
+            hearings.add_metric([state], count)
+        yield hearings
+
+        participants = GaugeMetricFamily(
+            "tingshen_participants_connected",
+            "Participants connected to this process's hearings, by role.", labels=["role"],
+        )
+        roles = collections.Counter(role for h in live for role in h.connected_roles)
+        for seat in Role:
+            participants.add_metric([seat.value], roles.pop(seat.value, 0))
+        for role, count in roles.items():
+            participants.add_metric([role], count)
+        yield participants
+
+        yield GaugeMetricFamily(
+            "tingshen_websocket_connections",
+            "Signaling WebSockets open, joined to a hearing or not yet.",
+            value=hub.signaling_counters.websockets_open if hub is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "tingshen_draining", "1 while this process drains its hearings to shut down.",
+            value=1 if hub is not None and hub.draining else 0,
+        )
+
+    def _media(self, hub: Hub | None) -> Iterator[Metric]:
+        counters = hub.media_counters if hub is not None else None
+        yield CounterMetricFamily(
+            "tingshen_forwarded_frames",
+            "Media frames forwarded to subscribers (each subscriber counts).",
+            value=counters.frames_forwarded if counters else 0,
+        )
+        yield CounterMetricFamily(
+            "tingshen_forwarded_bytes",
+            "Media payload bytes forwarded to subscribers (each subscriber counts).",
+            value=counters.bytes_forwarded if counters else 0,
+        )
+        yield CounterMetricFamily(
+            "tingshen_recording_bytes",
+            "Media payload bytes handed to the recording files.",
+            value=counters.bytes_recorded if counters else 0,
+        )
+        files = 0
+        if hub is not None:
+            files = sum(len(h.media.recording.recorders) for h in hub.hearings.values()
+                        if h.media.recording is not None)
+        yield GaugeMetricFamily(
+            "tingshen_recording_files_open", "Recording files being written now.", value=files
+        )
+
+    def _transcription(self, hub: Hub | None) -> Iterator[Metric]:
+        live = list(hub.hearings.values()) if hub is not None else []
+        # No hearing ids as labels: the largest lag, and how many hearings lag how much.
+        lags = [h.transcript.lag_seconds for h in live]
+        yield GaugeMetricFamily(
+            "tingshen_recognizer_lag_max_seconds",
+            "The largest recognizer lag (how far the trial record is behind speech) of this "
+            "process's hearings.",
+            value=max(lags, default=0.0),
+        )
+        transcribing = [lag for h, lag in zip(live, lags, strict=True)
+                        if h.transcript.feeding or lag > 0]
+        buckets = [(str(bound), sum(lag <= bound for lag in transcribing))
+                   for bound in LAG_BUCKETS_S]
+        buckets.append(("+Inf", len(transcribing)))
+        yield GaugeHistogramMetricFamily(
+            "tingshen_recognizer_lag_seconds",
+            "Hearings being transcribed, by their recognizer lag.",
+            buckets=buckets, gsum_value=sum(transcribing),
+        )
+
+    def _errors(self, hub: Hub | None) -> Iterator[Metric]:
+        http_errors = CounterMetricFamily(
+            "tingshen_http_errors", "HTTP error responses, by status and error code.",
+            labels=["status", "code"],
+        )
+        for (status, code), count in sorted(self._app[HTTP_ERRORS].items()):
+            http_errors.add_metric([str(status), code], count)
+        yield http_errors
+        signaling_errors = CounterMetricFamily(
+            "tingshen_signaling_errors", "Signaling `error` messages sent to participants, "
+            "by code.", labels=["code"],
+        )
+        if hub is not None:
+            for code, count in sorted(hub.signaling_counters.errors_sent.items()):
+                signaling_errors.add_metric([code], count)
+        yield signaling_errors
