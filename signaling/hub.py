@@ -243,12 +243,16 @@ class Hub:
         if any(f.kind == "participant" for f in files):
             self.composites.start(hearing_id)
 
-    async def aclose(self) -> None:
-        """Drain: refuse new joins, send everyone away (their pages reconnect, to another
-        process when there is one), finish every hearing's files and record, then stop."""
+    async def drain(self) -> None:
+        """Refuse new joins and send everyone away: their pages reconnect, to another process
+        when there is one. Their departures finish the hearings' files."""
         self.draining = True
         for connection in list(self.connections):
             await connection.close(1012, "server restarting; reconnect")
+
+    async def aclose(self) -> None:
+        """Drain, finish every hearing's files and record, then stop."""
+        await self.drain()
         # Departures, retirements and hearings' closes finish (files, seals) before the rest
         # stops; a close may start a composite, stopped with the others below.
         while self._closing:

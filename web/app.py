@@ -90,6 +90,13 @@ def create_app(
             await db.aclose()
 
     app.cleanup_ctx.append(registry_ctx)
+
+    async def drain(app: web.Application) -> None:
+        # Before aiohttp closes the sockets itself: people are told to reconnect (1012).
+        if HUB in app:
+            await app[HUB].drain()
+
+    app.on_shutdown.append(drain)
     api.add_to(app)
 
     async def signaling(request: web.Request) -> web.StreamResponse:

@@ -94,6 +94,8 @@ async def readyz(request: web.Request) -> web.Response:
         "transcription": "ok" if hub.transcription_ready else "not_loaded",
         "draining": "draining" if hub.draining else "ok",
     }
+    if hub.cluster is not None:
+        checks["redis"] = "ok" if hub.cluster.connected else "unreachable"
     ready = all(result == "ok" for result in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unready", "checks": checks},
@@ -168,6 +170,16 @@ class TingshenCollector(Collector):
         yield GaugeMetricFamily(
             "tingshen_draining", "1 while this process drains its hearings to shut down.",
             value=1 if hub is not None and hub.draining else 0,
+        )
+        cluster = hub.cluster if hub is not None else None
+        yield GaugeMetricFamily(
+            "tingshen_relayed_sessions",
+            "Participants whose WebSocket reached another process, served here over Redis.",
+            value=cluster.relayed_sessions if cluster is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "tingshen_redis_connected", "1 while Redis answers (0 without Redis configured).",
+            value=1 if cluster is not None and cluster.connected else 0,
         )
 
     def _media(self, hub: Hub | None) -> Iterator[Metric]:

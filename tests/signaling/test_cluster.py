@@ -122,6 +122,21 @@ async def test_a_join_waits_when_redis_is_unreachable(pair, admin, clock, partic
     assert refused["code"] == "cluster_unavailable"
     await judge.wait_for(lambda: judge.closed_code is not None)
     assert judge.closed_code == 1013
+    # Operators see it: the process is not ready, and says why.
+    for _ in range(50):
+        r = await a.get("/readyz")
+        if r.status == 503:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status == 503
+    assert (await r.json())["checks"]["redis"] == "unreachable"
+    redis_server.run()
+    for _ in range(50):
+        r = await a.get("/readyz")
+        if r.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status == 200, await r.text()
 
 
 async def test_a_redis_restart_loses_no_recording_and_relayed_people_reconnect(

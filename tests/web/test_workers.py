@@ -236,3 +236,47 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
         subprocess.run, [str(TINGSHEN), "verify-audit"], env=cluster.env, capture_output=True,
         text=True, timeout=120)
     assert verified.returncode == 0, verified.stderr
+
+
+async def test_a_drained_worker_finishes_its_files_and_its_people_move(cluster: Cluster) -> None:
+    """SIGTERM (a deploy): the worker refuses new joins, tells its participants to reconnect,
+    finishes its files cleanly (complete, not recovered) and lets the hearing go; the other
+    worker takes it up, in a new segment."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, cluster.base)
+        hearing_id, tokens, ids = await schedule(api)
+        judge = await join(cluster.base, tokens["judge"], "judge")
+        clients = [judge]
+        try:
+            await api.call("POST", f"/hearings/{hearing_id}/open")
+            await api.call("POST", f"/hearings/{hearing_id}/start")
+
+            async def recording() -> bool:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                return bool(listing["items"])
+
+            await wait(recording, 30, "the judge's file")
+            await asyncio.sleep(2.0)
+            holder = cluster.holder(hearing_id)
+            assert holder is not None
+            os.kill(cluster.processes()[holder], signal.SIGTERM)
+            await judge.wait_for(lambda: judge.closed_code is not None, 30)
+            # 1012 "service restart" from the drained worker itself, or 4503 from the relay.
+            assert judge.closed_code in (1012, 4503)
+            await judge.close()
+            judge = await join(cluster.base, tokens["judge"], "judge")
+            clients = [judge]
+            assert cluster.holder(hearing_id) not in (None, holder)
+
+            async def segments() -> dict[str, Any] | None:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                return listing if len(listing["items"]) == 2 else None
+
+            listing = await wait(segments, 30, "the second segment's file")
+            first = next(i for i in listing["items"] if i["segment"] == 0)
+            assert first["status"] == "complete" and first["duration"] > 1.5, first
+            assert listing["segments"][0]["end"] is not None
+        finally:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.close()
