@@ -123,9 +123,12 @@ class RelayedSocket:
         if self.closed:
             return
         try:
-            await self.cluster.send(self.front, {"t": "out", "sid": self.sid, "text": text})
+            heard = await self.cluster.send(self.front,
+                                            {"t": "out", "sid": self.sid, "text": text})
         except (RedisError, OSError) as e:
             raise ConnectionResetError(f"relay to {self.front} lost: {e}") from e
+        if not heard:
+            raise ConnectionResetError(f"relay front {self.front} is not listening")
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
@@ -154,9 +157,12 @@ class RelayLink:
 
     async def send(self, text: str) -> None:
         try:
-            await self.cluster.send(self.holder, {"t": "in", "sid": self.sid, "text": text})
+            heard = await self.cluster.send(self.holder,
+                                            {"t": "in", "sid": self.sid, "text": text})
         except (RedisError, OSError) as e:
             raise ConnectionResetError(f"relay to {self.holder} lost: {e}") from e
+        if not heard:
+            raise ConnectionResetError(f"the hearing's holder {self.holder} is not listening")
 
 
 RelayOpened = Callable[[RelayedSocket], Awaitable[None]]
@@ -272,7 +278,7 @@ class Cluster:
             socket.deliver(None)
         for sid, link in list(self._links.items()):
             self._links.pop(sid, None)
-            link.deliver((CLOSE_HOLDER_LOST, reason))
+            link.deliver((CLOSE_CLUSTER_UNAVAILABLE, reason))
 
     # -- messages -------------------------------------------------------------------------
 
@@ -359,8 +365,10 @@ class Cluster:
                 with contextlib.suppress(RedisError, OSError):
                     await socket.close(1011, "session ended")
 
-    async def send(self, process_id: str, data: dict[str, Any]) -> None:
-        await self.redis.publish(_process_channel(process_id), json.dumps(data, ensure_ascii=False))
+    async def send(self, process_id: str, data: dict[str, Any]) -> int:
+        """Publish to a process; returns how many subscriptions heard it (0: not listening)."""
+        return int(await self.redis.publish(_process_channel(process_id),
+                                            json.dumps(data, ensure_ascii=False)))
 
     # -- hearing channels (the Redis live-state bus) --------------------------------------
 
@@ -420,11 +428,16 @@ class Cluster:
         link = RelayLink(self, sid, holder)
         self._links[sid] = link
         try:
-            await self.send(holder, {"t": "open", "sid": sid, "front": self.id,
-                                     "text": join_text})
+            heard = await self.send(holder, {"t": "open", "sid": sid, "front": self.id,
+                                             "text": join_text})
         except (RedisError, OSError) as e:
             self._links.pop(sid, None)
             raise ClusterUnavailable(type(e).__name__) from e
+        if not heard:
+            # The holder died (its lease not lapsed yet) or is resubscribing after a Redis
+            # restart: the client retries shortly.
+            self._links.pop(sid, None)
+            raise ClusterUnavailable("the hearing's server is not listening")
         return link
 
     async def close_relay(self, link: RelayLink) -> None:

@@ -350,9 +350,16 @@ class LiveHearing:
 
     def recording_failed(self, participant_id: str, message: str) -> None:
         """A file could not be written (a full disk): the court must know; the hearing goes on."""
-        alert = {"type": "alert", "code": "recording_failed", "participant_id": participant_id,
-                 "message": f"recording failed: {message}"}
-        self._spawn(self._tell_court(alert))
+        self._spawn(self._alert_recording_failed(participant_id, message))
+
+    async def _alert_recording_failed(self, participant_id: str, message: str) -> None:
+        # Named: the court's console shows the message, and a file name says nothing of whose.
+        seat = await self.bus.seat(self.id, participant_id)
+        whose = seat.name if seat is not None else participant_id
+        await self._tell_court({
+            "type": "alert", "code": "recording_failed", "participant_id": participant_id,
+            "message": f"recording failed for {whose}: {message}",
+        })
 
     async def _tell_court(self, message: dict[str, Any]) -> None:
         """Send to the judge and the clerk only."""

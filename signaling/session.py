@@ -200,13 +200,13 @@ class ParticipantSession:
             PARTICIPANT_ID.set(self.participant_id)
             try:
                 holder = await self.hub.placement(grant.participant.hearing_id)
-            except SignalingError as e:
+                if holder is not None:
+                    await self._relay(holder)
+                    return
+            except SignalingError as e:  # draining, or Redis or the holder unreachable
                 self._refuse(e)
-                await self.close(CLOSE_CLUSTER_UNAVAILABLE if e.code != "draining" else 1012,
+                await self.close(1012 if e.code == "draining" else CLOSE_CLUSTER_UNAVAILABLE,
                                  e.message)
-                return
-            if holder is not None:
-                await self._relay(holder)
                 return
             self.live = await self.hub.arrive(self, grant.participant)
             await self._serve(grant.participant)

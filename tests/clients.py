@@ -252,3 +252,25 @@ class HearingClient:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+
+
+async def join_until_welcomed(base: str, token: str, name: str, speech: Path | None = None,
+                              within: float = 60.0) -> HearingClient:
+    """Join like the page does after a failure: retry with a fresh socket until welcomed."""
+    deadline = time.monotonic() + within
+    while True:
+        client = HearingClient(base, name)
+        if speech is not None:
+            client.audio = SpeechTrack(speech)
+        try:
+            await client.join(token)
+            await client.wait_for(lambda c=client: c.closed_code is not None or any(
+                m.get("type") == "welcome" for m in c.messages), 10)
+            if client.closed_code is None:
+                return client
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+        await client.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} was not welcomed within {within:.0f} s")
+        await asyncio.sleep(0.5)

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import redis
 
-from tests.clients import HearingClient, SpeechTrack
+from tests.clients import SpeechTrack, join_until_welcomed
 from tests.conftest import ADMIN_TOKEN, TEMPLATE_DB
 from tests.servers import PostgresServer, RedisServer, free_port
 from tests.web.test_cli import TINGSHEN, clean_env, read_until
@@ -113,25 +113,6 @@ async def schedule(api: Api) -> tuple[str, dict[str, str], dict[str, str]]:
     return hearing["id"], tokens, ids
 
 
-async def join(base: str, token: str, name: str, speech: bool = False,
-               within: float = 60.0) -> HearingClient:
-    """Join like the page does: retry with a fresh socket until welcomed."""
-    deadline = time.monotonic() + within
-    while True:
-        client = HearingClient(base, name)
-        if speech:
-            client.audio = SpeechTrack(SPEECH)
-        try:
-            await client.join(token)
-            await client.next_message("welcome", within=10)
-            return client
-        except (TimeoutError, aiohttp.ClientError):
-            await client.close()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 async def wait(check: Any, within: float, what: str) -> Any:
     deadline = time.monotonic() + within
     while True:
@@ -148,8 +129,9 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
     async with aiohttp.ClientSession() as http:
         api = Api(http, cluster.base)
         hearing_id, tokens, ids = await schedule(api)
-        judge = await join(cluster.base, tokens["judge"], "judge")
-        lawyer = await join(cluster.base, tokens["lawyer"], "lawyer", speech=True)
+        judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
+        lawyer = await join_until_welcomed(cluster.base, tokens["lawyer"], "lawyer",
+                                            speech=SPEECH)
         clients = [judge, lawyer]
         try:
             await judge.send({"type": "command", "action": "admit",
@@ -183,8 +165,8 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
             codes = sorted(c.closed_code or 0 for c in clients)
             await judge.close()
             await lawyer.close()
-            judge = await join(cluster.base, tokens["judge"], "judge")
-            lawyer = await join(cluster.base, tokens["lawyer"], "lawyer")
+            judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
+            lawyer = await join_until_welcomed(cluster.base, tokens["lawyer"], "lawyer")
             clients = [judge, lawyer]
             resumed_after = time.monotonic() - killed_at
             new_holder = cluster.holder(hearing_id)
@@ -244,8 +226,8 @@ async def test_a_drained_worker_finishes_its_files_and_its_people_move(cluster: 
     worker takes it up, in a new segment."""
     async with aiohttp.ClientSession() as http:
         api = Api(http, cluster.base)
-        hearing_id, tokens, ids = await schedule(api)
-        judge = await join(cluster.base, tokens["judge"], "judge")
+        hearing_id, tokens, _ = await schedule(api)
+        judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
         clients = [judge]
         try:
             await api.call("POST", f"/hearings/{hearing_id}/open")
@@ -264,7 +246,7 @@ async def test_a_drained_worker_finishes_its_files_and_its_people_move(cluster: 
             # 1012 "service restart" from the drained worker itself, or 4503 from the relay.
             assert judge.closed_code in (1012, 4503)
             await judge.close()
-            judge = await join(cluster.base, tokens["judge"], "judge")
+            judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
             clients = [judge]
             assert cluster.holder(hearing_id) not in (None, holder)
 

@@ -29,7 +29,8 @@ function renderBanner(state) {
   const banner = $("reconnecting");
   const live = !["ended", "error", "device-check"].includes(state);
   let text = "";
-  if (live && S.reconnecting) text = t("连接中断，正在重新连接…");
+  if (live && S.reconnecting && S.serverMoved) text = t("庭审正在转到另一台服务器，正在重新连接…");
+  else if (live && S.reconnecting) text = t("连接中断，正在重新连接…");
   else if (live && S.admitted && S.mediaTrouble) text = t("音视频连接不稳定，正在恢复…");
   banner.hidden = !text;
   $("reconnecting-text").textContent = text;

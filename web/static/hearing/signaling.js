@@ -10,6 +10,9 @@ import { S, render, send } from "/static/hearing/state.js";
 const CLOSE_ENDED = 4000;
 const CLOSE_REMOVED = 4001;
 const CLOSE_REPLACED = 4002;
+// The hearing is going to another server process (a drained or lost one): say so, not "lost".
+const CLOSE_SERVICE_RESTART = 1012;
+const CLOSE_HOLDER_LOST = 4503;
 const FATAL_ERRORS = new Set(["access_denied"]);
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
@@ -51,6 +54,7 @@ function onClose(ws, event) {
   if (ws !== S.ws) return;
   S.ws = null;
   S.connected = false;
+  if (event.code === CLOSE_HOLDER_LOST || event.code === CLOSE_SERVICE_RESTART) S.serverMoved = true;
   dropPeer();
   if (event.code === CLOSE_ENDED) {
     S.ended = true;
@@ -79,6 +83,7 @@ async function handle(message) {
       S.retries = 0;
       S.connected = true;
       S.reconnecting = false;
+      S.serverMoved = false;
       S.me = message.participant;
       S.participants = message.participants || [];
       S.hearingState = message.hearing.state;

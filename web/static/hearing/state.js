@@ -25,6 +25,7 @@ export const S = {
   deviceCheck: true, // until the person has chosen their devices
   connected: false, // a `welcome` on the current socket
   reconnecting: false, // the socket dropped and a new one is on its way
+  serverMoved: false, // a close said the hearing moves to another server process; until welcome
   mediaTrouble: false, // the peer connection failed or is disconnected
   admitted: false,
   ended: false,
@@ -126,6 +127,7 @@ export function render() {
 window.tingshen = {
   get pc() { return S.pc; },
   get ws() { return S.ws; },
+  get connected() { return S.connected; },
   get slots() { return S.slots; },
   get participants() { return S.participants; },
   get me() { return S.me; },

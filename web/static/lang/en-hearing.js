@@ -85,6 +85,7 @@ export default {
   "打开摄像头": "Camera on",
   "关闭摄像头": "Camera off",
   "连接中断，正在重新连接…": "Connection lost, reconnecting…",
+  "庭审正在转到另一台服务器，正在重新连接…": "The hearing is moving to another server; reconnecting…",
   "音视频连接不稳定，正在恢复…": "Audio and video interrupted, recovering…",
   "媒体连接失败，正在重建…": "Media connection failed, restarting…",
   "无法共享屏幕": "Cannot share the screen",
