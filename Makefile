@@ -14,8 +14,10 @@ INSTALLED := $(VENV)/.stamp-install
 
 # Debian packages the tests and the server use: PostgreSQL and Redis servers run by the tests,
 # ffmpeg/sox/espeak-ng for media and speech fixtures, Chromium for the browser tests, a CJK
-# font so that Chinese names render in pages, screenshots and the review composite.
-SYSTEM_PACKAGES := postgresql redis-server ffmpeg sox espeak-ng chromium fonts-wqy-microhei
+# font so that Chinese names render in pages, screenshots and the review composite; iproute2
+# and iptables for the network-fault tests (namespaces, NFQUEUE: tests/faults.py).
+SYSTEM_PACKAGES := postgresql redis-server ffmpeg sox espeak-ng chromium fonts-wqy-microhei \
+                   iproute2 iptables
 
 .PHONY: help install system-deps run test lint pytest bench clean
 

@@ -96,6 +96,11 @@ class QualityMeter:
             expected = (received - last.received) + (lost - last.lost)
             if expected > 0:
                 inbound_loss = 100.0 * (lost - last.lost) / expected
+            elif peer.publish and connection == "connected" and last.received > 0:
+                # Media that flowed stopped (a dead link: ICE notices only after 30 s). RTP
+                # counters cannot count packets that never came, and the receiver reports
+                # are stale: everything the participant sent was lost.
+                inbound_loss = 100.0
         losses = [x for x in (inbound_loss, max(remote_loss, default=None)) if x is not None]
         loss = max(losses) if losses else None
         rtt = sum(rtts) / len(rtts) if rtts else None

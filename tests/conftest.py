@@ -18,7 +18,9 @@ from aiohttp.test_utils import TestClient
 from config import Settings, load_settings
 from courtrooms.database import Database, migrate
 from courtrooms.service import Registry
+from tests.clients import HearingClient
 from tests.servers import PostgresServer, RedisServer
+from tests.web.support import DatabaseState
 from web.app import create_app
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -119,6 +121,26 @@ async def client(aiohttp_client: Any, settings: Settings, clock: FakeClock) -> T
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def db_state(client: TestClient, settings: Settings) -> AsyncIterator[DatabaseState]:
+    """Every table of the app's database, read through a connection of its own."""
+    # Depends on `client` so that the app has migrated the database before the first snapshot.
+    state = DatabaseState(settings.database)
+    try:
+        yield state
+    finally:
+        await state.aclose()
+
+
+@pytest.fixture
+async def participants() -> AsyncIterator[list[HearingClient]]:
+    """Clients a test creates; all closed at the end."""
+    made: list[HearingClient] = []
+    yield made
+    for c in made:
+        await c.close()
 
 
 @pytest.fixture

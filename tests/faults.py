@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import heapq
 import ipaddress
 import os
@@ -28,7 +29,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,9 @@ PREFIX = "tsf"  # names of namespaces and interfaces this module makes: tsf<pid>
 POOL = ipaddress.ip_network("10.77.0.0/16")
 UPLINK, DOWNLINK = "uplink", "downlink"  # from the namespace / into the namespace
 CHAINS = {UPLINK: "TSF_UP", DOWNLINK: "TSF_DOWN"}
-QUEUES = {UPLINK: 1, DOWNLINK: 2}  # NFQUEUE numbers are per namespace
+# NFQUEUE numbers (per namespace): two a direction, so that a new impairment takes over from
+# the one before without a moment of clean link between them.
+QUEUES = {UPLINK: (1, 2), DOWNLINK: (3, 4)}
 ROOT = Path(__file__).resolve().parent.parent  # where `python -m tests.faults` runs
 
 
@@ -61,16 +64,14 @@ BLACKOUT = Impairment(loss_pct=100.0)
 
 
 def network_faults_unavailable() -> str | None:
-    """Why these tests cannot run here, or None."""
+    """Why these tests cannot run here (not root, no network namespaces), or None."""
     if os.geteuid() != 0:
-        return "network namespaces and iptables need root"
-    for tool in ("ip", "iptables"):
-        try:
-            subprocess.run([tool, "-V"], check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError):
-            return f"`{tool}` is not installed (Debian package iproute2 / iptables)"
+        return "network namespaces need root"
     probe = f"{PREFIX}probe{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    try:
+        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    except OSError as e:
+        return f"`ip` (iproute2) cannot run: {e}"
     if made.returncode != 0:
         return f"`ip netns add` fails here: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
@@ -78,7 +79,11 @@ def network_faults_unavailable() -> str | None:
 
 
 def _run(*argv: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError as e:
+        raise RuntimeError(f"{e.filename} is not installed (`make test` installs iptables)"
+                           ) from e
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
@@ -136,7 +141,7 @@ class NetworkNamespace:
         self.network = next(n for n in subnets if not any(n.overlaps(u) for u in used))
         hosts = list(self.network.hosts())
         self.root_address, self.address = str(hosts[0]), str(hosts[1])
-        self._netems: dict[str, asyncio.subprocess.Process] = {}
+        self._netems: dict[str, tuple[int, asyncio.subprocess.Process]] = {}
 
     def create(self) -> None:
         prefix = self.network.prefixlen
@@ -189,25 +194,33 @@ class NetworkNamespace:
         """Impose `impairment` on packets leaving the namespace (uplink), entering it
         (downlink), or both; replaces what was imposed there before."""
         for d in (UPLINK, DOWNLINK) if direction == "both" else (direction,):
-            await self.clear(d)
-            await self._start_netem(d, impairment)
+            previous = self._netems.get(d)
+            queue = next(q for q in QUEUES[d] if previous is None or q != previous[0])
+            process = await self._start_netem(queue, impairment)
+            self._netems[d] = (queue, process)
             # No --queue-bypass: if the netem process died, packets stop (loudly) rather
-            # than flow unimpaired (silently).
-            await self._iptables("-A", CHAINS[d], "-j", "NFQUEUE", "--queue-num", str(QUEUES[d]))
+            # than flow unimpaired (silently). -R swaps the rule in one step.
+            rule = ["-j", "NFQUEUE", "--queue-num", str(queue)]
+            if previous is None:
+                await self._iptables("-A", CHAINS[d], *rule)
+            else:
+                await self._iptables("-R", CHAINS[d], "1", *rule)
+                await _stop(previous[1])
 
     async def clear(self, direction: str = "both") -> None:
         """Back to a clean link: rules first, then the netem process lets go of what it
         holds."""
         for d in (UPLINK, DOWNLINK) if direction == "both" else (direction,):
             await self._iptables("-F", CHAINS[d])
-            process = self._netems.pop(d, None)
-            if process is not None:
-                await _stop(process)
+            previous = self._netems.pop(d, None)
+            if previous is not None:
+                await _stop(previous[1])
 
-    async def _start_netem(self, direction: str, impairment: Impairment) -> None:
+    async def _start_netem(self, queue: int, impairment: Impairment
+                           ) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             *self.exec_args(sys.executable, "-m", "tests.faults", "netem",
-                            "--queue", str(QUEUES[direction]),
+                            "--queue", str(queue),
                             "--loss-pct", str(impairment.loss_pct),
                             "--delay-ms", str(impairment.delay_ms),
                             "--jitter-ms", str(impairment.jitter_ms)),
@@ -221,12 +234,12 @@ class NetworkNamespace:
             line = b""
         if line.strip() != b"ready":
             await _stop(process)
-            raise RuntimeError(f"netem for the {direction} did not start: {line!r}")
-        self._netems[direction] = process
+            raise RuntimeError(f"netem on queue {queue} did not start: {line!r}")
+        return process
 
     async def aclose(self) -> None:
         for direction in list(self._netems):
-            await _stop(self._netems.pop(direction))
+            await _stop(self._netems.pop(direction)[1])
 
 
 async def _stop(process: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
@@ -241,9 +254,11 @@ async def _stop(process: asyncio.subprocess.Process, grace_s: float = 5.0) -> No
             await process.wait()
 
 
-@pytest.fixture
-def netns() -> Iterator[NetworkNamespace]:
-    """A fresh namespace with a veth link to this one; deleted afterwards, even on failure."""
+@contextlib.asynccontextmanager
+async def network_namespace() -> AsyncIterator[NetworkNamespace]:
+    """A fresh namespace with a veth link to this one, deleted afterwards even on failure; the
+    test is skipped (saying why) where namespaces cannot be made. iptables must be installed
+    (`make test` installs it)."""
     reason = network_faults_unavailable()
     if reason is not None:
         pytest.skip(reason)
@@ -253,7 +268,10 @@ def netns() -> Iterator[NetworkNamespace]:
     try:
         yield namespace
     finally:
-        namespace.delete()
+        try:
+            await namespace.aclose()
+        finally:
+            namespace.delete()
 
 
 # -- netem in user space: NFQUEUE over raw netlink (no library needed) -----------------------
@@ -333,6 +351,7 @@ def netem(queue: int, impairment: Impairment) -> None:
     delay_s, jitter_s = impairment.delay_ms / 1000, impairment.jitter_ms / 1000
     held: list[tuple[float, int]] = []
     last_due = 0.0
+    overflows = 0
 
     def verdict(packet_id: int, accept: bool) -> None:
         sock.send(_message(NFQNL_MSG_VERDICT, NLM_F_REQUEST, queue, _attribute(
@@ -349,7 +368,15 @@ def netem(queue: int, impairment: Impairment) -> None:
                 return  # the test that started us is gone
             if sock not in readable:
                 continue
-            data = sock.recv(1 << 20)
+            try:
+                data = sock.recv(1 << 20)
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                # We fell behind and the kernel dropped packets: a loss, as on a congested
+                # link; say so, for whoever reads the figures.
+                overflows += 1
+                continue
             arrived = time.monotonic()
             for packet_id in _packet_ids(data):
                 if random.random() < loss:
@@ -366,6 +393,9 @@ def netem(queue: int, impairment: Impairment) -> None:
             with contextlib.suppress(OSError):
                 verdict(packet_id, True)
         sock.close()
+        if overflows:
+            print(f"netem on queue {queue}: the kernel dropped packets {overflows} time(s) "
+                  "because this process fell behind", file=sys.stderr)
 
 
 def main() -> None:

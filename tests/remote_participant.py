@@ -23,7 +23,7 @@ import aiohttp
 from tests.clients import BeepTrack, HearingClient
 
 # The browser learns of a dead socket from TCP, which may take a minute; a ping learns it in
-# seconds, which keeps the tests short.
+# seconds, which keeps the tests short (`--heartbeat 0`: no ping, as a browser).
 HEARTBEAT_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 2.0  # the browser's: 0.5 to 10 s
@@ -40,12 +40,14 @@ def emit(event: str, **fields: Any) -> None:
 class RemoteParticipant(HearingClient):
     """A HearingClient whose socket pings the server and which can be dropped and rejoined."""
 
+    heartbeat_s: float | None = HEARTBEAT_S
+
     async def connect(self) -> None:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         )
         self._ws = await self._session.ws_connect(
-            f"{self.base_url}/ws", heartbeat=HEARTBEAT_S, timeout=aiohttp.ClientWSTimeout(
+            f"{self.base_url}/ws", heartbeat=self.heartbeat_s, timeout=aiohttp.ClientWSTimeout(
                 ws_receive=None, ws_close=CONNECT_TIMEOUT_S),
         )
         self._reader = asyncio.create_task(self._read())
@@ -93,6 +95,8 @@ async def attend(client: RemoteParticipant, token: str, stop: asyncio.Event) -> 
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopping
             if stop.is_set():
                 return
             code = client.closed_code
@@ -127,12 +131,13 @@ async def report(client: HearingClient) -> None:
              media=client.pc.connectionState if client.pc is not None else None)
 
 
-async def main(base_url: str, token: str) -> None:
+async def main(base_url: str, token: str, heartbeat_s: float) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     client = RemoteParticipant(base_url, "remote")
+    client.heartbeat_s = heartbeat_s or None
     tasks = [asyncio.create_task(coro) for coro in (beep(client), report(client))]
     attending = asyncio.create_task(attend(client, token, stop))
     emit("started")
@@ -152,5 +157,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tests.remote_participant")
     parser.add_argument("base_url")
     parser.add_argument("token")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_S,
+                        help="seconds between WebSocket pings; 0: none (as a browser)")
     args = parser.parse_args()
-    asyncio.run(main(args.base_url, args.token))
+    asyncio.run(main(args.base_url, args.token, args.heartbeat))
