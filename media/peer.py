@@ -23,7 +23,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media.aiortc_adapter import (
     capture_encoded,
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 KINDS = ("audio", "video")
 FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
 ANSWER_TIMEOUT_S = 20.0
+# Each remote candidate is kept and checked for the connection's life; a browser sends a few.
+MAX_REMOTE_CANDIDATES = 64
+# The digests aiortc checks a peer's DTLS certificate with, and their sizes in bytes.
+FINGERPRINT_BYTES = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,26 @@ def _codecs(kind: str) -> list[Any]:
     return [c for c in capabilities.codecs if c.mimeType in wanted]
 
 
+def _check_fingerprints(sdp: str) -> None:
+    """Refuse an answer whose DTLS certificate cannot be checked before any of it is applied:
+    aiortc would take it and fail later, in the handshake, without saying why."""
+    for media in SessionDescription.parse(sdp).media:
+        prints = media.dtls.fingerprints if media.dtls is not None else []
+        if not any(_usable(f.algorithm, f.value) for f in prints):
+            raise NegotiationError(
+                f"the answer's {media.kind} section has no DTLS fingerprint to check: "
+                "a=fingerprint:sha-256 (or sha-384, sha-512) and the digest in hex pairs"
+            )
+
+
+def _usable(algorithm: str, value: str) -> bool:
+    size = FINGERPRINT_BYTES.get(algorithm.lower())
+    pairs = value.split(":")
+    return (size is not None and len(pairs) == size
+            and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                    for p in pairs))
+
+
 class ParticipantPeer:
     """The server's side of one participant's RTCPeerConnection."""
 
@@ -107,6 +131,7 @@ class ParticipantPeer:
         self._answer: asyncio.Future[None] | None = None
         self._negotiation: asyncio.Task[None] | None = None
         self._renegotiate = False
+        self._candidates = 0
 
     @property
     def pc(self) -> RTCPeerConnection:
@@ -233,9 +258,13 @@ class ParticipantPeer:
         if self._answer is None or self._answer.done():
             raise NegotiationError("no offer is waiting for an answer")
         try:
+            _check_fingerprints(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except Exception as e:
-            raise NegotiationError(f"the answer could not be applied: {e}") from e
+        except NegotiationError:
+            raise
+        except Exception as e:  # aiortc's parser asserts, indexes and converts as it goes
+            detail = str(e) or f"the SDP is malformed ({type(e).__name__})"
+            raise NegotiationError(f"the answer could not be applied: {detail}") from e
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(None)
 
@@ -254,6 +283,11 @@ class ParticipantPeer:
             raise NegotiationError(f"malformed ICE candidate: {candidate[:80]!r}") from e
         if sdp_mid is None and sdp_mline_index is None:
             raise NegotiationError("an ICE candidate needs sdp_mid or sdp_mline_index")
+        if self._candidates >= MAX_REMOTE_CANDIDATES:
+            raise NegotiationError(
+                f"at most {MAX_REMOTE_CANDIDATES} ICE candidates per connection; restart media"
+            )
+        self._candidates += 1
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
         try:

@@ -183,6 +183,11 @@ class ParticipantSession:
                 await self.socket.send_text(text)
         except (ConnectionResetError, RuntimeError):
             return
+        except Exception:
+            # A message that cannot be sent must not leave a session that reads but never
+            # answers: end it, the client reconnects.
+            log.exception("participant %s: sending failed", self.participant_id)
+            self._spawn(self.socket.close(1011, "the server could not send a message"))
         finally:
             self._drained.set()
 
@@ -313,6 +318,12 @@ class ParticipantSession:
                 return None
             except AccessDenied as e:
                 self.send(error(e.code, e.message, ref=ref_of(raw)))
+            except Exception:
+                log.exception("join failed")
+                self.send(error("internal", "the server could not handle this join; retry",
+                                ref=ref_of(raw)))
+                await self.close(1011, "join failed")
+                return None
 
     async def _grant(self, join: Join) -> JoinGrant:
         registry = self.hub.registry

@@ -126,6 +126,9 @@ async def exhibit_page(request: web.Request) -> web.StreamResponse:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
         raise ApiError(404, "unknown_page", f"{raw!r} is not a page number", field="n")
     exhibits = _exhibits(request)
-    png = file_inside([exhibits.data_dir / "exhibits"], await exhibits.page_png(exhibit, int(raw)),
+    folder = [exhibits.data_dir / "exhibits"]
+    # The file a page is rendered from is checked like the file itself.
+    file_inside(folder, exhibits.path_of(exhibit), "the exhibit's file is not on this server")
+    png = file_inside(folder, await exhibits.page_png(exhibit, int(raw)),
                       "the rendered page is not on this server")
     return web.FileResponse(png, headers={**FILE_HEADERS, "Content-Type": "image/png"})

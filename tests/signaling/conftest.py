@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.clients import HearingClient
 from tests.conftest import FakeClock
 
 
@@ -61,12 +59,3 @@ async def schedule(client: TestClient, admin: dict[str, str], clock: FakeClock,
 @pytest.fixture
 async def hearing(client: TestClient, admin: dict[str, str], clock: FakeClock) -> LiveHearing:
     return await schedule(client, admin, clock)
-
-
-@pytest.fixture
-async def participants() -> AsyncIterator[list[HearingClient]]:
-    """Clients a test creates; all closed at the end."""
-    made: list[HearingClient] = []
-    yield made
-    for c in made:
-        await c.close()

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from courtrooms.database import Database
+from courtrooms.recordings import FileOutcome
 from courtrooms.transcripts import SpokenLine
-from web.api import HUB
+from web.api import HUB, RECORDINGS
 from web.endpoints import Endpoint
 
 API = "/api/v1"
@@ -255,3 +256,20 @@ class DatabaseState:
 
     async def aclose(self) -> None:
         await self.db.aclose()
+
+
+async def add_recording(client: TestClient, hearing_id: str, participant_id: str,
+                        content: bytes) -> str:
+    """A finished recording file in the hearing's record, as the recorder leaves one; its id.
+
+    The bytes are not a WebM: what is served is the file, whatever it holds."""
+    recordings = client.server.app[RECORDINGS]
+    relative = f"recordings/{hearing_id}/{participant_id}-0.webm"
+    path = recordings.data_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    await recordings.file_started(uuid.UUID(hearing_id), uuid.UUID(participant_id), 0,
+                                  relative, 0.0)
+    await recordings.file_finished(relative, FileOutcome(duration=1.0, codecs="vp8"))
+    files, _ = await recordings.of_hearing(uuid.UUID(hearing_id))
+    return str(next(f.id for f in files if f.path == relative))
