@@ -166,10 +166,13 @@ class MediaRoom:
         """Record every publishing peer, now and as they join, until `stop_recording()`."""
         if self.recording is not None:
             return
-        self.recording = SegmentRecording(directory, origin_wall, segment, events, self.counters)
-        for peer in self.peers.values():
-            if peer.publish:
-                await self.recording.begin(peer)
+        recording = SegmentRecording(directory, origin_wall, segment, events, self.counters)
+        self.recording = recording
+        # A copy: peers joining meanwhile are begun by `add` (the recording is already set).
+        for peer in list(self.peers.values()):
+            if (peer.publish and self.peers.get(peer.participant_id) is peer
+                    and peer.participant_id not in recording.recorders):
+                await recording.begin(peer)
 
     async def stop_recording(self) -> None:
         recording, self.recording = self.recording, None

@@ -16,10 +16,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from signaling.cluster import Cluster, seats_key
+from signaling.listeners import HearingListeners, Listener
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -109,26 +109,13 @@ class InProcessBus(LiveBus):
 
     def __init__(self) -> None:
         self._seats: dict[str, dict[str, Seat]] = {}
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners = HearingListeners()
 
     async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
-        for listener in tuple(self._listeners.get(hearing_id, ())):
-            try:
-                listener(message)
-            except Exception:
-                log.exception("listener of hearing %s failed", hearing_id)
+        self._listeners.deliver(hearing_id, message)
 
     def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
-        self._listeners.setdefault(hearing_id, []).append(listener)
-
-        def remove() -> None:
-            listeners = self._listeners.get(hearing_id, [])
-            if listener in listeners:
-                listeners.remove(listener)
-            if not listeners:
-                self._listeners.pop(hearing_id, None)
-
-        return remove
+        return self._listeners.add(hearing_id, listener)
 
     async def seat(self, hearing_id: str, participant_id: str) -> Seat | None:
         return self._seats.get(hearing_id, {}).get(participant_id)
@@ -158,14 +145,14 @@ class RedisBus(LiveBus):
         cluster.on_reconnected = self.restore
 
     async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
-        self.cluster.deliver_locally(hearing_id, message)
+        self.cluster.listeners.deliver(hearing_id, message)
         try:
             await self.cluster.publish_hearing(hearing_id, message)
         except (RedisError, OSError) as e:
             log.warning("hearing %s: event not shared with other processes (%s)", hearing_id, e)
 
     def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
-        return self.cluster.listen_hearing(hearing_id, listener)
+        return self.cluster.listeners.add(hearing_id, listener)
 
     async def _load(self, hearing_id: str) -> dict[str, Seat]:
         raw = await self.cluster.redis.hgetall(seats_key(hearing_id))

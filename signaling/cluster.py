@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from signaling.errors import SignalingError
+from signaling.listeners import HearingListeners
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,6 @@ class RelayLink:
 
 
 RelayOpened = Callable[[RelayedSocket], Awaitable[None]]
-Listener = Callable[[dict[str, Any]], None]
 
 
 class Cluster:
@@ -184,7 +184,7 @@ class Cluster:
         self.held: set[str] = set()  # hearings whose lease this process holds
         self._sockets: dict[str, RelayedSocket] = {}
         self._links: dict[str, RelayLink] = {}
-        self._hearing_listeners: dict[str, list[Listener]] = {}
+        self.listeners = HearingListeners()  # this process's, of every hearing
         self.on_relay: RelayOpened | None = None
         self.on_lease_lost: Callable[[str], None] = lambda hearing_id: None
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
@@ -312,14 +312,12 @@ class Cluster:
         try:
             if message.get("type") == "pmessage":
                 hearing_id = channel.rsplit(":", 1)[-1]
-                listeners = self._hearing_listeners.get(hearing_id)
-                if not listeners:
+                if hearing_id not in self.listeners:
                     return
                 event = json.loads(message["data"])
                 if event.get("from") == self.id:
                     return  # delivered locally when published
-                for listener in tuple(listeners):
-                    listener(event["event"])
+                self.listeners.deliver(hearing_id, event["event"])
             elif message.get("type") == "message":
                 self._direct(json.loads(message["data"]))
         except Exception:
@@ -371,25 +369,6 @@ class Cluster:
                                             json.dumps(data, ensure_ascii=False)))
 
     # -- hearing channels (the Redis live-state bus) --------------------------------------
-
-    def listen_hearing(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
-        self._hearing_listeners.setdefault(hearing_id, []).append(listener)
-
-        def remove() -> None:
-            listeners = self._hearing_listeners.get(hearing_id, [])
-            if listener in listeners:
-                listeners.remove(listener)
-            if not listeners:
-                self._hearing_listeners.pop(hearing_id, None)
-
-        return remove
-
-    def deliver_locally(self, hearing_id: str, event: dict[str, Any]) -> None:
-        for listener in tuple(self._hearing_listeners.get(hearing_id, ())):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("listener of hearing %s failed", hearing_id)
 
     async def publish_hearing(self, hearing_id: str, event: dict[str, Any]) -> None:
         await self.redis.publish(hearing_channel(hearing_id),

@@ -24,6 +24,7 @@ import contextlib
 import fractions
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -109,6 +110,9 @@ class LoadPlan:
     ping_s: float = 30.0  # 0: no protocol pings (the server's heartbeats still run)
     join_timeout_s: float = 30.0
     baseline_probes: int = 0
+    # How many participants of each hearing speak (the rest send silence); None: everyone.
+    # In court one person speaks at a time; everyone talking at once is the worst case.
+    speakers: int | None = None
 
     @property
     def clients(self) -> int:
@@ -132,6 +136,8 @@ class LoadPlan:
             raise LoadTestError("--in-session needs --media: the lobby is not in session")
         if self.speech is not None and not self.media:
             raise LoadTestError("--speech needs --media")
+        if self.speakers is not None and not 0 <= self.speakers <= self.participants:
+            raise LoadTestError("--speakers must be between 0 and --participants")
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class Spread:
         ordered = sorted(seconds)
 
         def rank(q: float) -> float:
-            index = max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))
+            index = min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1
             return round(ordered[index] * 1000, 2)
 
         return cls(len(ordered), rank(0.50), rank(0.95), rank(0.99),
@@ -182,6 +188,10 @@ class LoadReport:
     offers_answered: int = 0
     peers_connected: int = 0
     frames_received: dict[str, int] = field(default_factory=dict)
+    # While held: frames a second on each received slot that carries someone (sent: audio
+    # 1000 / AUDIO_FRAME_MS, video VIDEO_FPS); below that, media was lost or late.
+    frame_rates: dict[str, float] = field(default_factory=dict)
+    client_cpu_percent: float = 0.0  # this process while held, of one core
     captions_received: int = 0  # final trial-record lines, summed over the clients
     max_recognizer_lag_s: float = 0.0  # from the judges' `transcription` messages
     hearings_cleaned: int = 0
@@ -220,8 +230,12 @@ class LoadReport:
             lines.append(f"  media: {self.offers_answered} offers answered, "
                          f"{self.peers_connected} peers connected, frames received "
                          f"{counts(self.frames_received)}")
+            rates = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(self.frame_rates.items()))
+            lines.append(f"  frames per received track while held: {rates or 'none'} (sent: "
+                         f"audio {1000 // AUDIO_FRAME_MS}/s, video {VIDEO_FPS}/s)")
             lines.append(f"  trial record: {self.captions_received} final captions received, "
                          f"recognizer lag up to {self.max_recognizer_lag_s:.1f} s")
+        lines.append(f"  load client CPU while held: {self.client_cpu_percent:.0f}% of a core")
         lines.append(f"  cleanup: {self.hearings_cleaned}/{self.hearings} hearings finished; "
                      f"errors {counts(self.cleanup_errors)}")
         return "\n".join(lines)
@@ -425,6 +439,7 @@ class LoadClient:
         self.joined = False
         self.dropped = False
         self.settled = asyncio.Event()  # the join succeeded or failed
+        self.slots: list[dict[str, Any]] = []  # what each received m-section carries
         self._leaving = False
         self.pinging = True
         self.pings: dict[str, float] = {}  # ref -> when sent, until the pong
@@ -542,7 +557,10 @@ class LoadClient:
                 self._forget_pings(1)
         elif kind == "error":
             self._tally.errors[str(data.get("code"))] += 1
+        elif kind == "slots":
+            self.slots = list(data.get("slots") or [])
         elif kind == "offer":
+            self.slots = list(data.get("slots") or [])
             if self.peer is None:
                 self._tally.errors["unexpected_offer"] += 1
                 return
@@ -595,6 +613,12 @@ class CourtApi:
             raise LoadTestError(f"{method} {API}{path}: {type(e).__name__}: {e}") from e
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time, all threads (aiortc encodes and decodes in threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def raise_fd_limit(needed: int) -> int:
     """Raise this process's open-file limit toward `needed`; the limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -624,6 +648,8 @@ class LoadRun:
         self._rest: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientSession | None = None
         self._cleaned = False
+        self._held_frames: Counter[str] = Counter()
+        self._held_cpu = 0.0
         parts = urlsplit(plan.url)
         ws_scheme = "wss" if parts.scheme == "https" else "ws"
         self.ws_url = f"{ws_scheme}://{parts.netloc}/ws"
@@ -739,12 +765,17 @@ class LoadRun:
         gate = asyncio.Semaphore(plan.concurrency)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        seated: Counter[str] = Counter()
+        silence = None if self._audio is None else (
+            np.zeros(self._audio[0].size, dtype=np.int16), self._audio[1])
         for i, invitation in enumerate(self.invitations):
+            seated[invitation.hearing_id] += 1
+            speaks = plan.speakers is None or seated[invitation.hearing_id] <= plan.speakers
             if plan.ramp_per_s:
                 await asyncio.sleep(max(0.0, started + i / plan.ramp_per_s - loop.time()))
             await gate.acquire()
-            client = LoadClient(invitation, self._ws, self.ws_url, plan, self.tally, self._audio,
-                                on_settled=gate.release)
+            client = LoadClient(invitation, self._ws, self.ws_url, plan, self.tally,
+                                self._audio if speaks else silence, on_settled=gate.release)
             self.clients.append(client)
             self._tasks[client] = asyncio.create_task(client.run(), name=f"load-client-{i}")
         await asyncio.gather(*(c.settled.wait() for c in self.clients))
@@ -759,8 +790,10 @@ class LoadRun:
     async def hold(self, seconds: float | None = None) -> None:
         """Keep every joined client for `seconds` (the plan's duration by default)."""
         seconds = self.plan.duration_s if seconds is None else seconds
-        started = time.monotonic()
+        frames, cpu, started = Counter(self.tally.frames), cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds)
+        self._held_frames += self.tally.frames - frames
+        self._held_cpu += cpu_seconds() - cpu
         self._report.held_seconds += round(time.monotonic() - started, 3)
 
     async def server_present(self) -> int:
@@ -790,6 +823,14 @@ class LoadRun:
             log.warning("could not ask the server who is present: %s", e)
         report.peers_connected = sum(c.peer is not None and c.peer.connected
                                      for c in self.clients)
+        carried = Counter(str(s.get("kind")) for c in self.clients if c.held
+                          for s in c.slots if s.get("participant_id"))
+        if report.held_seconds > 0:
+            report.frame_rates = {
+                kind: round(self._held_frames[kind] / n / report.held_seconds, 1)
+                for kind, n in carried.items()
+            }
+            report.client_cpu_percent = round(self._held_cpu / report.held_seconds * 100, 1)
         await self._cleanup()
         report.errors = dict(tally.errors)
         report.disconnections = dict(tally.disconnections)
@@ -881,6 +922,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ping", type=float, default=30.0, metavar="S",
                         help="each client pings this often (default 30; 0: never)")
     parser.add_argument("--join-timeout", type=float, default=30.0, metavar="S")
+    parser.add_argument("--speakers", type=int, default=None, metavar="K",
+                        help="with --media, only the first K participants of each hearing "
+                             "speak; the others send silence (default: everyone speaks)")
     parser.add_argument("--baseline", type=int, default=0, metavar="N",
                         help="first time N bare connect+ping round trips (default 0)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
@@ -899,12 +943,18 @@ def main(args: argparse.Namespace) -> int:
         duration_s=args.duration, ramp_per_s=args.ramp, concurrency=args.concurrency,
         max_clients=args.max_clients, in_session=args.in_session, language=args.language,
         ping_s=args.ping, join_timeout_s=args.join_timeout, baseline_probes=args.baseline,
+        speakers=args.speakers,
     )
     try:
         report = asyncio.run(run_load(plan))
     except LoadTestError as e:
         print(f"tingshen loadtest: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # asyncio.run cancelled the run first: the clients left and the hearings were ended.
+        print("tingshen loadtest: interrupted; the clients left and the hearings were ended",
+              file=sys.stderr)
+        return 130
     print(report.summary())
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -101,6 +101,7 @@ class Server:
     root: Path
     heartbeat_s: float = HEARTBEAT_S
     extra_args: Sequence[str] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -117,6 +118,7 @@ class Server:
             "TINGSHEN_HEARTBEAT_SECONDS": str(self.heartbeat_s),
             "TINGSHEN_LOG_LEVEL": "warning",
         })
+        env.update(self.extra_env)
         log = (self.root / "server.log").open("wb")
         self.proc = subprocess.Popen(
             [str(TINGSHEN), "serve", "--port", str(self.port), *self.extra_args],

@@ -129,6 +129,9 @@ async def test_media_clients_answer_offers_and_receive_frames(
     assert report.offers_answered >= 3 and report.peers_connected == 3
     assert report.frames_received.get("audio", 0) > 0
     assert report.frames_received.get("video", 0) > 0
+    # Each client receives the two others' audio and video, at some rate, while held.
+    assert set(report.frame_rates) == {"audio", "video"}
+    assert all(rate > 0 for rate in report.frame_rates.values())
     assert report.errors == {} and report.disconnections == {}
     await eventually(lambda: not hub.connections and not hub.hearings)
     assert await hearing_states(server, run.hearing_ids) == {"cancelled"}
