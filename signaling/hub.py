@@ -103,13 +103,20 @@ class Hub:
         """Finish the files a killed server left behind: everything readable is kept. Files
         of hearings another living process holds are that process's, still being written."""
         rows = await self.recordings.unfinished()
-        if self.cluster is not None:
-            held = {h for h in {str(r.hearing_id) for r in rows}
-                    if await self.cluster.holder(h) is not None}
-            rows = [r for r in rows if str(r.hearing_id) not in held]
-        await self._repair(rows)
         for hearing_id in {r.hearing_id for r in rows}:
-            await self.recordings.end_open_segments(hearing_id)
+            key = str(hearing_id)
+            # Hold the hearing's lease while repairing, so that a process taking the hearing
+            # up meanwhile waits (its joins are relayed here) instead of repairing the same
+            # files, or ending the segment it has just opened.
+            if self.cluster is not None and await self.cluster.claim(key) != self.cluster.id:
+                continue  # held by a living process: its files are still being written
+            async with self._lock:  # an arrival's `_take_up` waits: one repair of a file
+                try:
+                    await self._repair([r for r in rows if r.hearing_id == hearing_id])
+                    await self.recordings.end_open_segments(hearing_id)
+                finally:
+                    if self.cluster is not None and key not in self.hearings:
+                        await self.cluster.release(key)
 
     async def _repair(self, rows: list[Recording]) -> None:
         for row in rows:

@@ -62,10 +62,13 @@ def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
         TINGSHEN_ICE_HOST_ADDRESSES="127.0.0.1", TINGSHEN_HEARTBEAT_SECONDS="1",
         TINGSHEN_LOG_FORMAT="text",
     )
+    # The workers' logs, for a failure's report.
+    logs = (tmp_path / "workers.log").open("w")
     supervisor = subprocess.Popen(
         [str(TINGSHEN), "serve", "--workers", "2", "--port", str(port)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=logs, text=True,
     )
+    logs.close()
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     running = Cluster(f"http://127.0.0.1:{port}", client, supervisor, tmp_path / "var", env)
     try:
@@ -80,6 +83,8 @@ def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
             except subprocess.TimeoutExpired:
                 supervisor.kill()
         client.close()
+        tail = (tmp_path / "workers.log").read_text(errors="replace")[-6000:]
+        print(f"--- workers' log (tail) ---\n{tail}")
 
 
 class Api:
