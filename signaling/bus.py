@@ -156,8 +156,9 @@ class RedisBus(LiveBus):
 
     async def _load(self, hearing_id: str) -> dict[str, Seat]:
         raw = await self.cluster.redis.hgetall(seats_key(hearing_id))
-        rows = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.pop("order", 0))
-        return {r["participant_id"]: Seat(**r) for r in rows}
+        rows = sorted((json.loads(v) for v in raw.values()), key=lambda r: r["order"])
+        return {r["participant_id"]: Seat(**{k: v for k, v in r.items() if k != "order"})
+                for r in rows}
 
     async def seat(self, hearing_id: str, participant_id: str) -> Seat | None:
         held = self._seats.get(hearing_id)
@@ -185,9 +186,9 @@ class RedisBus(LiveBus):
         await self._write(hearing_id, [seat])
 
     async def _write(self, hearing_id: str, seats: list[Seat]) -> None:
-        order = list(self._seats.get(hearing_id, {}))
+        order = {pid: n for n, pid in enumerate(self._seats.get(hearing_id, {}))}
         fields: dict[Any, Any] = {
-            s.participant_id: json.dumps({**asdict(s), "order": order.index(s.participant_id)},
+            s.participant_id: json.dumps({**asdict(s), "order": order[s.participant_id]},
                                          ensure_ascii=False)
             for s in seats
         }

@@ -115,6 +115,11 @@ class RelayedSocket:
                 self._inbox.get_nowait()
             self._inbox.put_nowait(None)
 
+    def end(self) -> None:
+        """The front went away: the session reads the end of its socket."""
+        self.closed = True
+        self.deliver(None)
+
     async def receive(self, wait_s: float | None = None) -> str | bytes | None:
         if self.closed and self._inbox.empty():
             return None
@@ -259,26 +264,25 @@ class Cluster:
         ordered = sorted(peers)
         alive = await self.redis.mget([_process_key(p) for p in ordered])
         dead = {p for p, a in zip(ordered, alive, strict=True) if a is None}
-        for sid, socket in list(self._sockets.items()):
-            if socket.front in dead:
-                self._sockets.pop(sid, None)
-                socket.closed = True
-                socket.deliver(None)
-        for sid, link in list(self._links.items()):
-            if link.holder in dead:
-                self._links.pop(sid, None)
-                link.deliver((CLOSE_HOLDER_LOST, "the hearing's media server stopped; reconnect"))
+        if dead:
+            self._end_relays(CLOSE_HOLDER_LOST, "the hearing's media server stopped; reconnect",
+                             dead)
 
     def _cut_relays(self, reason: str) -> None:
         """Relayed frames may have been lost (Redis went away): end every relay; the clients
         reconnect and rejoin with a clean state."""
+        self._end_relays(CLOSE_CLUSTER_UNAVAILABLE, reason)
+
+    def _end_relays(self, code: int, reason: str, peers: set[str] | None = None) -> None:
+        """End the relays whose other end is one of `peers` (all when None)."""
         for sid, socket in list(self._sockets.items()):
-            self._sockets.pop(sid, None)
-            socket.closed = True
-            socket.deliver(None)
+            if peers is None or socket.front in peers:
+                self._sockets.pop(sid, None)
+                socket.end()
         for sid, link in list(self._links.items()):
-            self._links.pop(sid, None)
-            link.deliver((CLOSE_CLUSTER_UNAVAILABLE, reason))
+            if peers is None or link.holder in peers:
+                self._links.pop(sid, None)
+                link.deliver((code, reason))
 
     # -- messages -------------------------------------------------------------------------
 
@@ -340,8 +344,7 @@ class Cluster:
         elif kind == "gone":
             relayed = self._sockets.pop(sid, None)
             if relayed is not None:
-                relayed.closed = True
-                relayed.deliver(None)
+                relayed.end()
         elif kind == "out":
             link = self._links.get(sid)
             if link is not None:

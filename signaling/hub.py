@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import Coroutine
@@ -60,6 +59,10 @@ class Hub:
             cluster.on_lease_lost = self._lease_lost
         self.settings = settings
         self.draining = False
+        # Read by /metrics: frames and bytes forwarded and recorded by all of this process's
+        # hearings, WebSockets open and errors sent.
+        self.media_counters = MediaCounters()
+        self.signaling_counters = SignalingCounters()
         self.heartbeat_s = heartbeat_s
         self.join_timeout_s = join_timeout_s
         self.hearings: dict[str, LiveHearing] = {}
@@ -102,8 +105,7 @@ class Hub:
     async def recover_recordings(self) -> None:
         """Finish the files a killed server left behind: everything readable is kept. Files
         of hearings another living process holds are that process's, still being written."""
-        rows = await self.recordings.unfinished()
-        for hearing_id in {r.hearing_id for r in rows}:
+        for hearing_id in {r.hearing_id for r in await self.recordings.unfinished()}:
             key = str(hearing_id)
             # Hold the hearing's lease while repairing, so that a process taking the hearing
             # up meanwhile waits (its joins are relayed here) instead of repairing the same
@@ -112,11 +114,15 @@ class Hub:
                 continue  # held by a living process: its files are still being written
             async with self._lock:  # an arrival's `_take_up` waits: one repair of a file
                 try:
-                    await self._repair([r for r in rows if r.hearing_id == hearing_id])
-                    await self.recordings.end_open_segments(hearing_id)
+                    await self._recover(hearing_id)
                 finally:
                     if self.cluster is not None and key not in self.hearings:
                         await self.cluster.release(key)
+
+    async def _recover(self, hearing_id: uuid.UUID) -> None:
+        """Repair the hearing's unfinished files and end its open segments."""
+        await self._repair(await self.recordings.unfinished(hearing_id))
+        await self.recordings.end_open_segments(hearing_id)
 
     async def _repair(self, rows: list[Recording]) -> None:
         for row in rows:
@@ -151,8 +157,7 @@ class Hub:
         this one before a restart) may have left files unfinished and people marked present."""
         key = str(hearing_id)
         await self.bus.hold(key)
-        await self._repair(await self.recordings.unfinished(hearing_id))
-        await self.recordings.end_open_segments(hearing_id)
+        await self._recover(hearing_id)
         for seat in await self.bus.seats(key):
             if seat.present:
                 await self.bus.update_seat(key, seat.participant_id, present=False,
@@ -277,15 +282,6 @@ class Hub:
         restrict_host_addresses(None)
 
     # -- operations: read by /readyz and /metrics
-
-    @functools.cached_property
-    def media_counters(self) -> MediaCounters:
-        """Frames and bytes forwarded and recorded by all of this process's hearings."""
-        return MediaCounters()
-
-    @functools.cached_property
-    def signaling_counters(self) -> SignalingCounters:
-        return SignalingCounters()
 
     @property
     def transcription_ready(self) -> bool:
