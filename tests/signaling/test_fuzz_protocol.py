@@ -29,6 +29,7 @@ from signaling import messages
 from signaling.hub import Hub
 from tests.clients import HearingClient
 from tests.conftest import FakeClock
+from tests.json_values import is_json
 from tests.signaling.conftest import LiveHearing, schedule
 from tests.web.support import DatabaseState, Snapshot
 from web.api import HUB
@@ -103,28 +104,6 @@ BASES: dict[str, dict[str, Any]] = {
     "media_restart": {"type": "media_restart"},
     "leave": {"type": "leave"},
 }
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 # -- strategies: (raw text, expected code, expected field or None) ----------------------------

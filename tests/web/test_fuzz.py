@@ -21,6 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from tests.json_values import is_json, json_type
 from tests.web.support import (
     API,
     DatabaseState,
@@ -95,30 +96,6 @@ def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
             kind = "text"
         specs.append(FieldSpec(name, types, kind, name in required))
     return specs
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def is_json(raw: bytes) -> bool:
-    try:
-        json.loads(raw)
-    except ValueError:
-        return False
-    return True
 
 
 # -- strategies of invalid bodies ------------------------------------------------------------
