@@ -9,42 +9,59 @@ MAKEFLAGS += --no-print-directory
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall into the venv only when pyproject.toml changes.
-INSTALLED := $(VENV)/.stamp-install
+# Reinstall into the venv only when pyproject.toml changes. `make run` installs what running
+# needs; test, lint, pytest and bench install the development tools too (`.[dev]`), which
+# covers running, so that install marks both.
+RUN_INSTALLED := $(VENV)/.stamp-run
+DEV_INSTALLED := $(VENV)/.stamp-dev
 
-# Debian packages the tests and the server use: PostgreSQL and Redis servers run by the tests,
-# ffmpeg/sox/espeak-ng for media and speech fixtures, Chromium for the browser tests, a CJK
-# font so that Chinese names render in pages, screenshots and the review composite; iproute2
-# and iptables for the network-fault tests (namespaces, NFQUEUE: tests/faults.py).
-SYSTEM_PACKAGES := postgresql redis-server ffmpeg sox espeak-ng chromium fonts-wqy-microhei \
+# Debian packages the server uses: ffmpeg renders the review composite when a hearing closes,
+# with a CJK font so that Chinese names and captions render, found through fontconfig's fc-list
+# (only recommended by the font, and recommends are not installed).
+RUN_SYSTEM_PACKAGES := ffmpeg fonts-wqy-microhei fontconfig
+# What the tests add: PostgreSQL and Redis servers run by the tests, sox/espeak-ng for speech
+# fixtures, Chromium for the browser tests (the CJK font renders Chinese names in its pages and
+# screenshots), iproute2 and iptables for the network-fault tests (namespaces, NFQUEUE:
+# tests/faults.py).
+SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) postgresql redis-server sox espeak-ng chromium \
                    iproute2 iptables
+# What the benchmarks add: real English speech with transcripts (LibriVox sentences) for the
+# transcription benchmark; its Mandarin comes from PyPI wheels it fetches itself.
+BENCH_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) pocketsphinx-testdata
 
-.PHONY: help install system-deps run test lint pytest bench clean
+.PHONY: help install system-deps run-system-deps bench-system-deps run test lint pytest bench \
+        clean
 
 help:
-	@echo "make run          install, migrate, seed the demo hearing, serve on http://127.0.0.1:8080"
+	@echo "make run          install what running needs, migrate, seed the demo hearing, serve on"
+	@echo "                  http://127.0.0.1:8080"
 	@echo "make test         install (apt packages included), then lint and the whole test suite"
 	@echo "make lint         ruff, mypy and import-linter"
 	@echo "make bench        run the benchmarks (BENCH=registry for one); figures go to docs/benchmarks.md"
-	@echo "make system-deps  install the Debian packages that are missing"
+	@echo "make system-deps  install the Debian packages the tests need that are missing"
 	@echo "make clean        remove the venv and caches (var/, the server's data, is kept)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+$(RUN_INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
 	touch $@
 
-install: $(INSTALLED)
+$(DEV_INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@ $(RUN_INSTALLED)
 
-system-deps:
+install: $(DEV_INSTALLED)
+
+# $(call apt_missing,PACKAGES): apt-get install those of PACKAGES that are not installed.
+define apt_missing
 	@missing=(); \
-	for pkg in $(SYSTEM_PACKAGES); do \
+	for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' \
 	    || missing+=("$$pkg"); \
 	done; \
-	if [ $${#missing[@]} -eq 0 ]; then echo "system packages present: $(SYSTEM_PACKAGES)"; exit 0; fi; \
+	if [ $${#missing[@]} -eq 0 ]; then echo "system packages present: $(1)"; exit 0; fi; \
 	echo "installing missing system packages: $${missing[*]}"; \
 	if [ "$$(id -u)" -eq 0 ]; then sudo=(); \
 	elif command -v sudo >/dev/null; then sudo=(sudo); \
@@ -52,35 +69,49 @@ system-deps:
 	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
 	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -q --no-install-recommends "$${missing[@]}"
+endef
 
-run: $(INSTALLED)
+run-system-deps:
+	$(call apt_missing,$(RUN_SYSTEM_PACKAGES))
+
+system-deps:
+	$(call apt_missing,$(SYSTEM_PACKAGES))
+
+run: run-system-deps $(RUN_INSTALLED)
 	exec $(BIN)/tingshen serve --seed-demo
+
+# The suite runs in this many processes (pytest-xdist): its tests mostly wait on real media,
+# browsers and timers, so two halve its time even on two cores. 0 runs it in this process.
+PYTEST_WORKERS ?= 2
 
 # Every check runs even if an earlier one fails, so one run shows all problems; the exit code
 # is non-zero if any failed (pytest's 5, "no tests collected", included).
-test: system-deps $(INSTALLED)
+test: system-deps $(DEV_INSTALLED)
 	@failed=(); \
 	run() { echo "== $$*"; "$$@" || failed+=("$$1"); }; \
 	run $(BIN)/ruff check .; \
 	run $(BIN)/mypy; \
 	run $(BIN)/lint-imports; \
-	run $(BIN)/pytest; \
+	run $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal; \
 	if [ $${#failed[@]} -ne 0 ]; then echo "make test: FAILED: $${failed[*]##*/}" >&2; exit 1; fi; \
 	echo "make test: all checks passed"
 
-lint: $(INSTALLED)
+lint: $(DEV_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: system-deps $(INSTALLED)
+pytest: system-deps $(DEV_INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Every tests/bench/bench_NAME.py writes its own section of docs/benchmarks.md;
 # `make bench BENCH=registry` runs one of them.
 BENCH ?= $(patsubst tests/bench/bench_%.py,%,$(wildcard tests/bench/bench_*.py))
 
-bench: system-deps $(INSTALLED)
+bench-system-deps:
+	$(call apt_missing,$(BENCH_SYSTEM_PACKAGES))
+
+bench: bench-system-deps $(DEV_INSTALLED)
 	for name in $(BENCH); do $(BIN)/python -m tests.bench.bench_$$name; done
 
 clean:

@@ -6,6 +6,7 @@ field names below without the prefix, e.g. `port = 8443` or `[[ice_servers]]` ta
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -13,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -79,10 +81,54 @@ class Settings(BaseModel):
     udp_port_range: tuple[int, int] | None = Field(
         default=None, description="Inclusive UDP port range for media, e.g. 40000-40999"
     )
+    adapt_downlinks: bool = Field(
+        default=True,
+        description="Fit each participant's received video to their link, audio first (off "
+                    "only to measure what it changes)",
+    )
     heartbeat_seconds: float = Field(
         default=15.0, ge=0.5, le=300, description="WebSocket ping interval; dead peers drop"
     )
     admin_token: SecretStr | None = Field(default=None, min_length=16)
+    join_grace_hours: float = Field(
+        default=6.0, ge=0, le=168,
+        description="Join links stop working this long after a hearing's scheduled end",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks, e.g. 127.0.0.1 or 10.0.0.0/8) "
+                    "whose X-Forwarded-For and X-Forwarded-Proto name the client and its "
+                    "scheme; from anyone else those headers are ignored",
+    )
+    court_time_zone: str = Field(
+        default="Asia/Shanghai",
+        description="The court's time zone (IANA name): every page, document, export and CLI "
+                    "line shows local time in it; the data keeps UTC",
+    )
+    staff_idle_minutes: float = Field(
+        default=30.0, gt=0, le=24 * 60,
+        description="A staff session ends after this long without a request",
+    )
+    staff_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30,
+        description="A staff session ends this long after sign-in, whatever its use",
+    )
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key signing seals and checkpoints; created (0600) at first start; "
+                    "default data_dir/audit-signing-key.pem. Keep it off the database's host "
+                    "and backups",
+    )
+    checkpoint_file: Path | None = Field(
+        default=None, description="Append-only file of signed checkpoints of the audit chain; "
+                                  "default data_dir/audit-checkpoints.jsonl",
+    )
+    checkpoint_url: str | None = Field(
+        default=None, description="Also POST each checkpoint (JSON) here; retried until taken",
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=60.0, ge=1.0, le=86400, description="How often the chain's head is checkpointed",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "text", "json"] = Field(
         default="auto", description="Log lines as text or JSON; auto: JSON unless at a terminal"
@@ -95,11 +141,38 @@ class Settings(BaseModel):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return url
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an address or a network") from None
+        return proxies
+
+    @field_validator("court_time_zone")
+    @classmethod
+    def _check_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone (an IANA name like Asia/Shanghai)"
+                             ) from None
+        return name
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, url: str | None) -> str | None:
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
+
+    @field_validator("checkpoint_url")
+    @classmethod
+    def _check_checkpoint_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return url
 
     @field_validator("public_url")
@@ -143,6 +216,10 @@ class Settings(BaseModel):
     def _resolve_defaults(self) -> Settings:
         if self.database_url is None:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'tingshen.db'}"
+        if self.signing_key_path is None:
+            self.signing_key_path = self.data_dir / "audit-signing-key.pem"
+        if self.checkpoint_file is None:
+            self.checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
         return self
 
     @property
@@ -150,6 +227,23 @@ class Settings(BaseModel):
         """The database URL, always set after validation."""
         assert self.database_url is not None
         return self.database_url
+
+    @property
+    def court_zone(self) -> ZoneInfo:
+        """The court's time zone, as `court_time_zone` names it."""
+        return ZoneInfo(self.court_time_zone)
+
+    @property
+    def signing_key(self) -> Path:
+        """Where the audit's signing key is kept, always set after validation."""
+        assert self.signing_key_path is not None
+        return self.signing_key_path
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoint file, always set after validation."""
+        assert self.checkpoint_file is not None
+        return self.checkpoint_file
 
     @property
     def base_url(self) -> str:

@@ -83,6 +83,31 @@ async def append(
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One problem verification found: what, in which hearing, and when what it names
+    happened (shown to people in the court's time)."""
+
+    message: str
+    hearing_id: uuid.UUID | None = None
+    at: datetime | None = None
+
+
+async def latest_by(
+    session: AsyncSession, actions: tuple[str, ...], key: str | None = None
+) -> dict[Any, AuditEvent]:
+    """The newest event of `actions` per hearing, or per `data[key]` when a key is named."""
+    events = (await session.scalars(
+        select(AuditEvent).where(AuditEvent.action.in_(actions)).order_by(AuditEvent.seq)
+    )).all()
+    latest: dict[Any, AuditEvent] = {}
+    for event in events:
+        ident = event.hearing_id if key is None else event.data.get(key)
+        if ident is not None:
+            latest[ident] = event
+    return latest
+
+
+@dataclass(frozen=True)
 class ChainReport:
     """Outcome of `verify`: `broken_seq` names the first event that does not check out."""
 

@@ -101,6 +101,12 @@ class ExhibitTooLarge(CourtroomsError):
     code = "exhibit_too_large"
 
 
+class QuotaExceeded(CourtroomsError):
+    """A participant's or a hearing's exhibits would pass their quota; `quota` names which."""
+
+    code = "quota_exceeded"
+
+
 class UnknownPage(NotFound):
     code = "unknown_page"
 
@@ -109,3 +115,9 @@ class UnknownPage(NotFound):
             self, f"page {page} does not exist; the exhibit has pages 1 to {pages}", field="n"
         )
         self.entity = "Page"
+
+
+class SigningKeyError(CourtroomsError):
+    """The audit's signing key cannot be read or created; the message names the file."""
+
+    code = "signing_key"

@@ -82,6 +82,12 @@ ACTIVE_STATES = (
     HearingState.IN_SESSION,
     HearingState.RECESS,
 )
+# People may be in it now.
+LIVE_STATES = (HearingState.OPEN, HearingState.IN_SESSION, HearingState.RECESS)
+# It can still be moved to another time or courtroom.
+EDITABLE_STATES = (HearingState.SCHEDULED, HearingState.OPEN)
+# Over for good: nothing joins, nothing is added.
+FINISHED_STATES = (HearingState.CLOSED, HearingState.CANCELLED)
 
 
 class Role(enum.StrEnum):
@@ -94,6 +100,17 @@ class Role(enum.StrEnum):
     WITNESS = "witness"
     INTERPRETER = "interpreter"
     OBSERVER = "observer"
+
+
+# Who controls the hearing: admits, mutes, removes, opens, recesses and closes it.
+CONTROL_ROLES = frozenset({Role.JUDGE, Role.CLERK})
+# Who may review the hearing's recordings and record by role (others when the court permits).
+REVIEW_ROLES = frozenset({Role.JUDGE, Role.CLERK})
+# Who may ask for a private consultation, and with whom: a party and their counsel.
+CONSULTING_ROLES = frozenset({Role.DEFENDANT, Role.PARTY})
+COUNSEL_ROLES = frozenset({Role.LAWYER})
+# Who sits in the courtroom unless the clerk says otherwise.
+COURTROOM_ROLES = frozenset({Role.JUDGE, Role.CLERK, Role.PROSECUTOR})
 
 
 class Location(enum.StrEnum):
@@ -189,6 +206,9 @@ class Hearing(Base):
     record_sealed_at: Mapped[datetime | None]
     record_sealed_by: Mapped[str | None] = mapped_column(String(200))
     record_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set when the process holding the hearing in session died: the hearing was put in
+    # recess, and the court decides to resume or close (either clears it).
+    interrupted_at: Mapped[datetime | None]
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="hearing", lazy="raise", order_by="Participant.created_at"
@@ -210,6 +230,9 @@ class Participant(Base):
     )
     # Judges and clerks review recordings; anyone else only when the judge permits it.
     may_review: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The language they speak when it is not the hearing's (a foreign defendant); None: the
+    # hearing's.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")
@@ -270,15 +293,21 @@ class Recording(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # A file cut short by a crash is repaired beside itself: `path` is then the repaired
+    # file (the one played), and these keep the bytes as captured, hashed too.
+    captured_path: Mapped[str | None] = mapped_column(String(400))
+    captured_size: Mapped[int | None] = mapped_column(BigInteger)
+    captured_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
-class TranscriptSegment(Base):
+class TrialRecordLine(Base):
     """A line of the trial record (庭审笔录): who said what, when on the hearing timeline.
 
     `version` 1 is the live record; each retranscription of the recordings adds the next
     version. `revision` counts the clerk's corrections of this line.
     """
 
+    # Table and column names predate the class names; kept to spare a migration.
     __tablename__ = "transcript_segments"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
@@ -290,19 +319,21 @@ class TranscriptSegment(Base):
     text: Mapped[str] = mapped_column(String(4000))
     language: Mapped[str] = mapped_column(String(8))
     words: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Transcribed afterwards from the recording (the live recognizer was down meanwhile).
+    recovered: Mapped[bool] = mapped_column(default=False, server_default=false())
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SegmentRevision(Base):
+class LineRevision(Base):
     """One correction of a trial record line: who, when, before and after."""
 
     __tablename__ = "segment_revisions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
-    segment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("transcript_segments.id"), index=True
+    line_id: Mapped[uuid.UUID] = mapped_column(
+        "segment_id", ForeignKey("transcript_segments.id"), index=True
     )
     revision: Mapped[int]
     author: Mapped[str] = mapped_column(String(200))
@@ -328,6 +359,21 @@ class Exhibit(Base):
     # Relative to the data directory; built from the hash, never taken from a request.
     path: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in member of staff's browser session. The cookie holds a secret; only its
+    SHA-256 is stored. It ends at sign-out, after `idle` without use, or at `expires_at`."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the secret
+    actor: Mapped[str] = mapped_column(String(200))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

@@ -54,6 +54,9 @@ Name = Annotated[str, _limit(200), _Printable]
 CaseNumber = Annotated[str, _limit(100), _Printable]
 Title = Annotated[str, _limit(300), _Printable]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+# A participant's own language: a code like the hearing's, or "auto" (detected utterance by
+# utterance: an interpreter speaks both).
+ParticipantLanguage = Annotated[str, StringConstraints(pattern=r"^([a-z]{2,3}|auto)$")]
 
 
 def _utc(value: datetime) -> datetime:
@@ -242,6 +245,12 @@ class ParticipantIn(Input):
     role: Role
     location: Location
     terminal_id: uuid.UUID | None = None
+    language: ParticipantLanguage | None = Field(
+        default=None,
+        description="The language they speak when it is not the hearing's (a foreign "
+        "defendant), or 'auto' to detect it per utterance (an interpreter); their lines in "
+        "the record are recognized in it and marked with it. None: the hearing's",
+    )
 
     @field_validator("terminal_id")
     @classmethod
@@ -261,6 +270,7 @@ class ParticipantOut(Output):
     location: Location
     terminal_id: uuid.UUID | None
     may_review: bool = False
+    language: str | None = None
     created_at: datetime
 
 
@@ -291,6 +301,9 @@ class HearingOut(Output):
     updated_at: datetime
     started_at: datetime | None
     closed_at: datetime | None
+    interrupted_at: datetime | None = Field(
+        None, description="When the server holding the hearing in session stopped "
+        "unexpectedly: the hearing was put in recess until the court resumes or closes it")
 
 
 class HearingDetail(HearingOut):
@@ -356,6 +369,10 @@ class RecordingOut(Output):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    captured_size: int | None = Field(
+        None, description="A file repaired after a crash: the size of the file as captured, "
+        "kept beside the repaired one (which `url` plays)")
+    captured_sha256: str | None = Field(None, description="The sha256 of that captured file")
     url: str = ""
 
 
@@ -371,11 +388,21 @@ class CompositeStatus(BaseModel):
     error: str | None = None
 
 
+class TimelineEvent(BaseModel):
+    at: float = Field(description="Seconds on the hearing timeline")
+    action: str = Field(description="`participant.muted`, `participant.unmuted`, "
+                        "`consultation.started` or `consultation.ended`")
+    participant_ids: list[uuid.UUID]
+
+
 class RecordingList(BaseModel):
     timeline_origin: datetime | None = Field(
         description="The wall-clock instant that is 0 on the hearing timeline"
     )
     segments: list[RecordingSegmentOut]
+    events: list[TimelineEvent] = Field(
+        description="What the court did that the recordings show as an absence: audio muted "
+        "by the court (neither recorded nor transcribed) and private consultations")
     items: list[RecordingOut]
     manifest_sha256: str
     composite: CompositeStatus
@@ -399,6 +426,9 @@ class TranscriptLine(Output):
     language: str
     revision: int = Field(description="1 as recognized; each correction adds one")
     words: list[Any] = Field(description="[word, start, end, probability] as recognized")
+    recovered: bool = Field(
+        default=False, description="Transcribed from the recording after the live "
+                                   "transcriber failed, to fill the gap it left")
 
 
 class Transcript(BaseModel):
@@ -406,7 +436,10 @@ class Transcript(BaseModel):
     items: list[TranscriptLine]
 
 
-class SegmentCorrection(Input):
+class LineCorrection(Input):
+    # Published under its earlier name: clients generated from the OpenAPI document use it.
+    model_config = ConfigDict(title="SegmentCorrection")
+
     text: Annotated[str, _limit(4000), _Printable]
 
 
@@ -420,3 +453,30 @@ class RevisionOut(Output):
 
 class RevisionList(BaseModel):
     items: list[RevisionOut]
+
+
+class SignIn(Input):
+    token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class StaffSessionOut(BaseModel):
+    signed_in: bool = Field(description="Whether the request's cookie holds a live session")
+    ended: bool = Field(default=False, description="A cookie was sent whose session has ended "
+                                                   "(signed out, idle or expired)")
+    actor: str | None = None
+    csrf_token: str | None = Field(
+        default=None, description="Send as X-CSRF-Token with every state-changing request")
+    idle_minutes: float | None = Field(
+        default=None, description="The session ends after this long without use")
+    expires_at: datetime | None = Field(
+        default=None, description="The session ends then whatever its use")
+
+
+class LinkRequest(Input):
+    path: Annotated[str, Field(min_length=1, max_length=400,
+                               description="An API path of the hearing to open, no query")]
+
+
+class LinkOut(BaseModel):
+    url: str = Field(description="The path with a signed, short-lived link for the caller")
+    expires_at: datetime

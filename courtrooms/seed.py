@@ -1,16 +1,25 @@
-"""The demo court that `make run` sets up: a hearing starting now with three participants."""
+"""The demo court that `make run` sets up: a hearing starting now with three participants.
+
+The demo knows what it created by the ids the audit chain records under its actor, never by
+name or case number, so a second run touches nothing a clerk made: not a hearing whose case
+number starts like the demo's, not a terminal named like the demo's.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from courtrooms.errors import InvalidTransition
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import (
     ACTIVE_STATES,
+    AuditEvent,
     Court,
     Courtroom,
     Hearing,
@@ -20,6 +29,7 @@ from courtrooms.models import (
     PrisonTerminal,
     Role,
 )
+from courtrooms.registry import Registry
 from courtrooms.schemas import (
     CourtIn,
     CourtroomIn,
@@ -27,7 +37,6 @@ from courtrooms.schemas import (
     ParticipantIn,
     PrisonTerminalIn,
 )
-from courtrooms.service import Registry
 
 DEMO_COURT = "演示人民法院 Demo People's Court"
 DEMO_COURTROOM = "第一法庭 Courtroom 1"
@@ -35,6 +44,16 @@ DEMO_TERMINAL = "提讯终端一号 Terminal 1"
 DEMO_PRISON = "演示监狱 Demo Prison"
 DEMO_CASE_PREFIX = "(2026)演0101刑初"
 ACTOR = "system:seed-demo"
+
+M = TypeVar("M", Court, Courtroom, PrisonTerminal)
+
+# Where each creation event names the row it created (None: the event's hearing_id).
+CREATED_ID = {
+    "court.created": "court_id",
+    "courtroom.created": "courtroom_id",
+    "terminal.created": "terminal_id",
+    "hearing.created": None,
+}
 
 
 @dataclass(frozen=True)
@@ -50,44 +69,56 @@ class Demo:
     court: Court
     courtroom: Courtroom
     terminal: PrisonTerminal
-    terminal_key: str
+    # The terminal's device key when this call created the terminal; None when it existed
+    # already: the key printed then still opens it (a kiosk may be using it).
+    terminal_key: str | None
     hearing: Hearing
     invites: list[DemoInvite]
+
+
+async def created_by_demo(registry: Registry) -> dict[str, list[uuid.UUID]]:
+    """Creation event → ids of the rows the demo created, oldest first (some may be deleted)."""
+    created: dict[str, list[uuid.UUID]] = {action: [] for action in CREATED_ID}
+    async with registry.db.read() as session:
+        events = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(CREATED_ID), AuditEvent.actor == ACTOR)
+            .order_by(AuditEvent.seq)
+        )
+        for event in events:
+            key = CREATED_ID[event.action]
+            row_id = event.hearing_id if key is None else uuid.UUID(event.data[key])
+            if row_id is not None:
+                created[event.action].append(row_id)
+    return created
 
 
 async def seed_demo(registry: Registry, language: str) -> Demo:
     """Create the demo court once; each call schedules a fresh demo hearing starting now.
 
     Earlier demo hearings that would double-book the room, judge or terminal are ended first.
+    The demo terminal keeps its key: only the call that creates it returns one.
     """
+    created = await created_by_demo(registry)
+    court_ids, room_ids = created["court.created"], created["courtroom.created"]
+    terminal_ids, hearing_ids = created["terminal.created"], created["hearing.created"]
     async with registry.db.read() as session:
-        court = await session.scalar(select(Court).where(Court.name == DEMO_COURT))
-        room = None
-        if court is not None:
-            room = await session.scalar(
-                select(Courtroom).where(
-                    Courtroom.court_id == court.id, Courtroom.name == DEMO_COURTROOM
-                )
-            )
-        terminal = await session.scalar(
-            select(PrisonTerminal).where(
-                PrisonTerminal.name == DEMO_TERMINAL, PrisonTerminal.prison == DEMO_PRISON
-            )
-        )
+        court = await newest(session, Court, court_ids)
+        room = await newest(session, Courtroom, room_ids)
+        if court is None or (room is not None and room.court_id != court.id):
+            room = None
+        terminal = await newest(session, PrisonTerminal, terminal_ids)
         earlier = (
             await session.scalars(
                 select(Hearing).where(
-                    Hearing.case_number.startswith(DEMO_CASE_PREFIX),
-                    Hearing.state.in_(ACTIVE_STATES),
+                    Hearing.id.in_(hearing_ids), Hearing.state.in_(ACTIVE_STATES)
                 )
             )
         ).all()
-        demo_count = len(
-            (
-                await session.scalars(
-                    select(Hearing.id).where(Hearing.case_number.startswith(DEMO_CASE_PREFIX))
-                )
-            ).all()
+        numbers_taken = set(
+            await session.scalars(
+                select(Hearing.case_number).where(Hearing.case_number.startswith(DEMO_CASE_PREFIX))
+            )
         )
     if court is None:
         court = await registry.create_court(CourtIn(name=DEMO_COURT), ACTOR)
@@ -95,12 +126,11 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
         room = await registry.create_courtroom(
             CourtroomIn(court_id=court.id, name=DEMO_COURTROOM), ACTOR
         )
+    key = None
     if terminal is None:
         terminal, key = await registry.create_terminal(
             PrisonTerminalIn(name=DEMO_TERMINAL, prison=DEMO_PRISON), ACTOR
         )
-    else:
-        terminal, key = await registry.rotate_terminal_key(terminal.id, ACTOR)
     for old in earlier:
         action = (
             HearingAction.CANCEL
@@ -111,10 +141,14 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
             await registry.transition(old.id, action, ACTOR)
         except InvalidTransition:
             pass  # it changed state meanwhile; the conflict check below still guards
+    # Numbered after the demo's own hearings, past any number a clerk's hearing already has.
+    number = len(hearing_ids) + 1
+    while f"{DEMO_CASE_PREFIX}{number}号" in numbers_taken:
+        number += 1
     now = registry.clock().replace(second=0, microsecond=0)
     hearing = await registry.create_hearing(
         HearingIn(
-            case_number=f"{DEMO_CASE_PREFIX}{demo_count + 1}号",
+            case_number=f"{DEMO_CASE_PREFIX}{number}号",
             title="张某某盗窃案 公开开庭审理（演示）",
             kind=HearingKind.TRIAL,
             courtroom_id=room.id,
@@ -137,3 +171,13 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
         issued = await registry.add_participant(hearing.id, person, ACTOR)
         invites.append(DemoInvite(person.name, person.role, person.location, issued.token))
     return Demo(court, room, terminal, key, hearing, invites)
+
+
+
+async def newest(session: AsyncSession, model: type[M], ids: list[uuid.UUID]) -> M | None:
+    """The newest of `ids` that still exists (an admin may have deleted one)."""
+    for row_id in reversed(ids):
+        row = await session.get(model, row_id)
+        if row is not None:
+            return row
+    return None

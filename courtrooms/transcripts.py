@@ -9,30 +9,34 @@ takes no more changes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from courtrooms import audit
+from courtrooms import anchor, audit
+from courtrooms.audit import Finding
 from courtrooms.database import Database
 from courtrooms.errors import AccessDenied, InvalidInput, NotEditable, NotFound, RecordSealed
 from courtrooms.models import (
+    AuditEvent,
     Hearing,
     HearingState,
+    LineRevision,
     Participant,
     Role,
-    SegmentRevision,
-    TranscriptSegment,
+    TrialRecordLine,
 )
 
 SEALED = "transcript.sealed"
 SEALED_BY_JUDGE = "transcript.sealed_by_judge"
+CORRECTED = "transcript.corrected"
 LIVE_VERSION = 1
 
 
@@ -46,35 +50,63 @@ class SpokenLine:
     text: str
     language: str
     words: Sequence[Sequence[Any]] = ()
+    # Transcribed from the recording after the live transcriber failed (not said live).
+    recovered: bool = False
 
 
-def record_sha256(segments: Sequence[TranscriptSegment]) -> str:
-    lines = [
-        {"id": str(s.id), "participant_id": str(s.participant_id), "start": round(s.start, 3),
-         "end": round(s.end, 3), "text": s.text, "revision": s.revision}
-        for s in sorted(segments, key=lambda s: (s.start, str(s.id)))
-    ]
-    canonical = json.dumps(lines, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+@dataclass(frozen=True)
+class SealedLine:
+    """What a seal covers of a line."""
+
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    start: float
+    end: float
+    text: str
+    revision: int
+    recovered: bool = False
+
+    @staticmethod
+    def of(line: TrialRecordLine) -> SealedLine:
+        return SealedLine(line.id, line.participant_id, line.start, line.end, line.text,
+                          line.revision, bool(line.recovered))
+
+
+def record_sha256(lines: Sequence[TrialRecordLine | SealedLine]) -> str:
+    data = []
+    for s in sorted(lines, key=lambda s: (s.start, str(s.id))):
+        entry: dict[str, Any] = {
+            "id": str(s.id), "participant_id": str(s.participant_id),
+            "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text,
+            "revision": s.revision}
+        if s.recovered:  # only when set, so that records sealed before the flag still match
+            entry["recovered"] = True
+        data.append(entry)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 async def _latest_version(session: AsyncSession, hearing_id: uuid.UUID) -> int:
     version = await session.scalar(
-        select(func.max(TranscriptSegment.version))
-        .where(TranscriptSegment.hearing_id == hearing_id)
+        select(func.max(TrialRecordLine.version))
+        .where(TrialRecordLine.hearing_id == hearing_id)
     )
     return int(version or LIVE_VERSION)
 
 
 async def _record(
     session: AsyncSession, hearing_id: uuid.UUID, version: int | None = None
-) -> tuple[int, list[TranscriptSegment]]:
+) -> tuple[int, list[TrialRecordLine]]:
     if version is None:
         version = await _latest_version(session, hearing_id)
     rows = await session.scalars(
-        select(TranscriptSegment)
-        .where(TranscriptSegment.hearing_id == hearing_id, TranscriptSegment.version == version)
-        .order_by(TranscriptSegment.start, TranscriptSegment.created_at)
+        select(TrialRecordLine)
+        .where(TrialRecordLine.hearing_id == hearing_id, TrialRecordLine.version == version)
+        .order_by(TrialRecordLine.start, TrialRecordLine.created_at)
     )
     return version, list(rows.all())
 
@@ -95,26 +127,30 @@ async def _unsealed(session: AsyncSession, hearing_id: uuid.UUID) -> Hearing:
 class Transcripts:
     """Registry of trial record lines and their revisions."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime],
+                 signer: anchor.Signer | None = None) -> None:
         self.db = db
         self.clock = clock
+        # Signs the seals (the process's key, set at start).
+        self.signer = signer
 
     async def add(self, hearing_id: uuid.UUID, line: SpokenLine,
-                  version: int = LIVE_VERSION) -> TranscriptSegment:
+                  version: int = LIVE_VERSION) -> TrialRecordLine:
         async with self.db.write() as session:
             await _unsealed(session, hearing_id)
             participant = await session.get(Participant, line.participant_id)
             if participant is None or participant.hearing_id != hearing_id:
                 raise NotFound("Participant", line.participant_id)
             now = self.clock()
-            segment = TranscriptSegment(
+            row = TrialRecordLine(
                 hearing_id=hearing_id, participant_id=line.participant_id, version=version,
                 start=line.start, end=line.end, text=line.text[:4000], language=line.language,
-                words=[list(w) for w in line.words], created_at=now, updated_at=now,
+                words=[list(w) for w in line.words], recovered=line.recovered,
+                created_at=now, updated_at=now,
             )
-            session.add(segment)
+            session.add(row)
             await session.flush()
-            return segment
+            return row
 
     async def latest_version(self, hearing_id: uuid.UUID) -> int:
         async with self.db.read() as session:
@@ -122,45 +158,46 @@ class Transcripts:
 
     async def of_hearing(
         self, hearing_id: uuid.UUID, version: int | None = None
-    ) -> tuple[int, list[TranscriptSegment]]:
+    ) -> tuple[int, list[TrialRecordLine]]:
         """The record's lines in spoken order: the newest version unless one is named."""
         async with self.db.read() as session:
             if await session.get(Hearing, hearing_id) is None:
                 raise NotFound("Hearing", hearing_id)
             return await _record(session, hearing_id, version)
 
-    async def correct(self, hearing_id: uuid.UUID, segment_id: uuid.UUID, text: str,
-                      actor: str) -> TranscriptSegment:
+    async def correct(self, hearing_id: uuid.UUID, line_id: uuid.UUID, text: str,
+                      actor: str) -> TrialRecordLine:
         """The clerk's correction of a line; the text before it is kept as a revision."""
         if not text.strip():
             raise InvalidInput("a corrected line cannot be empty", field="text")
         async with self.db.write() as session:
-            segment = await session.get(TranscriptSegment, segment_id)
-            if segment is None or segment.hearing_id != hearing_id:
-                raise NotFound("Segment", segment_id)
+            line = await session.get(TrialRecordLine, line_id)
+            if line is None or line.hearing_id != hearing_id:
+                raise NotFound("Trial record line", line_id)
             await _unsealed(session, hearing_id)
-            if segment.text == text:
-                return segment
+            if line.text == text:
+                return line
             now = self.clock()
-            segment.revision += 1
-            session.add(SegmentRevision(segment_id=segment.id, revision=segment.revision,
-                                        author=actor, at=now, before=segment.text, after=text))
-            segment.text, segment.updated_at = text, now
-            await audit.append(session, actor=actor, action="transcript.corrected", at=now,
+            line.revision += 1
+            session.add(LineRevision(line_id=line.id, revision=line.revision,
+                                     author=actor, at=now, before=line.text, after=text))
+            line.text, line.updated_at = text, now
+            # The audit chain's data keeps the API's name for a line's id.
+            await audit.append(session, actor=actor, action=CORRECTED, at=now,
                                hearing_id=hearing_id,
-                               data={"segment_id": str(segment.id),
-                                     "revision": segment.revision})
-            return segment
+                               data={"segment_id": str(line.id), "revision": line.revision,
+                                     "text_sha256": text_sha256(text)})
+            return line
 
-    async def revisions(self, hearing_id: uuid.UUID, segment_id: uuid.UUID
-                        ) -> list[SegmentRevision]:
+    async def revisions(self, hearing_id: uuid.UUID, line_id: uuid.UUID
+                        ) -> list[LineRevision]:
         async with self.db.read() as session:
-            segment = await session.get(TranscriptSegment, segment_id)
-            if segment is None or segment.hearing_id != hearing_id:
-                raise NotFound("Segment", segment_id)
+            line = await session.get(TrialRecordLine, line_id)
+            if line is None or line.hearing_id != hearing_id:
+                raise NotFound("Trial record line", line_id)
             rows = await session.scalars(
-                select(SegmentRevision).where(SegmentRevision.segment_id == segment_id)
-                .order_by(SegmentRevision.revision)
+                select(LineRevision).where(LineRevision.line_id == line_id)
+                .order_by(LineRevision.revision)
             )
             return list(rows.all())
 
@@ -199,10 +236,112 @@ class Transcripts:
 
     async def _seal(self, session: AsyncSession, hearing_id: uuid.UUID, actor: str,
                     action: str) -> str:
-        version, segments = await _record(session, hearing_id)
-        sha = record_sha256(segments)
-        await audit.append(session, actor=actor, action=action, at=self.clock(),
-                           hearing_id=hearing_id,
-                           data={"record_sha256": sha, "version": version,
-                                 "lines": len(segments)})
+        version, lines = await _record(session, hearing_id)
+        sha = record_sha256(lines)
+        at = self.clock()
+        data = {"record_sha256": sha, "version": version, "lines": len(lines),
+                "sealed_by": actor}
+        await audit.append(session, actor=actor, action=action, at=at, hearing_id=hearing_id,
+                           data=anchor.signed(self.signer, action, hearing_id, at, data))
         return sha
+
+    async def verify(self) -> list[Finding]:
+        """Every seal of a trial record against the lines stored now: the judge's seal
+        against the record as it stands (which can no longer change), the seal at the close
+        against the record as it was then (undoing the corrections audited since); every
+        corrected line against its revisions and its last audited correction."""
+        found: list[Finding] = []
+        async with self.db.read() as session:
+            at_close = await audit.latest_by(session, (SEALED,))
+            by_judge = await audit.latest_by(session, (SEALED_BY_JUDGE,))
+            corrections = (await session.scalars(select(AuditEvent).where(
+                AuditEvent.action == CORRECTED).order_by(AuditEvent.seq))).all()
+            sealed_rows = (await session.scalars(select(Hearing).where(
+                Hearing.record_sealed_at.is_not(None)))).all()
+            for hearing in sealed_rows:
+                if hearing.id not in by_judge:
+                    found.append(Finding(
+                        f"hearing {hearing.id}: the trial record is marked sealed but no seal "
+                        "of it is on the audit record", hearing.id, hearing.record_sealed_at))
+            for hearing_id, seal in by_judge.items():
+                found.extend(await _verify_judge_seal(session, hearing_id, seal))
+            for hearing_id, seal in at_close.items():
+                found.extend(await _verify_close_seal(session, hearing_id, seal, [
+                    c for c in corrections if c.hearing_id == hearing_id]))
+            found.extend(await _verify_corrections(session, corrections))
+        return found
+
+
+async def _verify_judge_seal(session: AsyncSession, hearing_id: uuid.UUID,
+                             seal: AuditEvent) -> list[Finding]:
+    found = []
+    hearing = await session.get(Hearing, hearing_id)
+    where = f"hearing {hearing_id}: the trial record sealed by the judge in audit event {seal.seq}"
+    if hearing is None:
+        return [Finding(f"{where} belongs to a hearing that was deleted", hearing_id, seal.at)]
+    if hearing.record_sealed_at is None:
+        found.append(Finding(f"{where} is no longer marked sealed (record_sealed_at was "
+                             "cleared: corrections were opened again)", hearing_id, seal.at))
+    elif hearing.record_sha256 != seal.data.get("record_sha256"):
+        found.append(Finding(f"{where}: the hearing's record_sha256 differs from the seal",
+                             hearing_id, seal.at))
+    _, lines = await _record(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
+    if record_sha256(lines) != seal.data.get("record_sha256"):
+        found.append(Finding(f"{where} was changed: its lines no longer hash to the seal",
+                             hearing_id, seal.at))
+    return found
+
+
+async def _verify_close_seal(session: AsyncSession, hearing_id: uuid.UUID, seal: AuditEvent,
+                             corrections: list[AuditEvent]) -> list[Finding]:
+    _, lines = await _record(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
+    # A line's first correction after the seal holds, as `before`, its text at the seal.
+    first_after: dict[str, int] = {}
+    for event in corrections:
+        segment = str(event.data.get("segment_id"))
+        if event.seq > seal.seq and segment not in first_after:
+            first_after[segment] = int(event.data.get("revision", 0))
+    as_sealed = []
+    for line in lines:
+        sealed = SealedLine.of(line)
+        revision = first_after.get(str(line.id))
+        if revision is not None:
+            before = await session.scalar(select(LineRevision.before).where(
+                LineRevision.line_id == line.id, LineRevision.revision == revision))
+            sealed = replace(sealed, text=before if before is not None else "",
+                             revision=revision - 1)
+        as_sealed.append(sealed)
+    if record_sha256(as_sealed) == seal.data.get("record_sha256"):
+        return []
+    return [Finding(f"hearing {hearing_id}: the trial record sealed at the close in audit "
+                    f"event {seal.seq} was changed: its lines (corrections since undone) no "
+                    "longer hash to the seal", hearing_id, seal.at)]
+
+
+async def _verify_corrections(session: AsyncSession,
+                              corrections: Sequence[AuditEvent]) -> list[Finding]:
+    """A corrected line's text is its last revision's, whose text the audit chain holds."""
+    last: dict[str, AuditEvent] = {}
+    count: dict[str, int] = {}
+    for correction in corrections:
+        segment = str(correction.data.get("segment_id"))
+        last[segment] = correction
+        count[segment] = count.get(segment, 0) + 1
+    found = []
+    corrected = (await session.scalars(select(TrialRecordLine).where(
+        TrialRecordLine.revision > 1))).all()
+    for line in corrected:
+        where = f"hearing {line.hearing_id}: trial record line {line.id}"
+        event = last.get(str(line.id))
+        revisions = (await session.scalars(select(LineRevision).where(
+            LineRevision.line_id == line.id).order_by(LineRevision.revision))).all()
+        texts_follow = all(a.after == b.before for a, b in itertools.pairwise(revisions))
+        if (event is None or count[str(line.id)] != line.revision - 1
+                or [r.revision for r in revisions] != list(range(2, line.revision + 1))
+                or not texts_follow or revisions[-1].after != line.text):
+            found.append(Finding(f"{where}: its revisions do not match its corrections on "
+                                 "the audit record", line.hearing_id, line.updated_at))
+        elif event.data.get("text_sha256", text_sha256(line.text)) != text_sha256(line.text):
+            found.append(Finding(f"{where} was altered: its text is not the one corrected in "
+                                 f"audit event {event.seq}", line.hearing_id, event.at))
+    return found

@@ -7,14 +7,14 @@ import asyncio
 import logging
 import math
 import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from media.relay import EncodedFrame
+from media.forwarding import EncodedFrame
+from media.threads import put_end, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class AudioTap:
         self.decode_errors = 0
         self._consumers: list[PcmConsumer] = []
         self._queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=TAP_QUEUE_FRAMES)
-        self._thread: threading.Thread | None = None
+        self._thread: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def add_consumer(self, consumer: PcmConsumer) -> None:
@@ -62,10 +62,7 @@ class AudioTap:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(
-            target=self._run, name=f"audio-tap-{self.participant_id[:8]}", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_thread(self._run, f"audio-tap-{self.participant_id[:8]}")
 
     def push(self, frame: EncodedFrame) -> None:
         """A `Publication` tap: queue an Opus frame for decoding."""
@@ -78,8 +75,8 @@ class AudioTap:
         if self._thread is None:
             return
         thread, self._thread = self._thread, None
-        await asyncio.to_thread(self._queue.put, None)
-        await asyncio.to_thread(thread.join)
+        await put_end(self._queue)
+        await thread
 
     def take_peak(self) -> float:
         """The loudest chunk since the last call (for the active speaker), then start again."""

@@ -11,3 +11,11 @@ class NegotiationError(MediaError):
 
 class UnsupportedAiortc(MediaError):
     """The installed aiortc is outside the range the adapter was written for."""
+
+
+class CompositeError(MediaError):
+    """The composite could not be rendered (bad input, unreadable file, ffmpeg failure)."""
+
+
+class CompositeCancelled(CompositeError):
+    """The render was cancelled; nothing was left at the output path."""

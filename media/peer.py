@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -26,20 +27,33 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media.aiortc_adapter import (
+    ANSWERING_FEEDBACK,
+    DROP,
+    PADDING_BYTES,
     capture_encoded,
+    hook_sends,
+    is_padding,
     on_keyframe_request,
     on_sender_report,
+    on_subscriber_feedback,
     request_keyframe,
+    send_padding,
+    sender_ssrcs,
 )
 from media.audio import AudioTap
 from media.counters import MediaCounters
+from media.downlink import LinkEstimate, VideoCandidate, VideoPlan
 from media.errors import NegotiationError
+from media.forwarding import EncodedFrame, ForwardedTrack, Publication, is_keyframe
+from media.pacing import Pacer
 from media.recording import SenderClock
-from media.relay import EncodedFrame, ForwardedTrack, Publication, is_keyframe
 
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+PROBE_TICK_S = 0.02
+RTT_FRESH_S = 0.2
+PROBE_PACKET_BYTES = 12 + 8 + PADDING_BYTES + 10  # header, extensions, padding, SRTP tag
 FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
 ANSWER_TIMEOUT_S = 20.0
 # Each remote candidate is kept and checked for the connection's life; a browser sends a few.
@@ -55,6 +69,8 @@ class SlotInfo:
     mid: str | None
     kind: str
     participant_id: str | None
+    # Held back because the subscriber's link cannot carry it now (video only).
+    held: bool = False
 
 
 @dataclass
@@ -66,7 +82,8 @@ class Slot:
     def info(self) -> SlotInfo:
         source = self.track.source
         return SlotInfo(
-            self.transceiver.mid, self.track.kind, source.participant_id if source else None
+            self.transceiver.mid, self.track.kind, source.participant_id if source else None,
+            self.track.held,
         )
 
 
@@ -84,6 +101,12 @@ def _codecs(kind: str) -> list[Any]:
     capabilities = RTCRtpSender.getCapabilities(kind)
     wanted = FORWARDED_CODECS[kind]
     return [c for c in capabilities.codecs if c.mimeType in wanted]
+
+
+def _candidates_in(sdp: str) -> int:
+    """Distinct candidates in an SDP (with BUNDLE the same one may be listed per section)."""
+    return len({(c.protocol, c.ip, c.port)
+                for media in SessionDescription.parse(sdp).media for c in media.ice_candidates})
 
 
 def _check_fingerprints(sdp: str) -> None:
@@ -126,6 +149,15 @@ class ParticipantPeer:
         # What the slots forward is counted here; a room puts its own counters in.
         self.counters = MediaCounters()
         self.created_at = time.monotonic()
+        # The subscriber's downlink: what it carries, which videos fit, video paced to it.
+        self.adapting = True
+        self.link = LinkEstimate()
+        self.plan = VideoPlan()
+        self.pacer = Pacer()
+        self._audio_ssrcs: set[int] = set()
+        self._retransmit_ssrcs: set[int] = set()
+        self._probe_wanted = asyncio.Event()
+        self._prober: asyncio.Task[None] | None = None
         self._ice_servers = list(ice_servers)
         self._pc: RTCPeerConnection | None = None
         self._answer: asyncio.Future[None] | None = None
@@ -147,6 +179,7 @@ class ParticipantPeer:
             RTCConfiguration(iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         self._pc = pc
+        self._prober = asyncio.create_task(self._probe(), name=f"probe-{self.participant_id[:8]}")
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_connection_state)
         if self.publish:
@@ -213,12 +246,109 @@ class ParticipantPeer:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(_codecs(kind))
         on_keyframe_request(transceiver.sender, track.request_keyframe)
+        media_ssrc, rtx_ssrc = sender_ssrcs(transceiver.sender)
+        on_subscriber_feedback(transceiver.sender, functools.partial(self._on_report, track))
+        if kind == "audio":
+            self._audio_ssrcs.update((media_ssrc, rtx_ssrc))
+        else:
+            self._retransmit_ssrcs.add(rtx_ssrc)
         slot = Slot(transceiver, track)
         self.slots.append(slot)
         return slot
 
     def slot_infos(self) -> list[SlotInfo]:
         return [s.info for s in self.slots]
+
+    # -- the subscriber's downlink --------------------------------------------------------
+
+    def _on_report(self, track: ForwardedTrack, ssrc: int, fraction: float,
+                   rtt: float | None) -> None:
+        now = time.monotonic()
+        # aiortc's sender reports carry the time of the last packet sent, so a stream that
+        # sends nothing (a held video, a muted voice) measures a round trip far too long.
+        if now - track.last_sent_at > RTT_FRESH_S:
+            rtt = None
+        self.link.report(ssrc, fraction, rtt, now)
+
+    def _before_send(self, data: bytes, rtcp: bool) -> Any:
+        """Every packet to the subscriber: counted; video waits for the pacer, and a video
+        retransmission the link has no room for now is not sent."""
+        now = time.monotonic()
+        ssrc = int.from_bytes(data[8:12], "big")
+        if rtcp or ssrc in self._audio_ssrcs:
+            self.link.sent(len(data), now)
+            return None
+        if ssrc in self._retransmit_ssrcs and is_padding(data):
+            self.link.sent(len(data), now, padding=True)
+            return None
+        if ssrc in self._retransmit_ssrcs or ANSWERING_FEEDBACK.get():
+            if not self.pacer.try_take(len(data), now):
+                return DROP
+            self.link.sent(len(data), now)
+            return None
+        return self._paced(len(data))
+
+    async def _paced(self, nbytes: int) -> None:
+        await self.pacer.take(nbytes)
+        self.link.sent(nbytes, time.monotonic())
+
+    def adapt(self, importance: Sequence[str], now: float) -> bool:
+        """Hold back the videos this subscriber's link cannot carry, most important kept
+        longest (`importance`: participant ids, most important first; others after them in
+        slot order). Returns whether the slots changed."""
+        if not self.adapting:
+            return False
+        rank = {pid: i for i, pid in enumerate(importance)}
+        videos = sorted(
+            (VideoCandidate(i, s.track.source.participant_id, s.track.source.bps)
+             for i, s in enumerate(self.slots)
+             if s.track.kind == "video" and s.track.source is not None),
+            key=lambda v: (rank.get(v.participant_id, len(rank)), v.slot),
+        )
+        audio_slots = sum(1 for s in self.slots
+                          if s.track.kind == "audio" and s.track.source is not None)
+        held = self.plan.decide(self.link, videos, audio_slots, now)
+        self.pacer.rate_bps = self.plan.video_budget(self.link, audio_slots)
+        if self.plan.probing:
+            self._probe_wanted.set()
+        else:
+            self._probe_wanted.clear()
+        changed = False
+        for i, slot in enumerate(self.slots):
+            if slot.track.kind == "video" and slot.track.held != (i in held):
+                slot.track.hold(i in held)
+                changed = True
+        return changed
+
+    async def _probe(self) -> None:
+        """While the plan probes the link: pad what we send up to the estimate, so that the
+        estimate can grow on evidence of what the link carries (RTX padding, as browsers
+        probe; the subscriber drops it)."""
+        while True:
+            await self._probe_wanted.wait()
+            try:
+                sender = next((s.transceiver.sender for s in self.slots
+                               if s.track.kind == "video"), None)
+                target = self.link.bps
+                if sender is not None and target is not None:
+                    missing = target - self.link.media_bps(time.monotonic())
+                    packets = int(missing * PROBE_TICK_S / 8 / PROBE_PACKET_BYTES)
+                    for _ in range(max(0, packets)):
+                        if not await send_padding(sender):
+                            break
+            except Exception:
+                # Probing is an optimisation: it must never take the peer down with it.
+                log.exception("participant %s: probing the link failed", self.participant_id)
+                self._probe_wanted.clear()
+            await asyncio.sleep(PROBE_TICK_S)
+
+    def downlink(self) -> dict[str, Any]:
+        """What the court is shown of the subscriber's link."""
+        estimate = self.link.bps
+        return {
+            "downlink_kbps": None if estimate is None else round(estimate / 1000),
+            "videos_held": sum(1 for s in self.slots if s.track.held),
+        }
 
     # -- negotiation ----------------------------------------------------------------------
 
@@ -259,7 +389,19 @@ class ParticipantPeer:
             raise NegotiationError("no offer is waiting for an answer")
         try:
             _check_fingerprints(sdp)
+            # Candidates in the answer are checked for the connection's life like trickled
+            # ones: they count against the same cap.
+            candidates = _candidates_in(sdp)
+            if self._candidates + candidates > MAX_REMOTE_CANDIDATES:
+                raise NegotiationError(
+                    f"at most {MAX_REMOTE_CANDIDATES} ICE candidates per connection; the answer "
+                    f"carries {candidates}")
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            self._candidates += candidates
+            # With BUNDLE every slot shares one transport, known once the answer is applied.
+            for transport in {id(s.transceiver.sender.transport): s.transceiver.sender.transport
+                              for s in self.slots}.values():
+                hook_sends(transport, self._before_send)
         except NegotiationError:
             raise
         except Exception as e:  # aiortc's parser asserts, indexes and converts as it goes
@@ -297,9 +439,6 @@ class ParticipantPeer:
 
     # -- state ----------------------------------------------------------------------------
 
-    def set_muted(self, muted: bool) -> None:
-        self.publications["audio"].muted = muted
-
     async def stats(self) -> dict[str, Any]:
         """Counters of what arrived and what was forwarded, for the judge and metrics."""
         return {
@@ -311,6 +450,10 @@ class ParticipantPeer:
         }
 
     async def aclose(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
         if self._negotiation is not None:
             self._negotiation.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,6 +27,9 @@ class LinkQuality:
     kbps_in: float
     kbps_out: float
     grade: str  # good | fair | poor | unknown
+    # The subscriber's downlink as estimated (None: no limit seen) and videos held back.
+    downlink_kbps: int | None = None
+    videos_held: int = 0
 
     def public(self) -> dict[str, Any]:
         return {
@@ -34,7 +37,8 @@ class LinkQuality:
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms),
             "loss_pct": None if self.loss_pct is None else round(self.loss_pct, 1),
             "kbps_in": round(self.kbps_in), "kbps_out": round(self.kbps_out),
-            "grade": self.grade,
+            "grade": self.grade, "downlink_kbps": self.downlink_kbps,
+            "videos_held": self.videos_held,
         }
 
 
@@ -103,9 +107,12 @@ class QualityMeter:
                 inbound_loss = 100.0
         losses = [x for x in (inbound_loss, max(remote_loss, default=None)) if x is not None]
         loss = max(losses) if losses else None
-        rtt = sum(rtts) / len(rtts) if rtts else None
+        # Our own measure first: aiortc's is wrong for a stream that sends nothing (it
+        # reports the time of the last packet in every sender report).
+        rtt = (peer.link.rtt * 1000.0 if peer.link.rtt is not None
+               else sum(rtts) / len(rtts) if rtts else None)
         return LinkQuality(peer.participant_id, connection, rtt, loss, kbps_in, kbps_out,
-                           grade(connection, rtt, loss))
+                           grade(connection, rtt, loss), **peer.downlink())
 
     def forget(self, peers: list[ParticipantPeer]) -> None:
         """Drop counters of peers that are gone."""

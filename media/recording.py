@@ -6,8 +6,9 @@ of the hearing to the next recess or close). Packet timestamps are milliseconds 
 instant), so that every file of a hearing lines up on one timeline.
 
 Files are written progressively in clusters of at most a second and flushed, so a killed server
-leaves everything but the last moments playable; `repair()` turns such a file into a complete
-one. Muxing runs in one writer thread per file, never on the event loop.
+leaves everything but the last moments playable; `repair()` makes a complete file of such a
+file, beside it (the original is kept as captured). Muxing runs in one writer thread per
+file, never on the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import fractions
 import logging
 import os
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +28,22 @@ from typing import Any
 
 import av
 
+from config.files import sync_directory, sync_file
 from media.counters import MediaCounters
 from media.errors import MediaError
-from media.relay import CLOCK_RATE, EncodedFrame, vp8_size
+from media.forwarding import CLOCK_RATE, EncodedFrame, vp8_size
+from media.threads import put_end, start_thread
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, 1000)
 CLOCK_WINDOW_S = 30.0
+# How far from its arrival a frame's sender time may place it. A frame cannot have been
+# captured after it arrived (beyond the estimate's error), and one captured long before it
+# arrived was not delayed that long: a sender whose timestamps (or reports) jump is not
+# believed, and a recording never runs past the session's wall-clock time by more than this.
+PLAUSIBLE_AHEAD_S = 2.0
+PLAUSIBLE_BEHIND_S = 10.0
 # Frames go to the writer thread in batches: one hand-off (a thread wake-up, the GIL taken
 # from the event loop) per batch instead of per frame, which is most of recording's cost.
 BATCH_S = 0.2
@@ -90,6 +98,10 @@ class SenderClock:
     a frame's arrival and its sender time (the network delay floor) in the same window, which
     also follows slow drift between the two clocks. Until a stream's first report, its first
     frame's arrival anchors it.
+
+    A time implausibly far from the frame's arrival (a sender jumping its RTP timestamps, or
+    reporting a wall clock they do not follow) is not believed: the frame is placed at its
+    arrival, and the stream is anchored there again until its next report.
     """
 
     def __init__(self) -> None:
@@ -98,6 +110,7 @@ class SenderClock:
         self._anchors: dict[str, tuple[int, float]] = {}
         self._offsets = WindowMin(CLOCK_WINDOW_S)
         self._offset: float | None = None
+        self.implausible = 0  # frames placed at their arrival instead
 
     def sender_report(self, kind: str, sender_wall: float, rtp_timestamp: int) -> None:
         # The sender's wall time of RTP timestamp 0 (the receiver's count starts at 0).
@@ -112,10 +125,32 @@ class SenderClock:
             anchor_rtp, anchor_wall = self._anchors.setdefault(
                 kind, (rtp_timestamp, arrival_wall)
             )
-            return anchor_wall + rtp_delta(rtp_timestamp, anchor_rtp) / rate
-        sender_wall = base + rtp_timestamp / rate
-        self._offset = self._offsets.add(arrival_wall, arrival_wall - sender_wall)
-        return sender_wall + self._offset
+            wall = anchor_wall + rtp_delta(rtp_timestamp, anchor_rtp) / rate
+            if _plausible(wall, arrival_wall):
+                return wall
+        else:
+            sender_wall = base + rtp_timestamp / rate
+            sample = arrival_wall - sender_wall
+            # A sample far off the offset in use would move the whole timeline, both kinds:
+            # it is judged before it joins the window.
+            if self._offset is None or _plausible(sender_wall + self._offset, arrival_wall):
+                self._offset = self._offsets.add(arrival_wall, sample)
+                return sender_wall + self._offset
+        self.implausible += 1
+        if self.implausible == 1:
+            log.warning("a sender's %s timestamps are implausible: placed at their arrival",
+                        kind)
+        if base is not None:
+            # The next report starts over: a sender whose clock stepped is followed again.
+            self._base.pop(kind, None)
+            self._bases.pop(kind, None)
+            self._offsets, self._offset = WindowMin(CLOCK_WINDOW_S), None
+        self._anchors[kind] = (rtp_timestamp, arrival_wall)
+        return arrival_wall
+
+
+def _plausible(wall: float, arrival_wall: float) -> bool:
+    return arrival_wall - PLAUSIBLE_BEHIND_S <= wall <= arrival_wall + PLAUSIBLE_AHEAD_S
 
 
 @dataclass(frozen=True)
@@ -175,7 +210,7 @@ class ParticipantRecorder:
         self._queue: queue.Queue[list[_Packet] | None] = queue.Queue(WRITER_QUEUE_BATCHES)
         self._batch: list[_Packet] = []
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._result: RecordingFile | None = None
         self._stop_ms: int | None = None
@@ -186,10 +221,7 @@ class ParticipantRecorder:
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(
-            target=self._run, name=f"recorder-{self.participant_id[:8]}", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_thread(self._run, f"recorder-{self.participant_id[:8]}")
 
     def push(self, frame: EncodedFrame) -> None:
         if self.error is not None:
@@ -233,8 +265,8 @@ class ParticipantRecorder:
         self._flush()
         if self._thread is not None:
             thread, self._thread = self._thread, None
-            await asyncio.to_thread(self._queue.put, None)
-            await asyncio.to_thread(thread.join)
+            await put_end(self._queue)
+            await thread
         if self._result is None:
             self._result = self._describe(None, (), 0)
         return self._result
@@ -349,12 +381,15 @@ class _MatroskaWriter:
         self.end_ms = max(self.end_ms, pts + (AUDIO_FRAME_MS if packet.kind == "audio" else 0))
 
     def close(self) -> None:
+        """Finish the file and flush it to the disk: it is hashed and marked complete next."""
         if self._container is None and self._pending:
             self._open(NOMINAL_SIZE)
         if self._container is not None:
             container, self._container = self._container, None
             container.close()
+            os.fsync(self._file.fileno())
             self._file.close()
+            sync_directory(self.path.parent)
 
     def abandon(self) -> None:
         """After a failure: release the file without writing more (it keeps what it has)."""
@@ -367,12 +402,21 @@ class _MatroskaWriter:
                 self._file.close()
 
 
-def repair(path: Path) -> tuple[float, tuple[str, ...]]:
-    """Rewrite a file cut short (a killed server, a full disk) into a complete one.
+def repaired_path(path: Path) -> Path:
+    """Where `repair` writes the complete file made of a cut-short one."""
+    return path.with_name(f"{path.stem}.repaired{path.suffix}")
 
-    Everything readable is remuxed into a new file that replaces the old one atomically.
-    Returns the repaired duration in seconds and the codecs it holds.
+
+def repair(path: Path) -> tuple[Path, float, tuple[str, ...]]:
+    """Remux a file cut short (a killed server, a full disk) into a complete one beside it.
+
+    The original is kept as captured, byte for byte: the record hashes both, and the
+    repaired file, written to the disk before this returns, is the one played. Returns the
+    repaired file's path, its duration in seconds and the codecs it holds.
     """
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    repaired = repaired_path(path)
     temporary = path.with_suffix(".repair.webm")
     end_ms = 0
     try:
@@ -392,8 +436,10 @@ def repair(path: Path) -> tuple[float, tuple[str, ...]]:
                     out.mux(packet)
             except (av.FFmpegError, EOFError):
                 pass  # the cut-off end: everything before it is kept
+        sync_file(temporary)
+        os.replace(temporary, repaired)
+        sync_directory(repaired.parent)
     except (av.FFmpegError, OSError) as e:
         temporary.unlink(missing_ok=True)
         raise RecordingError(f"cannot repair {path.name}: {e}") from e
-    os.replace(temporary, path)
-    return end_ms / 1000, codecs
+    return repaired, end_ms / 1000, codecs

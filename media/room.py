@@ -1,20 +1,29 @@
-"""A hearing's media: every connected participant's peer subscribes to everyone else, and while
-the hearing is in session every publishing peer is recorded."""
+"""A hearing's media: peers, what each receives and what is on the record (as the hearing's
+`Routing` says), and while the hearing is in session a recording of every publishing peer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
+
+from media.audio import PcmChunk
 from media.counters import MediaCounters
-from media.peer import ParticipantPeer
-from media.recording import ParticipantRecorder, RecordingFile
-from media.relay import Publication
+from media.downlink import LinkEstimate
+from media.forwarding import Publication
+from media.peer import ParticipantPeer, SlotInfo
+from media.quality import QualityMeter
+from media.recording import STOP_GRACE_S, ParticipantRecorder, RecordingFile
 
 log = logging.getLogger(__name__)
+
+LINK_MEMORY_S = 120.0  # a rejoin within this long keeps what was learnt of the link
 
 
 class RecordingEvents(Protocol):
@@ -67,19 +76,36 @@ class SegmentRecording:
 
         return report
 
-    async def end(self, peer: ParticipantPeer) -> None:
+    async def end(self, peer: ParticipantPeer, grace_s: float = STOP_GRACE_S) -> None:
         recorder = self.recorders.pop(peer.participant_id, None)
         if recorder is None:
             return
-        file = await recorder.aclose()
+        file = await recorder.aclose(grace_s)
         for publication in peer.publications.values():
             if recorder.push in publication.taps:
                 publication.taps.remove(recorder.push)
         await self.events.recording_finished(file)
 
 
+@dataclass(frozen=True)
+class Routing:
+    """What every participant's media does: computed by the hearing from its seats, applied
+    here. `sources[subscriber]` lists the (publisher, kind) pairs it receives, in order;
+    `on_record` the (publisher, kind) pairs the court hears, which alone are recorded,
+    transcribed and measured for the active speaker. Whatever is not listed is not done."""
+
+    sources: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    on_record: frozenset[tuple[str, str]] = frozenset()
+    # Whose video a subscriber on a weak link keeps longest, after the active speaker's.
+    prominent: tuple[str, ...] = ()
+
+
+Listener = Callable[[np.ndarray, float], None]
+
+
 class MediaRoom:
-    """The star of one hearing: peers keyed by participant id, in the order they joined."""
+    """The star of one hearing: peers keyed by participant id, in the order they joined,
+    wired as the last `Routing` applied says."""
 
     def __init__(self, hearing_id: str, counters: MediaCounters | None = None) -> None:
         self.hearing_id = hearing_id
@@ -87,76 +113,161 @@ class MediaRoom:
         self.counters = counters if counters is not None else MediaCounters()
         self.peers: dict[str, ParticipantPeer] = {}
         self.recording: SegmentRecording | None = None
-        # Participants in a private group (a consultation) see and hear only that group, and
-        # nobody else sees or hears them; kept across a rejoin.
-        self.groups: dict[str, str] = {}
+        self.routing = Routing()
+        self._quality = QualityMeter()
+        # What was learnt of each departed participant's downlink, for a rejoin soon after:
+        # participant -> (estimate, when they left).
+        self._links: dict[str, tuple[LinkEstimate, float]] = {}
 
     async def add(self, peer: ParticipantPeer) -> None:
         """Start `peer`, replacing an earlier peer of the same participant (a rejoin)."""
         old = self.peers.pop(peer.participant_id, None)
         if old is not None:
+            self._keep_link(old)
             await self._close_peer(old)
+        # A rejoin over the same weak link starts from what it was known to carry, instead
+        # of flooding it again until the loss is reported.
+        kept = self._links.pop(peer.participant_id, None)
+        if kept is not None and time.monotonic() - kept[1] <= LINK_MEMORY_S:
+            peer.link = kept[0]
         peer.counters = self.counters
         await peer.start()
         self.peers[peer.participant_id] = peer
-        self._apply_group(peer)
         if self.recording is not None and peer.publish:
             await self.recording.begin(peer)
-        self.rewire(new_peer=peer)
+        self._wire(new_peer=peer)
+
+    def _keep_link(self, peer: ParticipantPeer) -> None:
+        now = time.monotonic()
+        for pid in [p for p, (_, at) in self._links.items() if now - at > LINK_MEMORY_S]:
+            del self._links[pid]
+        if peer.link.bps is not None:
+            self._links[peer.participant_id] = (peer.link, now)
 
     async def remove(self, participant_id: str) -> None:
         peer = self.peers.pop(participant_id, None)
         if peer is not None:
+            self._keep_link(peer)
+            # Closing the peer empties the slots it fed: what the others had is taken first.
+            before = {pid: other.slot_infos() for pid, other in self.peers.items()}
             await self._close_peer(peer)
-            self.rewire()
+            self._wire(before=before)
 
     async def _close_peer(self, peer: ParticipantPeer) -> None:
-        if self.recording is not None:
-            await self.recording.end(peer)
+        # Closed first: nothing more can arrive from someone who left, so their file ends
+        # with what it has instead of waiting out the stop's grace for frames in flight.
+        # The segment is taken first: a recess or close may stop the recording meanwhile,
+        # and the peer is no longer in the room for it to end.
+        recording = self.recording
         await peer.aclose()
+        if recording is not None:
+            await recording.end(peer, grace_s=0.0)
 
-    def set_group(self, participant_id: str, group: str | None) -> None:
-        """Put a participant in a private group (None: back in the hearing)."""
-        if self.groups.get(participant_id) == group:
+    def apply(self, routing: Routing) -> None:
+        """Route every peer's media as `routing` says (on every change of the seats; a change
+        that routes nothing differently, a raised hand, touches no peer)."""
+        if routing == self.routing:
             return
-        if group is None:
-            del self.groups[participant_id]
-        else:
-            self.groups[participant_id] = group
-        peer = self.peers.get(participant_id)
-        if peer is not None:
-            self._apply_group(peer)
-        self.rewire()
+        self.routing = routing
+        self._wire()
 
-    def _apply_group(self, peer: ParticipantPeer) -> None:
-        private = peer.participant_id in self.groups
-        for publication in peer.publications.values():
-            was, publication.private = publication.private, private
-            if was and not private:
-                publication.want_keyframe()  # the recording resumes on a keyframe
-
-    def rewire(self, new_peer: ParticipantPeer | None = None) -> None:
-        """Point every peer's slots at the publications it may receive: everyone else's in
-        its group (the hearing, or a private consultation); negotiate where needed."""
+    def _wire(self, new_peer: ParticipantPeer | None = None,
+              before: dict[str, list[SlotInfo]] | None = None) -> None:
+        """Point every peer's slots at the publications it may receive and its taps at what
+        is on the record; negotiate where slots were added."""
+        routing = self.routing
         for peer in self.peers.values():
-            group = self.groups.get(peer.participant_id)
+            for kind, publication in peer.publications.items():
+                was, publication.on_record = (
+                    publication.on_record, (peer.participant_id, kind) in routing.on_record)
+                if publication.on_record and not was:
+                    publication.want_keyframe()  # the recording resumes on a keyframe
+        for peer in self.peers.values():
             sources: list[Publication] = [
-                pub
-                for other in self.peers.values()
-                if other is not peer and other.publish
-                and self.groups.get(other.participant_id) == group
-                for pub in other.publications.values()
+                other.publications[kind]
+                for publisher, kind in routing.sources.get(peer.participant_id, ())
+                if (other := self.peers.get(publisher)) is not None and other is not peer
+                and other.publish
             ]
+            had = (before or {}).get(peer.participant_id, peer.slot_infos())
             added = peer.set_sources(sources)
             if added or peer is new_peer:
                 peer.negotiate()
-            else:
+            elif peer.slot_infos() != had:
                 peer.events.slots_changed(peer.slot_infos())
 
-    def set_muted(self, participant_id: str, muted: bool) -> None:
+    # -- what signaling needs of the media ------------------------------------------------
+
+    def listen(self, participant_id: str, listener: Listener) -> None:
+        """Call `listener(samples, wall_time)` with the participant's decoded audio (16 kHz
+        mono int16) while it is on the record, `wall_time` from their sender clock."""
+        peer = self.peers[participant_id]
+
+        def on_chunk(chunk: PcmChunk) -> None:
+            listener(chunk.samples, peer.clock.wall_time("audio", chunk.timestamp, time.time()))
+
+        peer.audio_tap.add_consumer(on_chunk)
+
+    def take_levels(self) -> dict[str, float]:
+        """Each publisher's loudest audio level since the last call, for audio on the record
+        (what the court does not hear does not make anyone the active speaker)."""
+        levels = {}
+        for pid, peer in self.peers.items():
+            level = peer.audio_tap.take_peak()
+            if peer.publish and peer.publications["audio"].on_record:
+                levels[pid] = level
+        return levels
+
+    def adapt(self, active_speaker: str | None) -> None:
+        """Fit what each subscriber receives to its link (a few times a second): videos its
+        link cannot carry are held back, the active speaker's and the prominent kept longest."""
+        importance = ([active_speaker] if active_speaker else []) + list(self.routing.prominent)
+        now = time.monotonic()
+        for peer in self.peers.values():
+            if peer.adapt(importance, now):
+                peer.events.slots_changed(peer.slot_infos())
+
+    def recording_of(self, participant_id: str) -> bool:
+        """Whether the participant's audio is being recorded now."""
+        peer = self.peers.get(participant_id)
+        return (self.recording is not None and peer is not None
+                and peer.publications["audio"].on_record
+                and participant_id in self.recording.recorders)
+
+    def silent_on_record(self, quiet_s: float) -> dict[str, float]:
+        """Participants being recorded whose audio, on the record, has not arrived for
+        `quiet_s` seconds: a gap in the recording (browsers send audio all the time, silence
+        included). Participant id -> seconds since their last audio. Someone whose audio
+        never arrived is not counted: their connection failed, which the court sees as such."""
+        if self.recording is None:
+            return {}
+        now = time.monotonic()
+        gaps = {}
+        for pid, peer in self.peers.items():
+            audio = peer.publications["audio"]
+            if not (peer.publish and audio.on_record and pid in self.recording.recorders
+                    and audio.last_frame_at is not None):
+                continue
+            if now - audio.last_frame_at >= quiet_s:
+                gaps[pid] = now - audio.last_frame_at
+        return gaps
+
+    def request_keyframe(self, participant_id: str) -> None:
+        """The participant's video changed source (screen sharing): subscribers and the
+        recording need a fresh keyframe."""
         peer = self.peers.get(participant_id)
         if peer is not None:
-            peer.set_muted(muted)
+            peer.publications["video"].want_keyframe()
+
+    async def quality(self) -> list[dict[str, Any]]:
+        """How each participant's connection fares (for the court), since the last call."""
+        peers = list(self.peers.values())
+        self._quality.forget(peers)
+        return [(await self._quality.sample(peer)).public() for peer in peers]
+
+    @property
+    def open_files(self) -> int:
+        return len(self.recording.recorders) if self.recording is not None else 0
 
     # -- recording ------------------------------------------------------------------------
 

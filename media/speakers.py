@@ -30,6 +30,11 @@ class ActiveSpeaker:
         self._active_until = 0.0
         self._shown = Speakers(None, ())
 
+    @property
+    def active(self) -> str | None:
+        """Who is shown as the active speaker now."""
+        return self._shown.active
+
     def update(self, levels: dict[str, float], now: float) -> Speakers | None:
         """Feed one window of levels (participants who may count); the new state if changed."""
         for pid in list(self._last_loud):

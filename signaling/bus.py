@@ -1,7 +1,13 @@
-"""The live-state bus: seats of each hearing and fan-out of messages to its participants.
+"""The live-state bus: what crosses processes about a hearing.
 
-Handlers only talk to `LiveBus`. `InProcessBus` serves one process; `RedisBus` several
-processes sharing one Redis (see `signaling.cluster`).
+It carries state changes made outside the holding process (the REST API in another worker),
+and persists each hearing's seats for other processes' read-only views and for whoever takes
+the hearing up next (after everyone left, a restart or a failover). The process holding a
+hearing owns its seats in memory (`LiveHearing.seats`) and writes them through here; nothing
+reads them back while it holds the hearing.
+
+`InProcessBus` serves one process; `RedisBus` several processes sharing one Redis (see
+`signaling.cluster`).
 """
 
 from __future__ import annotations
@@ -9,184 +15,135 @@ from __future__ import annotations
 import abc
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from signaling.cluster import Cluster, seats_key
 from signaling.listeners import HearingListeners, Listener
+from signaling.seats import Seat
 
 log = logging.getLogger(__name__)
 
 
-
-@dataclass(frozen=True)
-class Seat:
-    """A participant's place in a live hearing; kept while they are away, for a rejoin."""
-
-    participant_id: str
-    name: str
-    role: str
-    location: str
-    present: bool = False
-    admitted: bool = False
-    muted_by_court: bool = False
-    muted_self: bool = False
-    camera_off: bool = False
-    hand_raised: bool = False
-    screen_sharing: bool = False
-    # None, or a private consultation asked for or under way:
-    # {"state": "requested" | "active", "with": participant id, "id": consultation id | None,
-    #  "since": ISO time}
-    consultation: dict[str, Any] | None = None
-    connection: str = "new"
-
-    @property
-    def muted(self) -> bool:
-        return self.muted_by_court or self.muted_self
-
-    @property
-    def consulting(self) -> str | None:
-        """The id of the private consultation this participant is in, if any."""
-        c = self.consultation
-        return str(c["id"]) if c is not None and c.get("state") == "active" else None
-
-    def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["muted"] = self.muted
-        return data
-
-
 class LiveBus(abc.ABC):
-    """Shared live state of hearings and the channel their participants listen on."""
+    """Hearing events across processes and the stored seats of each hearing."""
 
     @abc.abstractmethod
-    async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
-        """Deliver `message` to every listener of the hearing (in every process)."""
+    async def publish(self, hearing_id: str, event: dict[str, Any]) -> None:
+        """Deliver `event` to every listener of the hearing (in every process)."""
 
     @abc.abstractmethod
     def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
         """Register a listener; returns the function that removes it."""
 
     @abc.abstractmethod
-    async def seat(self, hearing_id: str, participant_id: str) -> Seat | None: ...
+    async def load_seats(self, hearing_id: str) -> list[Seat]:
+        """The hearing's stored seats, in the order participants first arrived."""
 
     @abc.abstractmethod
-    async def seats(self, hearing_id: str) -> list[Seat]:
-        """All seats of the hearing, in the order participants first arrived."""
-
-    @abc.abstractmethod
-    async def put_seat(self, hearing_id: str, seat: Seat) -> None: ...
-
-    async def update_seat(self, hearing_id: str, participant_id: str, **changes: Any) -> Seat:
-        seat = await self.seat(hearing_id, participant_id)
-        if seat is None:
-            raise KeyError(participant_id)
-        seat = replace(seat, **changes)
-        await self.put_seat(hearing_id, seat)
-        return seat
+    async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
+                          order: dict[str, int]) -> None:
+        """Store changed `seats`; `order` gives each participant's place in arrival order."""
 
     @abc.abstractmethod
     async def forget(self, hearing_id: str) -> None:
-        """Drop the hearing's live state (it closed)."""
-
-    async def hold(self, hearing_id: str) -> None:
-        """This process took up the hearing: it alone writes its seats from now on."""
-        return None
-
-    async def release(self, hearing_id: str) -> None:
-        """This process let the hearing go (the seats stay for whoever takes it up)."""
-        return None
+        """Drop the hearing's stored seats (it closed)."""
 
     async def aclose(self) -> None:
         return None
 
 
 class InProcessBus(LiveBus):
-    """The embedded default: dictionaries and direct calls."""
+    """The embedded default: direct calls, and each hearing's seats in a JSON file under
+    `directory`, so that a restarted server carries on with them (who was admitted, who is
+    muted, which consultation is under way)."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
+        self._directory = directory
         self._seats: dict[str, dict[str, Seat]] = {}
         self._listeners = HearingListeners()
 
-    async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
-        self._listeners.deliver(hearing_id, message)
+    async def publish(self, hearing_id: str, event: dict[str, Any]) -> None:
+        self._listeners.deliver(hearing_id, event)
 
     def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
         return self._listeners.add(hearing_id, listener)
 
-    async def seat(self, hearing_id: str, participant_id: str) -> Seat | None:
-        return self._seats.get(hearing_id, {}).get(participant_id)
+    def _path(self, hearing_id: str) -> Path | None:
+        if self._directory is None:
+            return None
+        return self._directory / f"{uuid.UUID(hearing_id)}.json"  # a UUID: no path tricks
 
-    async def seats(self, hearing_id: str) -> list[Seat]:
-        return list(self._seats.get(hearing_id, {}).values())
+    async def load_seats(self, hearing_id: str) -> list[Seat]:
+        seats = self._seats.get(hearing_id)
+        if seats is None:
+            path = self._path(hearing_id)
+            seats = {}
+            if path is not None and path.exists():
+                seats = {r["participant_id"]: Seat(**r) for r in json.loads(path.read_text())}
+            self._seats[hearing_id] = seats
+        return list(seats.values())
 
-    async def put_seat(self, hearing_id: str, seat: Seat) -> None:
-        self._seats.setdefault(hearing_id, {})[seat.participant_id] = seat
+    async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
+                          order: dict[str, int]) -> None:
+        stored = {s.participant_id: s for s in await self.load_seats(hearing_id)}
+        stored.update((s.participant_id, s) for s in seats)
+        ordered = self._seats[hearing_id] = dict(
+            sorted(stored.items(), key=lambda kv: order.get(kv[0], len(order))))
+        path = self._path(hearing_id)
+        if path is not None:
+            # Small and rare (a seat change): written in place of the old file, atomically.
+            # A full disk must not stop the hearing (the roster would no longer follow the
+            # media): the seats are kept here, and the next write stores them all.
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                scratch = path.with_suffix(".tmp")
+                scratch.write_text(json.dumps([asdict(s) for s in ordered.values()],
+                                              ensure_ascii=False))
+                os.replace(scratch, path)
+            except OSError as e:
+                log.warning("hearing %s: seats not saved to %s (%s)", hearing_id, path, e)
 
     async def forget(self, hearing_id: str) -> None:
         self._seats.pop(hearing_id, None)
+        path = self._path(hearing_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 class RedisBus(LiveBus):
-    """Live state in Redis, for several processes.
-
-    A hearing's seats are written only by the process holding the hearing, which keeps them in
-    memory too: reads there cost nothing, and the seats are written back should Redis restart
-    empty. Other processes (the API listing who is present) read Redis. Events reach this
-    process's listeners at once and other processes' through the hearing's channel.
-    """
+    """Live state in Redis, for several processes. Events reach this process's listeners at
+    once and other processes' through the hearing's channel. Should Redis restart empty, the
+    hub writes back the seats of the hearings it holds (`Cluster.on_reconnected`)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self._seats: dict[str, dict[str, Seat]] = {}
-        cluster.on_reconnected = self.restore
 
-    async def publish(self, hearing_id: str, message: dict[str, Any]) -> None:
-        self.cluster.listeners.deliver(hearing_id, message)
+    async def publish(self, hearing_id: str, event: dict[str, Any]) -> None:
+        self.cluster.listeners.deliver(hearing_id, event)
         try:
-            await self.cluster.publish_hearing(hearing_id, message)
+            await self.cluster.publish_hearing(hearing_id, event)
         except (RedisError, OSError) as e:
             log.warning("hearing %s: event not shared with other processes (%s)", hearing_id, e)
 
     def listen(self, hearing_id: str, listener: Listener) -> Callable[[], None]:
         return self.cluster.listeners.add(hearing_id, listener)
 
-    async def _load(self, hearing_id: str) -> dict[str, Seat]:
+    async def load_seats(self, hearing_id: str) -> list[Seat]:
         raw = await self.cluster.redis.hgetall(seats_key(hearing_id))
         rows = sorted((json.loads(v) for v in raw.values()), key=lambda r: r["order"])
-        return {r["participant_id"]: Seat(**{k: v for k, v in r.items() if k != "order"})
-                for r in rows}
+        return [Seat(**{k: v for k, v in r.items() if k != "order"}) for r in rows]
 
-    async def seat(self, hearing_id: str, participant_id: str) -> Seat | None:
-        held = self._seats.get(hearing_id)
-        if held is not None:
-            return held.get(participant_id)
-        return (await self._load(hearing_id)).get(participant_id)
-
-    async def seats(self, hearing_id: str) -> list[Seat]:
-        held = self._seats.get(hearing_id)
-        if held is not None:
-            return list(held.values())
-        return list((await self._load(hearing_id)).values())
-
-    async def hold(self, hearing_id: str) -> None:
-        self._seats[hearing_id] = await self._load(hearing_id)
-
-    async def release(self, hearing_id: str) -> None:
-        self._seats.pop(hearing_id, None)
-
-    async def put_seat(self, hearing_id: str, seat: Seat) -> None:
-        held = self._seats.get(hearing_id)
-        if held is None:
-            held = self._seats[hearing_id] = await self._load(hearing_id)
-        held[seat.participant_id] = seat
-        await self._write(hearing_id, [seat])
-
-    async def _write(self, hearing_id: str, seats: list[Seat]) -> None:
-        order = {pid: n for n, pid in enumerate(self._seats.get(hearing_id, {}))}
+    async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
+                          order: dict[str, int]) -> None:
+        if not seats:
+            return
         fields: dict[Any, Any] = {
             s.participant_id: json.dumps({**asdict(s), "order": order[s.participant_id]},
                                          ensure_ascii=False)
@@ -195,16 +152,10 @@ class RedisBus(LiveBus):
         try:
             await self.cluster.redis.hset(seats_key(hearing_id), mapping=fields)
         except (RedisError, OSError) as e:
-            # Kept in memory and written back when Redis returns (`restore`).
+            # Kept by the holder and written back when Redis returns.
             log.warning("hearing %s: seats not saved to Redis (%s)", hearing_id, e)
 
-    async def restore(self) -> None:
-        """Redis came back (perhaps empty): write back the seats of the hearings held here."""
-        for hearing_id, seats in list(self._seats.items()):
-            await self._write(hearing_id, list(seats.values()))
-
     async def forget(self, hearing_id: str) -> None:
-        self._seats.pop(hearing_id, None)
         try:
             await self.cluster.redis.delete(seats_key(hearing_id))
         except (RedisError, OSError) as e:

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from signaling.errors import SignalingError
 from signaling.listeners import HearingListeners
+from signaling.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ class RelayedSocket:
         if not heard:
             raise ConnectionResetError(f"relay front {self.front} is not listening")
 
+    @property
+    def close_code(self) -> int | None:
+        return None  # the front knows; over the relay a lost front reads as a lost network
+
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
@@ -193,8 +198,8 @@ class Cluster:
         self.on_relay: RelayOpened | None = None
         self.on_lease_lost: Callable[[str], None] = lambda hearing_id: None
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._relays: set[asyncio.Task[None]] = set()
+        # The heartbeat, the subscription and the relayed sessions run here.
+        self._tasks = TaskSet("cluster")
         self.connected = False
         self._subscribed = asyncio.Event()
 
@@ -205,18 +210,12 @@ class Cluster:
         await self.redis.ping()
         await self._beat()
         self.connected = True
-        self._tasks = [
-            asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"),
-            asyncio.create_task(self._listen(), name="cluster-listen"),
-        ]
+        self._tasks.spawn(self._heartbeat(), name="cluster-heartbeat")
+        self._tasks.spawn(self._listen(), name="cluster-listen")
         await asyncio.wait_for(self._subscribed.wait(), 10.0)
 
     async def aclose(self) -> None:
-        for task in self._tasks + list(self._relays):
-            task.cancel()
-        for task in self._tasks + list(self._relays):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel()
         with contextlib.suppress(RedisError, OSError):
             for hearing_id in list(self.held):
                 await self._release(keys=[_lease_key(hearing_id)], args=[self.id])
@@ -309,7 +308,7 @@ class Cluster:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = str(message.get("channel", ""))
@@ -334,9 +333,7 @@ class Cluster:
             socket.deliver(data["text"])
             self._sockets[sid] = socket
             if self.on_relay is not None:
-                task = asyncio.create_task(self._run_relayed(socket))
-                self._relays.add(task)
-                task.add_done_callback(self._relays.discard)
+                self._tasks.spawn(self._run_relayed(socket), name=f"relayed-{sid[:8]}")
         elif kind == "in":
             relayed = self._sockets.get(sid)
             if relayed is not None:

@@ -13,3 +13,13 @@ class SignalingCounters:
     websockets_open: int = 0
     # `error` messages sent to participants, by their code.
     errors_sent: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+@dataclass(slots=True)
+class TranscriptionCounters:
+    """What went wrong in this process's live transcription, and what was recovered."""
+
+    failures: int = 0  # a hearing's transcriber stopped for an error
+    restarts: int = 0  # ... and a new one took over
+    lines_recovered: int = 0  # lines transcribed from the recording to fill a gap
+    recoveries_failed: int = 0

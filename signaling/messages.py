@@ -109,9 +109,6 @@ class Present(Inbound):
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
 
 
-CONSULTATION_COMMANDS = ("grant_consultation", "deny_consultation", "end_consultation")
-
-
 class Command(Inbound):
     """A judge's or clerk's command: on a participant, or on the hearing itself."""
 
@@ -119,9 +116,12 @@ class Command(Inbound):
     action: Literal[
         "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close",
         "permit_review", "revoke_review",
-        "grant_consultation", "deny_consultation", "end_consultation",
+        "grant_consultation", "deny_consultation", "end_consultation", "warn",
+        "send_out", "release",
     ]
     participant_id: Id | None = None
+    # A warning's words, said to the participant and kept in the audit.
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class Ping(Inbound):

@@ -14,11 +14,11 @@ import numpy as np
 
 from courtrooms.models import Recording, RecordingStatus
 from courtrooms.recordings import Recordings
-from courtrooms.service import Registry
+from courtrooms.registry import Registry
 from courtrooms.transcripts import SpokenLine, Transcripts
 from transcription.model import load_model
 from transcription.options import SAMPLE_RATE, TranscriptionOptions
-from transcription.pipeline import HearingTranscriber, InferenceWorker, Segment
+from transcription.pipeline import FinalLine, HearingTranscriber, InferenceWorker
 from transcription.recognizer import Recognizer
 
 CHUNK_S = 10.0
@@ -74,23 +74,24 @@ async def retranscribe(
     version = await transcripts.latest_version(hearing_id) + 1
     lines = 0
 
-    async def commit(segment: Segment) -> None:
+    async def commit(line: FinalLine) -> None:
         nonlocal lines
         await transcripts.add(hearing_id, SpokenLine(
-            uuid.UUID(segment.participant_id), segment.start, segment.end, segment.text,
-            segment.language, segment.words), version=version)
+            uuid.UUID(line.participant_id), line.start, line.end, line.text,
+            line.language, line.words), version=version)
         lines += 1
 
     total = sum(f.duration for f in usable) or 1.0
     done = 0.0
-    transcriber = HearingTranscriber(worker, on_segment=commit, language=hearing.language,
+    transcriber = HearingTranscriber(worker, on_final_line=commit, language=hearing.language,
                                      case_number=hearing.case_number, options=options,
                                      spill_dir=data_dir / "spill" / f"retranscribe-{hearing_id}")
     try:
         await transcriber.start()
         for file in sorted(usable, key=lambda f: f.offset):
             person = people[file.participant_id]  # type: ignore[index]
-            transcriber.add_speaker(str(person.id), person.name, person.role.value)
+            transcriber.add_speaker(str(person.id), person.name, person.role.value,
+                                    person.language)
             done = await _feed(transcriber, recordings, file, str(person.id), done, total,
                                on_progress)
             await transcriber.drain()
@@ -100,6 +101,40 @@ async def retranscribe(
         await worker.aclose()
     on_progress(1.0)
     return version, lines
+
+
+async def transcribe_recorded(
+    transcriber: HearingTranscriber, recordings: Recordings, files: list[Recording],
+    who: Callable[[str], tuple[str, str, str | None] | None], start: float, end: float,
+) -> None:
+    """Transcribe what the recording files hold between `start` and `end` on the hearing
+    timeline (the live record's gap after its transcriber failed); the transcriber's
+    `on_final_line` gets the lines. Decoding runs in a thread; recognition on the worker."""
+    try:
+        await transcriber.start()
+        for file in sorted(files, key=lambda f: f.offset):
+            if file.offset >= end or file.offset + file.duration <= start:
+                continue
+            pid = str(file.participant_id)
+            person = who(pid)
+            if person is None:
+                continue
+            transcriber.add_speaker(pid, *person)
+            chunks = decoded_audio(recordings.path_of(file))
+            while (item := await asyncio.to_thread(next, chunks, None)) is not None:
+                at, samples = item
+                first = file.offset + at
+                if first >= end:
+                    break
+                lo = max(0, round((start - first) * SAMPLE_RATE))
+                hi = min(samples.size, round((end - first) * SAMPLE_RATE))
+                if lo < hi:
+                    transcriber.feed(pid, samples[lo:hi], first + lo / SAMPLE_RATE)
+            await transcriber.drain()
+            transcriber.remove_speaker(pid)
+        await transcriber.drain()
+    finally:
+        await transcriber.aclose()
 
 
 async def _feed(transcriber: HearingTranscriber, recordings: Recordings, file: Recording,

@@ -14,14 +14,21 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from config.logs import HEARING_ID, PARTICIPANT_ID
 from courtrooms.errors import AccessDenied, HearingFinished
-from courtrooms.models import Participant
-from courtrooms.service import JoinGrant
+from courtrooms.invitations import JoinGrant
+from courtrooms.models import CONSULTING_ROLES, COUNSEL_ROLES, Participant
 from media.errors import NegotiationError
 from media.peer import SlotInfo
 from signaling.cluster import CLOSE_CLUSTER_UNAVAILABLE, CLOSE_HOLDER_LOST, RelayedSocket
 from signaling.errors import Forbidden, NotAdmitted, SignalingError
-from signaling.hearing import CONSULTING_ROLES, COUNSEL_ROLES, OBSERVER, LiveHearing
+from signaling.hearing import LiveHearing
 from signaling.hub import Hub
+from signaling.limits import (
+    MEDIA_RESTARTS_BURST,
+    MEDIA_RESTARTS_PER_S,
+    MESSAGES_BURST,
+    MESSAGES_PER_S,
+    TokenBucket,
+)
 from signaling.messages import (
     MAX_MESSAGE_BYTES,
     Answer,
@@ -42,31 +49,13 @@ from signaling.messages import (
     parse,
     ref_of,
 )
+from signaling.seats import OBSERVER
+from signaling.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
 OUTBOX_MESSAGES = 256
-RATE_PER_S = 20.0
-RATE_BURST = 60.0
 RATE_ERROR_INTERVAL_S = 1.0
-
-
-class TokenBucket:
-    """Allows `rate` messages a second with bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -87,12 +76,25 @@ class Socket(Protocol):
 
     async def close(self, code: int, reason: str) -> None: ...
 
+    @property
+    def close_code(self) -> int | None:
+        """The code of the close frame the other end sent, if it sent one."""
+
+
+# Why a participant's connection ended, for the attendance log: the law tells a walk-out from
+# a network failure (《人民法院在线诉讼规则》 art. 25), so the server must know which it was.
+CLOSED_BY_SERVER = {4000: "hearing_ended", 4001: "removed", 4002: "replaced",
+                    4003: "released", 1012: "server_shutdown"}
+
 
 class WebSocket:
     """A participant's own WebSocket, accepted by this process."""
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+        # The code of a close frame the participant sent. aiohttp's own `close_code` reads
+        # 1000 also when the connection just ended (EOF), which is no choice of theirs.
+        self._close_frame: int | None = None
 
     async def receive(self, wait_s: float | None = None) -> str | bytes | None:
         msg = await self.ws.receive(timeout=wait_s)
@@ -100,6 +102,8 @@ class WebSocket:
             return str(msg.data)
         if msg.type == WSMsgType.BINARY:
             return bytes(msg.data)
+        if msg.type == WSMsgType.CLOSE:
+            self._close_frame = int(msg.data)
         return None
 
     async def send_text(self, text: str) -> None:
@@ -107,6 +111,10 @@ class WebSocket:
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode()[:120])
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close_frame
 
 
 class ParticipantSession:
@@ -120,11 +128,13 @@ class ParticipantSession:
         self.live: LiveHearing | None = None
         self._join_text = ""
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MESSAGES)
-        self._bucket = TokenBucket(RATE_PER_S, RATE_BURST)
+        self._bucket = TokenBucket(MESSAGES_PER_S, MESSAGES_BURST)
+        self._restarts = TokenBucket(MEDIA_RESTARTS_PER_S, MEDIA_RESTARTS_BURST)
         self._last_rate_error = 0.0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("session")
         self._closed = False
         self._drained = asyncio.Event()
+        self._cause: str | None = None  # set when the server or the participant ends it
 
     # -- Connection protocol ---------------------------------------------------------------
 
@@ -140,11 +150,24 @@ class ParticipantSession:
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("participant %s is not reading; closing", self.participant_id)
+            self._cause = self._cause or "not_reading"
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, "not reading messages"))
+
+    @property
+    def departure_cause(self) -> str:
+        """Why the connection ended: left, page_closed, network_lost, removed, replaced,
+        hearing_ended, server_shutdown, not_reading, closed_by_server."""
+        if self._cause is not None:
+            return self._cause
+        # A close frame is the participant's page going (closed, reloaded, navigated away);
+        # without one the connection was lost (a dead link, a reset, the heartbeat).
+        return "page_closed" if self.socket.close_code is not None else "network_lost"
 
     async def close(self, code: int, reason: str) -> None:
         if self._closed:
             return
+        if self._cause is None:
+            self._cause = CLOSED_BY_SERVER.get(code, "closed_by_server")
         self._closed = True
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
@@ -165,14 +188,7 @@ class ParticipantSession:
     # -- tasks ----------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session task failed", exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     async def _writer(self) -> None:
         try:
@@ -213,16 +229,17 @@ class ParticipantSession:
                 await self.close(1012 if e.code == "draining" else CLOSE_CLUSTER_UNAVAILABLE,
                                  e.message)
                 return
-            self.live = await self.hub.arrive(self, grant.participant)
+            try:
+                self.live = await self.hub.arrive(self, grant.participant)
+            except SignalingError as e:  # rejoining too often
+                self._refuse(e)
+                await self.close(CLOSE_CLUSTER_UNAVAILABLE, e.message)
+                return
             await self._serve(grant.participant)
         finally:
             if self.live is not None:
                 await self.hub.depart(self.live, self)
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await self._tasks.cancel()
             if not self._closed:
                 self._closed = True
                 with contextlib.suppress(asyncio.QueueFull):
@@ -336,11 +353,15 @@ class ParticipantSession:
 
     async def _serve(self, participant: Participant) -> None:
         while (raw := await self._next_text()) is not None:
+            if self._closed:
+                return  # the server ended it (removed, the hearing closed): nothing more counts
             if not self._rate_ok():
                 continue
             try:
                 message = parse(raw)
                 if isinstance(message, Leave):
+                    # Unless the server already ended it (removed, the hearing closed).
+                    self._cause = self._cause or "left"
                     return
                 await self._handle(message)
             except SignalingError as e:
@@ -356,7 +377,7 @@ class ParticipantSession:
     async def _handle(self, message: Message) -> None:
         live = self.live
         assert live is not None
-        seat = await live.bus.seat(live.id, self.participant_id)
+        seat = live.seats.get(self.participant_id)
         if seat is None:
             raise SignalingError("no_seat", "your seat was cleared; rejoin")
         if isinstance(message, Ping):
@@ -367,7 +388,7 @@ class ParticipantSession:
                                                                   MediaRestart)):
             raise Forbidden(f"observers only watch; {message.type} is not theirs to send")
         elif isinstance(message, Hand):
-            await live.set_hand(self.participant_id, message.raised)
+            await live.set_flag(self.participant_id, hand_raised=message.raised)
         elif not seat.admitted:
             raise NotAdmitted(message.type)
         elif isinstance(message, Answer):
@@ -382,23 +403,27 @@ class ParticipantSession:
             await peer.add_ice_candidate(message.candidate, message.sdp_mid,
                                          message.sdp_mline_index)
         elif isinstance(message, Mute):
-            await live.set_self_muted(self.participant_id, message.muted)
+            await live.set_flag(self.participant_id, muted_self=message.muted)
         elif isinstance(message, Camera):
-            await live.set_camera_off(self.participant_id, message.off)
+            await live.set_flag(self.participant_id, camera_off=message.off)
         elif isinstance(message, Screen):
-            await live.set_screen_sharing(self.participant_id, message.sharing)
+            await live.set_flag(self.participant_id, screen_sharing=message.sharing)
         elif isinstance(message, Present):
-            await live.present(seat, message.exhibit_id, message.page)
+            await live.stage.present(seat, message.exhibit_id, message.page)
         elif isinstance(message, Consult):
             if message.action == "end":
-                await live.end_consultation(seat, f"participant:{seat.participant_id}")
+                await live.consultations.end(seat, f"participant:{seat.participant_id}")
             elif seat.role not in CONSULTING_ROLES | COUNSEL_ROLES:
                 raise Forbidden("private consultation is for a lawyer and a defendant or party")
             else:
-                await live.request_consultation(seat, message.partner)
+                await live.consultations.request(seat, message.partner)
         elif isinstance(message, Command):
-            await live.command(seat, message.action, message.participant_id)
+            await live.court.command(seat, message.action, message.participant_id,
+                                     message.reason)
         elif isinstance(message, MediaRestart):
+            if not self._restarts.allow():
+                raise SignalingError("rate_limited",
+                                     "too many media restarts; wait a few seconds")
             await live.start_media(self)
 
 

@@ -22,8 +22,10 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from media.aiortc_adapter import capture_encoded, on_keyframe_request
 
 BEEP_HZ = 1000
 BEEP_S = 0.2
@@ -59,11 +61,23 @@ class SpeechTrack(AudioStreamTrack):
             self.speech = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16)
         self.speak_at: float | None = None
         self._sent = 0
+        self._quiet = 0  # samples of silence sent since the speech was all sent
         self._next_pts = 0
 
     @property
     def seconds(self) -> float:
         return self.speech.size / self.rate
+
+    @property
+    def quiet_s(self) -> float:
+        """Seconds of silence actually sent since the speech ended: on a busy machine the
+        track runs behind the wall clock, so a pause is known from what was sent."""
+        return self._quiet / self.rate
+
+    def say(self, speech: np.ndarray, in_s: float) -> None:
+        """Speak another recording, `in_s` seconds from now."""
+        self.speech, self._sent, self._quiet = speech, 0, 0
+        self.speak_at = time.time() + in_s
 
     async def recv(self) -> Any:
         samples = self.rate // 50
@@ -76,6 +90,8 @@ class SpeechTrack(AudioStreamTrack):
             piece = self.speech[self._sent:self._sent + samples]
             chunk[:piece.size] = piece
             self._sent += piece.size
+            if piece.size < samples:
+                self._quiet += samples - piece.size
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.rate
         frame.pts = self._next_pts
@@ -105,6 +121,12 @@ class HearingClient:
         self.closed_code: int | None = None
         self.publish = True
         self.audio: AudioStreamTrack = BeepTrack()
+        # The video sent: aiortc's test pattern, encoded live, unless a test gives its own
+        # (one with `request_keyframe()` is told of the server's keyframe requests).
+        self.video_source: Callable[[], MediaStreamTrack] = VideoStreamTrack
+        # Received media counted as it arrives, without decoding (a test that only counts
+        # must not spend the machine's cores decoding several videos).
+        self.decode = True
 
     # -- connection -----------------------------------------------------------------------
 
@@ -180,11 +202,20 @@ class HearingClient:
             if self.audio.readyState != "live":
                 self.audio = BeepTrack()
             pc.addTrack(self.audio)
-            pc.addTrack(VideoStreamTrack())
+            video = self.video_source()
+            sender = pc.addTrack(video)
+            if hasattr(video, "request_keyframe"):
+                on_keyframe_request(sender, video.request_keyframe)
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+            transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+            mid = transceiver.mid
+            if not self.decode:
+                capture_encoded(transceiver.receiver,
+                                lambda codec, frame: self._count(track.kind, mid),
+                                lambda: None)
+                return
             task = asyncio.create_task(self._pull(track, mid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -204,8 +235,11 @@ class HearingClient:
                 await track.recv()
             except MediaStreamError:
                 return
-            self.frames[track.kind] = self.frames.get(track.kind, 0) + 1
-            self.frames_by_mid[mid] = self.frames_by_mid.get(mid, 0) + 1
+            self._count(track.kind, mid)
+
+    def _count(self, kind: str, mid: str) -> None:
+        self.frames[kind] = self.frames.get(kind, 0) + 1
+        self.frames_by_mid[mid] = self.frames_by_mid.get(mid, 0) + 1
 
     def frames_from(self, participant_id: str, kind: str) -> int:
         """Frames received on the slot currently carrying `participant_id`'s `kind`."""
@@ -274,3 +308,19 @@ async def join_until_welcomed(base: str, token: str, name: str, speech: Path | N
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} was not welcomed within {within:.0f} s")
         await asyncio.sleep(0.5)
+
+
+class Api:
+    """The REST API of a server running apart (a subprocess, a cluster), as the admin token's
+    holder calls it; each call asserts the status it expects."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, admin_token: str) -> None:
+        self.http, self.base = http, base
+        self.headers = {"Authorization": f"Bearer {admin_token}"}
+
+    async def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        async with self.http.request(method, f"{self.base}/api/v1{path}", json=body,
+                                     headers=self.headers) as r:
+            text = await r.text()
+            assert r.status == status, f"{method} {path}: {r.status} {text}"
+            return json.loads(text) if text else None

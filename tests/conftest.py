@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from config import Settings, load_settings
 from courtrooms.database import Database, migrate
-from courtrooms.service import Registry
+from courtrooms.registry import Registry
 from tests.clients import HearingClient
 from tests.servers import PostgresServer, RedisServer
 from tests.web.support import DatabaseState

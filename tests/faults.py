@@ -88,6 +88,11 @@ def _run(*argv: str) -> None:
         raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
 
+def _mac(argv: list[str]) -> str:
+    shown = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    return shown[shown.index("link/ether") + 1]
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -155,6 +160,15 @@ class NetworkNamespace:
                                  "dev", self.ns_if))
             _run(*self.exec_args("ip", "link", "set", self.ns_if, "up"))
             _run(*self.exec_args("ip", "link", "set", "lo", "up"))
+            # Fixed neighbours: a bottleneck on the link (limit_rate) would otherwise drop the
+            # ARP replies in its queue, and the other direction would die with them (no real
+            # access link puts ARP behind its bottleneck).
+            root_mac = _mac(["ip", "link", "show", self.root_if])
+            ns_mac = _mac(self.exec_args("ip", "link", "show", self.ns_if))
+            _run("ip", "neigh", "replace", self.address, "lladdr", ns_mac, "dev", self.root_if,
+                 "nud", "permanent")
+            _run(*self.exec_args("ip", "neigh", "replace", self.root_address, "lladdr",
+                                 root_mac, "dev", self.ns_if, "nud", "permanent"))
             for direction, chain in CHAINS.items():
                 hook, flag = ("OUTPUT", "-o") if direction == UPLINK else ("INPUT", "-i")
                 _run(*self.exec_args("iptables", "-N", chain))
@@ -206,6 +220,27 @@ class NetworkNamespace:
             else:
                 await self._iptables("-R", CHAINS[d], "1", *rule)
                 await _stop(previous[1])
+
+    async def limit_rate(self, kbit: int, direction: str = DOWNLINK) -> None:
+        """A bottleneck of `kbit` kbit/s (tc tbf: a token bucket with a queue of about
+        250 ms, dropping what does not fit, as a home router's or a prison link's would)."""
+        argv = ["tc", "qdisc", "replace", "dev", self.root_if if direction == DOWNLINK
+                else self.ns_if, "root", "tbf", "rate", f"{kbit}kbit", "burst", "12kb",
+                "latency", "250ms"]
+        await self._tc(argv, direction)
+
+    async def unlimit_rate(self, direction: str = DOWNLINK) -> None:
+        argv = ["tc", "qdisc", "del", "dev", self.root_if if direction == DOWNLINK
+                else self.ns_if, "root"]
+        await self._tc(argv, direction)
+
+    async def _tc(self, argv: list[str], direction: str) -> None:
+        command = argv if direction == DOWNLINK else self.exec_args(*argv)
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: {err.decode().strip()}")
 
     async def clear(self, direction: str = "both") -> None:
         """Back to a clean link: rules first, then the netem process lets go of what it

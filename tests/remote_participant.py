@@ -27,7 +27,7 @@ from tests.clients import BeepTrack, HearingClient
 HEARTBEAT_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 2.0  # the browser's: 0.5 to 10 s
-FINAL_CLOSE_CODES = frozenset({4000, 4001, 4002})  # ended, removed, replaced: no rejoin
+FINAL_CLOSE_CODES = frozenset({4000, 4001, 4002, 4003})  # ended, removed, replaced, released
 REPORT_S = 1.0
 BEEP_EVERY_S = 2.0
 REPORTED = ("welcome", "admitted", "hearing", "removed", "bye", "error", "offer")
@@ -124,20 +124,36 @@ async def beep(client: HearingClient) -> None:
 
 
 async def report(client: HearingClient) -> None:
+    sent_before = 0  # audio packets sent over earlier connections
+    pc_seen = None
+    sent = 0
     while True:
         await asyncio.sleep(REPORT_S)
-        # Frames received from the others since start, over every connection.
+        pc = client.pc
+        if pc is not pc_seen:
+            sent_before, pc_seen = sent_before + sent, pc
+            sent = 0
+        if pc is not None:
+            for sender in pc.getSenders():
+                if sender.track is not None and sender.track.kind == "audio":
+                    for stats in (await sender.getStats()).values():
+                        if stats.type == "outbound-rtp":
+                            sent = stats.packetsSent
+        # Frames received from the others since start, over every connection, and the audio
+        # packets this participant sent.
         emit("frames", audio=client.frames.get("audio", 0), video=client.frames.get("video", 0),
-             media=client.pc.connectionState if client.pc is not None else None)
+             audio_sent=sent_before + sent,
+             media=pc.connectionState if pc is not None else None)
 
 
-async def main(base_url: str, token: str, heartbeat_s: float) -> None:
+async def main(base_url: str, token: str, heartbeat_s: float, encoded: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     client = RemoteParticipant(base_url, "remote")
     client.heartbeat_s = heartbeat_s or None
+    client.decode = not encoded
     tasks = [asyncio.create_task(coro) for coro in (beep(client), report(client))]
     attending = asyncio.create_task(attend(client, token, stop))
     emit("started")
@@ -159,5 +175,7 @@ if __name__ == "__main__":
     parser.add_argument("token")
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_S,
                         help="seconds between WebSocket pings; 0: none (as a browser)")
+    parser.add_argument("--encoded", action="store_true",
+                        help="count what arrives without decoding it")
     args = parser.parse_args()
-    asyncio.run(main(args.base_url, args.token, args.heartbeat))
+    asyncio.run(main(args.base_url, args.token, args.heartbeat, args.encoded))

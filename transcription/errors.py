@@ -20,6 +20,10 @@ class ModelCorrupt(TranscriptionError):
     """Model files are present but not what their package recorded (size mismatch)."""
 
 
+class DeviceUnavailable(TranscriptionError):
+    """Whisper was configured to run on CUDA and CTranslate2 cannot use a CUDA device."""
+
+
 class InvalidAudio(TranscriptionError):
     """Audio handed to the pipeline is not 16 kHz mono PCM as a 1-D array."""
 

@@ -1,7 +1,7 @@
 """Exports of a trial record (庭审笔录): WebVTT, SRT, plain text and DOCX.
 
 Input is plain data: a `TrialRecordHeader` and the record's lines (`RecordLine`, or anything
-with the same attributes, such as a `Segment`), times in seconds on the hearing timeline.
+with the same attributes, such as a `FinalLine`), times in seconds on the hearing timeline.
 Labels are Chinese unless `language="en"`.
 """
 
@@ -12,12 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt, RGBColor
 
+from config.timezone import zone_label
 from transcription.labels import kind_label, role_label
 
 # Cues need a positive duration; a zero-length line is shown for this long.
@@ -36,6 +38,7 @@ FIELD_LABELS = {
         "to": "至",
         "colon": "：",
         "list_sep": "、",
+        "recovered": "（据录音补录）",
     },
     "en": {
         "title": "Trial record",
@@ -49,6 +52,7 @@ FIELD_LABELS = {
         "to": "to",
         "colon": ": ",
         "list_sep": ", ",
+        "recovered": " (recovered from the recording)",
     },
 }
 
@@ -77,6 +81,8 @@ class RecordLine:
     start: float
     end: float
     text: str
+    # Transcribed from the recording after the live transcriber failed: the documents say so.
+    recovered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _recovered(line: SpeakerLine, language: str) -> str:
+    """The mark of a line taken from the recording rather than live ('' for a live one)."""
+    return FIELD_LABELS[_lang(language)]["recovered"] if getattr(line, "recovered", False) else ""
+
+
 def to_webvtt(lines: Iterable[SpeakerLine], language: str = "zh") -> str:
     """WebVTT captions, one cue per line, the speaker in a voice span (`<v 审判员 张三>`)."""
     out = ["WEBVTT", ""]
@@ -128,7 +139,8 @@ def to_webvtt(lines: Iterable[SpeakerLine], language: str = "zh") -> str:
         out += [
             str(number),
             f"{_clock(start, '.')} --> {_clock(end, '.')}",
-            f"<v {voice}>{_vtt_escape(_one_line(line.text))}",
+            f"<v {voice}>{_vtt_escape(_one_line(line.text))}"
+            f"{_vtt_escape(_recovered(line, language))}",
             "",
         ]
     return "\n".join(out)
@@ -147,7 +159,8 @@ def to_srt(lines: Iterable[SpeakerLine], language: str = "zh") -> str:
         out += [
             str(number),
             f"{_clock(start, ',')} --> {_clock(end, ',')}",
-            f"{speaker_label(line, language)}{colon}{_one_line(line.text)}",
+            f"{speaker_label(line, language)}{colon}{_one_line(line.text)}"
+            f"{_recovered(line, language)}",
             "",
         ]
     return "\n".join(out)
@@ -162,6 +175,7 @@ def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, 
     when = _datetime(header.started_at, language)
     if header.ended_at is not None:
         when += f" {labels['to']} {_datetime(header.ended_at, language)}"
+    when += _zone(header.started_at, language)
     people = labels["list_sep"].join(
         f"{role_label(role, language)} {name}" for name, role in header.participants
     )
@@ -180,9 +194,18 @@ def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, 
 
 
 def _datetime(moment: datetime, language: str) -> str:
+    """In the zone the time comes in: the caller gives the court's local time."""
     if language == "en":
         return moment.strftime("%Y-%m-%d %H:%M")
     return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+def _zone(moment: datetime, language: str) -> str:
+    """The zone's name after the times (北京时间), when they carry one."""
+    if not isinstance(moment.tzinfo, ZoneInfo):
+        return ""
+    label = zone_label(moment.tzinfo, moment, language)
+    return f" ({label})" if language == "en" else f"（{label}）"
 
 
 def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: str = "zh") -> str:
@@ -194,7 +217,8 @@ def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: s
     for line in _ordered(lines):
         stamp = _clock(line.start, ".")[:8]
         label = speaker_label(line, language)
-        out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(line.text)}")
+        out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(line.text)}"
+                   f"{_recovered(line, language)}")
     return "\n".join(out) + "\n"
 
 
@@ -235,6 +259,10 @@ def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: s
         speaker = paragraph.add_run(f"{speaker_label(line, language)}{labels['colon']}")
         speaker.bold = True
         paragraph.add_run(_one_line(line.text))
+        if mark := _recovered(line, language):
+            note = paragraph.add_run(mark)
+            note.font.size = Pt(9)
+            note.font.color.rgb = RGBColor(0x70, 0x70, 0x70)
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()

@@ -2,7 +2,10 @@
 
 `base` (multilingual, the server's default) comes split in two packages because of PyPI's file
 size limit; its `model.bin` is put back together once into `<data_dir>/models/whisper-base/`.
-`tiny.en` is loaded straight from its package. Models are loaded once per process.
+`tiny.en` is loaded straight from its package. Larger models (large-v3, large-v3-turbo) are a
+directory the court provides, converted to CTranslate2 (model.bin, config.json, tokenizer.json,
+a vocabulary file, and preprocessor_config.json for the models with 128 mel bins); they are
+meant for CUDA. Models are loaded once per process.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
-from transcription.errors import ModelCorrupt, ModelMissing
+from transcription.errors import DeviceUnavailable, ModelCorrupt, ModelMissing
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +173,7 @@ def _write_atomically(destination: Path, sources: list[Path], expected: int) -> 
         tmp.unlink(missing_ok=True)
 
 
-class WindowedWhisperModel(WhisperModel):
+class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped library
     """A `WhisperModel` that can encode fewer than 30 s of mel frames.
 
     faster-whisper pads every window to 30 s, and the encoder pass over that window dominates
@@ -203,15 +206,47 @@ _loaded: dict[tuple[str, str, str, int], WindowedWhisperModel] = {}
 _load_lock = threading.Lock()
 
 
+# Compute types in order of preference: int8 on CPU (4x smaller and faster than float32 at
+# about the same accuracy); float16 on CUDA (what the GPU computes fastest, at full accuracy),
+# int8 weights with float32 activations on GPUs without float16.
+COMPUTE_TYPES = {
+    "cpu": ("int8", "int8_float32", "float32"),
+    "cuda": ("float16", "int8_float32", "float32"),
+}
+# What CTranslate2 needs to run on CUDA besides the NVIDIA driver (its wheels link them), and
+# words by which its load errors say that CUDA, not the model, is the problem.
+CUDA_LIBRARIES = (
+    "CUDA 12 cuBLAS and cuDNN 9 (pip install nvidia-cublas-cu12 'nvidia-cudnn-cu12==9.*')"
+)
+CUDA_ERROR_WORDS = ("cuda", "cublas", "cudnn", "libcu")
+
+
 def pick_device(device: Device) -> str:
-    """`cuda` when asked for (or `auto`) and a CUDA device is present, else `cpu`."""
+    """`cuda` when asked for (or `auto`) and a CUDA device is present, else `cpu`.
+
+    Raises `DeviceUnavailable` when `cuda` is asked for and none is present: a model chosen
+    for a GPU would leave the record ever further behind on the CPU, so that is a
+    configuration error, not a fallback.
+    """
     if device == "cpu":
         return "cpu"
     if ctranslate2.get_cuda_device_count() > 0:
         return "cuda"
     if device == "cuda":
-        log.warning("CUDA configured for Whisper but no CUDA device is present: using the CPU")
+        raise DeviceUnavailable(
+            "Whisper is configured to run on CUDA (whisper_device = cuda) but CTranslate2 finds "
+            "no CUDA device: check the NVIDIA driver, or set whisper_device to cpu or auto"
+        )
     return "cpu"
+
+
+def pick_compute_type(device: str) -> str:
+    """The preferred compute type (`COMPUTE_TYPES`) that CTranslate2 supports on `device`."""
+    supported = ctranslate2.get_supported_compute_types(device)
+    for compute in COMPUTE_TYPES[device]:
+        if compute in supported:
+            return compute
+    return "default"
 
 
 def load_model(
@@ -222,24 +257,59 @@ def load_model(
     compute_type: str | None = None,
     cpu_threads: int = 2,
 ) -> WindowedWhisperModel:
-    """Load a Whisper model once per process (int8 on CPU, float16 on CUDA by default).
+    """Load a Whisper model once per process (`pick_compute_type` unless `compute_type`).
 
-    `model` is `Settings.whisper_model`: `base`, `tiny.en` or a CTranslate2 directory.
-    Raises `ModelMissing` or `ModelCorrupt`; blocking, so call it off the event loop.
+    `model` is `Settings.whisper_model`: `base`, `tiny.en` or a CTranslate2 directory. With
+    `auto`, a model that cannot be loaded on CUDA (libraries missing) is loaded on the CPU.
+    Raises `ModelMissing`, `ModelCorrupt` or `DeviceUnavailable`; blocking, so call it off the
+    event loop.
     """
     path = resolve_model(model, data_dir)
     chosen = pick_device(device)
-    compute = compute_type or ("int8" if chosen == "cpu" else "float16")
-    key = (str(path.resolve()), chosen, compute, cpu_threads)
+    try:
+        return _load(model, path, chosen, compute_type, cpu_threads)
+    except DeviceUnavailable:
+        if device == "cuda":
+            raise
+        log.warning("cannot run Whisper on CUDA, using the CPU", exc_info=True)
+        return _load(model, path, "cpu", compute_type, cpu_threads)
+
+
+def _load(
+    model: str, path: Path, device: str, compute_type: str | None, cpu_threads: int
+) -> WindowedWhisperModel:
     with _load_lock:
-        loaded = _loaded.get(key)
-        if loaded is None:
-            try:
+        try:
+            compute = compute_type or pick_compute_type(device)
+            key = (str(path.resolve()), device, compute, cpu_threads)
+            loaded = _loaded.get(key)
+            if loaded is None:
                 loaded = WindowedWhisperModel(
-                    str(path), device=chosen, compute_type=compute, cpu_threads=cpu_threads
+                    str(path), device=device, compute_type=compute, cpu_threads=cpu_threads
                 )
-            except (RuntimeError, ValueError, OSError) as e:
-                raise ModelCorrupt(f"cannot load Whisper model {model!r} from {path}: {e}") from e
-            _loaded[key] = loaded
-            log.info("loaded Whisper model %s from %s on %s (%s)", model, path, chosen, compute)
-        return loaded
+                _check_mel_bins(model, path, loaded)
+                _loaded[key] = loaded
+                log.info("loaded Whisper model %s from %s on %s (%s)", model, path, device, compute)
+            return loaded
+        except (RuntimeError, ValueError, OSError) as e:
+            if device == "cuda" and any(w in str(e).lower() for w in CUDA_ERROR_WORDS):
+                raise DeviceUnavailable(
+                    f"cannot load Whisper model {model!r} on CUDA: {e}; CTranslate2 needs the "
+                    f"NVIDIA driver and {CUDA_LIBRARIES}"
+                ) from e
+            raise ModelCorrupt(f"cannot load Whisper model {model!r} from {path}: {e}") from e
+
+
+def _check_mel_bins(model: str, path: Path, loaded: WindowedWhisperModel) -> None:
+    """large-v3 and its turbo variant take 128 mel bins, which faster-whisper learns only from
+    preprocessor_config.json; without it every decode would fail in the middle of a hearing."""
+    expected = int(loaded.model.n_mels)
+    given = int(loaded.feature_extractor.mel_filters.shape[0])
+    if expected != given:
+        config = path / "preprocessor_config.json"
+        found = f"says {given}" if config.is_file() else "is missing"
+        raise ModelMissing(
+            model,
+            f"{path} holds a Whisper model with {expected} mel bins but its {config.name} "
+            f'{found}: copy the one it was converted with, or write {{"feature_size": {expected}}}',
+        )

@@ -10,7 +10,7 @@ WHISPER_WINDOW_S = 30.0
 
 @dataclass(frozen=True, slots=True)
 class TranscriptionOptions:
-    """Segmentation, decoding and scheduling settings for live transcription.
+    """Utterance detection, decoding and scheduling settings for live transcription.
 
     Defaults are tuned for latency on a 2-core machine with the multilingual base model.
     """
@@ -31,6 +31,10 @@ class TranscriptionOptions:
     # Longer speech is cut (at the last pause in the final `cut_search_ms`, else hard).
     max_utterance_s: float = 15.0
     cut_search_ms: int = 1_500
+    # The piece after a cut starts this much before it (at most half the maximum length): a
+    # word spoken across the cut is heard whole in one of the two pieces, and the stitching
+    # keeps each word once.
+    cut_overlap_s: float = 2.0
 
     # Decoding.
     beam_size: int = 1
@@ -67,6 +71,8 @@ class TranscriptionOptions:
             raise ValueError("frame_ms must be 10, 20 or 30")
         if not 0 < self.max_utterance_s <= WHISPER_WINDOW_S:
             raise ValueError(f"max_utterance_s must be in (0, {WHISPER_WINDOW_S:g}]")
+        if self.cut_overlap_s < 0:
+            raise ValueError("cut_overlap_s must not be negative")
         if self.hangover_ms < self.frame_ms or self.onset_ms < self.frame_ms:
             raise ValueError("onset_ms and hangover_ms must hold at least one frame")
         if self.max_queued_utterances < 1:

@@ -1,8 +1,8 @@
-"""Live transcription of a hearing: each participant's audio in, attributed segments out.
+"""Live transcription of a hearing: each participant's audio in, attributed lines out.
 
-`feed` runs on the event loop and only segments audio (webrtcvad, cheap); utterances wait in
-the hearing's queue for the process's single inference thread (`InferenceWorker`), which all
-hearings share. One thread because CTranslate2 already spreads one decode over the machine's
+`feed` runs on the event loop and only finds utterances in the audio (webrtcvad, cheap); they
+wait in the hearing's queue for the process's single inference thread (`InferenceWorker`), which
+all hearings share. One thread because CTranslate2 already spreads one decode over the machine's
 two cores, and decodes in parallel would only slow each other and starve media forwarding of
 the CPU; each hearing submits one job at a time, so hearings take turns.
 
@@ -31,14 +31,15 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from transcription.errors import UnknownSpeaker
-from transcription.options import TranscriptionOptions
+from transcription.options import SAMPLE_RATE, TranscriptionOptions
 from transcription.recognizer import Recognition, Recognizer, build_prompt
-from transcription.segmenter import (
-    Segmenter,
-    SegmenterEvent,
+from transcription.stitching import Piece, Stitcher, TimedLine
+from transcription.utterances import (
     SpeechDiscarded,
+    SpeechEvent,
     SpeechStarted,
     Utterance,
+    UtteranceDetector,
 )
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,19 @@ T = TypeVar("T")
 # How often the hearing's task looks for speakers whose audio stopped mid-utterance.
 STALL_CHECK_S = 0.25
 BYTES_PER_SAMPLE = 2
+# Silence put before the audio of a piece after a cut for its decode: Whisper often skips the
+# first words of audio that starts in mid-speech, and hears them with a moment of silence
+# before. (An utterance that starts at a pause has real audio before its speech instead.)
+LEAD_IN_S = 0.3
+# A participant's language when each utterance's language is to be detected (an interpreter
+# speaks both the hearing's language and the defendant's).
+AUTO_LANGUAGE = "auto"
 
 Word = tuple[str, float, float, float]  # (word, start, end, probability)
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
+class FinalLine:
     """A final line of the trial record: who said what, when on the hearing timeline."""
 
     participant_id: str
@@ -68,7 +76,7 @@ class Segment:
 @dataclass(frozen=True, slots=True)
 class Partial:
     """What a speaker has said so far in the utterance that began at `start` (a caption that
-    the next partial or the final segments replace)."""
+    the next partial or the final lines replace)."""
 
     participant_id: str
     name: str
@@ -90,7 +98,7 @@ class TranscriberStats:
     queued_audio_s: float
     lag_seconds: float
     finals: int
-    segments: int
+    lines: int
     partials: int
     partials_skipped: int
     discarded: int
@@ -101,8 +109,10 @@ class TranscriberStats:
     decode_s: float
 
 
-OnSegment = Callable[[Segment], Awaitable[None]]
+OnFinalLine = Callable[[FinalLine], Awaitable[None]]
 OnPartial = Callable[[Partial], Awaitable[None]]
+# Told once, on the event loop, when the transcriber stops for an error of its own.
+OnFailure = Callable[[BaseException], None]
 
 
 class InferenceWorker:
@@ -156,6 +166,8 @@ class _Spill:
 
     def write(self, samples: np.ndarray) -> tuple[int, int]:
         if self._file is None:
+            if self._directory is not None:  # a hearing's own directory, made on first use
+                self._directory.mkdir(parents=True, exist_ok=True)
             self._file = tempfile.TemporaryFile(dir=self._directory, prefix="tingshen-spill-")
         data = np.ascontiguousarray(samples, dtype=np.int16).tobytes()
         offset = self._end
@@ -192,6 +204,13 @@ class _Final:
     queued_at: float  # monotonic time its end was fed
     samples: np.ndarray | None  # None once spilled
     spilled_at: tuple[int, int] | None = None  # (offset, samples) in the spill file
+    cut: bool = False  # the speaker went on: the next utterance overlaps its end
+    overlap: float = 0.0  # seconds at its start that repeat the end of a cut one
+    language: str | None = None  # its speaker's: a language code, AUTO_LANGUAGE or None
+
+
+def _lead_in(final: _Final) -> float:
+    return LEAD_IN_S if final.overlap else 0.0
 
 
 @dataclass(slots=True)
@@ -199,7 +218,10 @@ class _Speaker:
     participant_id: str
     name: str
     role: str
-    segmenter: Segmenter
+    detector: UtteranceDetector
+    stitcher: Stitcher
+    # Their own language (a foreign defendant) or AUTO_LANGUAGE; None: the hearing's.
+    language: str | None = None
     last_fed: float = 0.0
     # Counts utterance boundaries, so that a partial finished after its utterance ended
     # is recognized as stale.
@@ -213,7 +235,7 @@ class _Speaker:
 @dataclass(slots=True)
 class _Counters:
     finals: int = 0
-    segments: int = 0
+    lines: int = 0
     partials: int = 0
     partials_skipped: int = 0
     discarded: int = 0
@@ -225,7 +247,7 @@ class _Counters:
 
 
 class HearingTranscriber:
-    """Transcribes one hearing: participants' audio in, `Segment`s and `Partial`s out.
+    """Transcribes one hearing: participants' audio in, `FinalLine`s and `Partial`s out.
 
     `start()` before feeding, `aclose()` at the end (it first transcribes what was fed).
     Callbacks run on the event loop, in the hearing's own task, one at a time.
@@ -235,8 +257,9 @@ class HearingTranscriber:
         self,
         worker: InferenceWorker,
         *,
-        on_segment: OnSegment,
+        on_final_line: OnFinalLine,
         on_partial: OnPartial | None = None,
+        on_failure: OnFailure | None = None,
         language: str | None = "zh",
         case_number: str | None = None,
         options: TranscriptionOptions | None = None,
@@ -245,14 +268,15 @@ class HearingTranscriber:
     ) -> None:
         self._worker = worker
         self._recognizer = worker.recognizer
-        self._on_segment = on_segment
+        self._on_final_line = on_final_line
         self._on_partial = on_partial
+        self._on_failure = on_failure
         self.language = language
         self.case_number = case_number
         self.options = options or worker.recognizer.options
         self._clock = clock
         self._speakers: dict[str, _Speaker] = {}
-        self._prompt: str | None = None
+        self._prompts: dict[str | None, str | None] = {}  # by language decoded
         self._queue: deque[_Final] = deque()
         self._in_memory = 0
         self._spill = _Spill(spill_dir)
@@ -273,18 +297,41 @@ class HearingTranscriber:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="hearing-transcriber")
 
-    def add_speaker(self, participant_id: str, name: str, role: str) -> None:
-        """Register a participant's track (again after a rejoin: the name or role may change)."""
+    def add_speaker(
+        self, participant_id: str, name: str, role: str, language: str | None = None
+    ) -> None:
+        """Register a participant's track (again after a rejoin: the name or role may change).
+
+        `language`: the language they speak when it is not the hearing's (their lines are
+        recognized in it and marked with it), or `AUTO_LANGUAGE` to detect it per utterance.
+        """
         speaker = self._speakers.get(participant_id)
         if speaker is None:
-            speaker = _Speaker(participant_id, name, role, Segmenter(self.options))
+            speaker = _Speaker(
+                participant_id,
+                name,
+                role,
+                UtteranceDetector(self.options),
+                Stitcher(self.options.cut_overlap_s),
+            )
             self._speakers[participant_id] = speaker
         speaker.name, speaker.role, speaker.present = name, role, True
-        self._prompt = build_prompt(
-            self._recognizer.language_for(self.language),
-            self.case_number,
-            [(s.name, s.role) for s in self._speakers.values()],
-        )
+        speaker.language = language
+        self._prompts.clear()
+
+    def _decoding(self, language: str | None) -> tuple[str | None, str | None]:
+        """(language to decode in, None to detect it; the prompt) for a speaker's language."""
+        if language == AUTO_LANGUAGE:
+            # No prompt: one written in either language would pull the other towards it.
+            return None, None
+        language = language or self.language
+        if language not in self._prompts:
+            self._prompts[language] = build_prompt(
+                self._recognizer.language_for(language),
+                self.case_number,
+                [(s.name, s.role) for s in self._speakers.values()],
+            )
+        return language, self._prompts[language]
 
     def feed(self, participant_id: str, samples: np.ndarray, at: float) -> None:
         """Take a chunk of a participant's 16 kHz mono int16 audio whose first sample is at
@@ -293,7 +340,7 @@ class HearingTranscriber:
         speaker = self._speakers.get(participant_id)
         if speaker is None or not speaker.present:
             raise UnknownSpeaker(f"participant {participant_id} was not added to the hearing")
-        events = speaker.segmenter.push(samples, at)
+        events = speaker.detector.push(samples, at)
         speaker.last_fed = self._clock()
         self._handle(speaker, events)
         self._maybe_ask_partial(speaker)
@@ -302,7 +349,7 @@ class HearingTranscriber:
         """End the participant's utterance in progress now (muted, or their track ended)."""
         speaker = self._speakers.get(participant_id)
         if speaker is not None:
-            self._handle(speaker, speaker.segmenter.flush())
+            self._handle(speaker, speaker.detector.flush())
 
     def remove_speaker(self, participant_id: str) -> None:
         """The participant left: their last utterance is still transcribed."""
@@ -324,13 +371,13 @@ class HearingTranscriber:
         c = self._counters
         return TranscriberStats(
             speakers=sum(s.present for s in self._speakers.values()),
-            speaking=sum(s.segmenter.speaking for s in self._speakers.values()),
+            speaking=sum(s.detector.speaking for s in self._speakers.values()),
             queued_utterances=len(self._queue),
             spilled_utterances=sum(f.spilled_at is not None for f in self._queue),
             queued_audio_s=sum(f.end - f.start for f in waiting),
             lag_seconds=self.lag_seconds,
             finals=c.finals,
-            segments=c.segments,
+            lines=c.lines,
             partials=c.partials,
             partials_skipped=c.partials_skipped,
             discarded=c.discarded,
@@ -380,7 +427,39 @@ class HearingTranscriber:
                 )
             self._spill.close()
 
-    def _handle(self, speaker: _Speaker, events: list[SegmenterEvent]) -> None:
+    async def abort(self) -> None:
+        """Stop at once, transcribing nothing more: after a failure, what was fed from
+        `untranscribed_from()` on is taken from the recording instead."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._spill.close()
+
+    def untranscribed_from(self) -> dict[str, float]:
+        """Per participant, the timeline position from which the audio fed so far may be
+        missing from the record if the transcriber stopped now: the start of their oldest
+        utterance waiting, being decoded or still being spoken, else where their audio has
+        reached (participants never fed are left out)."""
+        starts: dict[str, float] = {}
+
+        def earliest(participant_id: str, at: float) -> None:
+            starts[participant_id] = min(at, starts.get(participant_id, at))
+
+        for final in ([self._current] if self._current else []) + list(self._queue):
+            earliest(final.participant_id, final.start)
+        for speaker in self._speakers.values():
+            growing = speaker.detector.growing()
+            if growing is not None:
+                earliest(speaker.participant_id, growing.start)
+            if speaker.stitcher.held_from is not None:
+                earliest(speaker.participant_id, speaker.stitcher.held_from)
+            position = speaker.detector.position
+            if position is not None and speaker.participant_id not in starts:
+                starts[speaker.participant_id] = position
+        return starts
+
+    def _handle(self, speaker: _Speaker, events: list[SpeechEvent]) -> None:
         for event in events:
             speaker.utterance += 1
             if isinstance(event, SpeechStarted):
@@ -406,6 +485,9 @@ class HearingTranscriber:
             utterance.end,
             self._clock(),
             utterance.samples,
+            cut=utterance.cut,
+            overlap=utterance.overlap,
+            language=speaker.language,
         )
         if self._in_memory >= self.options.max_queued_utterances:
             final.spilled_at = self._spill.write(utterance.samples)
@@ -418,8 +500,8 @@ class HearingTranscriber:
     def _maybe_ask_partial(self, speaker: _Speaker) -> None:
         if self._on_partial is None or not self.options.partials:
             return
-        position = speaker.segmenter.position
-        if not speaker.segmenter.speaking or position is None:
+        position = speaker.detector.position
+        if not speaker.detector.speaking or position is None:
             return
         if position >= speaker.next_partial_at:
             speaker.next_partial_at = position + self.options.partial_interval_s
@@ -431,6 +513,17 @@ class HearingTranscriber:
             self._wake.set()
 
     async def _run(self) -> None:
+        """The hearing's task. An error that escapes it stops the transcriber: the owner hears
+        of it through `on_failure` (what was waiting is `untranscribed_from()` on)."""
+        try:
+            await self._transcribe_queue()
+        except Exception as e:
+            log.exception("the hearing's transcriber stopped")
+            self._counters.failures += 1
+            if self._on_failure is not None:
+                self._on_failure(e)
+
+    async def _transcribe_queue(self) -> None:
         while True:
             self._end_stalled()
             if self._queue:
@@ -454,7 +547,7 @@ class HearingTranscriber:
     def _end_stalled(self) -> None:
         now = self._clock()
         for speaker in self._speakers.values():
-            if speaker.segmenter.speaking and now - speaker.last_fed >= self.options.stall_s:
+            if speaker.detector.speaking and now - speaker.last_fed >= self.options.stall_s:
                 self.end_speech(speaker.participant_id)
 
     def _next_partial(self) -> _Speaker | None:
@@ -463,7 +556,7 @@ class HearingTranscriber:
             return None
         speaker = min(wanted, key=lambda s: s.partial_asked)
         speaker.partial_wanted = False
-        if speaker.segmenter.quiet_s * 1000 >= self.options.partial_quiet_ms:
+        if speaker.detector.quiet_s * 1000 >= self.options.partial_quiet_ms:
             # The speaker paused: their final is probably a few frames away, and a partial
             # now would hold it up.
             self._counters.partials_skipped += 1
@@ -475,41 +568,54 @@ class HearingTranscriber:
         if final.samples is not None:
             self._in_memory -= 1
         try:
-            recognition = await self._worker.run(
-                self._recognize_final, final, self._prompt, self.language
-            )
-        except asyncio.CancelledError:
-            raise
+            language, prompt = self._decoding(final.language)
+            recognition = await self._worker.run(self._recognize_final, final, prompt, language)
         except Exception:
-            log.exception(
-                "transcription failed for %s at %.2f-%.2f s",
-                final.participant_id,
-                final.start,
-                final.end,
-            )
-            self._counters.failures += 1
-            return
+            # A final is never dropped: the transcriber stops with it still current, so that
+            # its owner takes it (and what waits behind it) from the recording instead.
+            log.error("transcription failed for %s at %.2f-%.2f s", final.participant_id,
+                      final.start, final.end)
+            raise
         finally:
-            self._current = None
             if final.spilled_at is not None:
                 self._spill.done()
+        self._current = None
         self._count(recognition)
         self._counters.finals += 1
-        for recognized in recognition.segments:
-            segment = Segment(
+        def at(seconds: float) -> float:
+            """From the decoded audio (lead-in first) to the hearing timeline."""
+            return max(final.start, final.start - _lead_in(final) + seconds)
+
+        piece = Piece(
+            final.start,
+            final.end,
+            tuple(
+                TimedLine(
+                    start=at(recognized.start),
+                    end=at(recognized.end),
+                    text=recognized.text,
+                    words=tuple((w, at(s), at(e), p) for w, s, e, p in recognized.words),
+                    language=recognition.language,
+                )
+                for recognized in recognition.segments
+            ),
+            overlap_s=final.overlap,
+            cut=final.cut,
+        )
+        # Across a cut, the speaker's lines wait for the next piece to be stitched to it.
+        for timed in self._speakers[final.participant_id].stitcher.add(piece):
+            line = FinalLine(
                 participant_id=final.participant_id,
                 name=final.name,
                 role=final.role,
-                start=final.start + recognized.start,
-                end=final.start + recognized.end,
-                text=recognized.text,
-                words=tuple(
-                    (w, final.start + s, final.start + e, p) for w, s, e, p in recognized.words
-                ),
-                language=recognition.language,
+                start=timed.start,
+                end=timed.end,
+                text=timed.text,
+                words=timed.words,
+                language=timed.language,
             )
-            self._counters.segments += 1
-            await self._deliver(self._on_segment, segment)
+            self._counters.lines += 1
+            await self._deliver(self._on_final_line, line)
 
     def _recognize_final(
         self, final: _Final, prompt: str | None, language: str | None
@@ -519,20 +625,24 @@ class HearingTranscriber:
         if samples is None:
             assert final.spilled_at is not None
             samples = self._spill.read(*final.spilled_at)
-        return self._recognizer.transcribe(samples, language, prompt, word_timestamps=True)
+        lead_in = np.zeros(round(_lead_in(final) * SAMPLE_RATE), dtype=np.int16)
+        return self._recognizer.transcribe(
+            np.concatenate([lead_in, samples]), language, prompt, word_timestamps=True
+        )
 
     async def _transcribe_partial(self, speaker: _Speaker) -> None:
-        growing = speaker.segmenter.growing()
+        growing = speaker.detector.growing()
         if growing is None:
             return
         utterance = speaker.utterance
+        language, prompt = self._decoding(speaker.language)
         try:
             recognition = await self._worker.run(
                 functools.partial(
                     self._recognizer.transcribe,
                     growing.samples,
-                    self.language,
-                    self._prompt,
+                    language,
+                    prompt,
                     word_timestamps=False,
                     draft=True,
                 ),

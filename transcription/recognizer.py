@@ -8,7 +8,7 @@ Blocking and CPU-heavy: call it from a worker thread, never on the event loop.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
 import math
 import time
@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import Segment, TranscriptionInfo
+from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import TranscriptionInfo
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
+from transcription import guards
+from transcription.chinese import simplified, written_chinese
 from transcription.errors import InvalidAudio
 from transcription.labels import role_label
 from transcription.model import FRAMES_PER_S, FULL_WINDOW_FRAMES, WindowedWhisperModel
@@ -33,12 +36,38 @@ log = logging.getLogger(__name__)
 SIMPLIFIED_PROMPT = "以下是普通话的句子。"
 # Whisper's token budget for a prompt is 223 tokens; keep ours well inside it.
 MAX_PROMPT_CHARS = 160
+# Words of a Chinese hearing, so that Whisper writes them as a court does (质证, not 指正);
+# after the case number and the names, as far as the prompt's budget allows.
+LEGAL_VOCABULARY_ZH = (
+    "审判长",
+    "审判员",
+    "人民陪审员",
+    "书记员",
+    "公诉人",
+    "辩护人",
+    "被告人",
+    "被害人",
+    "证人",
+    "法庭调查",
+    "举证",
+    "质证",
+    "法庭辩论",
+    "最后陈述",
+    "起诉书",
+    "回避",
+    "休庭",
+    "宣判",
+)
 # Encoder window when fitting it to the utterance: at least this, and this far past its end.
 MIN_WINDOW_S = 15.0
 MIN_DRAFT_WINDOW_S = 10.0
 WINDOW_MARGIN_S = 5.0
 # The most tokens one decode may produce: 448 in all, the prompt taking up to 224 of them.
 MAX_NEW_TOKENS = 200
+# Audio either side of a line that reads like the prompt, decoded again without the prompt.
+ECHO_CONTEXT_S = 0.5
+
+Word = guards.Word
 
 # Text Whisper produces on non-speech, compared after `_normalize`. Anything containing one
 # of these is dropped: credit lines and video-platform phrases never said in a courtroom.
@@ -67,7 +96,7 @@ HALLUCINATION_TEXTS = frozenset({"谢谢观看", "感谢观看", "谢谢收看",
 
 @dataclass(frozen=True, slots=True)
 class Recognized:
-    """One recognized segment; times in seconds from the start of the audio given."""
+    """One of Whisper's segments, kept; times in seconds from the start of the audio given."""
 
     start: float
     end: float
@@ -79,6 +108,14 @@ class Recognized:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """Text the decode produced that the guards kept out of the record, and why."""
+
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Recognition:
     """The outcome of one `transcribe` call."""
 
@@ -87,7 +124,7 @@ class Recognition:
     duration: float
     speech_s: float  # how much speech Silero VAD found
     decode_s: float  # wall time of the decode (0 when Silero found no speech)
-    dropped: tuple[str, ...] = field(default=())  # texts dropped as unreliable
+    dropped: tuple[Rejected, ...] = field(default=())  # what the guards kept out
 
     @property
     def text(self) -> str:
@@ -98,7 +135,9 @@ def build_prompt(
     language: str | None, case_number: str | None, speakers: Iterable[tuple[str, str]]
 ) -> str | None:
     """An initial prompt naming the case and the participants (name, role), so that Whisper
-    spells them as written; it leads with a Simplified sentence for Chinese hearings."""
+    spells them as written; for Chinese hearings it leads with a Simplified sentence and ends
+    with the court's vocabulary. Whisper copies prompts out on non-speech: the recognizer's
+    guards keep such copies out of the record."""
     chinese = language == "zh"
     people: list[str] = []
     for name, role in speakers:
@@ -110,6 +149,10 @@ def build_prompt(
         prompt = SIMPLIFIED_PROMPT
         prompt += f"案号{case_number}。" if case_number else ""
         prompt += "、".join(people) + "。" if people else ""
+        terms = [term for term in LEGAL_VOCABULARY_ZH if term not in prompt]
+        while terms and len(prompt) + len("、".join(terms)) + 1 > MAX_PROMPT_CHARS:
+            terms.pop()
+        prompt += "、".join(terms) + "。" if terms else ""
     else:
         prompt = f"Case {case_number}. " if case_number else ""
         prompt += ", ".join(people) + "." if people else ""
@@ -154,10 +197,16 @@ class Recognizer:
         """The language a decode will use: an English-only model always decodes English."""
         return language if self.multilingual else "en"
 
+    def speech_spans(self, audio: np.ndarray) -> list[guards.Span]:
+        """Where Silero VAD finds speech in float32 audio, in seconds; steady tones (beeps)
+        it takes for speech are left out."""
+        found = get_speech_timestamps(audio, self._vad, sampling_rate=SAMPLE_RATE)
+        spans = [(span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE) for span in found]
+        return [span for span in spans if not guards.tonal(audio, span)]
+
     def speech_seconds(self, audio: np.ndarray) -> float:
         """Seconds of speech Silero VAD finds in float32 audio."""
-        spans = get_speech_timestamps(audio, self._vad, sampling_rate=SAMPLE_RATE)
-        return sum(span["end"] - span["start"] for span in spans) / SAMPLE_RATE
+        return sum(end - start for start, end in self.speech_spans(audio))
 
     def transcribe(
         self,
@@ -177,7 +226,8 @@ class Recognizer:
         samples = _as_float32(audio)
         duration = samples.size / SAMPLE_RATE
         language = self.language_for(language)
-        speech = self.speech_seconds(samples) if samples.size else 0.0
+        spans = self.speech_spans(samples) if samples.size else []
+        speech = sum(end - start for start, end in spans)
         if speech * 1000 < self.options.min_silero_speech_ms:
             return Recognition((), language or "", duration, speech, 0.0)
         opts = self.options
@@ -206,62 +256,160 @@ class Recognizer:
             segments, info = self._decode(
                 samples, language, initial_prompt, word_timestamps, None, max_new_tokens
             )
+        kept, dropped = self._guard(
+            segments, info.language, samples, spans, initial_prompt, max_new_tokens, draft
+        )
         decode_s = time.perf_counter() - began
-        kept: list[Recognized] = []
-        dropped: list[str] = []
-        if self._looped(segments, max_new_tokens):
-            dropped.extend(s.text.strip() for s in segments)
-            segments = []
-        for segment in segments:
-            text = segment.text.strip()
-            if (
-                segment.compression_ratio > opts.compression_ratio_threshold
-                or segment.avg_logprob < opts.log_prob_threshold
-                or is_hallucination(text)
-            ):
-                dropped.append(text)
-                continue
-            words = tuple(
-                (w.word.strip(), _clamp(w.start, duration), _clamp(w.end, duration), w.probability)
-                for w in segment.words or ()
-                if w.word.strip()
-            )
-            if info.language == "zh":
-                text = _simplified(text)
-                words = tuple((_simplified(w), s, e, p) for w, s, e, p in words)
-            kept.append(
-                Recognized(
-                    start=_clamp(words[0][1] if words else segment.start, duration),
-                    end=_clamp(words[-1][2] if words else segment.end, duration),
-                    text=text,
-                    words=words,
-                    avg_logprob=segment.avg_logprob,
-                    no_speech_prob=segment.no_speech_prob,
-                    compression_ratio=segment.compression_ratio,
-                )
-            )
         if dropped:
-            log.debug("dropped as unreliable: %r", dropped)
+            log.debug("dropped as not in the audio: %r", dropped)
         return Recognition(tuple(kept), info.language, duration, speech, decode_s, tuple(dropped))
 
-    def _looped(self, segments: list[Segment], max_new_tokens: int) -> bool:
+    def _guard(
+        self,
+        segments: list[WhisperSegment],
+        language: str,
+        samples: np.ndarray,
+        spans: list[guards.Span],
+        prompt: str | None,
+        max_new_tokens: int,
+        draft: bool,
+    ) -> tuple[list[Recognized], list[Rejected]]:
+        """Keep only what the audio holds (transcription/guards.py), in Simplified Chinese
+        with a court's punctuation and numbers for Chinese."""
+        duration = samples.size / SAMPLE_RATE
+        dropped: list[Rejected] = []
+        candidates: list[tuple[WhisperSegment, str, tuple[Word, ...]]] = []
+        loops = 0
+        for segment in segments:
+            text, words = _valid(segment, duration)
+            cut = guards.loop_end(text)
+            if cut is not None:
+                loops += 1
+                dropped.append(Rejected("loop", text[cut:].strip()))
+                text, words = text[:cut], _words_within(words, cut)
+            lead, trail = guards.echo_edges(words, prompt, spans)
+            if lead or trail:
+                # The prompt's names appended to (or put before) what was said.
+                kept_words = words[lead : len(words) - trail]
+                echoed = words[:lead] + words[len(words) - trail :]
+                dropped.append(Rejected("prompt echo", "".join(w for w, *_ in echoed).strip()))
+                text, words = "".join(w for w, *_ in kept_words), kept_words
+            candidates.append((segment, text, words))
+        if loops == 0 and self._looped(segments, max_new_tokens):
+            # A runaway decode without a loop to cut out: nothing of it can be trusted.
+            return [], [Rejected("loop", text.strip()) for _, text, _ in candidates]
+        kept: list[tuple[WhisperSegment, str, tuple[Word, ...]]] = []
+        suspects: list[tuple[WhisperSegment, str, tuple[Word, ...]]] = []
+        for segment, text, words in candidates:
+            text = text.strip()
+            reason = self._rejection(segment, text, words, spans, duration)
+            if reason is None and guards.prompt_coverage(text, prompt) >= guards.ECHO_COVERAGE:
+                # Reads like the prompt: kept only if the audio says it without the prompt.
+                if (
+                    draft
+                    or segment.no_speech_prob >= guards.ECHO_NO_SPEECH
+                    or guards.mean_probability(words) < guards.ECHO_WORD_PROBABILITY
+                ):
+                    reason = "prompt echo"
+                else:
+                    suspects.append((segment, text, words))
+                    continue
+            if reason is None:
+                kept.append((segment, text, words))
+            elif text:
+                dropped.append(Rejected(reason, text))
+        for segment, text, words in suspects:
+            heard = self._unprompted(samples, language, segment, words, spans, dropped)
+            said = " ".join(said for _, said, _ in heard)
+            said = simplified(said) if language == "zh" else said
+            if guards.agreement(text, said) >= guards.ECHO_AGREEMENT:
+                kept.append((segment, text, words))  # said: the prompt's spelling is the court's
+            else:
+                # Not what the audio says: what it says without the prompt takes its place.
+                dropped.append(Rejected("prompt echo", text))
+                kept.extend(heard)
+        kept.sort(key=lambda item: item[0].start)
+        recognized = [_recognized(s, text, words, language, duration) for s, text, words in kept]
+        return recognized, dropped
+
+    def _rejection(
+        self,
+        segment: WhisperSegment,
+        text: str,
+        words: tuple[Word, ...],
+        spans: list[guards.Span],
+        duration: float,
+    ) -> str | None:
+        """Why a segment is not in the audio, or None."""
+        opts = self.options
+        if is_hallucination(text):
+            return "hallucination"
+        if guards.compression_ratio(text) > opts.compression_ratio_threshold:
+            return "compression"
+        if segment.avg_logprob < opts.log_prob_threshold:
+            return "log probability"
+        start, end = _span(segment, words, duration)
+        if words and guards.heard_share(words, spans) < guards.HEARD_SHARE:
+            return "no speech under it"
+        speech = guards.speech_near(spans, start, end, guards.SPEECH_MARGIN_S)
+        if speech <= 0:
+            return "no speech under it"
+        if guards.too_fast(text, speech):
+            return "more text than speech"
+        return None
+
+    def _unprompted(
+        self,
+        samples: np.ndarray,
+        language: str,
+        segment: WhisperSegment,
+        words: tuple[Word, ...],
+        spans: list[guards.Span],
+        dropped: list[Rejected],
+    ) -> list[tuple[WhisperSegment, str, tuple[Word, ...]]]:
+        """The segment's audio decoded again without the prompt, through the same guards."""
+        duration = samples.size / SAMPLE_RATE
+        start, end = _span(segment, words, duration)
+        lo = max(0, int((start - ECHO_CONTEXT_S) * SAMPLE_RATE))
+        hi = min(samples.size, int((end + ECHO_CONTEXT_S) * SAMPLE_RATE))
+        clip = samples[lo:hi]
+        frames = None
+        if self.options.fit_encoder_window and isinstance(self.model, WindowedWhisperModel):
+            needed = math.ceil(max(clip.size / SAMPLE_RATE + WINDOW_MARGIN_S, MIN_WINDOW_S))
+            frames = min(FULL_WINDOW_FRAMES, needed * FRAMES_PER_S)
+        max_new_tokens = min(
+            MAX_NEW_TOKENS, int(8 + self.options.max_tokens_per_s * clip.size / SAMPLE_RATE)
+        )
+        decoded, _ = self._decode(clip, language, None, bool(words), frames, max_new_tokens)
+        heard = []
+        for found in decoded:
+            shifted = _shifted(found, lo / SAMPLE_RATE)
+            text, found_words = _valid(shifted, duration)
+            cut = guards.loop_end(text)
+            if cut is not None:
+                text, found_words = text[:cut], _words_within(found_words, cut)
+            text = text.strip()
+            reason = self._rejection(shifted, text, found_words, spans, duration)
+            middle = sum(_span(shifted, found_words, duration)) / 2
+            if reason is None and start - ECHO_CONTEXT_S / 2 <= middle <= end + ECHO_CONTEXT_S / 2:
+                heard.append((shifted, text, found_words))
+            elif reason is not None and text:
+                dropped.append(Rejected(reason, text))
+        return heard
+
+    def _looped(self, segments: list[WhisperSegment], max_new_tokens: int) -> bool:
         """A repetition loop: the compression check, or text (plus a timestamp pair per
         segment) filling the token budget, which catches loops too short to compress well."""
         return sum(len(s.tokens) + 2 for s in segments) >= max_new_tokens or any(
             s.compression_ratio > self.options.compression_ratio_threshold for s in segments
         )
 
-    def _decode(
-        self,
-        samples: np.ndarray,
-        language: str | None,
-        prompt: str | None,
-        word_timestamps: bool,
-        frames: int | None,
-        max_new_tokens: int,
-    ) -> tuple[list[Segment], TranscriptionInfo]:
+    def decode_options(self, language: str | None, prompt: str | None,
+                       word_timestamps: bool) -> dict[str, Any]:
+        """faster-whisper's `transcribe` options for these recognizer options (what an offline
+        decode of a recording must use too, to be compared with the live one)."""
         opts = self.options
-        kwargs: dict[str, Any] = dict(
+        return dict(
             language=language,
             task="transcribe",
             beam_size=opts.beam_size,
@@ -274,8 +422,19 @@ class Recognizer:
             initial_prompt=prompt,
             word_timestamps=word_timestamps,
             vad_filter=False,
-            max_new_tokens=max_new_tokens,
         )
+
+    def _decode(
+        self,
+        samples: np.ndarray,
+        language: str | None,
+        prompt: str | None,
+        word_timestamps: bool,
+        frames: int | None,
+        max_new_tokens: int,
+    ) -> tuple[list[WhisperSegment], TranscriptionInfo]:
+        kwargs = self.decode_options(language, prompt, word_timestamps)
+        kwargs["max_new_tokens"] = max_new_tokens
         if isinstance(self.model, WindowedWhisperModel):
             with self.model.encoder_frames(frames):
                 # The generator decodes lazily: consume it here, inside the window.
@@ -283,18 +442,6 @@ class Recognizer:
                 return list(generator), info
         generator, info = self.model.transcribe(samples, **kwargs)
         return list(generator), info
-
-
-@functools.cache
-def _t2s() -> Any:
-    import opencc  # OpenCC's own binding; loads its dictionaries once
-
-    return opencc.OpenCC("t2s")
-
-
-def _simplified(text: str) -> str:
-    """Traditional characters that slipped through the prompt, as Simplified (OpenCC)."""
-    return str(_t2s().convert(text))
 
 
 def _as_float32(audio: np.ndarray) -> np.ndarray:
@@ -309,3 +456,63 @@ def _as_float32(audio: np.ndarray) -> np.ndarray:
 
 def _clamp(t: float, duration: float) -> float:
     return min(max(float(t), 0.0), duration)
+
+
+def _valid(segment: WhisperSegment, duration: float) -> tuple[str, tuple[Word, ...]]:
+    """A segment's text and words without broken characters: the text is the words joined
+    (as faster-whisper decoded them, leading spaces included) when there are words."""
+    if not segment.words:
+        return guards.valid_text(segment.text), ()
+    words = guards.valid_words(
+        (w.word, _clamp(w.start, duration), _clamp(w.end, duration), w.probability)
+        for w in segment.words
+    )
+    return "".join(w for w, *_ in words), words
+
+
+def _shifted(segment: WhisperSegment, offset: float) -> WhisperSegment:
+    """A segment decoded from a clip, in the times of the whole audio."""
+    moved = [
+        dataclasses.replace(w, start=w.start + offset, end=w.end + offset)
+        for w in segment.words or ()
+    ]
+    return dataclasses.replace(
+        segment, start=segment.start + offset, end=segment.end + offset, words=moved or None
+    )
+
+
+def _words_within(words: tuple[Word, ...], cut: int) -> tuple[Word, ...]:
+    """The words that lie within the first `cut` characters of their joined text."""
+    out = []
+    offset = 0
+    for word in words:
+        offset += len(word[0])
+        if offset > cut:
+            break
+        out.append(word)
+    return tuple(out)
+
+
+def _span(segment: WhisperSegment, words: tuple[Word, ...], duration: float) -> tuple[float, float]:
+    if words:
+        return words[0][1], words[-1][2]
+    return _clamp(segment.start, duration), _clamp(segment.end, duration)
+
+
+def _recognized(
+    segment: WhisperSegment, text: str, words: tuple[Word, ...], language: str, duration: float
+) -> Recognized:
+    start, end = _span(segment, words, duration)
+    stripped = tuple((w.strip(), s, e, p) for w, s, e, p in words if w.strip())
+    if language == "zh":
+        text = written_chinese(text)
+        stripped = tuple((simplified(w), s, e, p) for w, s, e, p in stripped)
+    return Recognized(
+        start=start,
+        end=end,
+        text=text,
+        words=stripped,
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )

@@ -5,26 +5,45 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
 from config import Settings, ensure_admin_token
+from courtrooms import anchor
 from courtrooms.database import Database, migrate
+from courtrooms.errors import SigningKeyError
 from courtrooms.models import utcnow
 from courtrooms.recordings import Recordings
-from courtrooms.service import Registry
+from courtrooms.registry import Registry
+from courtrooms.staff import StaffSessions
 from signaling.bus import InProcessBus, LiveBus, RedisBus
+from signaling.checkpoints import Checkpointer
 from signaling.cluster import Cluster
 from signaling.hub import Hub
 from signaling.session import serve_relayed, websocket_handler
-from web.api import HUB, OPENAPI, RECORDINGS, REGISTRY, SETTINGS, api
-from web.endpoints import ADMIN_TOKEN, MAX_BODY_BYTES
+from web.api import api
+from web.endpoints import MAX_BODY_BYTES
 from web.errors import json_errors
+from web.keys import (
+    ADMIN_TOKEN,
+    HUB,
+    LINKS,
+    OPENAPI,
+    RECORDINGS,
+    REGISTRY,
+    SETTINGS,
+    SIGN_IN_LIMITS,
+    STAFF_SESSIONS,
+    VIEWINGS,
+)
+from web.links import MediaLinks
 from web.openapi import build_openapi
 from web.ops import add_ops_routes
 from web.pages import add_pages
+from web.signin_limits import SignInLimits
+from web.viewings import Viewings
 
 log = logging.getLogger(__name__)
 DATABASE = web.AppKey("database", Database)
@@ -51,19 +70,33 @@ def create_app(
     app[SETTINGS] = settings
     app[ADMIN_TOKEN], _ = ensure_admin_token(settings)
     app[OPENAPI] = build_openapi(api, tingshen_version())
+    app[SIGN_IN_LIMITS] = SignInLimits()
 
     async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         if run_migrations:
             # Alembic runs its own event loop; keep it off this one.
             await asyncio.to_thread(migrate, settings.database)
         db = Database(settings.database)
+        try:
+            # Created at the first start; kept where the settings say, outside the database.
+            signer = await asyncio.to_thread(anchor.load_or_create_key, settings.signing_key)
+        except SigningKeyError:
+            await db.aclose()
+            raise
         app[DATABASE] = db
         registry = Registry(db, clock)
+        registry.join_grace = timedelta(hours=settings.join_grace_hours)
         app[REGISTRY] = registry
-        recordings = Recordings(db, clock, settings.data_dir)
+        recordings = Recordings(db, clock, settings.data_dir, signer)
         app[RECORDINGS] = recordings
+        app[VIEWINGS] = Viewings(registry)
+        staff_sessions = StaffSessions(db, clock)
+        staff_sessions.idle = timedelta(minutes=settings.staff_idle_minutes)
+        staff_sessions.lifetime = timedelta(hours=settings.staff_session_hours)
+        app[STAFF_SESSIONS] = staff_sessions
+        app[LINKS] = MediaLinks(signer.derive("tingshen signed links"))
         cluster: Cluster | None = None
-        bus: LiveBus = InProcessBus()
+        bus: LiveBus = InProcessBus(settings.data_dir / "live")
         if settings.redis_url is not None:
             cluster = Cluster(settings.redis_url)
             try:
@@ -75,16 +108,21 @@ def create_app(
             bus = RedisBus(cluster)
         hub = Hub(registry, recordings, bus, settings,
                   heartbeat_s=settings.heartbeat_seconds, cluster=cluster)
+        hub.transcripts.signer = signer
+        checkpointer = Checkpointer(db, signer, settings.checkpoints, clock,
+                                    settings.checkpoint_interval_seconds, settings.checkpoint_url)
         if cluster is not None:
             cluster.on_relay = lambda socket: serve_relayed(hub, socket)
         hub.start()
         app[HUB] = hub
+        checkpointer.start()
         try:
             await hub.start_transcription()
             await hub.recover_recordings()
             yield
         finally:
             await hub.aclose()
+            await checkpointer.aclose()  # after the hub: its last seals are checkpointed
             if cluster is not None:
                 await cluster.aclose()
             await db.aclose()

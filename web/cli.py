@@ -21,21 +21,24 @@ from tqdm import tqdm
 
 from config import Settings, SettingsError, ensure_admin_token, load_settings
 from config.logs import configure_logging
+from config.timezone import local_text, zone_label
 from courtrooms.database import Database, migrate
-from courtrooms.errors import CourtroomsError
+from courtrooms.errors import CourtroomsError, SigningKeyError
+from courtrooms.integrity import verify_record
 from courtrooms.models import utcnow
 from courtrooms.recordings import Recordings
+from courtrooms.registry import Registry
 from courtrooms.seed import Demo, seed_demo
-from courtrooms.service import Registry
 from courtrooms.transcripts import Transcripts
-from media.composite import CompositeError
+from media.errors import CompositeError
 from signaling.retranscribe import NothingToTranscribe, retranscribe
 from signaling.review import render_hearing
 from transcription.errors import TranscriptionError
-from web.api import REGISTRY
 from web.app import create_app
-from web.loadtest import add_arguments as add_loadtest_arguments
-from web.loadtest import main as loadtest
+from web.keys import REGISTRY
+from web.loadtest.cli import add_arguments as add_loadtest_arguments
+from web.loadtest.cli import main as loadtest
+from web.pages import court_time
 from web.workers import Supervisor, worker_command
 
 log = logging.getLogger("tingshen")
@@ -50,18 +53,31 @@ def _settings(args: argparse.Namespace) -> Settings:
 def print_demo(demo: Demo, settings: Settings) -> None:
     base = settings.base_url
     print(f"\nDemo hearing {demo.hearing.case_number}: {demo.hearing.title}")
-    print(f"  scheduled {demo.hearing.scheduled_start.isoformat()} – "
-          f"{demo.hearing.scheduled_end.isoformat()}")
+    zone = settings.court_zone
+    start = demo.hearing.scheduled_start
+    print(f"  scheduled {court_time(start, zone)} – "
+          f"{court_time(demo.hearing.scheduled_end, zone)} "
+          f"({zone_label(zone, start, 'en')})")
     for invite in demo.invites:
         print(f"  {invite.role.value:<10} {invite.name:<8} {base}/join/{invite.token}")
-    print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}"
-          f"  (kiosk: {base}/terminal)")
+    if demo.terminal_key is not None:
+        print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}"
+              f"  (kiosk: {base}/terminal)")
+    else:
+        # The kiosk keeps the key it was given when the terminal was created.
+        print(f"  prison terminal {demo.terminal.name}: device key unchanged (shown when it "
+              f"was created; lost: POST /api/v1/prison-terminals/{demo.terminal.id}/rotate-key)")
 
 
 def print_staff_links(settings: Settings, token: str, generated: bool) -> None:
-    origin = "generated now, kept in" if generated else "from"
-    where = "TINGSHEN_ADMIN_TOKEN" if settings.admin_token else settings.data_dir / "admin_token"
-    print(f"\nStaff sign-in / API token ({origin} {where}): {token}")
+    if settings.admin_token:
+        # The operator set it and knows it; a secret from the environment is not echoed into
+        # terminals and logs.
+        print("\nStaff sign-in / API token: the one set in TINGSHEN_ADMIN_TOKEN")
+    else:
+        origin = "generated now, kept in" if generated else "from"
+        print(f"\nStaff sign-in / API token ({origin} {settings.data_dir / 'admin_token'}): "
+              f"{token}")
     base = settings.base_url
     print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
     print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
@@ -74,7 +90,7 @@ async def _serve(settings: Settings, seed: bool, worker: bool = False) -> int:
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
-    except (TranscriptionError, RedisError, OSError) as e:
+    except (TranscriptionError, RedisError, OSError, SigningKeyError) as e:
         print(f"tingshen: cannot start: {e}", file=sys.stderr)
         await runner.cleanup()
         return 2
@@ -82,7 +98,9 @@ async def _serve(settings: Settings, seed: bool, worker: bool = False) -> int:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=worker or None)
         await site.start()
         if worker:
-            print(f"Worker {os.getpid()} listening on {settings.base_url}", flush=True)
+            # One write, so that workers starting together never run their lines into one.
+            sys.stdout.write(f"Worker {os.getpid()} listening on {settings.base_url}\n")
+            sys.stdout.flush()
         else:
             print(f"Tingshen listening on {settings.base_url}")
             if seed:
@@ -124,18 +142,29 @@ async def _seed(settings: Settings) -> None:
 async def _verify(settings: Settings) -> int:
     db = Database(settings.database)
     try:
-        report = await Registry(db).verify_audit()
-        problems = await Recordings(db, utcnow, settings.data_dir).verify()
+        report = await verify_record(db, settings.data_dir, settings.signing_key,
+                                     settings.checkpoints)
     finally:
         await db.aclose()
-    if not report.ok:
-        print(f"audit chain broken at event {report.broken_seq}: {report.reason}",
+    chain = report.chain
+    if not chain.ok:
+        print(f"audit chain broken at event {chain.broken_seq}: {chain.reason}",
               file=sys.stderr)
-    for problem in problems:
-        print(f"recordings: {problem}", file=sys.stderr)
-    if report.ok and not problems:
-        print(f"audit chain intact: {report.events} events; sealed recordings match")
+    for finding in report.findings:
+        when = (f" [{local_text(finding.at, settings.court_zone, 'en')}]"
+                if finding.at is not None else "")
+        print(f"{finding.message}{when}", file=sys.stderr)
+    if report.anchored:
+        anchored = f"{report.checkpoints} checkpoints and {report.seals} seals signed"
+    else:
+        anchored = f"not anchored: no signing key at {settings.signing_key}"
+    if report.ok:
+        print(f"audit chain intact: {chain.events} events; {anchored}; sealed recordings "
+              "match, and so do the sealed trial records, every recording, composite and "
+              "exhibit")
         return 0
+    print(f"verification failed: {len(report.findings) + (not chain.ok)} problems",
+          file=sys.stderr)
     return 1
 
 
@@ -214,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("seed-demo", help="schedule a demo hearing starting now; print its links")
-    sub.add_parser("verify-audit", help="check the audit chain and re-hash sealed recordings")
+    sub.add_parser("verify-audit", help="check the audit chain against its signed checkpoints, "
+                                        "every seal, recording, composite and exhibit")
     render = sub.add_parser("render", help="render a hearing's review composite (MP4)")
     render.add_argument("hearing", help="the hearing's id")
     again = sub.add_parser("retranscribe",

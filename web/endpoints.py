@@ -1,12 +1,17 @@
-"""A declared API endpoint: its route, auth, body, query and response, for routing and OpenAPI."""
+"""The endpoint table: each route's auth, body, query and response, for routing and OpenAPI.
+
+The table resolves who calls before a handler runs, from the credential the route declares, and
+hands the handler a `Caller` (`request[CALLER]`): a handler never checks credentials itself.
+"""
 
 from __future__ import annotations
 
 import functools
 import hmac
 import json
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -14,25 +19,56 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from courtrooms.models import Participant, Role
+from courtrooms.staff import SESSION_REF, SignedIn
 from web.errors import ApiError, validation_error
+from web.keys import ADMIN_TOKEN, LINKS, RECORDINGS, SETTINGS, STAFF_SESSIONS
+from web.links import BadLink
 
+API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
-# "review": the admin token, or the join token of a participant allowed to review the
-# hearing's recordings (as a bearer or, for a <video> element, a `token` query parameter).
-# "participant": the admin token, or the join token of any participant of the hearing (not
-# revoked; at any time), passed the same two ways; the handler may ask for a role.
+ADMIN_ACTOR = "admin"
+# Who may call a route:
+# "admin": staff: the admin token as a bearer (integrations), or a staff session's cookie (the
+#   staff pages; a state-changing request also carries the session's X-CSRF-Token).
+# "device": a prison terminal's `Authorization: Device <key>` (the key is checked by the look-up
+#   the route makes with it: a terminal's assignment).
+# "review": staff, or the join token of a participant of the path's hearing allowed to review
+#   its recordings (as a bearer or, for a <video> element, a signed link made for them).
+# "participant": staff, or the join token of any participant of the path's hearing (not
+#   revoked; at any time), passed the same two ways.
+# "none": anyone.
+# No credential is ever taken from a URL: a `?token=` is refused, a signed link (web/links.py)
+# stands in for it.
 Auth = Literal["admin", "device", "review", "participant", "none"]
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ADMIN_TOKEN = web.AppKey("admin_token", str)
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called, as the table resolved them: `actor` is how the audit trail names them."""
+
+    actor: str
+    # The participant of the path's hearing, when one called with their join token.
+    participant: Participant | None = None
+    # A prison terminal's key, on a "device" route.
+    device_key: str | None = None
+    # The staff session, when staff called with its cookie (a link made then names it).
+    session: SignedIn | None = None
+
+
+CALLER = web.RequestKey("caller", Caller)
+STAFF = Caller(actor=ADMIN_ACTOR)
+ANYONE = Caller(actor="anonymous")
 
 
 @dataclass(frozen=True)
 class Endpoint:
     method: str
     path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    handler: Handler
     summary: str
     tag: str
     auth: Auth = "admin"
@@ -44,6 +80,8 @@ class Endpoint:
     # Media types of a raw (not JSON) request body, and of a file answered instead of JSON.
     raw_body: tuple[str, ...] = ()
     raw_response: tuple[str, ...] = ()
+    # On "review" and "participant" routes: the roles a participant must have (staff always may).
+    roles: frozenset[Role] = frozenset()
 
 
 @dataclass
@@ -66,32 +104,44 @@ class EndpointTable:
         errors: tuple[int, ...] = (),
         raw_body: tuple[str, ...] = (),
         raw_response: tuple[str, ...] = (),
-    ) -> Callable[
-        [Callable[[web.Request], Awaitable[web.StreamResponse]]],
-        Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ]:
-        def register(
-            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-        ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        roles: Collection[Role] = (),
+    ) -> Callable[[Handler], Handler]:
+        if auth in ("review", "participant") and "{id}" not in path:
+            raise ValueError(f"{method} {path}: a {auth!r} route names its hearing as {{id}}")
+        if roles and auth not in ("review", "participant"):
+            raise ValueError(f"{method} {path}: roles are a participant's, not {auth!r}'s")
+        needed = frozenset(roles)
+
+        def register(handler: Handler) -> Handler:
             @functools.wraps(handler)
             async def guarded(request: web.Request) -> web.StreamResponse:
-                if auth == "admin":
-                    require_admin(request)
+                request[CALLER] = await resolve_caller(request, auth, needed)
                 return await handler(request)
 
             self.endpoints.append(
                 Endpoint(
                     method, self.prefix + path, guarded, summary, tag, auth, body, query,
-                    response, status, errors, raw_body, raw_response,
+                    response, status, errors, raw_body, raw_response, needed,
                 )
             )
             return handler
 
         return register
 
+    def include(self, other: EndpointTable) -> None:
+        """Serve `other`'s endpoints too, after those already here (routes match in order)."""
+        if other.prefix != self.prefix:
+            raise ValueError(f"{other.prefix} is not under {self.prefix}")
+        self.endpoints.extend(other.endpoints)
+
     def add_to(self, app: web.Application) -> None:
+        app[ENDPOINTS] = self
         for endpoint in self.endpoints:
             app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+
+
+# The table the app serves, for what a signed link may name.
+ENDPOINTS = web.AppKey("endpoints", EndpointTable)
 
 
 def bearer(request: web.Request, scheme: str = "Bearer") -> str | None:
@@ -103,6 +153,9 @@ def bearer(request: web.Request, scheme: str = "Bearer") -> str | None:
 
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tingshen"'}
+STAFF_COOKIE = "tingshen_staff"
+CSRF_HEADER = "X-CSRF-Token"
+DEVICE_CHALLENGE = {"WWW-Authenticate": 'Device realm="tingshen"'}
 
 
 def is_admin_token(request: web.Request, token: str) -> bool:
@@ -110,13 +163,134 @@ def is_admin_token(request: web.Request, token: str) -> bool:
     return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode())
 
 
-def require_admin(request: web.Request) -> None:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def staff_session(request: web.Request) -> SignedIn | None:
+    """The staff session behind the request's cookie, if it has a live one. A state-changing
+    request must also carry the session's CSRF token (another site's form cannot)."""
+    secret = request.cookies.get(STAFF_COOKIE)
+    if not secret:
+        return None
+    signed_in = await request.app[STAFF_SESSIONS].find(secret)
+    if signed_in is None:
+        raise ApiError(401, "session_expired",
+                       "the staff session has ended (signed out, idle or expired); sign in "
+                       "again", headers=CHALLENGE)
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                   signed_in.csrf.encode()):
+            raise ApiError(403, "csrf", f"a staff session's {request.method} needs its "
+                           f"{CSRF_HEADER} header")
+    return signed_in
+
+
+async def resolve_caller(request: web.Request, auth: Auth, roles: frozenset[Role]) -> Caller:
+    """Who calls, if the route's `auth` lets them; else a 401 (no or wrong credential) or 403."""
+    if auth == "none":
+        return ANYONE
+    if "token" in request.query:
+        raise ApiError(401, "token_in_url", "credentials are not accepted in URLs: send an "
+                       "Authorization header, or open a signed link (POST /api/v1/hearings/"
+                       "{id}/links)", field="token", headers=CHALLENGE)
+    if auth == "device":
+        key = bearer(request, "Device")
+        if key is None:
+            raise ApiError(401, "unauthorized",
+                           "an Authorization: Device <key> header is required",
+                           headers=DEVICE_CHALLENGE)
+        return Caller(actor="device", device_key=key)
     token = bearer(request)
+    if token is not None and is_admin_token(request, token):
+        return STAFF
     if token is None:
-        raise ApiError(401, "unauthorized", "an Authorization: Bearer token is required",
+        signed_in = await staff_session(request)
+        if signed_in is not None:
+            return Caller(actor=signed_in.actor, session=signed_in)
+    if auth == "admin":
+        raise ApiError(401, "unauthorized",
+                       "the bearer token is not valid" if token is not None
+                       else "sign in, or send an Authorization: Bearer token",
                        headers=CHALLENGE)
-    if not is_admin_token(request, token):
-        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=CHALLENGE)
+    hearing_id = path_id(request)
+    if token is not None:
+        person = await request.app[RECORDINGS].holder(hearing_id, token)
+    else:
+        linked = await _link_holder(request, hearing_id)
+        if isinstance(linked, Caller):
+            return linked
+        person = linked
+    return admit(request, person, auth, roles)
+
+
+def admit(request: web.Request, person: Participant, auth: Auth, roles: frozenset[Role]
+          ) -> Caller:
+    """`person` as the caller of a "review" or "participant" route, if they may call it."""
+    if auth == "review":
+        request.app[RECORDINGS].check_review(person)
+    if roles and person.role not in roles:
+        names = " or ".join(r.value for r in Role if r in roles)
+        raise ApiError(403, "forbidden", f"only the hearing's {names} may do this")
+    return Caller(actor=f"participant:{person.id}", participant=person)
+
+
+# A link made in a staff session names the session (its id's first characters, as the audit
+# does), so that signing out closes it; one made with the admin token names staff.
+SESSION_LINK = "session:"
+
+
+def link_holder(caller: Caller) -> str:
+    """Whom a signed link made by `caller` stands for (its `who`)."""
+    if caller.session is not None:
+        return SESSION_LINK + caller.session.secret_hash[:SESSION_REF]
+    return caller.actor
+
+
+def linkable(request: web.Request, path: str) -> Endpoint | None:
+    """The route a signed link to `path` would open, if a link opens it: a GET of a
+    "review" or "participant" route (the only ones that take a link)."""
+    # The first GET whose path matches, as the router picks (routes match in table order).
+    for endpoint in request.app[ENDPOINTS].endpoints:
+        if endpoint.method == "GET" and _pattern(endpoint.path).fullmatch(path):
+            return endpoint if endpoint.auth in ("review", "participant") else None
+    return None
+
+
+@functools.cache
+def _pattern(template: str) -> re.Pattern[str]:
+    """A route's path as a regular expression: each {name} one segment, as aiohttp has it."""
+    parts = re.split(r"({\w+})", template)
+    return re.compile("".join("[^{}/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+async def _link_holder(request: web.Request, hearing_id: uuid.UUID) -> Participant | Caller:
+    """Who a signed link in the URL was made for, if it is valid and they still hold what it
+    was made with (a participant, a token of the hearing; staff, the session or the token)."""
+    try:
+        holder = (request.app[LINKS].check(request.path, dict(request.query))
+                  if request.method in ("GET", "HEAD") else None)
+    except BadLink as e:
+        raise ApiError(401, "bad_link", str(e), headers=CHALLENGE) from None
+    if holder is None:
+        raise ApiError(401, "unauthorized", "a bearer token (or a signed link) is required",
+                       headers=CHALLENGE)
+    if holder.who == ADMIN_ACTOR:
+        return STAFF  # made with the admin token (staff open everything of every hearing)
+    if holder.who.startswith(SESSION_LINK):
+        signed_in = await request.app[STAFF_SESSIONS].made_in(holder.who[len(SESSION_LINK):])
+        if signed_in is None:
+            raise ApiError(401, "session_expired", "the staff session this link was made in "
+                           "has ended (signed out, idle or expired)", headers=CHALLENGE)
+        return Caller(actor=signed_in.actor, session=signed_in)
+    kind, _, ident = holder.who.partition(":")
+    try:
+        participant_id = uuid.UUID(ident)
+    except ValueError:
+        raise ApiError(401, "bad_link", "the link was not made for a participant") from None
+    if kind != "participant":
+        raise ApiError(401, "bad_link", "the link was not made for a participant")
+    return await request.app[RECORDINGS].holder_by_id(hearing_id, participant_id)
 
 
 async def body(request: web.Request, model: type[B]) -> B:
@@ -178,3 +352,17 @@ def respond(data: BaseModel | Mapping[str, Any], status: int = 200) -> web.Respo
         else json.dumps(data, ensure_ascii=False, default=str)
     )
     return web.Response(status=status, text=text, content_type="application/json")
+
+
+def page(model: type[BaseModel], items: Sequence[Any], total: int, q: Any) -> dict[str, Any]:
+    """One page of a list: `items` as `model`, with the total and the query's limit and offset."""
+    return {
+        "items": [model.model_validate(i).model_dump(mode="json") for i in items],
+        "total": total,
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+
+
+def join_url(request: web.Request, token: str) -> str:
+    return f"{request.app[SETTINGS].base_url}/join/{token}"

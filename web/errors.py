@@ -19,6 +19,7 @@ from courtrooms.errors import (
     InvalidTransition,
     NotEditable,
     NotFound,
+    QuotaExceeded,
     ScheduleConflict,
 )
 
@@ -60,6 +61,7 @@ REGISTRY_STATUS: dict[type[CourtroomsError], int] = {
     NotEditable: 409,
     AccessDenied: 403,
     ExhibitTooLarge: 413,
+    QuotaExceeded: 409,
 }
 
 

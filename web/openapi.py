@@ -29,9 +29,10 @@ ERROR_SCHEMA = {
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No content", 400: "Malformed request",
     401: "Missing or wrong credentials", 403: "Not allowed now", 404: "Not found",
+    408: "Body sent too slowly",
     409: "Conflicts with the current state or schedule", 413: "Body over the size limit",
     415: "Body of a type this operation does not take", 416: "Range not satisfiable",
-    422: "Invalid field", 202: "Accepted",
+    422: "Invalid field", 202: "Accepted", 429: "Too many attempts",
 }
 PATH_PARAMETERS = {
     "token": {"type": "string"},
@@ -39,10 +40,11 @@ PATH_PARAMETERS = {
     "n": {"type": "integer", "minimum": 1},
 }
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "admin": [{"bearer": []}],
+    "admin": [{"bearer": []}, {"staffSession": []}],
     "device": [{"device": []}],
-    "review": [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}],
-    "participant": [{"bearer": []}, {"participant": []}, {"participantQuery": []}],
+    "review": [{"bearer": []}, {"staffSession": []}, {"reviewer": []}, {"signedLink": []}],
+    "participant": [{"bearer": []}, {"staffSession": []}, {"participant": []},
+                    {"signedLink": []}],
     "none": [],
 }
 
@@ -52,7 +54,9 @@ def _schema_for(target: Any, defs: dict[str, Any], mode: JsonSchemaMode) -> dict
     schema = TypeAdapter(target).json_schema(mode=mode, ref_template=REF)
     defs.update(schema.pop("$defs", {}))
     if isinstance(target, type) and issubclass(target, BaseModel):
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", target.__name__)
+        # A model may keep its published name (its title) when its class is renamed.
+        published = target.model_config.get("title") or target.__name__
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", published)
         defs[name] = schema
         return {"$ref": REF.format(model=name)}
     return schema
@@ -143,13 +147,17 @@ def build_openapi(table: EndpointTable, version: str) -> dict[str, Any]:
                 "reviewer": {"type": "http", "scheme": "bearer",
                              "description": "The join token of the hearing's judge or clerk, "
                                             "or of a participant the judge permitted"},
-                "reviewerQuery": {"type": "apiKey", "in": "query", "name": "token",
-                                  "description": "The same join token, for a <video> source"},
                 "participant": {"type": "http", "scheme": "bearer",
                                 "description": "The join token of a participant of the "
                                                "hearing (not revoked)"},
-                "participantQuery": {"type": "apiKey", "in": "query", "name": "token",
-                                     "description": "The same join token, for an <img> source"},
+                "staffSession": {"type": "apiKey", "in": "cookie", "name": "tingshen_staff",
+                                 "description": "A staff session opened by POST /session; "
+                                                "changes also send its X-CSRF-Token header"},
+                "signedLink": {"type": "apiKey", "in": "query", "name": "sig",
+                               "description": "A signed, short-lived link from POST "
+                                              "/hearings/{id}/links (with `exp` and `who`), "
+                                              "for a <video>, an <img> or a download; GET "
+                                              "only. Tokens are never accepted in URLs"},
             },
         },
     }

@@ -29,12 +29,13 @@ from sqlalchemy import text
 from courtrooms.database import Database
 from courtrooms.models import HearingState, Role
 from signaling.hub import Hub
-from web.api import HUB
 from web.errors import ERROR_CODE, Handler
+from web.keys import HUB
 
 log = logging.getLogger(__name__)
 
 READY_DATABASE_TIMEOUT_S = 2.0
+READY_EXECUTOR_TIMEOUT_S = 1.0
 # Buckets of the recognizer's lag over the hearings being transcribed: under 2 s the record
 # keeps up with speech; past 30 s the clerk sees the record fall behind.
 LAG_BUCKETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -87,20 +88,53 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for new hearings: the database answers, Whisper is loaded, not draining."""
+    """Ready for new hearings: the database answers, Whisper is loaded, not draining.
+
+    A hearing whose live record stopped or has a gap not yet recovered makes the process
+    `degraded`, still 200: it holds that hearing's media, and a load balancer that dropped it
+    would only cut the hearing off (the record is recovered from the recording here).
+    Operators learn of it from this body and the metrics.
+    """
     hub = request.app[HUB]
+    transcription = "ok"
+    if not hub.transcription_ready:
+        transcription = "not_loaded"
+    elif hub.records_with_gaps:
+        transcription = "degraded"
     checks = {
         "database": await database_check(hub.registry.db),
-        "transcription": "ok" if hub.transcription_ready else "not_loaded",
+        "transcription": transcription,
         "draining": "draining" if hub.draining else "ok",
+        "executor": await executor_check(),
+        "renders": "stuck" if hub.composites.stuck() else "ok",
     }
     if hub.cluster is not None:
         checks["redis"] = "ok" if hub.cluster.connected else "unreachable"
-    ready = all(result == "ok" for result in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "unready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    # A stuck render queue holds no live hearing back (renders have their own threads).
+    ready = all(result in ("ok", "degraded", "stuck") for result in checks.values())
+    status = "unready"
+    if ready:
+        status = "degraded" if {"degraded", "stuck"} & set(checks.values()) else "ready"
+    return web.json_response({"status": status, "checks": checks},
+                             status=200 if ready else 503)
+
+
+async def executor_check() -> str:
+    """`ok` when the event loop's default executor runs a no-op within a second; `starved`
+    when its threads are all taken (departures, rejoins and hashing would wait for them)."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(READY_EXECUTOR_TIMEOUT_S):
+            await loop.run_in_executor(None, _nothing)
+    except TimeoutError:
+        log.warning("readiness: the default executor did not answer in %.0f s",
+                    READY_EXECUTOR_TIMEOUT_S)
+        return "starved"
+    return "ok"
+
+
+def _nothing() -> None:
+    return None
 
 
 async def database_check(db: Database) -> str:
@@ -201,8 +235,7 @@ class TingshenCollector(Collector):
         )
         files = 0
         if hub is not None:
-            files = sum(len(h.media.recording.recorders) for h in hub.hearings.values()
-                        if h.media.recording is not None)
+            files = sum(h.media.open_files for h in hub.hearings.values())
         yield GaugeMetricFamily(
             "tingshen_recording_files_open", "Recording files being written now.", value=files
         )
@@ -210,7 +243,7 @@ class TingshenCollector(Collector):
     def _transcription(self, hub: Hub | None) -> Iterator[Metric]:
         live = list(hub.hearings.values()) if hub is not None else []
         # No hearing ids as labels: the largest lag, and how many hearings lag how much.
-        lags = [h.transcript.lag_seconds for h in live]
+        lags = [h.recording.transcript.lag_seconds for h in live]
         yield GaugeMetricFamily(
             "tingshen_recognizer_lag_max_seconds",
             "The largest recognizer lag (how far the trial record is behind speech) of this "
@@ -218,7 +251,7 @@ class TingshenCollector(Collector):
             value=max(lags, default=0.0),
         )
         transcribing = [lag for h, lag in zip(live, lags, strict=True)
-                        if h.transcript.feeding or lag > 0]
+                        if h.recording.transcript.feeding or lag > 0]
         buckets = [(str(bound), sum(lag <= bound for lag in transcribing))
                    for bound in LAG_BUCKETS_S]
         buckets.append(("+Inf", len(transcribing)))
@@ -227,6 +260,29 @@ class TingshenCollector(Collector):
             "Hearings being transcribed, by their recognizer lag.",
             buckets=buckets, gsum_value=sum(transcribing),
         )
+        yield GaugeMetricFamily(
+            "tingshen_records_stopped",
+            "Hearings whose live transcriber failed and has not restarted yet.",
+            value=hub.records_stopped if hub is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "tingshen_records_with_gaps",
+            "Hearings whose live record stopped or has a gap not yet transcribed from the "
+            "recording.",
+            value=hub.records_with_gaps if hub is not None else 0,
+        )
+        counters = hub.transcription_counters if hub is not None else None
+        for name, doc, value in (
+            ("transcriber_failures", "Hearing transcribers stopped by an error.",
+             counters.failures if counters else 0),
+            ("transcriber_restarts", "Hearing transcribers started again after a failure.",
+             counters.restarts if counters else 0),
+            ("lines_recovered", "Trial record lines transcribed from the recording to fill a "
+             "gap the live transcriber left.", counters.lines_recovered if counters else 0),
+            ("recoveries_failed", "Gaps in a live record that could not be transcribed from "
+             "the recording.", counters.recoveries_failed if counters else 0),
+        ):
+            yield CounterMetricFamily(f"tingshen_{name}", doc, value=value)
 
     def _errors(self, hub: Hub | None) -> Iterator[Metric]:
         http_errors = CounterMetricFamily(

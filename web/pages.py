@@ -1,13 +1,30 @@
-"""What every page shares (the frame, the language switch) and the routes of all pages."""
+"""What every page shares (templates, headers, the court's time) and the routes of all pages.
+
+Pages that show the server's data are Jinja2 templates under web/templates/, rendered with
+autoescaping on: a value is never markup, whatever a clerk or participant typed. Pages that
+show no data are plain files under web/static/pages/, served as they are.
+"""
 
 from __future__ import annotations
 
-import html
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
-STATIC = Path(__file__).parent / "static"
+from config.timezone import local
+from web.keys import SETTINGS
+
+WEB = Path(__file__).parent
+STATIC = WEB / "static"
+STATIC_PAGES = STATIC / "pages"
+TEMPLATES = WEB / "templates"
 
 # The join link carries a secret in its path: no caching, no Referer, nothing from elsewhere.
 PAGE_HEADERS = {
@@ -15,53 +32,71 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
         "base-uri 'none'; frame-ancestors 'none'"
     ),
 }
 
 
-def tr(zh: str) -> str:
-    """Chinese text that /static/i18n.js shows in English when the reader switches."""
-    return f"<span data-i18n>{html.escape(zh)}</span>"
+def court_time(moment: datetime, zone: ZoneInfo) -> str:
+    """`moment` as the court reads it: 2026-11-23 18:00 in its zone (`court_time_zone`)."""
+    return local(moment, zone).strftime("%Y-%m-%d %H:%M")
 
 
-LANG_SWITCH = (
-    '<button type="button" id="lang-switch" class="lang-switch" lang="en">English</button>'
-)
-
-
-def page(title: str, body: str, status: int = 200, *, body_attrs: str = "",
-         scripts: tuple[str, ...] = (), styles: tuple[str, ...] = ()) -> web.Response:
-    """A whole HTML page: Chinese by default, the language switch, and module scripts only."""
-    tags = "".join(
-        f'\n<script type="module" src="{src}"></script>'
-        for src in ("/static/i18n.js", *scripts)
+def render(request: web.Request, template: str, title: str, *, status: int = 200,
+           body_attrs: dict[str, str | None] | None = None, scripts: tuple[str, ...] = (),
+           styles: tuple[str, ...] = (), **context: Any) -> web.Response:
+    """A page from `template` (which extends base.html) with the frame's scripts and styles."""
+    return aiohttp_jinja2.render_template(
+        template, request,
+        {"title": title, "body_attrs": body_attrs or {}, "scripts": scripts, "styles": styles,
+         **context},
+        status=status,
     )
-    links = "".join(f'\n<link rel="stylesheet" href="{href}">' for href in styles)
-    doc = f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} · 庭审 Tingshen</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/tingshen.css">{links}</head>
-<body{body_attrs}>{LANG_SWITCH}{body}{tags}</body></html>"""
-    return web.Response(text=doc, content_type="text/html", status=status, headers=PAGE_HEADERS)
 
 
-async def index(_request: web.Request) -> web.Response:
-    return page(
-        "Tingshen",
-        f"<main><h1>庭审 Tingshen</h1><p>{tr('互联网法庭与远程提讯服务器。')}</p>"
-        '<p><a href="/api/v1/openapi.json">API (OpenAPI)</a></p></main>',
-    )
+def static_page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler serving web/static/pages/`name` as it is."""
+    path = STATIC_PAGES / name
+
+    async def serve(_request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    return serve
+
+
+async def _page_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    # Every HTML answer, rendered or static (under /static/pages/ too), carries the same rules.
+    if response.content_type == "text/html":
+        response.headers.update(PAGE_HEADERS)
+
+
+# Pages that show no data: the landing page, the prison kiosk, and the staff pages whose
+# scripts fetch everything with the clerk's token.
+STATIC_ROUTES = {
+    "/": "index.html",
+    "/terminal": "terminal.html",
+    "/schedule": "schedule.html",
+    "/live": "live.html",
+    "/review": "review-list.html",
+}
 
 
 def add_pages(app: web.Application) -> None:
-    from web import hearing_page, staff_pages, terminal_page
+    from web import hearing_page, staff_pages
 
-    app.router.add_get("/", index)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+        filters={"court_time": functools.partial(court_time, zone=app[SETTINGS].court_zone)},
+        default_helpers=False,
+    )
+    app.on_response_prepare.append(_page_headers)
+    for path, name in STATIC_ROUTES.items():
+        app.router.add_get(path, static_page(name))
     hearing_page.add_routes(app)
-    terminal_page.add_routes(app)
     staff_pages.add_routes(app)
     app.router.add_static("/static", STATIC)

@@ -29,7 +29,9 @@ from pathlib import Path
 from statistics import median
 
 from media import composite
-from media.composite import CompositeSource, render_composite, tile_layout
+from media.composite import render_composite
+from media.composite_sources import CompositeSource
+from media.filtergraph import tile_layout
 from tests.bench.report import run_stamp, write_section
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_composite"

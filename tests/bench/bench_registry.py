@@ -32,8 +32,8 @@ from sqlalchemy import text
 from courtrooms.database import Database, migrate
 from courtrooms.errors import ScheduleConflict
 from courtrooms.models import HearingKind, Location, Role
+from courtrooms.registry import Registry
 from courtrooms.schemas import CourtIn, CourtroomIn, HearingIn, ParticipantIn
-from courtrooms.service import Registry
 from tests.bench.report import median_rate, run_stamp, write_section
 from tests.servers import PostgresServer
 

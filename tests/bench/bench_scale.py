@@ -31,7 +31,8 @@ import aiortc
 
 from tests.bench.report import run_stamp, write_section
 from tests.servers import free_port
-from web.loadtest import LoadPlan, LoadReport, LoadRun, Spread
+from web.loadtest.plan import LoadPlan, LoadReport, Spread
+from web.loadtest.run import LoadRun
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_scale"
 METHOD = """\
@@ -105,10 +106,11 @@ class Server:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"  # where it listens (give `--host` too)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINGSHEN_")}

@@ -24,10 +24,12 @@ import redis
 from tests.bench.bench_scale import Server, raise_open_files
 from tests.bench.report import run_stamp, write_section
 from tests.servers import PostgresServer, RedisServer
-from web.loadtest import VIDEO_FPS, LoadPlan, LoadReport, run_load
+from tests.speech import SPEECH
+from web.loadtest.peer import VIDEO_FPS
+from web.loadtest.plan import LoadPlan, LoadReport
+from web.loadtest.run import run_load
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_workers"
-SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "speech" / "en_opening.wav"
 PARTICIPANTS = 4
 SPEAKERS = 1  # one speaks at a time, as in court; the others' microphones carry silence
 HOLD_S = 45.0
@@ -114,8 +116,8 @@ async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s
             await wait_quiet(server)
             plan = LoadPlan(url=server.url, admin_token=server.token, hearings=hearings,
                             participants=PARTICIPANTS, media=True, in_session=True,
-                            speech=SPEECH, language="en", duration_s=hold_s, ping_s=0,
-                            speakers=SPEAKERS)
+                            speech=SPEECH / "en_opening.wav", language="en", duration_s=hold_s,
+                            ping_s=0, speakers=SPEAKERS)
             cpu0, t0 = server.cpu_seconds(), time.monotonic()
             holders_seen: set[str] = set()
 
@@ -175,7 +177,7 @@ Each step schedules that many hearings of {PARTICIPANTS} (judge, defendant, lawy
 prosecutor; admitted at once), puts them in session (recording every participant, transcribing
 everyone live with the multilingual **base** model, language en), and holds them {hold_s:.0f} s
 while one participant of each hearing speaks without pause (looped English speech,
-`../shared/speech/en_opening.wav`), the others' microphones carry silence (still Opus, still
+`tests/speech/en_opening.wav`), the others' microphones carry silence (still Opus, still
 recorded and run through the voice detector), and every client sends a small VP8 test card
 ({VIDEO_FPS} fps). The load tool runs on the same 2 cores (aiortc encodes every
 client's video), so the figures are what this box sustains with its own load on it.

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from courtrooms.invitations import IssuedToken
 from courtrooms.models import Base, Court, Courtroom, Hearing, HearingKind, Location, Role
+from courtrooms.registry import Registry
 from courtrooms.schemas import CourtIn, CourtroomIn, HearingIn, ParticipantIn, PrisonTerminalIn
-from courtrooms.service import IssuedToken, Registry
 
 ACTOR = "clerk:test"
 # The `clock` fixture's start; hearings are placed relative to it.

@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from courtrooms import audit
+from courtrooms import anchor, audit
 from courtrooms.errors import ScheduleConflict
+from courtrooms.exhibits import Exhibits
+from courtrooms.integrity import IntegrityReport, verify_record
 from courtrooms.lifecycle import HearingAction
-from courtrooms.models import AuditEvent
+from courtrooms.models import AuditEvent, Hearing
+from courtrooms.recordings import FileOutcome, Recordings
+from courtrooms.registry import Registry
 from courtrooms.schemas import (
     AuditQuery,
     CourtIn,
@@ -25,7 +31,7 @@ from courtrooms.schemas import (
     PageQuery,
     PrisonTerminalPatch,
 )
-from courtrooms.service import Registry
+from courtrooms.transcripts import SpokenLine, Transcripts, record_sha256
 from tests.conftest import FakeClock
 from tests.courtrooms.builders import (
     ACTOR,
@@ -37,6 +43,7 @@ from tests.courtrooms.builders import (
     make_room,
     make_terminal,
 )
+from tests.exhibit_files import chunks, png
 
 HEARING_ACTIONS = {"hearing", "participant", "token"}
 
@@ -341,3 +348,252 @@ async def test_verify_audit_cli(
     out, err = capsys.readouterr()
     assert "event 4" in err
     assert "intact" not in out
+
+
+# -- verifying the whole record ------------------------------------------------------------
+
+
+@dataclass
+class Court:
+    """A court's record as the server leaves it: a hearing closed and sealed (by the close
+    and by the judge) with a recording, lines, an exhibit and a composite; a hearing in
+    recess whose file is finished; the chain's head checkpointed and signed."""
+
+    registry: Registry
+    data_dir: Path
+    key: Path
+    checkpoints: Path
+    sealed: Hearing
+    recessed: Hearing
+    line_id: uuid.UUID
+
+    async def verify(self) -> IntegrityReport:
+        return await verify_record(self.registry.db, self.data_dir, self.key, self.checkpoints)
+
+    async def checkpoint(self) -> None:
+        signer = anchor.load_or_create_key(self.key)
+        head = await anchor.head(self.registry.db)
+        assert head is not None
+        anchor.CheckpointLog(self.checkpoints).append(
+            anchor.Checkpoint.make(signer, head.seq, head.hash, self.registry.clock()))
+
+
+async def record_file(recordings: Recordings, hearing: Hearing, participant: uuid.UUID,
+                      data: bytes) -> str:
+    await recordings.begin_segment(hearing.id, 1_800_000_000.0)
+    path = f"recordings/{hearing.id}/000-001-{participant}.webm"
+    await recordings.file_started(hearing.id, participant, 0, path, 0.0)
+    full = recordings.data_dir / path
+    full.parent.mkdir(parents=True, exist_ok=True)
+    full.write_bytes(data)
+    await recordings.file_finished(path, FileOutcome(duration=4.0, codecs="vp8,opus"))
+    await recordings.end_segment(hearing.id, 0, 4.0)
+    return path
+
+
+@pytest.fixture
+async def court(registry: Registry, clock: FakeClock, tmp_path: Path) -> Court:
+    data_dir = tmp_path / "data"
+    key = tmp_path / "keys" / "audit-signing-key.pem"
+    signer = anchor.load_or_create_key(key)
+    recordings = Recordings(registry.db, clock, data_dir, signer)
+    transcripts = Transcripts(registry.db, clock, signer)
+    exhibits = Exhibits(registry.db, clock, data_dir)
+
+    sealed = await make_hearing(registry, 0, 2)
+    judge = (await add_judge(registry, sealed)).participant
+    await registry.transition(sealed.id, HearingAction.OPEN, ACTOR)
+    await registry.transition(sealed.id, HearingAction.START, ACTOR)
+    await record_file(recordings, sealed, judge.id, b"\x1aE\xdf\xa3" + os.urandom(4000))
+    lines = [await transcripts.add(sealed.id, SpokenLine(judge.id, t, t + 2.0, text, "zh"))
+             for t, text in ((1.0, "现在开庭"), (4.0, "核对当事人身份"), (8.0, "休庭"))]
+    await exhibits.add(sealed.id, "借条", "image/png", chunks(png()),
+                       participant_id=None, actor=ACTOR)
+    await registry.transition(sealed.id, HearingAction.CLOSE, "judge:wang")
+    await recordings.seal(sealed.id, await recordings.closed_by(sealed.id))
+    await transcripts.seal(sealed.id, "judge:wang")
+    await transcripts.correct(sealed.id, lines[1].id, "核对当事人身份。", ACTOR)
+    await transcripts.seal_by_judge(sealed.id, "judge:wang", None)
+    composite = data_dir / "review" / f"{sealed.id}.mp4"
+    composite.parent.mkdir(parents=True)
+    composite.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    await recordings.add_composite(sealed.id, composite.relative_to(data_dir).as_posix(),
+                                   FileOutcome(duration=4.0, codecs="h264,aac"))
+
+    recessed = await make_hearing(registry, 3, 4)
+    lawyer = (await add_remote(registry, recessed)).participant
+    for action in (HearingAction.OPEN, HearingAction.START, HearingAction.RECESS):
+        await registry.transition(recessed.id, action, ACTOR)
+    await record_file(recordings, recessed, lawyer.id, b"\x1aE\xdf\xa3" + os.urandom(6000))
+
+    made = Court(registry, data_dir, key, tmp_path / "audit-checkpoints.jsonl", sealed,
+                 recessed, lines[0].id)
+    await made.checkpoint()
+    return made
+
+
+async def rechain(registry: Registry, seq: int, data: dict[str, Any]) -> None:
+    """Rewrite event `seq`'s data and recompute its hash and every later one: the chain
+    alone checks out again."""
+    async with registry.db.write() as session:
+        rows = (await session.scalars(
+            select(AuditEvent).where(AuditEvent.seq >= seq).order_by(AuditEvent.seq))).all()
+        prev = rows[0].prev_hash
+        for row in rows:
+            if row.seq == seq:
+                row.data = data
+            row.prev_hash = prev
+            row.hash = audit.event_hash(seq=row.seq, at=row.at, actor=row.actor,
+                                        action=row.action, hearing_id=row.hearing_id,
+                                        data=row.data, prev_hash=prev)
+            prev = row.hash
+        # Unique hashes: move them aside first, then write them in place.
+        new = {row.seq: (row.prev_hash, row.hash) for row in rows}
+        for row in rows:
+            row.hash = f"x{row.seq:063d}"
+        await session.flush()
+        for row in rows:
+            row.prev_hash, row.hash = new[row.seq]
+
+
+async def test_an_untouched_record_verifies(court: Court) -> None:
+    report = await court.verify()
+    assert report.findings == [] and report.ok
+    assert (report.anchored, report.checkpoints, report.seals) == (True, 1, 3)
+
+
+def db_id(court: Court, value: uuid.UUID) -> str:
+    """A UUID as the database stores it (SQLite: 32 hex digits)."""
+    return value.hex if court.registry.db.dialect == "sqlite" else str(value)
+
+
+def _file(court: Court, hearing: Hearing, glob: str) -> Path:
+    [path] = list((court.data_dir).glob(glob.format(hearing=hearing.id)))
+    return path
+
+
+async def _edit_sealed_line(court: Court) -> None:
+    await execute(court.registry, "UPDATE transcript_segments SET text = '被告人认罪' "
+                  "WHERE id = :id", id=db_id(court, court.line_id))
+
+
+async def _clear_sealed_at(court: Court) -> None:
+    await execute(court.registry, "UPDATE hearings SET record_sealed_at = NULL")
+
+
+async def _delete_tail(court: Court) -> None:
+    await execute(court.registry, "DELETE FROM audit_events WHERE seq > "
+                  "(SELECT MAX(seq) - 3 FROM audit_events)")
+
+
+async def _rewrite_and_rechain(court: Court) -> None:
+    events = await all_events(court.registry)
+    target = next(e for e in events if e.action == "participant.added")
+    await rechain(court.registry, target.seq, {**target.data, "name": "Someone Else"})
+
+
+async def _forge_seal_after_checkpoint(court: Court) -> None:
+    # Past the last checkpoint, only the seal's signature can tell.
+    await court.registry.record(court.recessed.id, ACTOR, "hearing.noted", note="after")
+    await court.checkpoint()
+    await execute(court.registry, "UPDATE transcript_segments SET text = '被告人认罪' "
+                  "WHERE id = :id", id=db_id(court, court.line_id))
+    events = await all_events(court.registry)
+    seal = next(e for e in reversed(events) if e.action == "transcript.sealed_by_judge")
+    _, lines = await Transcripts(court.registry.db, court.registry.clock).of_hearing(
+        court.sealed.id)
+    forged = {**seal.data, "record_sha256": record_sha256(lines)}
+    await execute(court.registry, "UPDATE hearings SET record_sha256 = :h WHERE id = :id",
+                  h=forged["record_sha256"], id=db_id(court, court.sealed.id))
+    # The attacker appends the forged seal as a new event, after the checkpoint.
+    async with court.registry.db.write() as session:
+        await audit.append(session, actor=seal.actor, action=seal.action,
+                           at=court.registry.clock(), hearing_id=court.sealed.id, data=forged)
+
+
+async def _alter_exhibit(court: Court) -> None:
+    path = _file(court, court.sealed, "exhibits/{hearing}/*.png")
+    path.write_bytes(path.read_bytes()[:-8] + b"tampered")
+
+
+async def _alter_composite(court: Court) -> None:
+    path = _file(court, court.sealed, "review/{hearing}.mp4")
+    with path.open("r+b") as f:
+        f.seek(100)
+        f.write(b"tampered")
+
+
+async def _truncate_unclosed_recording(court: Court) -> None:
+    path = _file(court, court.recessed, "recordings/{hearing}/*.webm")
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+async def _delete_recording_row(court: Court) -> None:
+    await execute(court.registry, "DELETE FROM recordings WHERE kind = 'participant' AND "
+                  "hearing_id = :id", id=db_id(court, court.recessed.id))
+
+
+async def _close_without_seal(court: Court) -> None:
+    await court.registry.transition(court.recessed.id, HearingAction.CLOSE, ACTOR)
+
+
+async def _truncate_checkpoints(court: Court) -> None:
+    court.checkpoints.write_text(court.checkpoints.read_text().replace('"seq":', '"seq":1'))
+
+
+TAMPERING: dict[str, tuple[Callable[[Court], Awaitable[None]], str]] = {
+    "edited sealed line": (_edit_sealed_line, "sealed by the judge in audit event"),
+    "cleared record_sealed_at": (_clear_sealed_at, "no longer marked sealed"),
+    "deleted tail events": (_delete_tail, "were deleted"),
+    "rewritten and rechained": (_rewrite_and_rechain, "the chain was rewritten"),
+    "forged seal after the checkpoint": (_forge_seal_after_checkpoint,
+                                         "its signature does not match"),
+    "exhibit bytes": (_alter_exhibit, "exhibit '借条'"),
+    "composite bytes": (_alter_composite, ".mp4 was altered"),
+    "truncated recording of an open hearing": (_truncate_unclosed_recording,
+                                               ".webm was altered"),
+    "deleted recording row": (_delete_recording_row, "was deleted from the database"),
+    "closed, never sealed": (_close_without_seal, "were never sealed"),
+    "forged checkpoint": (_truncate_checkpoints, "its signature does not match"),
+}
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERING))
+async def test_each_tampering_is_found(court: Court, tampering: str) -> None:
+    tamper, expected = TAMPERING[tampering]
+    await tamper(court)
+    report = await court.verify()
+    assert not report.ok
+    messages = [f.message for f in report.findings]
+    assert report.chain.ok, report.chain  # none of these breaks the chain's own links
+    assert any(expected in m for m in messages), messages
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("tampering", list(TAMPERING))
+async def test_verify_audit_cli_names_each_tampering(
+    court: Court, database_url: str, tampering: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from web.cli import main
+
+    for key in list(os.environ):
+        if key.startswith("TINGSHEN_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TINGSHEN_DATABASE_URL", database_url)
+    monkeypatch.setenv("TINGSHEN_DATA_DIR", str(court.data_dir))
+    monkeypatch.setenv("TINGSHEN_SIGNING_KEY_PATH", str(court.key))
+    monkeypatch.setenv("TINGSHEN_CHECKPOINT_FILE", str(court.checkpoints))
+    assert await asyncio.to_thread(main, ["verify-audit"]) == 0
+    out, err = capsys.readouterr()
+    assert "intact" in out and "1 checkpoints and 3 seals signed" in out and err == ""
+
+    tamper, expected = TAMPERING[tampering]
+    await tamper(court)
+    assert await asyncio.to_thread(main, ["verify-audit"]) == 1
+    out, err = capsys.readouterr()
+    assert "intact" not in out
+    [line] = [line for line in err.splitlines() if expected in line]
+    # When what it names happened, in the court's time (the clock: 2026-11-23 01:00 UTC).
+    assert line.endswith(" [2026-11-23 09:00 Beijing time]"), line
+    assert err.splitlines()[-1].startswith("verification failed: ")

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from courtrooms.database import Database, alembic_config, migrate
 from courtrooms.errors import ScheduleConflict
 from courtrooms.models import Base, Court, Location, Participant, Role
+from courtrooms.registry import Registry
 from courtrooms.schemas import CourtIn
-from courtrooms.service import Registry
 from tests.courtrooms.builders import ACTOR, make_court, make_hearing, make_room
 
 
@@ -180,3 +180,18 @@ async def test_writes_are_serialized_across_processes(database_url: str, clock: 
     finally:
         for db in dbs:
             await db.aclose()
+
+
+async def test_sqlite_commits_are_synced_to_the_disk(tmp_path: Path) -> None:
+    """A commit (an audit event, a line of the record) survives a power cut: SQLite's WAL is
+    synced at every commit (synchronous=FULL, 2), not only at checkpoints (NORMAL, 1)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sync.db'}"
+    await asyncio.to_thread(migrate, url)
+    db = Database(url)
+    try:
+        async with db.engine.connect() as first, db.engine.connect() as second:
+            for conn in (first, second):
+                assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == 2
+                assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+    finally:
+        await db.aclose()

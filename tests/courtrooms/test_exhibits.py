@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+import courtrooms.exhibits
 from courtrooms.errors import (
     AccessDenied,
     ExhibitTooLarge,
+    HearingFinished,
     InvalidExhibit,
     NotEditable,
     NotFound,
+    QuotaExceeded,
     UnknownPage,
 )
 from courtrooms.exhibits import ADDED, MAX_EXHIBIT_BYTES, PAGE_WIDTH_PX, Exhibits
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import AuditEvent, Exhibit, Hearing, Location, Role
+from courtrooms.registry import CourtWord, Registry
 from courtrooms.schemas import AuditQuery, ParticipantIn
-from courtrooms.service import Registry
 from tests.conftest import FakeClock
-from tests.courtrooms.builders import ACTOR, add_judge, make_hearing
+from tests.courtrooms.builders import ACTOR, add_judge, add_remote, at, make_hearing
+from tests.durable import fsynced
 from tests.exhibit_files import (
     A4,
     A4_LANDSCAPE,
@@ -99,6 +107,47 @@ async def test_a_pdf_is_stored_under_its_hash_and_enters_the_audit_chain(
         "sha256": sha, "size": len(data), "title": "借条", "media_type": PDF, "pages": 3,
     }
     assert (await registry.verify_audit()).ok
+
+
+async def test_an_exhibit_is_on_the_disk_before_it_is_recorded(
+    registry: Registry, exhibits: Exhibits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = fsynced(monkeypatch)
+    hearing = await make_hearing(registry, 9, 11)
+    judge = await add_judge(registry, hearing)
+    exhibit = await present(exhibits, hearing, pdf(A4), participant_id=judge.participant.id)
+    folder = exhibits.path_of(exhibit).parent
+    # The bytes (still under their upload name), then the rename into place.
+    assert len(synced) == 2 and synced[0].parent == folder and synced[1] == folder
+    assert synced[0].name.startswith(".upload-")
+
+
+async def test_a_crowd_opening_an_exhibit_renders_two_pages_at_a_time(
+    registry: Registry, exhibits: Exhibits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hearing = await make_hearing(registry, 9, 11)
+    judge = await add_judge(registry, hearing)
+    exhibit = await present(exhibits, hearing, pdf(A4, A4, A4, A4),
+                            participant_id=judge.participant.id)
+    running, most, rendered = 0, 0, []
+    real = courtrooms.exhibits._render
+
+    def counted(source: Path, kind: Any, n: int, dest: Path) -> None:
+        nonlocal running, most
+        running += 1  # under the GIL: threads interleave only between statements here
+        most = max(most, running)
+        time.sleep(0.1)
+        real(source, kind, n, dest)
+        rendered.append(n)
+        running -= 1
+
+    monkeypatch.setattr(courtrooms.exhibits, "_render", counted)
+    # Twenty people open the four pages at once.
+    await asyncio.gather(*(exhibits.page_png(exhibit, 1 + i % 4) for i in range(20)))
+    assert most == courtrooms.exhibits.RENDERS_AT_ONCE
+    # Each page rendered, then served from the cache (a page asked for again while it
+    # renders may render twice).
+    assert set(rendered) == {1, 2, 3, 4} and len(rendered) <= 8
 
 
 async def test_pdf_pages_render_to_cached_pngs_of_their_own_shape(
@@ -236,3 +285,118 @@ async def test_the_same_file_twice_is_two_exhibits_of_one_stored_file(
     assert first.id != second.id and first.path == second.path
     assert [e.title for e in await exhibits.of_hearing(hearing.id)] == ["原告证据一", "被告证据一"]
     assert stored_files(exhibits) == [exhibits.path_of(first)]
+
+
+async def test_quotas_per_participant_and_per_hearing_count_files_and_bytes(
+    registry: Registry, exhibits: Exhibits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_EXHIBITS", 2)
+    monkeypatch.setattr(courtrooms.exhibits, "HEARING_EXHIBITS", 3)
+    hearing = await make_hearing(registry, 9, 11)
+    judge = (await add_judge(registry, hearing)).participant.id
+    lawyer = (await add_remote(registry, hearing)).participant.id
+    for _ in range(2):
+        await present(exhibits, hearing, png(), "image/png", judge)
+    with pytest.raises(QuotaExceeded) as refused:
+        await present(exhibits, hearing, png(), "image/png", judge)
+    assert refused.value.details == {"quota": "participant_exhibits", "limit": 2}
+    await present(exhibits, hearing, png(), "image/png", lawyer)
+    with pytest.raises(QuotaExceeded) as refused:
+        await present(exhibits, hearing, png(), "image/png", lawyer)
+    assert refused.value.details == {"quota": "hearing_exhibits", "limit": 3}
+    await present(exhibits, hearing, png(), "image/png")  # the staff are not limited
+    # Another hearing has quotas of its own.
+    other = await make_hearing(registry, 12, 13)
+    await present(exhibits, other, png(), "image/png", (await add_judge(
+        registry, other, "Judge Li")).participant.id)
+
+    # Bytes: what was presented counts, and an upload stops once it would pass the quota.
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_EXHIBITS", 30)
+    monkeypatch.setattr(courtrooms.exhibits, "HEARING_EXHIBITS", 300)
+    used = len(png()) * 4
+    monkeypatch.setattr(courtrooms.exhibits, "HEARING_BYTES", used + 3 * 65536)
+    before = await audit_head(registry)
+    files = stored_files(exhibits)
+    sent = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b"%PDF-"
+        for _ in range(20):
+            sent += 1
+            yield bytes(65536)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        await exhibits.add(hearing.id, "大文件", PDF, counted(), participant_id=lawyer,
+                           actor=ACTOR)
+    assert refused.value.details["quota"] == "hearing_bytes" and sent <= 4
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_BYTES", len(png()) + 10)
+    with pytest.raises(QuotaExceeded) as refused:
+        await present(exhibits, hearing, png(), "image/png", lawyer)
+    assert refused.value.details["quota"] == "participant_bytes"
+    assert "bytes" in refused.value.message
+    assert await audit_head(registry) == before and stored_files(exhibits) == files
+
+
+async def test_two_uploads_racing_for_the_last_place_get_one(
+    registry: Registry, exhibits: Exhibits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_EXHIBITS", 1)
+    hearing = await make_hearing(registry, 9, 11)
+    judge = (await add_judge(registry, hearing)).participant.id
+    both_started = asyncio.Barrier(2)
+
+    async def held(data: bytes) -> AsyncIterator[bytes]:
+        await both_started.wait()  # each passed the check before receiving
+        yield data
+
+    results = await asyncio.gather(
+        *(exhibits.add(hearing.id, "借条", "image/png", held(png(size)), participant_id=judge,
+                       actor=ACTOR) for size in ((64, 48), (48, 64))),
+        return_exceptions=True)
+    assert sum(isinstance(r, Exhibit) for r in results) == 1, results
+    assert sum(isinstance(r, QuotaExceeded) for r in results) == 1, results
+    assert await exhibit_rows(registry) == 1 and len(stored_files(exhibits)) == 1
+
+
+async def test_the_presenter_is_checked_before_and_after_receiving(
+    registry: Registry, exhibits: Exhibits, clock: FakeClock
+) -> None:
+    """The edge hands `add` the registry's attendance check: the hearing's window, the court's
+    admission and removal, as for joining."""
+    hearing = await make_hearing(registry, 9, 11)
+    lawyer = (await add_remote(registry, hearing)).participant
+
+    async def attending() -> None:
+        await registry.check_attendance(hearing.id, lawyer)
+
+    with pytest.raises(AccessDenied, match="opens at"):
+        await exhibits.add(hearing.id, "借条", "image/png", chunks(png()),
+                           participant_id=lawyer.id, actor=ACTOR, attending=attending)
+    clock.now = at(8.75)
+    with pytest.raises(AccessDenied, match="not admitted"):
+        await exhibits.add(hearing.id, "借条", "image/png", chunks(png()),
+                           participant_id=lawyer.id, actor=ACTOR, attending=attending)
+    await registry.record(hearing.id, ACTOR, CourtWord.ADMITTED, participant_id=str(lawyer.id))
+    assert await registry.court_word(hearing.id, lawyer.id) is CourtWord.ADMITTED
+
+    async def removed_midway() -> AsyncIterator[bytes]:
+        data = pdf()
+        yield data[:100]
+        await registry.record(hearing.id, ACTOR, CourtWord.REMOVED,
+                              participant_id=str(lawyer.id))
+        yield data[100:]
+
+    before = await audit_head(registry)
+    with pytest.raises(AccessDenied, match="removed by the court"):
+        await exhibits.add(hearing.id, "借条", PDF, removed_midway(), participant_id=lawyer.id,
+                           actor=ACTOR, attending=attending)
+    assert await registry.court_word(hearing.id, lawyer.id) is CourtWord.REMOVED
+    assert await audit_head(registry) == before + 1  # the removal, no exhibit
+    assert stored_files(exhibits) == [] and await exhibit_rows(registry) == 0
+    await registry.record(hearing.id, ACTOR, CourtWord.ADMITTED, participant_id=str(lawyer.id))
+    await exhibits.add(hearing.id, "借条", "image/png", chunks(png()),
+                       participant_id=lawyer.id, actor=ACTOR, attending=attending)
+    await registry.transition(hearing.id, HearingAction.CANCEL, ACTOR)
+    with pytest.raises(HearingFinished):
+        await registry.check_attendance(hearing.id, lawyer)

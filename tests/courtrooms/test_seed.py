@@ -9,9 +9,17 @@ import pytest
 from courtrooms.errors import AccessDenied
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import HearingState, Location, Role
-from courtrooms.schemas import AuditQuery, CourtroomQuery, HearingQuery, PageQuery
-from courtrooms.seed import ACTOR, seed_demo
-from courtrooms.service import Registry
+from courtrooms.registry import Registry
+from courtrooms.schemas import (
+    AuditQuery,
+    CourtroomQuery,
+    HearingIn,
+    HearingQuery,
+    PageQuery,
+    ParticipantIn,
+    PrisonTerminalIn,
+)
+from courtrooms.seed import ACTOR, DEMO_CASE_PREFIX, DEMO_PRISON, DEMO_TERMINAL, seed_demo
 from tests.conftest import FakeClock
 
 
@@ -81,11 +89,10 @@ async def test_seeding_again_ends_the_first_and_reuses_the_court(
     assert (await registry.list_terminals(PageQuery()))[1] == 1
     assert (await registry.list_hearings(HearingQuery()))[1] == 2
 
-    # The key was rotated: only the new one opens the terminal, for the new hearing.
-    assert second.terminal_key != first.terminal_key
-    with pytest.raises(AccessDenied):
-        await registry.terminal_assignment(first.terminal_key)
-    assignment = await registry.terminal_assignment(second.terminal_key)
+    # The key printed the first time stays the terminal's (a kiosk may be using it); it now
+    # opens the new hearing. No new key is made, so none is printed.
+    assert first.terminal_key is not None and second.terminal_key is None
+    assignment = await registry.terminal_assignment(first.terminal_key)
     assert assignment.hearing is not None and assignment.hearing.id == second.hearing.id
 
     for invite in first.invites:
@@ -120,3 +127,61 @@ async def test_seeding_ends_the_previous_demo_whatever_its_state(
     assert (await registry.list_hearings(HearingQuery()))[1] == 4
     active = HearingQuery(state=HearingState.SCHEDULED)
     assert [h.id for h in (await registry.list_hearings(active))[0]] == [previous.hearing.id]
+
+
+
+async def test_seeding_again_touches_nothing_the_demo_did_not_create(
+    registry: Registry, clock: FakeClock
+) -> None:
+    """A clerk's hearing whose case number starts like the demo's, and a terminal named like the
+    demo's, are the clerk's: a second seeding neither ends, renumbers nor re-keys them."""
+    clerk = "clerk:test"
+    own_terminal, own_key = await registry.create_terminal(
+        PrisonTerminalIn(name=DEMO_TERMINAL, prison=DEMO_PRISON), clerk
+    )
+    first = await seed_demo(registry, "zh")
+    assert first.terminal.id != own_terminal.id and first.terminal_key is not None
+
+    now = clock.now.replace(second=0, microsecond=0)
+    own = await registry.create_hearing(
+        HearingIn(
+            case_number=f"{DEMO_CASE_PREFIX}2号", title="Not the demo", kind=first.hearing.kind,
+            scheduled_start=now, scheduled_end=now + timedelta(hours=1),
+        ),
+        clerk,
+        "zh",
+    )
+    lawyer = await registry.add_participant(
+        own.id, ParticipantIn(name="赵律师", role=Role.LAWYER, location=Location.REMOTE), clerk
+    )
+    defendant = await registry.add_participant(
+        own.id,
+        ParticipantIn(name="钱某某", role=Role.DEFENDANT, location=Location.PRISON,
+                      terminal_id=own_terminal.id),
+        clerk,
+    )
+    await registry.transition(own.id, HearingAction.OPEN, clerk)
+    clock.advance(timedelta(minutes=5))
+
+    second = await seed_demo(registry, "zh")
+
+    assert (await registry.get_hearing(own.id)).state is HearingState.OPEN
+    for token in (lawyer.token, defendant.token):
+        assert (await registry.resolve_join_token(token)).hearing.id == own.id
+    assert (await registry.get_hearing(first.hearing.id)).state is HearingState.CANCELLED
+    assert second.hearing.case_number not in {own.case_number, first.hearing.case_number}
+    assert second.hearing.case_number.startswith(DEMO_CASE_PREFIX)
+    assert second.terminal.id == first.terminal.id
+
+    # Both kiosks keep working with the keys they were given, each for its own hearing.
+    kiosk = await registry.terminal_assignment(own_key)
+    assert kiosk.hearing is not None and kiosk.hearing.id == own.id
+    demo_kiosk = await registry.terminal_assignment(first.terminal_key)
+    assert demo_kiosk.hearing is not None and demo_kiosk.hearing.id == second.hearing.id
+
+    events, total = await registry.audit_events(AuditQuery(limit=200))
+    assert total <= 200
+    by_seed = [e for e in events if e.actor == ACTOR]
+    assert not [e for e in by_seed if e.hearing_id == own.id], by_seed
+    assert not [e for e in by_seed if e.action == "terminal.key_rotated"], by_seed
+

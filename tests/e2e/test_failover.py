@@ -46,18 +46,21 @@ WATCH = """() => {
   window.__pcBefore = window.tingshen.pc;
 }"""
 
-# Back in the room, by itself: welcomed on a new socket, no banner, in session, recording, and
-# a new peer connection playing the other party's video.
+# In session and recording, as the page shows it.
+RECORDING = """() => document.body.dataset.state === "live"
+  && document.body.dataset.hearingState === "in_session"
+  && !document.getElementById("recording").hidden
+  && document.getElementById("recording-label").textContent === "录制中"
+"""
+
+# Back in the room, by itself: welcomed on a new socket, no banner, and a new peer connection
+# playing the other party's video.
 BACK = """pid => {
   const video = document.querySelector(`figure.remote[data-participant-id="${pid}"] video`);
   return window.tingshen.connected && window.tingshen.pc
     && window.tingshen.pc !== window.__pcBefore
     && window.tingshen.pc.connectionState === "connected"
     && document.getElementById("reconnecting").hidden
-    && document.body.dataset.state === "live"
-    && document.body.dataset.hearingState === "in_session"
-    && !document.getElementById("recording").hidden
-    && document.getElementById("recording-label").textContent === "录制中"
     && !!video && !video.paused && video.videoWidth > 0
     && !video.closest("figure").classList.contains("no-video");
 }"""
@@ -162,7 +165,7 @@ async def test_pages_come_back_by_themselves_when_the_holder_is_killed(
     await relays.start()
     try:
         async with aiohttp.ClientSession() as http:
-            api = workers.Api(http, cluster.base)
+            api = workers.Api(http, cluster.base, workers.ADMIN_TOKEN)
             hearing_id, tokens, ids = await workers.schedule(api)
             # The judge comes first: the worker their socket reaches takes the hearing.
             judge = await enter(pages, cluster.base, tokens["judge"], "judge")
@@ -183,8 +186,17 @@ async def test_pages_come_back_by_themselves_when_the_holder_is_killed(
             await api.call("POST", f"/hearings/{hearing_id}/start")
             for page, other in ((judge, "lawyer"), (lawyer, "judge")):
                 await video_flows(page, ids[other])
+                await page.wait_for_function(RECORDING, timeout=20 * MS)
             for page in (judge, lawyer):
                 await page.evaluate(WATCH)
+
+            async def both_recording() -> bool:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                return len([i for i in listing["items"] if i["kind"] == "participant"
+                            and i["status"] == "recording"]) == 2
+
+            # Killed while both files are being written (the holder may lag the page).
+            await workers.wait(both_recording, 30, "both participants recorded")
 
             processes = cluster.processes()
             survivor = next(p for p in processes if p != holder)
@@ -222,8 +234,20 @@ async def test_pages_come_back_by_themselves_when_the_holder_is_killed(
             living = cluster.processes()
             assert new_holder is not None and new_holder != holder, new_holder
             assert new_holder in living and holder not in living, (new_holder, living)
+            # The hearing was interrupted (whichever worker found it first): in recess until
+            # the court decides; both pages say why, and the judge resumes from the console.
             hearing = await api.call("GET", f"/hearings/{hearing_id}")
-            assert hearing["state"] == "in_session"
+            assert hearing["state"] == "recess" and hearing["interrupted_at"], hearing
+            for page in (judge, lawyer):
+                await page.locator("#interrupted").wait_for(state="visible", timeout=10 * MS)
+            assert "继续开庭" in await judge.locator("#interrupted").inner_text()
+            assert "等待法官" in await lawyer.locator("#interrupted").inner_text()
+            await judge.locator('[data-command="resume"]').click()
+            for page in (judge, lawyer):
+                await page.locator("#interrupted").wait_for(state="hidden", timeout=10 * MS)
+                await page.wait_for_function(RECORDING, timeout=10 * MS)
+            hearing = await api.call("GET", f"/hearings/{hearing_id}")
+            assert hearing["state"] == "in_session" and hearing["interrupted_at"] is None
     finally:
         await relays.aclose()
     assert not [line for lines in pages.console.values() for line in lines

@@ -160,6 +160,9 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
         ("刘书记", "clerk", None), ("王审判", "judge", None), ("赵某", "defendant", terminal)]
     # Each invitation: the participant's join link (it opens for them once the hearing's
     # window opens), copy and a mailto.
+    # (The registry's clock, the staff session's too, moves there and back: a clock jumping
+    # days ahead would end the clerk's session as idle.)
+    scheduling_at = clock.now
     clock.now = start.astimezone(UTC) - timedelta(minutes=10)
     for i in range(3):
         row = invites.nth(i)
@@ -173,6 +176,7 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
         assert mail.scheme == "mailto"
         query = parse_qs(mail.query)
         assert CASE in query["subject"][0] and link in unquote(query["body"][0])
+    clock.now = scheduling_at
     await page.locator("#invites [data-action=copy]").first.click()
     await page.locator("#page-status").get_by_text("复制").wait_for(timeout=WAIT_MS)
 

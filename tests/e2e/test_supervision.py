@@ -41,8 +41,10 @@ async def test_a_live_hearing_shows_with_who_is_present_and_a_supervisor_watches
 ):
     hearing = await schedule(client, admin, clock)
     page = await open_staff_page(pages, str(client.make_url("/live")), "supervisor")
-    # A token kept from before that is no longer valid: the form comes back and says so.
-    await page.evaluate("sessionStorage.setItem('tingshen.staff.admin-token', 'stale-token')")
+    # A session cookie kept from before that no longer holds a session: the form comes back
+    # and says so.
+    await page.context.add_cookies([{"name": "tingshen_staff", "value": "stale-session",
+                                     "url": str(client.make_url("/"))}])
     await page.reload()
     await page.locator("#signin-message").get_by_text("令牌无效").wait_for()
     assert await page.locator("#app").is_hidden()

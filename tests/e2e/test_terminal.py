@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page
 
-from courtrooms.service import JOIN_WINDOW_LEAD
+from courtrooms.invitations import JOIN_WINDOW_LEAD
 from tests.conftest import FakeClock
 from tests.e2e.conftest import Pages, save_screenshot
 from tests.web.support import API, call, iso
@@ -106,10 +106,11 @@ async def test_terminal_counts_down_to_its_hearing(
     assert await page.inner_text("#case-number") == "(2026)京0105刑初321号"
     assert await page.inner_text("#hearing-kind") == "远程提讯"
     assert await page.inner_text("#participant-name") == "李某（被告人）"
-    # In the browser's local time.
+    # In the court's local time (Beijing), whatever the terminal's own clock says.
     local = await page.evaluate(
         "iso => new Date(iso).toLocaleTimeString('zh-CN',"
-        " {hour: '2-digit', minute: '2-digit', hourCycle: 'h23'})", iso(start))
+        " {hour: '2-digit', minute: '2-digit', hourCycle: 'h23',"
+        " timeZone: 'Asia/Shanghai'})", iso(start))
     assert local in await page.inner_text("#scheduled-start")
     # The join window opens half an hour before the start: about 1:30:00 from now.
     countdown = await page.inner_text("#countdown")

@@ -16,7 +16,7 @@ from media.aiortc_adapter import (
     request_keyframe,
     restrict_host_addresses,
 )
-from media.relay import is_keyframe
+from media.forwarding import is_keyframe
 
 
 @pytest.fixture(autouse=True)

@@ -97,7 +97,8 @@ async def test_a_connection_takes_a_bounded_number_of_candidates(
 ) -> None:
     peer, answer = offered
     await peer.accept_answer(answer)
-    for port in range(MAX_REMOTE_CANDIDATES):
+    in_answer = len(set(re.findall(r"a=candidate:\S+ \d+ (\S+ \d+ \S+ \d+)", answer)))
+    for port in range(MAX_REMOTE_CANDIDATES - in_answer):
         await peer.add_ice_candidate(f"candidate:1 1 udp 1 127.0.0.1 {9 + port} typ host", "0",
                                      None)
     with pytest.raises(NegotiationError, match=f"at most {MAX_REMOTE_CANDIDATES}"):
@@ -112,6 +113,29 @@ async def test_a_connection_takes_a_bounded_number_of_candidates(
         await fresh.add_ice_candidate("candidate:1 1 udp 1 127.0.0.1 9 typ host", "0", None)
     finally:
         await fresh.aclose()
+
+
+async def test_candidates_inside_an_answer_count_against_the_same_cap(
+    offered: tuple[ParticipantPeer, str],
+) -> None:
+    peer, answer = offered
+    first_media = answer.index("m=", answer.index("m=") + 1)  # after the first section's lines
+    lines = "".join(f"a=candidate:{n} 1 udp 1 127.0.0.1 {1000 + n} typ host\r\n"
+                    for n in range(MAX_REMOTE_CANDIDATES + 1))
+    stuffed = answer[:first_media] + lines + answer[first_media:]
+    with pytest.raises(NegotiationError, match=f"at most {MAX_REMOTE_CANDIDATES}"):
+        await peer.accept_answer(stuffed)
+    # The offer still waits, and an answer with a few candidates leaves room for the rest.
+    few = answer[:first_media] + "".join(
+        f"a=candidate:{n} 1 udp 1 127.0.0.1 {2000 + n} typ host\r\n" for n in range(4)
+    ) + answer[first_media:]
+    await peer.accept_answer(few)
+    in_answer = len(set(re.findall(r"a=candidate:\S+ \d+ (\S+ \d+ \S+ \d+)", answer)))
+    for port in range(MAX_REMOTE_CANDIDATES - 4 - in_answer):
+        await peer.add_ice_candidate(f"candidate:1 1 udp 1 127.0.0.1 {9 + port} typ host", "0",
+                                     None)
+    with pytest.raises(NegotiationError, match=f"at most {MAX_REMOTE_CANDIDATES}"):
+        await peer.add_ice_candidate("candidate:1 1 udp 1 127.0.0.1 7 typ host", "0", None)
 
 
 SEEDS = [b"\x00" + b"v=0\r\n", b"\x01\x10\x20", b"\x02candidate:1 1 udp 1 127.0.0.1 9 typ host"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from media.downlink import LinkEstimate
 from media.quality import QualityMeter, grade
 
 
@@ -40,6 +41,10 @@ class _FakePeer:
         self.publications = {"audio": _Stats(bytes_in=0)}
         self.received = 0
         self.pc = self
+        self.link = LinkEstimate()  # nothing measured of the downlink yet
+
+    def downlink(self) -> dict[str, object]:
+        return {"downlink_kbps": None, "videos_held": 0}
 
     async def getStats(self) -> dict[str, _Stats]:
         return {

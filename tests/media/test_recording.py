@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import av
 import pytest
 
+from media.forwarding import EncodedFrame, vp8_size
 from media.recording import (
     ParticipantRecorder,
     RecordingError,
@@ -18,7 +22,7 @@ from media.recording import (
     repair,
     rtp_delta,
 )
-from media.relay import EncodedFrame, vp8_size
+from tests.durable import fsynced
 from tests.probe import codecs, decoded_frames, duration, playable_seconds
 
 
@@ -114,7 +118,8 @@ async def test_frames_after_the_stop_are_not_recorded(tmp_path: Path, source):
     assert duration(file.path) == pytest.approx(2.0, abs=0.1)
 
 
-async def test_a_cut_file_plays_and_is_repaired(tmp_path: Path, source):
+async def test_a_cut_file_plays_and_is_repaired_beside_it(tmp_path: Path, source,
+                                                          monkeypatch: pytest.MonkeyPatch):
     recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), SenderClock(),
                                    lambda _m: None)
     recorder.start()
@@ -125,14 +130,34 @@ async def test_a_cut_file_plays_and_is_repaired(tmp_path: Path, source):
     cut = tmp_path / "cut.webm"
     cut.write_bytes(whole[: len(whole) * 3 // 4])  # what a killed server leaves
     assert playable_seconds(cut) >= 4.0
-    seconds, found = repair(cut)
+    captured = cut.read_bytes()
+    synced = fsynced(monkeypatch)
+    repaired, seconds, found = repair(cut)
     assert found == ("vp8", "opus") and seconds >= 4.0
-    assert duration(cut) == pytest.approx(seconds, abs=0.05)
+    assert repaired == tmp_path / "cut.repaired.webm"
+    # Its bytes reached the disk before it was renamed into place, then the rename did.
+    assert synced == [tmp_path / "cut.repair.webm", tmp_path]
+    assert duration(repaired) == pytest.approx(seconds, abs=0.05)
+    assert cut.read_bytes() == captured  # the bytes captured are kept as they are
     garbage = tmp_path / "garbage.webm"
     garbage.write_bytes(b"not a recording")
     with pytest.raises(RecordingError):
         repair(garbage)
     assert garbage.read_bytes() == b"not a recording"
+    assert sorted(p.name for p in os.scandir(tmp_path)) == [
+        "cut.repaired.webm", "cut.webm", "garbage.webm", "p.webm"]
+
+
+async def test_a_finished_recording_is_on_the_disk_before_it_is_described(
+        tmp_path: Path, source, monkeypatch: pytest.MonkeyPatch):
+    synced = fsynced(monkeypatch)
+    recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), SenderClock(),
+                                   lambda _m: None)
+    recorder.start()
+    for frame in frames(source, time.monotonic()):
+        recorder.push(frame)
+    file = await recorder.aclose(grace_s=0)
+    assert synced[:2] == [file.path, tmp_path]  # the file, then its directory entry
 
 
 async def test_a_write_error_is_reported_once_and_keeps_what_was_written(tmp_path: Path,
@@ -149,3 +174,74 @@ async def test_a_write_error_is_reported_once_and_keeps_what_was_written(tmp_pat
     assert len(failures) == 1 and "No space left" in failures[0]
     assert file.error == failures[0]
     assert playable_seconds(file.path) > 0.5
+
+
+def jumped(frames_, after: float, start: float, jump: int = 3_600 * 48_000):
+    """A hostile publisher: from `after` seconds on, every RTP timestamp jumps by `jump` (an
+    hour of the 48 kHz audio clock; half an hour of video's 90 kHz)."""
+    for f in frames_:
+        if f.received_at - start >= after:
+            f = EncodedFrame(f.kind, f.codec, f.data, (f.timestamp + jump) % 2**32,
+                             f.keyframe, f.received_at)
+        yield f
+
+
+@pytest.mark.parametrize("reports", [False, True])
+async def test_jumped_rtp_timestamps_do_not_stretch_the_recording(tmp_path: Path, source,
+                                                                  reports: bool):
+    clock = SenderClock()
+    if reports:  # honest sender reports at the start, the jump comes later
+        now = time.time()
+        clock.sender_report("video", now, 0)
+        clock.sender_report("audio", now, 0)
+    recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), clock,
+                                   lambda _m: None)
+    recorder.start()
+    start = time.monotonic()
+    for frame in jumped(frames(source, start), after=2.0, start=start):
+        recorder.push(frame)
+    await asyncio.sleep(4.2)
+    file = await recorder.aclose(grace_s=0)
+    # Four seconds were captured: the file holds them, not an hour.
+    assert file.duration <= 4.0 + 2.5
+    assert duration(file.path) <= 4.0 + 2.5
+    assert playable_seconds(file.path) >= 3.5
+    assert clock.implausible > 0
+
+
+def test_an_implausible_timestamp_is_placed_at_its_arrival():
+    clock = SenderClock()
+    assert clock.wall_time("audio", 48_000, 1_000.0) == 1_000.0
+    assert clock.wall_time("audio", 96_000, 1_001.0) == pytest.approx(1_001.0)
+    # 12.4 hours ahead, then back: both land where they arrived, and the stream goes on
+    # from there.
+    assert clock.wall_time("audio", 96_000 + 2**31, 1_001.02) == pytest.approx(1_001.02)
+    assert clock.wall_time("audio", 96_000 + 2**31 + 960, 1_001.04) == pytest.approx(1_001.04)
+    assert clock.wall_time("audio", 97_000, 1_001.06) == pytest.approx(1_001.06)
+    # Sender reports claiming a wall clock hours away from the frames' arrival are no
+    # better: a frame is never placed more than seconds from its arrival.
+    clock.sender_report("video", 1_000.0, 0)
+    assert clock.wall_time("video", 0, 1_000.5) == pytest.approx(1_000.5)
+    assert abs(clock.wall_time("video", 90_000 * 3600, 1_001.0) - 1_001.0) < 2.0
+    assert clock.implausible >= 3
+
+
+async def test_a_recording_finishes_while_the_default_executor_is_busy(tmp_path: Path, source):
+    """A departure finishes its files without the default executor (six long renders once
+    filled it and froze departures)."""
+    loop = asyncio.get_running_loop()
+    busy = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(busy)
+    release = threading.Event()
+    blocked = loop.run_in_executor(None, release.wait)
+    try:
+        recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), SenderClock(),
+                                       lambda _m: None)
+        recorder.start()
+        for frame in frames(source, time.monotonic()):
+            recorder.push(frame)
+        file = await asyncio.wait_for(recorder.aclose(grace_s=0), 10)
+        assert file.error is None and playable_seconds(file.path) > 3.5
+    finally:
+        release.set()
+        await blocked

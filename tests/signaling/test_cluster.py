@@ -18,8 +18,8 @@ from signaling.cluster import seats_key
 from tests.clients import HearingClient, join_until_welcomed
 from tests.conftest import ADMIN_TOKEN
 from tests.signaling.conftest import schedule
-from web.api import HUB
 from web.app import create_app
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 

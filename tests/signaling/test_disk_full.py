@@ -26,8 +26,9 @@ from tests.signaling.test_recording import (
     recordings_of,
     sealed,
 )
-from tests.signaling.test_transcript import SPEECH, in_order, words
-from web.api import RECORDINGS
+from tests.signaling.test_transcript import in_order, words
+from tests.speech import SPEECH
+from web.keys import RECORDINGS
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -32,7 +32,7 @@ from tests.conftest import FakeClock
 from tests.json_values import is_json
 from tests.signaling.conftest import LiveHearing, schedule
 from tests.web.support import DatabaseState, Snapshot
-from web.api import HUB
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -206,13 +206,21 @@ def wrong_fields(kinds: tuple[str, ...]) -> st.SearchStrategy[Case]:
     return st.one_of(strategies)
 
 
+def nested(raw: str) -> Case:
+    """Nesting deeper than any parser recurses is `invalid`; the size limit is checked first, so
+    nesting that also makes the message too large (7 bytes a level of `{"a": }`: past ~37,000
+    levels) is `too_large`."""
+    too_large = len(raw.encode("utf-8")) > messages.MAX_MESSAGE_BYTES
+    return raw, "too_large" if too_large else "invalid", None
+
+
 def nasty() -> list[st.SearchStrategy[Case]]:
     """What JSON allows but no message is: deep nesting, half a surrogate pair, sheer size."""
     depth = st.integers(min_value=2_000, max_value=100_000)
     deep = st.one_of(
-        depth.map(lambda d: ("[" * d + "]" * d, "invalid", None)),
-        depth.map(lambda d: ('{"type": "ping", "ref": ' + '{"a": ' * d + "1" + "}" * d + "}",
-                             "invalid", None)),
+        depth.map(lambda d: nested("[" * d + "]" * d)),
+        depth.map(lambda d: nested('{"type": "ping", "ref": ' + '{"a": ' * d + "1" + "}" * d
+                                   + "}")),
     )
     # Written as JSON escapes: a frame (UTF-8) cannot carry a lone surrogate itself.
     surrogate = st.sampled_from(["\\ud800", "\\udfff", "\\udbff", "a\\udc80b"])
@@ -412,6 +420,12 @@ class Room:
                 break
             assert time.monotonic() < deadline, f"the peers did not connect: {seats}"
             await asyncio.sleep(0.1)
+        # The roster reaches clients up to 0.1 s after a change (coalesced): wait until every
+        # screen shows what the hub holds before taking the marks.
+        for client, h in ((judge_a, a), (lawyer_a, a), (judge_b, b), (lawyer_b, b)):
+            await client.wait_for(lambda client=client, h=h: all(
+                (client.seat(h.ids[role]) or {}).get("connection") == "connected"
+                for role in ("judge", "lawyer")), 30)
         self.attacker = Paced(lawyer_a)
         self.others = [Paced(judge_a), Paced(judge_b), Paced(lawyer_b)]
         self.seats = await self.snapshot_seats()

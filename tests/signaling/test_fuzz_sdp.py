@@ -368,6 +368,13 @@ class MediaRoom:
                                   30)
 
 
+@pytest.fixture(autouse=True)
+def restarts_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each applied answer is followed by a media_restart for a fresh offer, far more often than
+    # a page ever restarts; the restart limit has its own test (tests/signaling/test_session.py).
+    monkeypatch.setattr("signaling.session.MEDIA_RESTARTS_BURST", 1e9)
+
+
 @pytest.fixture
 async def media_room(client: TestClient, admin: dict[str, str], clock: FakeClock,
                      participants: list[HearingClient]) -> AsyncIterator[MediaRoom]:

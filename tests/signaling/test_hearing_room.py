@@ -15,14 +15,14 @@ import pytest
 from courtrooms.transcripts import SpokenLine
 from tests.clients import HearingClient, SpeechTrack
 from tests.exhibit_files import A4, pdf
-from web.api import HUB
+from tests.speech import SPEECH
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 API = "/api/v1"
 
 
-SPEECH = Path(__file__).parents[3] / "shared" / "speech"
 
 
 async def join_all(hearing, participants, roles=("judge", "defendant", "lawyer"), audio=None):
@@ -80,7 +80,8 @@ async def test_a_consultation_is_private_unrecorded_and_ends_back_in_the_hearing
     assert request["requests"][0]["participant_id"] == l_id
     assert request["requests"][0]["with"] == d_id
     # Asking is not yet private: the court still hears the lawyer.
-    assert await growth(judge, l_id, "audio", 1.0) > 20
+    heard = judge.frames_from(l_id, "audio")
+    await judge.wait_for(lambda: judge.frames_from(l_id, "audio") > heard + 20, 15)
 
     await judge.send({"type": "command", "action": "grant_consultation", "participant_id": l_id})
     await judge.wait_for(
@@ -102,10 +103,13 @@ async def test_a_consultation_is_private_unrecorded_and_ends_back_in_the_hearing
     await defendant.send({"type": "consult", "action": "end"})
     await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("consultation") is None
                          and (judge.seat(d_id) or {}).get("consultation") is None)
-    await judge.wait_for(lambda: judge.frames_from(l_id, "audio") > 0 and
-                         any(s["participant_id"] == l_id for s in judge.slots))
-    assert await growth(judge, l_id, "audio") > 30
-    assert await growth(lawyer, j_id, "audio") > 30
+    await judge.wait_for(lambda: any(s["participant_id"] == l_id for s in judge.slots))
+    # Back in the hearing: each hears the other again (waited for: a busy machine is slow).
+    for listener, speaker in ((judge, l_id), (lawyer, j_id)):
+        heard = listener.frames_from(speaker, "audio")
+        await listener.wait_for(
+            lambda listener=listener, speaker=speaker, heard=heard:
+            listener.frames_from(speaker, "audio") > heard + 30, 15)
 
     await judge.send({"type": "command", "action": "close"})
     await judge.wait_for(lambda: judge.closed_code is not None, 30)
@@ -244,7 +248,7 @@ async def test_a_late_joiner_gets_the_record_so_far_and_the_lobby_hears_nothing(
     await defendant.next_message("welcome")
     await judge.wait_for(lambda: (judge.seat(hearing.ids["defendant"]) or {}).get("present"))
     live = hub.hearings[hearing.id]
-    await live.broadcast({"type": "caption", "final": True, "text": "said in the hearing"})
+    live.broadcast({"type": "caption", "final": True, "text": "said in the hearing"})
     await judge.wait_for(lambda: any(m.get("text") == "said in the hearing"
                                      for m in judge.messages))
     await asyncio.sleep(0.3)

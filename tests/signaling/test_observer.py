@@ -18,7 +18,8 @@ from signaling.messages import Command
 from tests.clients import HearingClient
 from tests.signaling.conftest import LiveHearing
 from tests.web.support import API, DatabaseState, assert_error, call
-from web.api import HUB, api
+from web.api import api
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -70,6 +71,14 @@ async def test_an_observer_sends_every_command_and_changes_nothing(
         await asyncio.sleep(0.1)
     seats_before = [s.public() for s in seats]
     assert {s["participant_id"] for s in seats_before if s["connection"] == "connected"} == admitted
+    # The roster follows the seats (at most every 0.1 s): it reaches the court before the
+    # observer starts, so that anything arriving afterwards is the observer's doing.
+    await judge.wait_for(lambda: all(
+        (judge.seat(p) or {}).get("connection") == "connected" for p in admitted), 30)
+    for c in (judge, defendant):
+        # Each roster is a participants message and its consultations message.
+        await c.wait_for(lambda c=c: sum(m.get("type") == "participants" for m in c.messages)
+                         == sum(m.get("type") == "consultations" for m in c.messages), 30)
     before = await db_state.snapshot()
     marks = {id(c): len(c.messages) for c in (judge, defendant, lawyer)}
 

@@ -20,7 +20,7 @@ from tests.probe import (
     playable_seconds,
 )
 from tests.signaling.conftest import LiveHearing, schedule
-from web.api import RECORDINGS
+from web.keys import HUB, RECORDINGS
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -169,7 +169,7 @@ async def test_a_hearing_is_recorded_per_participant_on_one_timeline(
     with tampered.open("r+b") as f:
         f.seek(200)
         f.write(b"\x00\x01\x02\x03")
-    problems = await recordings.verify()
+    problems = [f.message for f in await recordings.verify()]
     assert len(problems) == 1 and "altered" in problems[0] and tampered.name in problems[0]
 
 
@@ -207,8 +207,16 @@ async def test_review_access_and_range_requests(auto_hearing, participants, clie
     assert not [m for m in judge.messages[mark:] if m.get("type") == "error"]
     r = await client.get(f"{base}/recordings", headers=bearer(hearing.tokens["lawyer"]))
     assert r.status == 200
-    # A <video> element cannot send headers: the token may come as a query parameter.
-    whole = await client.get(item["url"], params={"token": hearing.tokens["lawyer"]})
+    # A <video> element cannot send headers: it plays a signed link made for the lawyer
+    # (never the token in the URL), range requests included.
+    made = await client.post(f"{base}/links", headers=bearer(hearing.tokens["lawyer"]),
+                             json={"path": item["url"]})
+    assert made.status == 201, await made.text()
+    signed = (await made.json())["url"]
+    assert hearing.tokens["lawyer"] not in signed
+    ranged = await client.get(signed, headers={"Range": "bytes=0-99"})
+    assert ranged.status == 206 and len(await ranged.read()) == 100
+    whole = await client.get(signed)
     assert whole.status == 200 and whole.headers["Content-Type"] == "video/webm"
     data = await whole.read()
     assert len(data) == item["size"]
@@ -236,8 +244,12 @@ async def test_review_access_and_range_requests(auto_hearing, participants, clie
                 f"{base}/recordings/{hearing.ids['judge']}/media"):
         r = await client.get(bad, headers=admin)
         assert r.status == 404, bad
-    actions = [e["action"] for e in await audit_actions(client, hearing, admin)]
-    assert "recording.review_permitted" in actions and "recording.viewed" in actions
+    events = await audit_actions(client, hearing, admin)
+    assert "recording.review_permitted" in [e["action"] for e in events]
+    # Once per viewing and reader, whatever the ranges: the lawyer's whole file, and the
+    # clerk's viewing that began in the middle (a seek) and went on.
+    viewed = [e for e in events if e["action"] == "recording.viewed"]
+    assert len(viewed) == 2 and len({e["actor"] for e in viewed}) == 2, viewed
 
 
 @pytest.fixture
@@ -318,3 +330,76 @@ async def test_closing_completes_when_everyone_hangs_up_at_once(
     completed = {e["data"]["recording_id"] for e in await audit_actions(client, hearing, admin)
                  if e["action"] == "recording.complete"}
     assert completed >= {f["id"] for f in files}
+
+
+@pytest.mark.parametrize("failing", ["drain", "seal"])
+async def test_a_failing_record_does_not_leave_the_recordings_unsealed(
+    auto_hearing, participants, client, admin, monkeypatch, failing
+):
+    """The trial record fails as the hearing closes (its drain, or its seal): the files are
+    still finished and the recordings sealed, and the composite still starts."""
+    from courtrooms.transcripts import Transcripts
+    from signaling.transcript import LiveTranscript
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError(f"the record's {failing} failed")
+
+    if failing == "drain":
+        monkeypatch.setattr(LiveTranscript, "aclose", broken)
+    else:
+        monkeypatch.setattr(Transcripts, "seal", broken)
+    hearing = auto_hearing
+    judge, _ = await join_all(hearing, participants, "judge", "lawyer")
+    await command(judge, "open", "open")
+    await command(judge, "start", "in_session")
+    await asyncio.sleep(2.0)
+    await judge.send({"type": "command", "action": "close"})
+    await judge.wait_for(lambda: judge.closed_code == 4000, 30)
+    seal = await sealed(client, hearing, admin)
+    assert seal["data"], seal
+    listing = await recordings_of(client, hearing, admin)
+    files = [f for f in listing["items"] if f["kind"] == "participant"]
+    assert files and all(f["status"] == "complete" for f in files), files
+    actions = {e["action"] for e in await audit_actions(client, hearing, admin)}
+    assert ("transcript.sealed" in actions) == (failing == "drain")
+    assert ("hearing.sealing_failed" in actions) == (failing == "seal")
+    assert client.server.app[HUB].composites.status(uuid.UUID(hearing.id)).state != "idle"
+
+
+async def test_a_gap_in_someones_recording_is_alerted_to_the_court_as_it_happens(
+    auto_hearing, participants, client, admin
+):
+    hearing = auto_hearing
+    judge, lawyer = await join_all(hearing, participants, "judge", "lawyer")
+    await command(judge, "open", "open")
+    await command(judge, "start", "in_session")
+    lawyer_id = hearing.ids["lawyer"]
+    await judge.wait_for(lambda: judge.frames_from(lawyer_id, "audio") > 50)
+
+    # The lawyer's browser stops sending audio (its connection stays up).
+    resume = asyncio.Event()
+    track = lawyer.audio
+    original = track.recv
+
+    async def stalled() -> Any:
+        await resume.wait()
+        return await original()
+
+    track.recv = stalled  # type: ignore[method-assign]
+    stopped = time.time()
+    await judge.wait_for(lambda: any(m.get("code") == "recording_gap" for m in judge.messages),
+                         within=20)
+    [gap] = [m for m in judge.messages if m.get("code") == "recording_gap"]
+    assert gap["participant_id"] == lawyer_id and "Lawyer Li" in gap["message"]
+    assert stopped - 2.0 <= gap["since"] <= time.time()
+    # The court alone is told, and not about the judge, whose audio kept coming.
+    assert not any(m.get("code") == "recording_gap" for m in lawyer.messages)
+
+    resume.set()
+    await judge.wait_for(lambda: any(m.get("code") == "recording_gap_ended"
+                                     for m in judge.messages), within=20)
+    [ended] = [m for m in judge.messages if m.get("code") == "recording_gap_ended"]
+    assert ended["participant_id"] == lawyer_id and ended["seconds"] >= 3.0
+    actions = [e["action"] for e in await audit_actions(client, hearing, admin)]
+    assert actions.count("recording.gap_started") == 1
+    assert actions.count("recording.gap_ended") == 1

@@ -301,3 +301,83 @@ async def test_raised_hands_and_lobby_presence_are_visible(hearing, participants
     await lawyer.send({"type": "hand", "raised": False})
     await judge.wait_for(lambda: judge.seat(l_id)["hand_raised"] is False)
     assert not any(m["type"] == "offer" for m in lawyer.messages)  # no media in the lobby
+
+
+async def test_the_clerk_cannot_mute_the_judge(client, admin, hearing, participants):
+    r = await client.post(f"/api/v1/hearings/{hearing.id}/participants", headers=admin,
+                          json={"name": "Clerk Zhou", "role": "clerk", "location": "courtroom"})
+    clerk_token, c_id = (await r.json())["token"], (await r.json())["id"]
+    judge = HearingClient(hearing.base_url, "judge")
+    clerk = HearingClient(hearing.base_url, "clerk")
+    participants += [judge, clerk]
+    await judge.join(hearing.tokens["judge"])
+    await clerk.join(clerk_token)
+    await clerk.next_message("welcome")
+    j_id = hearing.ids["judge"]
+    for action in ("mute", "unmute"):
+        mark = len(clerk.messages)
+        await clerk.send({"type": "command", "action": action, "participant_id": j_id})
+        assert (await clerk.next_message("error", after=mark))["code"] == "forbidden"
+    assert judge.seat(j_id)["muted_by_court"] is False
+    # The judge may mute the clerk (and the clerk a party, as before).
+    await judge.send({"type": "command", "action": "mute", "participant_id": c_id})
+    await judge.wait_for(lambda: (judge.seat(c_id) or {}).get("muted_by_court") is True)
+
+
+async def test_media_restarts_are_rate_limited_and_the_hearing_goes_on(hearing, participants):
+    judge, lawyer = await admitted_pair(hearing, participants, "lawyer")
+    mark = len(lawyer.messages)
+    for _ in range(12):
+        await lawyer.send({"type": "media_restart"})
+    await lawyer.wait_for(lambda: any(m.get("code") == "rate_limited"
+                                      for m in lawyer.messages[mark:]))
+    offers = sum(m["type"] == "offer" for m in lawyer.messages[mark:])
+    assert offers <= 6, offers  # five restarts in a burst (and perhaps one renegotiation)
+    await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "audio") > 5, 30)
+
+
+async def test_rejoining_in_a_loop_is_refused_until_it_slows_down(hearing, participants):
+    judge = HearingClient(hearing.base_url, "judge")
+    participants.append(judge)
+    await judge.join(hearing.tokens["judge"])
+    await judge.next_message("welcome")
+    refused = None
+    for n in range(15):
+        c = HearingClient(hearing.base_url, f"lawyer-{n}")
+        participants.append(c)
+        await c.join(hearing.tokens["lawyer"])
+        await c.wait_for(lambda c=c: c.closed_code is not None
+                         or any(m["type"] == "welcome" for m in c.messages))
+        if c.closed_code is not None:
+            refused = c
+            break
+    assert refused is not None, "fifteen joins in a row were all seated"
+    error = next(m for m in refused.messages if m["type"] == "error")
+    assert error["code"] == "rate_limited" and refused.closed_code == 1013
+    # The hearing goes on (the judge's roster comes within 0.1 s; later on a busy machine).
+    await judge.wait_for(lambda: judge.seat(hearing.ids["lawyer"]) is not None)
+
+
+async def test_a_lobby_flood_does_not_fan_out_to_everyone(hearing, participants):
+    import asyncio
+
+    judge = HearingClient(hearing.base_url, "judge")
+    lawyer = HearingClient(hearing.base_url, "lawyer")
+    participants += [judge, lawyer]
+    await judge.join(hearing.tokens["judge"])
+    await lawyer.join(hearing.tokens["lawyer"])
+    l_id = hearing.ids["lawyer"]
+    await judge.wait_for(lambda: (judge.seat(l_id) or {}).get("present") is True)
+    await judge.next_message("offer")  # the judge's own peer, before the flood
+    loop = asyncio.get_running_loop()
+    mark, began = len(judge.messages), loop.time()
+    for n in range(50):  # within the connection's burst: every one is handled
+        await lawyer.send({"type": "hand", "raised": n % 2 == 0})
+    await judge.wait_for(lambda: judge.seat(l_id)["hand_raised"] is False)
+    await asyncio.sleep(0.3)  # anything still scheduled arrives
+    rosters = sum(m["type"] == "participants" for m in judge.messages[mark:])
+    elapsed = loop.time() - began
+    # At most one roster per 0.1 s (and the last one right), not one per raised hand; and a
+    # hand routes no media differently, so nobody's slots are touched.
+    assert rosters <= elapsed / 0.1 + 2 and rosters < 25, (rosters, elapsed)
+    assert not [m for m in judge.messages[mark:] if m["type"] in ("slots", "offer")]

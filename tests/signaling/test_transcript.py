@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
 import docx
+import numpy as np
 import pytest
 import srt
 import webvtt
 
+import signaling.recording as recording_module
 from tests.clients import HearingClient, SpeechTrack
+from tests.servers import free_port
+from tests.signaling.conftest import schedule
 from tests.signaling.test_recording import (
     audit_actions,
     auto_hearing,  # noqa: F401 (a fixture)
     command,
     sealed,
 )
+from tests.speech import SPEECH
+from web.app import create_app
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-SPEECH = Path(__file__).parents[3] / "shared" / "speech"
 OPENING = ("The court is now in session. The defendant will please state his full name for "
            "the record.")
 
@@ -47,10 +58,10 @@ def in_order(expected: list[str], heard: list[str]) -> float:
     return found / len(expected)
 
 
-async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
-    auto_hearing, participants, client, admin, settings  # noqa: F811
-):
-    hearing = auto_hearing
+async def lawyer_speaks_in_session(hearing: Any, participants: list[HearingClient]
+                                   ) -> tuple[HearingClient, HearingClient, SpeechTrack, float]:
+    """The judge and a lawyer who will read the opening (from `speech.speak_at`), both
+    connected, the hearing in session; `started` is when the judge saw it start."""
     judge = HearingClient(hearing.base_url, "judge")
     lawyer = HearingClient(hearing.base_url, "lawyer")
     speech = SpeechTrack(SPEECH / "en_opening.wav")
@@ -61,6 +72,14 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "video") > 5)
     await command(judge, "open", "open")
     started = await command(judge, "start", "in_session")
+    return judge, lawyer, speech, started
+
+
+async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
+    auto_hearing, participants, client, admin, settings  # noqa: F811
+):
+    hearing = auto_hearing
+    judge, lawyer, speech, started = await lawyer_speaks_in_session(hearing, participants)
     speech.speak_at = time.time() + 1.0
     said_until = speech.speak_at + speech.seconds
     lawyer_id = hearing.ids["lawyer"]
@@ -68,13 +87,16 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     def finals() -> list[dict[str, Any]]:
         return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
 
-    await judge.wait_for(lambda: bool(finals()) and time.time() > said_until + 3, within=60)
+    def heard() -> str:
+        return " ".join(m["text"] for m in finals())
+
+    # On a busy machine the record runs behind the speech: wait for it, not for a time.
+    await judge.wait_for(lambda: time.time() > said_until + 3
+                         and in_order(words(OPENING), words(heard())) >= 0.7, within=90)
     captions = [m for m in judge.messages if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id for m in captions), captions
     # Partial captions are best effort (skipped when the recognizer is behind; their rate is
     # tested in tests/transcription); those that come are the speaker's, as checked above.
-    heard = " ".join(m["text"] for m in finals())
-    assert in_order(words(OPENING), words(heard)) >= 0.7, heard
     # Lines sit where the speech was on the hearing timeline (from the start of the session).
     speak_from, speak_to = speech.speak_at - started, said_until - started
     for m in finals():
@@ -194,17 +216,8 @@ async def test_a_slow_recognizer_delays_the_record_but_not_the_hearing(
 
     monkeypatch.setattr(Recognizer, "transcribe", slow)
     hearing = auto_hearing
-    judge = HearingClient(hearing.base_url, "judge")
-    lawyer = HearingClient(hearing.base_url, "lawyer")
-    speech = SpeechTrack(SPEECH / "en_opening.wav")
-    lawyer.audio = speech
-    participants.extend([judge, lawyer])
-    for c, role in ((judge, "judge"), (lawyer, "lawyer")):
-        await c.join(hearing.tokens[role])
+    judge, _, speech, _ = await lawyer_speaks_in_session(hearing, participants)
     lawyer_id = hearing.ids["lawyer"]
-    await judge.wait_for(lambda: judge.frames_from(lawyer_id, "video") > 5)
-    await command(judge, "open", "open")
-    await command(judge, "start", "in_session")
     speech.speak_at = time.time() + 0.5
     # While the recognizer is behind, the judge keeps receiving the lawyer at full rate.
     await asyncio.sleep(speech.seconds + 1.5)
@@ -223,3 +236,367 @@ async def test_a_slow_recognizer_delays_the_record_but_not_the_hearing(
             break
         assert time.monotonic() < deadline, heard
         await asyncio.sleep(0.5)
+
+
+# -- a record that never stops (issue 14, section 1) ---------------------------------------
+
+SCRIPT = [("en_opening.wav", OPENING),
+          ("en_witness.wav", "Your honor, the prosecution calls its first witness. Please raise "
+                             "your right hand.")]
+PAUSE_S = 1.0
+
+
+def talk(path: Path, order: list[int]) -> list[tuple[float, float, str]]:
+    """Write the script's sentences in `order` with pauses to one WAV; returns each
+    sentence's (from, to) seconds into it and its text."""
+    pieces, spans, at = [], [], 0.0
+    for i in order:
+        name, text = SCRIPT[i]
+        with wave.open(str(SPEECH / name)) as f:
+            rate = f.getframerate()
+            samples = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16)
+        pieces += [samples, np.zeros(int(PAUSE_S * rate), dtype=np.int16)]
+        spans.append((at, at + samples.size / rate, text))
+        at += samples.size / rate + PAUSE_S
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.concatenate(pieces).tobytes())
+    return spans
+
+
+async def record_of(client: Any, hearing: Any, admin: dict[str, str]) -> list[dict[str, Any]]:
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+    assert r.status == 200, await r.text()
+    return list((await r.json())["items"])
+
+
+async def closed_and_sealed(client: Any, hearing: Any, admin: dict[str, str]) -> list[str]:
+    """The hearing's audit actions once its recordings and record are sealed (the record's
+    gaps are transcribed from the recording first, which takes a while on a busy machine)."""
+    deadline = time.monotonic() + 120
+    while not {"recording.sealed", "transcript.sealed"} <= set(actions := [
+            e["action"] for e in await audit_actions(client, hearing, admin)]):
+        assert time.monotonic() < deadline, actions
+        await asyncio.sleep(0.2)
+    return actions
+
+
+def alerts(c: HearingClient, code: str) -> list[dict[str, Any]]:
+    return [m for m in c.messages if m.get("type") == "alert" and m.get("code") == code]
+
+
+async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
+    auto_hearing, participants, client, admin, monkeypatch, tmp_path  # noqa: F811
+):
+    from transcription.recognizer import Recognizer
+
+    # One utterance waits in memory, the rest on disk; each decode takes 2 s longer, and two
+    # people speak at once: the record falls far behind.
+    recognizer = client.server.app[HUB].services.worker.recognizer
+    monkeypatch.setattr(recognizer, "options",
+                        dataclasses.replace(recognizer.options, max_queued_utterances=1))
+    original = Recognizer.transcribe
+
+    def slow(self, *args, **kwargs):  # runs on the inference thread
+        time.sleep(2.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recognizer, "transcribe", slow)
+    monkeypatch.setattr(recording_module, "BEHIND_ALERT_S", 4.0)
+    hearing = auto_hearing
+    judge = HearingClient(hearing.base_url, "judge")
+    lawyer = HearingClient(hearing.base_url, "lawyer")
+    scripts = {"lawyer": talk(tmp_path / "lawyer.wav", [0, 1, 0, 1]),
+               "judge": talk(tmp_path / "judge.wav", [1, 0, 1])}
+    tracks = {role: SpeechTrack(tmp_path / f"{role}.wav") for role in scripts}
+    judge.audio, lawyer.audio = tracks["judge"], tracks["lawyer"]
+    participants.extend([judge, lawyer])
+    for c, role in ((judge, "judge"), (lawyer, "lawyer")):
+        await c.join(hearing.tokens[role])
+    await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "video") > 5)
+    await command(judge, "open", "open")
+    started = await command(judge, "start", "in_session")
+    speak_at = time.time() + 1.0
+    for track in tracks.values():
+        track.speak_at = speak_at
+
+    def state() -> list[dict[str, Any]]:
+        return [m for m in judge.messages if m.get("type") == "transcription"]
+
+    # The court is told, clearly, how far behind the record is; the lines spill to disk.
+    await judge.wait_for(lambda: bool(alerts(judge, "record_behind")), within=90)
+    [behind] = alerts(judge, "record_behind")[:1]
+    assert behind["lag_seconds"] >= 4.0 and "behind" in behind["message"], behind
+    await judge.wait_for(lambda: any(m["spilled"] > 0 for m in state()), within=90)
+    assert any(m["state"] == "behind" for m in state())
+    assert not alerts(lawyer, "record_behind")
+    # Every sentence of both speakers reaches the record, late, where it was said.
+    expected = sum(len(s) for s in scripts.values())
+    deadline = time.monotonic() + 180
+    while True:
+        lines = await record_of(client, hearing, admin)
+        found = []
+        for role, spans in scripts.items():
+            mine = [li for li in lines if li["participant_id"] == hearing.ids[role]]
+            for begin, end, text in spans:
+                said = speak_at - started
+                heard = " ".join(li["text"] for li in mine
+                                 if said + begin - 1.0 <= li["start"] < said + end + 0.5)
+                found.append(in_order(words(text), words(heard)) >= 0.6)
+        if sum(found) == expected:
+            break
+        assert time.monotonic() < deadline, (found, [li["text"] for li in lines])
+        await asyncio.sleep(1.0)
+    assert not alerts(judge, "record_stopped")
+    await judge.wait_for(lambda: bool(alerts(judge, "record_caught_up")), within=30)
+    assert all(not li["recovered"] for li in lines)
+
+
+async def test_a_failed_transcriber_is_restarted_and_its_gap_recovered_from_the_recording(
+    auto_hearing, participants, client, admin, monkeypatch  # noqa: F811
+):
+    from transcription.recognizer import Recognizer
+
+    original = Recognizer.transcribe
+    finals = 0
+
+    def breaks_once(self, *args, **kwargs):  # runs on the inference thread
+        nonlocal finals
+        if not kwargs.get("draft"):
+            finals += 1
+            if finals == 1:
+                raise RuntimeError("the recognizer broke")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recognizer, "transcribe", breaks_once)
+    hearing = auto_hearing
+    judge, lawyer, speech, started = await lawyer_speaks_in_session(hearing, participants)
+    speech.speak_at = time.time() + 1.0
+
+    # The court is told at once, in hearing time; the transcriber comes back by itself.
+    await judge.wait_for(lambda: bool(alerts(judge, "record_stopped")), within=60)
+    [stopped] = alerts(judge, "record_stopped")
+    assert re.fullmatch(r"the record has stopped at 0:00:\d\d; .*", stopped["message"]), stopped
+    assert speech.speak_at - started - 1.0 <= stopped["at"] <= time.time() - started
+    assert not alerts(lawyer, "record_stopped")
+    r = await client.get("/readyz")
+    ready = await r.json()
+    # Degraded, not unready: a load balancer must not drop the process holding the hearing.
+    assert r.status == 200 and ready["status"] == "degraded", ready
+    assert ready["checks"]["transcription"] == "degraded"
+    r = await client.get("/metrics")
+    text = await r.text()
+    assert "tingshen_transcriber_failures_total 1.0" in text, text
+    assert "tingshen_records_with_gaps 1.0" in text
+    await judge.wait_for(lambda: bool(alerts(judge, "record_resumed")), within=30)
+
+    # After the restart the record is taken live again.
+    # A pause the live record can start from: the restart takes the speaker back at a pause.
+    await judge.wait_for(lambda: speech.quiet_s >= 1.0, within=60)
+    witness = SpeechTrack(SPEECH / "en_witness.wav")
+    speech.say(witness.speech, 0.0)
+    said_until = speech.speak_at + witness.seconds
+    await judge.wait_for(lambda: any(m.get("type") == "caption" and m["final"]
+                                     and "witness" in m["text"].lower()
+                                     for m in judge.messages), within=60)
+    await judge.wait_for(lambda: time.time() > said_until + 1.0)
+
+    # At the recess the gap is transcribed from the files just finished; the court is told.
+    await command(judge, "recess", "recess")
+    await judge.wait_for(lambda: bool(alerts(judge, "record_recovered")), within=60)
+    [recovered_alert] = alerts(judge, "record_recovered")
+    assert recovered_alert["participant_id"] == hearing.ids["lawyer"]
+    assert recovered_alert["lines"] >= 1 and "from the recording" in recovered_alert["message"]
+    assert any(li["recovered"] for li in await record_of(client, hearing, admin))
+    deadline = time.monotonic() + 30  # every participant's gap is done, the silent one's too
+    while (ready := await (await client.get("/readyz")).json())["status"] != "ready":
+        assert time.monotonic() < deadline, ready
+        await asyncio.sleep(0.2)
+    await command(judge, "close", "closed")
+    actions = await closed_and_sealed(client, hearing, admin)
+    assert actions.count("transcript.recovered") >= 1
+    for action in ("transcript.stopped", "transcript.resumed", "transcript.recovered"):
+        assert action in actions, actions
+    assert actions.index("transcript.recovered") < actions.index("transcript.sealed")
+    lines = await record_of(client, hearing, admin)
+    recovered = [li for li in lines if li["recovered"]]
+    live = [li for li in lines if not li["recovered"]]
+    assert recovered and live, lines
+    heard = " ".join(li["text"] for li in sorted(lines, key=lambda li: li["start"]))
+    assert in_order(words(OPENING), words(heard)) >= 0.7, heard
+    assert in_order(words(SCRIPT[1][1]), words(heard)) >= 0.7, heard
+    assert all(li["start"] < min(x["start"] for x in live if "witness" in x["text"].lower())
+               for li in recovered)
+    # The exports say which lines were recovered.
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/export/txt", headers=admin)
+    assert "（据录音补录）" in await r.text()
+    r = await client.get("/readyz")
+    assert (await r.json())["status"] == "ready"
+
+
+async def test_a_hearing_whose_transcription_never_works_still_closes_and_seals(
+    auto_hearing, participants, client, admin, monkeypatch  # noqa: F811
+):
+    from transcription.recognizer import Recognizer
+
+    def broken(self, *args, **kwargs):  # runs on the inference thread
+        raise RuntimeError("the recognizer is broken")
+
+    monkeypatch.setattr(Recognizer, "transcribe", broken)
+    hearing = auto_hearing
+    judge, _, speech, _ = await lawyer_speaks_in_session(hearing, participants)
+    speech.speak_at = time.time() + 0.5
+    await judge.wait_for(lambda: bool(alerts(judge, "record_stopped")), within=60)
+    await judge.wait_for(lambda: time.time() > speech.speak_at + speech.seconds + 0.5)
+    await command(judge, "close", "closed")
+    # What exists is sealed; the failure, and what could not be recovered, are audited.
+    actions = await closed_and_sealed(client, hearing, admin)
+    for action in ("transcript.stopped", "transcript.recovery_failed", "transcript.incomplete"):
+        assert action in actions, actions
+    assert "hearing.sealing_failed" not in actions
+    assert actions.index("transcript.incomplete") < actions.index("transcript.sealed")
+    assert await record_of(client, hearing, admin) == []
+    r = await client.get("/metrics")
+    failed = re.search(r"^tingshen_recoveries_failed_total (\S+)$", await r.text(), re.M)
+    assert failed is not None and float(failed[1]) >= 1
+
+
+# A slow recognizer injected into a real server process: nothing it hears reaches the record
+# before the process is killed.
+SLOW_DECODE_HOOK = '''
+import time
+from transcription.recognizer import Recognizer
+
+_transcribe = Recognizer.transcribe
+
+def _slow(self, *args, **kwargs):
+    if not kwargs.get("draft"):
+        time.sleep(600)
+    return _transcribe(self, *args, **kwargs)
+
+Recognizer.transcribe = _slow
+'''
+
+
+async def test_what_a_killed_server_never_transcribed_is_recovered_when_the_hearing_resumes(
+    tmp_path, database_url
+):
+    from tests.web.test_cli import TINGSHEN, clean_env, http, read_until, stop_server
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_DECODE_HOOK)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(tmp_path / "var", TINGSHEN_ICE_HOST_ADDRESSES="127.0.0.1",
+                    TINGSHEN_DATABASE_URL=database_url)
+
+    def serve(*args: str, **extra: str) -> tuple[subprocess.Popen[str], str]:
+        proc = subprocess.Popen(
+            [str(TINGSHEN), "serve", "--port", str(port), *args],
+            env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return proc, read_until(proc, "API:")
+
+    proc, out = serve("--seed-demo",
+                      PYTHONPATH=f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    try:
+        token = re.search(r"judge\s+\S+\s+\S+/join/(\S+)", out)
+        admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
+        assert token and admin_token, out
+        admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
+        judge = HearingClient(base, "judge")
+        speech = SpeechTrack(SPEECH / "en_opening.wav")
+        judge.audio = speech
+        try:
+            await judge.join(token.group(1))
+            hearing_id = (await judge.next_message("welcome"))["hearing"]["id"]
+            await judge.next_message("offer")
+            for action, state in (("open", "open"), ("start", "in_session")):
+                await command(judge, action, state)
+            speech.speak_at = time.time() + 0.5
+            # Killed once the speech is in the file (a killed writer loses its last 2 s).
+            await judge.wait_for(lambda: time.time() > speech.speak_at + speech.seconds + 3.0)
+            status, text = http(f"{base}/api/v1/hearings/{hearing_id}/transcript", admin)
+            assert status == 200 and json.loads(text)["items"] == [], text
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            await judge.close()
+
+        proc, _ = serve()  # the same server, recognizing normally
+        judge = HearingClient(base, "judge")
+        try:
+            await judge.join(token.group(1))
+            await judge.next_message("welcome", within=30)
+            deadline = time.monotonic() + 120
+            while True:
+                status, text = http(f"{base}/api/v1/hearings/{hearing_id}/transcript", admin)
+                lines = json.loads(text)["items"]
+                heard = " ".join(li["text"] for li in lines)
+                if in_order(words(OPENING), words(heard)) >= 0.7:
+                    break
+                assert time.monotonic() < deadline, lines
+                await asyncio.sleep(0.5)
+            assert all(li["recovered"] for li in lines), lines
+            status, text = http(f"{base}/api/v1/audit?hearing_id={hearing_id}&limit=200",
+                                admin)
+            assert "transcript.recovered" in [e["action"] for e in json.loads(text)["items"]]
+        finally:
+            await judge.close()
+    finally:
+        stop_server(proc, 30)
+
+
+async def test_a_participant_is_recognized_in_their_own_language(
+    aiohttp_client, settings, clock, participants, admin
+):
+    """A Mandarin hearing with a witness who speaks English: the clerk gives the witness's
+    language when inviting them; their lines are recognized in English and marked so."""
+    # The multilingual model a court runs: tiny.en hears only English.
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"whisper_model": "base"}), clock=clock))
+    hearing = await schedule(client, admin, clock, auto_admit=True)
+    url = f"/api/v1/hearings/{hearing.id}/participants"
+    r = await client.post(url, headers=admin, json={
+        "name": "Robert Miller", "role": "witness", "location": "remote", "language": "english"})
+    assert r.status == 422 and "language" in await r.text()
+    r = await client.post(url, headers=admin, json={
+        "name": "Robert Miller", "role": "witness", "location": "remote", "language": "en"})
+    assert r.status == 201, await r.text()
+    witness_invited = await r.json()
+    assert witness_invited["language"] == "en"
+    r = await client.get(url, headers=admin)
+    listed = {p["name"]: p["language"] for p in (await r.json())["items"]}
+    assert listed == {"Judge Wang": None, "Zhang San": None, "Lawyer Li": None,
+                      "Robert Miller": "en"}
+
+    judge = HearingClient(hearing.base_url, "judge")
+    witness = HearingClient(hearing.base_url, "witness")
+    speech = SpeechTrack(SPEECH / "en_opening.wav")
+    witness.audio = speech
+    participants.extend([judge, witness])
+    await judge.join(hearing.tokens["judge"])
+    await witness.join(witness_invited["token"])
+    # A witness waits outside until the court calls them in (even where all are admitted).
+    await judge.wait_for(lambda: (judge.seat(witness_invited["id"]) or {}).get("present"))
+    await judge.send({"type": "command", "action": "admit",
+                      "participant_id": witness_invited["id"]})
+    await judge.wait_for(lambda: judge.frames_from(witness_invited["id"], "video") > 5)
+    await command(judge, "open", "open")
+    await command(judge, "start", "in_session")
+    speech.speak_at = time.time() + 1.0
+    said_until = speech.speak_at + speech.seconds
+
+    def finals() -> list[dict[str, Any]]:
+        return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
+
+    await judge.wait_for(lambda: bool(finals()) and time.time() > said_until + 3, within=90)
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+    lines = (await r.json())["items"]
+    assert lines and {line["participant"] for line in lines} == {"Robert Miller"}
+    # In the hearing's language (zh) the English would have come out as Chinese characters.
+    assert {line["language"] for line in lines} == {"en"}, lines
+    heard = " ".join(line["text"] for line in lines)
+    assert in_order(words(OPENING), words(heard)) >= 0.7, heard

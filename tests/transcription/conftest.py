@@ -1,21 +1,19 @@
-"""Real Whisper weights and the shared speech files for the transcription tests."""
+"""Real Whisper weights and the speech files (tests/speech) for the transcription tests."""
 
 from __future__ import annotations
 
 import re
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.speech import SPEECH
 from transcription.model import load_model
 from transcription.pipeline import InferenceWorker
 from transcription.recognizer import Recognizer
-
-ROOT = Path(__file__).resolve().parents[2]
-SPEECH = ROOT.parent / "shared" / "speech"
 
 
 def references() -> dict[str, str]:
@@ -51,7 +49,12 @@ def word_errors(reference: str, hypothesis: str) -> float:
 
 def in_order(reference: str, hypothesis: str) -> float:
     """Share of the reference words found in the hypothesis in the same order (LCS)."""
-    ref, hyp = words(reference), words(hypothesis)
+    return share_in_order(words(reference), words(hypothesis))
+
+
+def share_in_order(ref: Sequence[str], hyp: Sequence[str]) -> float:
+    """Share of the tokens of `ref` found in `hyp` in the same order (the longest common
+    subsequence over the length of `ref`)."""
     row = [0] * (len(hyp) + 1)
     for r in ref:
         prev = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import docx
 import srt
@@ -18,14 +19,14 @@ from transcription.export import (
     to_text,
     to_webvtt,
 )
-from transcription.pipeline import Segment
+from transcription.pipeline import FinalLine
 
 HEADER = TrialRecordHeader(
     court="北京市朝阳区人民法院",
     case_number="（2026）京0105刑初123号",
     kind="trial",
-    started_at=datetime(2026, 11, 23, 9, 30),
-    ended_at=datetime(2026, 11, 23, 11, 5),
+    started_at=datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
+    ended_at=datetime(2026, 11, 23, 11, 5, tzinfo=ZoneInfo("Asia/Shanghai")),
     participants=(("张三", "judge"), ("李四", "clerk"), ("王五", "defendant"), ("赵六", "lawyer")),
     title="王五盗窃案",
     courtroom="第三法庭",
@@ -67,7 +68,7 @@ def test_plain_text_has_the_header_and_one_line_per_utterance() -> None:
     assert lines[0] == "北京市朝阳区人民法院 庭审笔录"
     assert "案号：（2026）京0105刑初123号" in lines
     assert "类型：庭审" in lines
-    assert "时间：2026年11月23日 09:30 至 2026年11月23日 11:05" in lines
+    assert "时间：2026年11月23日 09:30 至 2026年11月23日 11:05（北京时间）" in lines
     assert "参加人员：审判员 张三、书记员 李四、被告人 王五、律师 赵六" in lines
     assert lines[-3:] == [
         "[00:00:01] 审判员 张三：现在开庭。",
@@ -101,13 +102,36 @@ def test_docx_reads_back_with_header_table_and_labelled_lines() -> None:
     assert all(run.bold for run in speaker_runs)
 
 
-def test_english_labels_and_pipeline_segments_export_too() -> None:
-    segment = Segment("p1", "Ann Lee", "judge", 2.0, 3.5, "The court is now in session.", (), "en")
+def test_english_labels_and_pipeline_lines_export_too() -> None:
+    line = FinalLine("p1", "Ann Lee", "judge", 2.0, 3.5, "The court is now in session.", (), "en")
     header = TrialRecordHeader(
         "Court", "2026-17", "arraignment", datetime(2026, 1, 2, 8, 0), (("Ann Lee", "judge"),)
     )
-    text = to_text(header, [segment], language="en")
+    text = to_text(header, [line], language="en")
     assert "Kind: Remote arraignment" in text
     assert text.rstrip().endswith("[00:00:02] Judge Ann Lee: The court is now in session.")
-    captions = webvtt.from_buffer(io.StringIO(to_webvtt([segment], language="en")))
+    captions = webvtt.from_buffer(io.StringIO(to_webvtt([line], language="en")))
     assert captions[0].voice == "Judge Ann Lee"
+
+
+def test_the_header_names_the_zone_its_times_are_in() -> None:
+    """The caller passes the court's local time; the header says which zone that is."""
+    utc = HEADER.started_at.astimezone(ZoneInfo("UTC"))
+    elsewhere = TrialRecordHeader(
+        court="Court", case_number="1", kind="trial", participants=(),
+        started_at=utc.astimezone(ZoneInfo("Europe/Berlin")))
+    assert "Time: 2026-11-23 02:30 (UTC+01:00)" in to_text(elsewhere, LINES, "en")
+    beijing = TrialRecordHeader(court="Court", case_number="1", kind="trial",
+                                participants=(), started_at=HEADER.started_at)
+    assert "Time: 2026-11-23 09:30 (Beijing time)" in to_text(beijing, LINES, "en")
+
+
+def test_captions_mark_the_lines_taken_from_the_recording() -> None:
+    """A line recovered after the live record stopped says so in every export, captions too."""
+    recovered = [RecordLine("张三", "judge", 1.5, 4.25, "现在开庭。", recovered=True),
+                 RecordLine("李四", "clerk", 10.0, 11.0, "请坐。")]
+    cues = webvtt.from_buffer(io.StringIO(to_webvtt(recovered)))
+    assert [html.unescape(c.text) for c in cues] == ["现在开庭。（据录音补录）", "请坐。"]
+    subtitles = list(srt.parse(to_srt(recovered, "en")))
+    assert subtitles[0].content.endswith("(recovered from the recording)")
+    assert not subtitles[1].content.endswith(")")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from config.settings import Settings
 from tests.transcription.conftest import load_wav, references, word_errors
 from transcription import model as model_module
-from transcription.errors import ModelCorrupt, ModelMissing
+from transcription.errors import DeviceUnavailable, ModelCorrupt, ModelMissing
 from transcription.model import PACKAGED, WindowedWhisperModel, load_model, resolve_model
 from transcription.recognizer import Recognizer
 
@@ -107,15 +110,102 @@ def test_a_local_directory_is_loaded_and_models_load_once(model_dir: Path, tmp_p
     assert load_model(str(local), model_dir) is first
     assert load_model(str(local), model_dir, cpu_threads=1) is not first
     assert first.model.device == "cpu" and first.model.compute_type.startswith("int8")
+    # The directory's model is the one that recognizes (a court's large-v3 or turbo is
+    # given the same way).
+    result = Recognizer(first).transcribe(load_wav("en_witness.wav"), "en")
+    assert word_errors(references()["en_witness.wav"], result.text) <= 0.3
 
 
-def test_cuda_is_used_only_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_take_a_model_directory_and_refuse_a_missing_one(tmp_path: Path) -> None:
+    assert Settings(whisper_model=str(tmp_path), whisper_device="cuda").whisper_model == str(
+        tmp_path
+    )
+    with pytest.raises(ValidationError, match="local model directory"):
+        Settings(whisper_model=str(tmp_path / "large-v3"))
+
+
+def test_cuda_is_used_when_present_and_required_when_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(model_module.ctranslate2, "get_cuda_device_count", lambda: 0)
-    assert model_module.pick_device("cuda") == "cpu"
     assert model_module.pick_device("auto") == "cpu"
+    with pytest.raises(DeviceUnavailable, match="no CUDA device"):
+        model_module.pick_device("cuda")
     monkeypatch.setattr(model_module.ctranslate2, "get_cuda_device_count", lambda: 1)
     assert model_module.pick_device("auto") == "cuda"
+    assert model_module.pick_device("cuda") == "cuda"
     assert model_module.pick_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("device", "supported", "chosen"),
+    [
+        ("cpu", {"int8", "int8_float32", "float32", "int16"}, "int8"),
+        ("cpu", {"float32"}, "float32"),
+        ("cuda", {"float16", "int8_float16", "int8", "int8_float32", "float32"}, "float16"),
+        # A GPU without usable float16 (compute capability below 5.3) but with int8.
+        ("cuda", {"int8", "int8_float32", "float32"}, "int8_float32"),
+    ],
+)
+def test_the_compute_type_suits_the_device(
+    monkeypatch: pytest.MonkeyPatch, device: str, supported: set[str], chosen: str
+) -> None:
+    asked = []
+
+    def supported_types(on: str) -> set[str]:
+        asked.append(on)
+        return supported
+
+    monkeypatch.setattr(model_module.ctranslate2, "get_supported_compute_types", supported_types)
+    assert model_module.pick_compute_type(device) == chosen
+    assert asked == [device]
+
+
+def test_this_machines_cpu_gets_int8() -> None:
+    assert model_module.pick_compute_type("cpu") == "int8"
+
+
+def test_cuda_libraries_missing_fall_back_to_the_cpu_unless_cuda_is_required(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "gpu-model"
+    shutil.copytree(resolve_model("tiny.en", model_dir), local)
+    real = WindowedWhisperModel.__init__
+    devices = []
+
+    def init(self: WindowedWhisperModel, path: str, **kwargs: object) -> None:
+        devices.append(kwargs["device"])
+        if kwargs["device"] == "cuda":
+            # What CTranslate2 says when its CUDA libraries are not installed.
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+        real(self, path, **kwargs)
+
+    monkeypatch.setattr(model_module.ctranslate2, "get_cuda_device_count", lambda: 1)
+    monkeypatch.setattr(
+        model_module.ctranslate2, "get_supported_compute_types", lambda _on: {"float16", "int8"}
+    )
+    monkeypatch.setattr(WindowedWhisperModel, "__init__", init)
+    with pytest.raises(DeviceUnavailable, match=r"libcublas\.so\.12.*nvidia-cublas-cu12"):
+        load_model(str(local), model_dir, device="cuda")
+    loaded = load_model(str(local), model_dir, device="auto")
+    assert devices == ["cuda", "cuda", "cpu"]
+    assert loaded.model.device == "cpu" and loaded.model.compute_type.startswith("int8")
+
+
+def test_a_directory_without_its_mel_bins_config_is_refused(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """large-v3 and turbo take 128 mel bins, which faster-whisper reads only from
+    preprocessor_config.json; a mismatch would fail every decode in the middle of a hearing."""
+    local = tmp_path / "large-v3-like"
+    shutil.copytree(resolve_model("tiny.en", model_dir), local)
+    (local / "preprocessor_config.json").write_text(json.dumps({"feature_size": 128}))
+    with pytest.raises(
+        ModelMissing, match=r"80 mel bins but its preprocessor_config\.json says 128"
+    ):
+        load_model(str(local), model_dir)
+    (local / "preprocessor_config.json").write_text(json.dumps({"feature_size": 80}))
+    assert load_model(str(local), model_dir).feature_extractor.mel_filters.shape[0] == 80
 
 
 def test_multilingual_base_transcribes_english(model_dir: Path) -> None:

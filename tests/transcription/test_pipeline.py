@@ -3,52 +3,66 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.speech import SPEECH
 from tests.transcription.conftest import (
     chunks,
     in_order,
     load_wav,
     references,
+    share_in_order,
     silence,
     word_errors,
+    words,
 )
 from transcription.errors import InvalidAudio, UnknownSpeaker
+from transcription.model import load_model
 from transcription.options import TranscriptionOptions
-from transcription.pipeline import HearingTranscriber, InferenceWorker, Partial, Segment
+from transcription.pipeline import (
+    AUTO_LANGUAGE,
+    FinalLine,
+    HearingTranscriber,
+    InferenceWorker,
+    Partial,
+)
 from transcription.recognizer import Recognition, Recognizer
-from transcription.segmenter import Segmenter, Utterance
+from transcription.utterances import Utterance, UtteranceDetector
 
 RATE = 16_000
+ZH_SPEECH = "zh_aishell_BAC009S0764W0121.wav"
 
 
 class Record:
     """What the callbacks received, as a hearing's record and captions would."""
 
     def __init__(self) -> None:
-        self.segments: list[Segment] = []
+        self.lines: list[FinalLine] = []
         self.partials: list[Partial] = []
         self.partial_times: list[float] = []
 
-    async def on_segment(self, segment: Segment) -> None:
-        self.segments.append(segment)
+    async def on_final_line(self, line: FinalLine) -> None:
+        self.lines.append(line)
 
     async def on_partial(self, partial: Partial) -> None:
         self.partials.append(partial)
         self.partial_times.append(time.monotonic())
 
     def text(self, participant_id: str) -> str:
-        return " ".join(s.text for s in self.segments if s.participant_id == participant_id)
+        return " ".join(s.text for s in self.lines if s.participant_id == participant_id)
 
 
 def transcriber(worker: InferenceWorker, record: Record, **options: Any) -> HearingTranscriber:
     return HearingTranscriber(
         worker,
-        on_segment=record.on_segment,
+        on_final_line=record.on_final_line,
         on_partial=record.on_partial,
         language="en",
         case_number="2026-17",
@@ -64,7 +78,7 @@ async def feed(
     await asyncio.sleep(0)
 
 
-async def test_speech_becomes_attributed_segments_on_the_hearing_timeline(
+async def test_speech_becomes_attributed_lines_on_the_hearing_timeline(
     tiny_worker: InferenceWorker,
 ) -> None:
     record = Record()
@@ -74,21 +88,21 @@ async def test_speech_becomes_attributed_segments_on_the_hearing_timeline(
         await feed(hearing, "p-judge", np.concatenate([audio, silence(1.0)]), at=100.0)
         await hearing.drain()
         assert hearing.lag_seconds == 0.0
-    assert record.segments
+    assert record.lines
     reference = references()["en_opening.wav"]
     assert in_order(reference, record.text("p-judge")) >= 0.7, record.text("p-judge")
-    for segment in record.segments:
-        assert (segment.participant_id, segment.name, segment.role) == (
+    for line in record.lines:
+        assert (line.participant_id, line.name, line.role) == (
             "p-judge",
             "Ann Lee",
             "judge",
         )
-        assert segment.language == "en"
-        assert 100.0 <= segment.start < segment.end <= 100.0 + audio.size / RATE + 0.1
-        assert segment.words
-        for _, start, end, _ in segment.words:
-            assert segment.start - 0.01 <= start <= end <= segment.end + 0.01
-    assert [s.start for s in record.segments] == sorted(s.start for s in record.segments)
+        assert line.language == "en"
+        assert 100.0 <= line.start < line.end <= 100.0 + audio.size / RATE + 0.1
+        assert line.words
+        for _, start, end, _ in line.words:
+            assert line.start - 0.01 <= start <= end <= line.end + 0.01
+    assert [s.start for s in record.lines] == sorted(s.start for s in record.lines)
 
 
 @pytest.mark.parametrize("name", ["silence_5s.wav", "noise_5s.wav"])
@@ -100,7 +114,7 @@ async def test_silence_and_noise_leave_the_record_empty(
         hearing.add_speaker("p1", "Bo Chen", "defendant")
         await feed(hearing, "p1", load_wav(name), at=0.0)
         await hearing.drain()
-    assert record.segments == [] and record.partials == []
+    assert record.lines == [] and record.partials == []
 
 
 async def test_two_speakers_fed_interleaved_keep_their_own_words(
@@ -123,7 +137,7 @@ async def test_two_speakers_fed_interleaved_keep_their_own_words(
     # Nothing of one speaker's sentence is attributed to the other.
     assert in_order(refs["en_witness.wav"], record.text("judge")) < 0.3
     assert in_order(refs["en_opening.wav"], record.text("prosecutor")) < 0.3
-    assert {s.name for s in record.segments if s.participant_id == "prosecutor"} == {"Cai Wen"}
+    assert {s.name for s in record.lines if s.participant_id == "prosecutor"} == {"Cai Wen"}
 
 
 class SlowRecognizer(Recognizer):
@@ -156,12 +170,12 @@ async def test_a_slow_recognizer_neither_blocks_feeding_nor_loses_an_utterance(
         "judge": np.concatenate([load_wav("en_opening.wav"), silence(0.8)] * 2),
         "witness": np.concatenate([load_wav("en_witness.wav"), silence(0.8)] * 2),
     }
-    # The utterances the segmenter finds, independently of the pipeline.
+    # The utterances the detector finds, independently of the pipeline.
     expected = 0
     for audio in talk.values():
-        segmenter = Segmenter(TranscriptionOptions(max_queued_utterances=2))
+        detector = UtteranceDetector(TranscriptionOptions(max_queued_utterances=2))
         for chunk, at in chunks(audio, 0.0):
-            expected += sum(isinstance(e, Utterance) for e in segmenter.push(chunk, at))
+            expected += sum(isinstance(e, Utterance) for e in detector.push(chunk, at))
     assert expected >= 6
     stop = asyncio.Event()
     ticker = asyncio.create_task(loop_delays(stop))
@@ -220,7 +234,7 @@ async def test_partials_arrive_while_someone_speaks(tiny_worker: InferenceWorker
         await hearing.drain()
     assert len(record.partials) >= 2, record.partials
     assert all(t < final_fed for t in record.partial_times[:2])
-    first = record.segments[0]
+    first = record.lines[0]
     for partial in record.partials:
         assert (partial.participant_id, partial.name, partial.role) == ("judge", "Ann Lee", "judge")
         assert partial.start <= first.start + 0.5 and partial.end > partial.start
@@ -251,7 +265,7 @@ async def test_leaving_or_going_quiet_mid_sentence_still_gives_a_final(
             await asyncio.sleep(0.05)
     assert "prosecution" in record.text("left").lower()
     assert "prosecution" in record.text("muted").lower()
-    assert all(s.end <= 2.5 + 0.05 for s in record.segments)
+    assert all(s.end <= 2.5 + 0.05 for s in record.lines)
 
 
 async def test_bad_input_is_refused_and_the_hearing_goes_on(tiny_worker: InferenceWorker) -> None:
@@ -268,17 +282,17 @@ async def test_bad_input_is_refused_and_the_hearing_goes_on(tiny_worker: Inferen
 
 
 async def test_a_failing_callback_does_not_stop_the_record(tiny_worker: InferenceWorker) -> None:
-    delivered: list[Segment] = []
+    delivered: list[FinalLine] = []
     calls = 0
 
-    async def flaky(segment: Segment) -> None:
+    async def flaky(line: FinalLine) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database briefly unavailable")
-        delivered.append(segment)
+        delivered.append(line)
 
-    hearing = HearingTranscriber(tiny_worker, on_segment=flaky, language="en")
+    hearing = HearingTranscriber(tiny_worker, on_final_line=flaky, language="en")
     await hearing.start()
     hearing.add_speaker("p", "Ann Lee", "judge")
     audio = np.concatenate([load_wav("en_opening.wav"), silence(1.0)])
@@ -319,3 +333,270 @@ async def test_partials_take_at_most_their_share_of_the_inference_thread(
         assert worker.partials_allowed()
     finally:
         await worker.aclose()
+
+
+async def test_utterances_spill_to_a_hearing_directory_made_on_first_use(
+    tiny_recognizer: Recognizer, tmp_path: Any
+) -> None:
+    worker = InferenceWorker(SlowRecognizer(tiny_recognizer.model, tiny_recognizer.options))
+    record = Record()
+    spill = tmp_path / "spill" / "hearing-1"  # as DATA_DIR/spill/<hearing>: not there yet
+    talk = np.concatenate([load_wav("en_opening.wav"), silence(0.8),
+                           load_wav("en_witness.wav"), silence(0.8)] * 2)
+    spilled = 0
+    try:
+        hearing = HearingTranscriber(
+            worker, on_final_line=record.on_final_line, language="en", spill_dir=spill,
+            options=TranscriptionOptions(max_queued_utterances=1, partials=False))
+        async with hearing:
+            hearing.add_speaker("judge", "Ann Lee", "judge")
+            for chunk, at in chunks(talk, 0.0):  # faster than real time: the queue fills
+                hearing.feed("judge", chunk, at)
+                spilled = max(spilled, hearing.stats().spilled_utterances)
+            assert spill.is_dir()
+            await hearing.drain()
+            stats = hearing.stats()
+    finally:
+        await worker.aclose()
+    assert spilled >= 2
+    assert stats.failures == 0 and stats.queued_utterances == 0
+    refs = references()
+    assert in_order((refs["en_opening.wav"] + " " + refs["en_witness.wav"]) * 2,
+                    record.text("judge")) >= 0.7
+
+
+class BrokenRecognizer(Recognizer):
+    """Fails on every final (partials are only drafts)."""
+
+    def transcribe(self, audio: np.ndarray, *args: Any, **kwargs: Any) -> Recognition:
+        if not kwargs.get("draft"):
+            raise RuntimeError("the recognizer broke")
+        return super().transcribe(audio, *args, **kwargs)
+
+
+async def test_a_failed_decode_stops_the_transcriber_and_says_what_is_missing(
+    tiny_recognizer: Recognizer,
+) -> None:
+    worker = InferenceWorker(BrokenRecognizer(tiny_recognizer.model, tiny_recognizer.options))
+    failed = asyncio.Event()
+    errors: list[BaseException] = []
+
+    def on_failure(error: BaseException) -> None:
+        errors.append(error)
+        failed.set()
+
+    record = Record()
+    hearing = HearingTranscriber(worker, on_final_line=record.on_final_line,
+                                 on_failure=on_failure, language="en")
+    try:
+        await hearing.start()
+        hearing.add_speaker("p", "Ann Lee", "judge")
+        assert hearing.untranscribed_from() == {}
+        await feed(hearing, "p", np.concatenate([silence(1.0), load_wav("en_opening.wav"),
+                                                 silence(1.0)]), 20.0)
+        async with asyncio.timeout(30):
+            await failed.wait()
+        # The final was not dropped silently: the owner learns where the record lacks audio.
+        [error] = errors
+        assert isinstance(error, RuntimeError) and hearing.stats().failures == 1
+        missing_from = hearing.untranscribed_from().get("p")
+        assert missing_from is not None and 20.5 <= missing_from <= 21.2, missing_from
+        assert not record.lines
+    finally:
+        await hearing.abort()
+        await worker.aclose()
+
+
+STATEMENT = (
+    "Members of the court, my name is Daniel Harper and I am represented by my lawyer. "
+    "On the evening of the fourteenth of March I was driving home from work along the river "
+    "road. The weather was cold and the street lights near the bridge were not working. A blue "
+    "truck came around the corner very fast and crossed into my lane. I turned the wheel to the "
+    "right and stopped next to the fence. The driver of the truck did not stop. He drove on "
+    "toward the market and turned left at the gas station. A woman walking her dog saw "
+    "everything and wrote down the number of the truck. She called the police and waited with "
+    "me until they arrived. The officers took photographs of the road and measured the marks "
+    "left by the tires. Two days later they found the truck in a garage outside the city. The "
+    "front of the truck was damaged and the paint matched the marks on my car. I have brought "
+    "the repair bill, the police report and a letter from my doctor. I ask the court to "
+    "consider these documents together with the statement of the witness."
+)
+
+
+@pytest.fixture(scope="module")
+def statement() -> np.ndarray:
+    """A witness's statement of 69 s, 196 words in 14 sentences (espeak-ng, like the files
+    in tests/speech), with the pauses espeak makes between sentences."""
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "140", "--stdout", STATEMENT],
+        capture_output=True,
+        check=True,
+    ).stdout
+    raw = ["-t", "raw", "-r", "16000", "-c", "1", "-b", "16", "-e", "signed", "-"]
+    # -R: the same dither every run, so that every run hears the same samples.
+    pcm = subprocess.run(
+        ["sox", "-R", "-t", "wav", "-", *raw], input=wav, capture_output=True, check=True
+    )
+    return np.frombuffer(pcm.stdout, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def base_recognizer(model_dir: Path) -> Recognizer:
+    """The multilingual model a court runs (settings' default), greedy only: a sampled
+    fallback would make live and offline recognition differ from run to run."""
+    return Recognizer(load_model("base", model_dir), TranscriptionOptions(temperatures=(0.0,)))
+
+
+def without_pauses(samples: np.ndarray, longest_s: float = 0.08) -> np.ndarray:
+    """The speech with every quiet stretch shortened to `longest_s`: continuous speech, with no
+    pause long enough for the voice-activity detector to end an utterance at."""
+    frames = samples[: samples.size // 160 * 160].reshape(-1, 160)
+    loud = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)) >= 100
+    keep, quiet = [], 0
+    for is_loud in loud:
+        quiet = 0 if is_loud else quiet + 1
+        keep.append(quiet <= round(longest_s * 100))
+    return frames[np.array(keep)].ravel()
+
+
+def offline(recognizer: Recognizer, audio: np.ndarray, language: str = "en") -> str:
+    """faster-whisper on the whole recording at once, as after the hearing, with the options
+    of the live decodes."""
+    segments, _ = recognizer.model.transcribe(
+        audio.astype(np.float32) / 32768,
+        **recognizer.decode_options(language, prompt=None, word_timestamps=True),
+    )
+    return " ".join(s.text for s in segments)
+
+
+def heard(reference: str, hypothesis: str) -> set[int]:
+    """Which words of `reference` (by position) the hypothesis has, aligned in order."""
+    ref, hyp = words(reference), words(hypothesis)
+    table = [[0] * (len(hyp) + 1) for _ in range(len(ref) + 1)]
+    for i in range(len(ref) - 1, -1, -1):
+        for j in range(len(hyp) - 1, -1, -1):
+            table[i][j] = (
+                table[i + 1][j + 1] + 1
+                if ref[i] == hyp[j]
+                else max(table[i + 1][j], table[i][j + 1])
+            )
+    found, i, j = set(), 0, 0
+    while i < len(ref) and j < len(hyp):
+        if ref[i] == hyp[j]:
+            found.add(i)
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return found
+
+
+async def live_record(
+    recognizer: Recognizer, audio: np.ndarray, options: TranscriptionOptions
+) -> Record:
+    """The live record of one speaker's audio, fed as the audio tap feeds it."""
+    worker = InferenceWorker(recognizer)
+    record = Record()
+    try:
+        # No case number and no name: no prompt, as offline (a prompt would steer each side).
+        hearing = HearingTranscriber(
+            worker, on_final_line=record.on_final_line, language="en", options=options
+        )
+        async with hearing:
+            hearing.add_speaker("p", "", "witness")
+            await feed(hearing, "p", np.concatenate([audio, silence(1.0)]), at=0.0)
+            await hearing.drain()
+    finally:
+        await worker.aclose()
+    return record
+
+
+@pytest.mark.parametrize("speech", ["turns", "continuous"])
+async def test_the_live_record_has_the_words_offline_recognition_finds(
+    base_recognizer: Recognizer, statement: np.ndarray, speech: str
+) -> None:
+    """The live record of a 69 s statement, in sentences with the pauses between them, and
+    without any pause (63 s, cut every 15 s), against faster-whisper on the whole recording
+    with the same model and options."""
+    # A moment of silence first, as a participant's track has before they speak.
+    spoken = without_pauses(statement) if speech == "continuous" else statement
+    audio = np.concatenate([silence(1.0), spoken])
+    assert audio.size / RATE > 60
+    options = dataclasses.replace(base_recognizer.options, partials=False)
+    record = await live_record(base_recognizer, audio, options)
+    live, whole = record.text("p"), offline(base_recognizer, audio)
+    count = len(words(STATEMENT))
+    # Of the words said, those offline recognition heard and the live record did not: a word
+    # lost at a cut would be one. (Ambiguous words, which the audio around them tips one way
+    # or the other, utterances here and 30 s windows offline, are the rest.)
+    lost = heard(STATEMENT, whole) - heard(STATEMENT, live)
+    assert len(lost) <= count * 0.04, (sorted(lost), live, whole)
+    # Against what was said, the live record is as right as offline recognition.
+    assert word_errors(STATEMENT, live) <= word_errors(STATEMENT, whole) + 0.02, (live, whole)
+    assert "represented by my lawyer" in " ".join(words(live))
+    # Every sentence's last word that offline recognition heard is in the live record: an
+    # utterance keeps its trailing word (where a pause ended it, or a cut fell).
+    ends, position = set(), -1
+    for sentence in STATEMENT.split(". "):
+        position += len(words(sentence))
+        ends.add(position)
+    assert len(ends) == 14
+    assert not (ends & lost), [words(STATEMENT)[i] for i in sorted(ends & lost)]
+    starts = [line.start for line in record.lines]
+    assert starts == sorted(starts) and record.lines[-1].end > 60
+    for line in record.lines:
+        assert line.text and line.end - line.start <= 30.0
+        assert all(line.start <= s <= e <= line.end for _, s, e, _ in line.words)
+
+
+def characters_in_order(reference: str, hypothesis: str) -> float:
+    """Share of the reference's characters (letters and digits) found in the hypothesis in
+    the same order: Mandarin is measured by characters."""
+    return share_in_order([c for c in reference if c.isalnum()],
+                          [c for c in hypothesis if c.isalnum()])
+
+
+async def test_each_participant_is_recognized_in_their_own_language(
+    base_recognizer: Recognizer,
+) -> None:
+    """An English hearing with a defendant who speaks Mandarin and an interpreter who speaks
+    both: each line is recognized, and marked, in the language it was said in."""
+    english = np.concatenate([silence(0.5), load_wav("en_witness.wav"), silence(1.0)])
+    mandarin = np.concatenate([silence(0.5), load_wav(ZH_SPEECH), silence(1.0)])
+    said = (SPEECH / "zh_transcripts.tsv").read_text(encoding="utf-8").split("\t")[1].strip()
+    worker = InferenceWorker(base_recognizer)
+    record = Record()
+    try:
+        hearing = HearingTranscriber(
+            worker,
+            on_final_line=record.on_final_line,
+            language="en",
+            case_number="2026-17",
+            options=dataclasses.replace(base_recognizer.options, partials=False),
+        )
+        async with hearing:
+            hearing.add_speaker("judge", "Ann Lee", "judge")
+            hearing.add_speaker("defendant", "Wang Wei", "defendant", "zh")
+            hearing.add_speaker("interpreter", "Li Na", "interpreter", AUTO_LANGUAGE)
+            await feed(hearing, "judge", english, at=0.0)
+            await feed(hearing, "defendant", mandarin, at=10.0)
+            await feed(hearing, "interpreter", np.concatenate([mandarin, english]), at=20.0)
+            await hearing.drain()
+    finally:
+        await worker.aclose()
+
+    def lines(participant_id: str) -> list[FinalLine]:
+        return [line for line in record.lines if line.participant_id == participant_id]
+
+    assert {line.language for line in lines("judge")} == {"en"}
+    assert in_order(references()["en_witness.wav"], record.text("judge")) >= 0.8
+    assert {line.language for line in lines("defendant")} == {"zh"}
+    assert characters_in_order(said, record.text("defendant")) >= 0.8, record.text("defendant")
+    # The interpreter's Mandarin, then their English, each detected.
+    interpreted = lines("interpreter")
+    assert (interpreted[0].language, interpreted[-1].language) == ("zh", "en")
+    chinese = "".join(line.text for line in interpreted if line.language == "zh")
+    english_text = " ".join(line.text for line in interpreted if line.language == "en")
+    assert characters_in_order(said, chinese) >= 0.8, chinese
+    assert in_order(references()["en_witness.wav"], english_text) >= 0.8, english_text

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from courtrooms.database import Database
 from courtrooms.recordings import FileOutcome
 from courtrooms.transcripts import SpokenLine
-from web.api import HUB, RECORDINGS
 from web.endpoints import Endpoint
+from web.keys import HUB, RECORDINGS
 
 API = "/api/v1"
 # The hearing the fixtures schedule: 10:00-12:00 UTC on the FakeClock's day (it starts at 01:00).
@@ -162,9 +162,9 @@ async def make_world(client: TestClient, admin: dict[str, str]) -> World:
     )
     line = SpokenLine(uuid.UUID(judge["id"]), 1.0, 3.5, "现在开庭。", "zh",
                       [("现在", 1.0, 2.0, 0.9), ("开庭", 2.0, 3.5, 0.9)])
-    segment = await client.server.app[HUB].transcripts.add(uuid.UUID(hearing["id"]), line)
+    row = await client.server.app[HUB].transcripts.add(uuid.UUID(hearing["id"]), line)
     return World(
-        segment_id=str(segment.id),
+        segment_id=str(row.id),
         court_id=court["id"],
         courtroom_id=room["id"],
         terminal_id=terminal["id"],
@@ -175,6 +175,14 @@ async def make_world(client: TestClient, admin: dict[str, str]) -> World:
         defendant_id=defendant["id"],
         defendant_token=defendant["token"],
     )
+
+
+async def link(client: TestClient, token: str, path: str) -> Reply:
+    """Ask, as the holder of join token `token`, for a signed link to `path` (an API path of
+    the hearing's, as a page does for a player, an image or a download)."""
+    hearing = path.split("/")[4]
+    return await call(client, "POST", f"{API}/hearings/{hearing}/links",
+                      headers={"Authorization": f"Bearer {token}"}, json={"path": path})
 
 
 def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
@@ -199,6 +207,9 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
             "name": "李律师", "role": "lawyer", "location": "remote"},
         ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
         ("PATCH", "/hearings/{id}/transcript/{segment_id}"): {"text": "被告人：我认罪。"},
+        ("POST", "/session"): {"token": "test-admin-token-0123456789abcdef"},
+        ("POST", "/hearings/{id}/links"): {
+            "path": f"{API}/hearings/{world.hearing_id if world else uuid.uuid4()}/transcript"},
     }
     key = (endpoint.method, endpoint.path[len(API) :])
     if key not in bodies and endpoint.body is not None:

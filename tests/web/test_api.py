@@ -28,7 +28,8 @@ from tests.web.support import (
     iso,
     valid_body,
 )
-from web.api import HUB, api
+from web.api import api
+from web.keys import HUB
 
 START = HEARING_START
 
@@ -715,13 +716,15 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
     public = {(e.method, e.path[len(API):]) for e in api.endpoints
               if e.auth in ("none", "device")}
     assert public <= {("GET", "/join/{token}"), ("GET", "/terminal/assignment"),
-                      ("GET", "/openapi.json")}
+                      ("GET", "/openapi.json"), ("GET", "/vocabulary"), ("POST", "/session"),
+                      ("GET", "/session"), ("DELETE", "/session")}
     # Reviewing takes the admin token or a permitted participant's token (tests/web/
     # test_review.py); nothing else is open to anyone but the admin.
     review = {(e.method, e.path[len(API):]) for e in api.endpoints if e.auth == "review"}
     assert review == {("GET", "/hearings/{id}/recordings"), ("GET", "/hearings/{id}/composite"),
                       ("GET", "/hearings/{id}/recordings/{recording_id}/media"),
                       ("GET", "/hearings/{id}/transcript"),
+                      ("GET", "/hearings/{id}/attendance"),
                       ("GET", "/hearings/{id}/transcript/{segment_id}/revisions"),
                       ("PATCH", "/hearings/{id}/transcript/{segment_id}"),
                       ("GET", "/hearings/{id}/transcript/export/{format}")}
@@ -898,3 +901,50 @@ async def test_the_judge_seals_the_closed_record_and_it_takes_no_more_correction
     assert by_admin.status == 200 and by_admin.json["by"] == "admin"
     assert_error(await call(client, "POST", f"{API}/hearings/{uuid.uuid4()}/transcript/seal",
                             headers=admin), 404, "not_found")
+
+
+async def test_a_composite_render_can_be_cancelled(client: TestClient, admin: dict[str, str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import signaling.review as review
+    from media.errors import CompositeCancelled
+    from tests.web.support import add_recording, make_world
+
+    cancelled = threading.Event()
+
+    def held(*_args: Any, cancel: threading.Event, **_kwargs: Any) -> Any:
+        cancel.wait(30)  # a long render, until cancelled
+        cancelled.set()
+        raise CompositeCancelled("cancelled")
+
+    monkeypatch.setattr(review, "render_composite", held)
+    world = await make_world(client, admin)
+    await add_recording(client, world.hearing_id, world.judge_id, b"webm")
+    url = f"/api/v1/hearings/{world.hearing_id}/composite"
+    r = await client.post(url, headers=admin)
+    assert r.status == 202 and (await r.json())["state"] == "rendering"
+    r = await client.delete(url, headers=admin)
+    assert r.status == 200, await r.text()
+    jobs = client.server.app[HUB].composites
+    await jobs.settled()
+    assert cancelled.is_set()
+    assert (await (await client.get(url, headers=admin)).json())["state"] == "idle"
+    r = await client.delete(f"/api/v1/hearings/{uuid.uuid4()}/composite", headers=admin)
+    assert r.status == 404
+
+
+async def test_reading_the_record_is_audited_once_per_viewing(
+    client: TestClient, admin: dict[str, str], world: World
+) -> None:
+    base = f"{API}/hearings/{world.hearing_id}/transcript"
+    for _ in range(3):  # a page polling the record is one viewing
+        assert (await call(client, "GET", base, headers=admin)).status == 200
+    for fmt in ("txt", "txt", "docx"):
+        assert (await client.get(f"{base}/export/{fmt}", headers=admin)).status == 200
+    events = (await call(client, "GET", f"{API}/audit", headers=admin,
+                         params={"hearing_id": world.hearing_id})).json["items"]
+    assert [e["action"] for e in events if e["action"] == "transcript.viewed"] == [
+        "transcript.viewed"]
+    assert sorted(e["data"]["format"] for e in events
+                  if e["action"] == "transcript.exported") == ["docx", "txt"]

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+import courtrooms.exhibits
+import web.api_exhibits
 from config import Settings
 from courtrooms.exhibits import MAX_EXHIBIT_BYTES
 from tests.conftest import FakeClock
 from tests.exhibit_files import A4, A4_LANDSCAPE, decoded, jpeg, pdf, png
 from tests.web.support import (
     API,
+    HEARING_END,
+    HEARING_START,
     DatabaseState,
     Reply,
     World,
     assert_error,
     call,
     hearing_body,
+    link,
 )
+from web.keys import REGISTRY
 
 PDF = "application/pdf"
+# Inside the fixtures' hearing's join window (it opens 30 minutes before the start).
+IN_WINDOW = HEARING_START - timedelta(minutes=15)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -57,11 +68,30 @@ def stored(settings: Settings) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+async def court_says(client: TestClient, hearing_id: str, participant_id: str,
+                     word: str = "participant.admitted") -> None:
+    """What the court's admit (or remove) command writes to the audit trail."""
+    await client.server.app[REGISTRY].record(uuid.UUID(hearing_id), "participant:judge", word,
+                                             participant_id=participant_id)
+
+
+async def add_participant(client: TestClient, admin: dict[str, str], hearing_id: str,
+                          name: str, role: str) -> tuple[str, str]:
+    reply = await call(client, "POST", f"{API}/hearings/{hearing_id}/participants",
+                       headers=admin, json={"name": name, "role": role, "location": "remote"})
+    assert reply.status == 201, reply.text
+    return reply.json["id"], reply.json["token"]
+
+
 async def test_present_list_fetch_and_page_an_exhibit(
-    client: TestClient, admin: dict[str, str], world: World, settings: Settings
+    client: TestClient, admin: dict[str, str], world: World, settings: Settings,
+    clock: FakeClock,
 ) -> None:
     data = pdf(A4, A4_LANDSCAPE, A4)
-    # The defendant presents from prison hours before the hearing: not bound to its window.
+    # The defendant presents from prison once the hearing's window opened and the court
+    # admitted them.
+    clock.now = IN_WINDOW
+    await court_says(client, world.hearing_id, world.defendant_id)
     reply = await upload(client, world.hearing_id, data, PDF, bearer(world.defendant_token))
     assert reply.status == 201, reply.text
     exhibit = reply.json
@@ -74,15 +104,20 @@ async def test_present_list_fetch_and_page_an_exhibit(
     assert stored(settings)[0].read_bytes() == data
 
     base = f"/hearings/{world.hearing_id}/exhibits"
-    for headers, params in ((admin, {}), (bearer(world.judge_token), {}),
-                            ({}, {"token": world.judge_token})):
-        status, _, body = await fetch(client, base, headers, **params)
+    listing = (await link(client, world.judge_token, API + base)).json["url"]
+    for headers, path in ((admin, base), (bearer(world.judge_token), base),
+                          ({}, listing[len(API):])):
+        status, _, body = await fetch(client, path, headers)
         assert status == 200, body
         assert [e["id"] for e in json.loads(body)["items"]] == [exhibit["id"]]
+    # A join token in the URL is refused, whatever it opens.
+    status, _, body = await fetch(client, base, token=world.judge_token)
+    assert status == 401 and json.loads(body)["error"]["code"] == "token_in_url", body
 
-    # The file as presented, for an <iframe>/<img> with the token in the query string.
-    status, headers, body = await fetch(client, f"{base}/{exhibit['id']}/file",
-                                        token=world.judge_token)
+    # The file as presented, for an <iframe>/<img>: through a signed link made for the judge.
+    signed = await link(client, world.judge_token, f"{API}{base}/{exhibit['id']}/file")
+    assert signed.status == 201, signed.text
+    status, headers, body = await fetch(client, signed.json["url"][len(API):])
     assert status == 200 and body == data
     assert headers["Content-Type"] == PDF
     assert headers["X-Content-Type-Options"] == "nosniff"
@@ -112,6 +147,12 @@ async def test_present_list_fetch_and_page_an_exhibit(
     assert len(added) == 1 and added[0]["actor"] == f"participant:{world.defendant_id}"
     assert added[0]["data"]["sha256"] == sha and added[0]["data"]["pages"] == 3
     assert added[0]["data"]["size"] == len(data) and added[0]["data"]["title"] == "借款合同"
+    # Each reader's viewing is audited once (the judge's file, the defendant's three pages);
+    # pages that do not exist are no viewing.
+    viewed = [e for e in events if e["action"] == "exhibit.viewed"]
+    assert len(viewed) == 2 and f"participant:{world.defendant_id}" in {
+        e["actor"] for e in viewed}, viewed
+    assert all(e["data"]["exhibit_id"] == exhibit["id"] for e in viewed)
     verified = await call(client, "GET", f"{API}/audit/verify", headers=admin)
     assert verified.json["ok"] is True
 
@@ -141,8 +182,9 @@ async def test_staff_present_pictures_shown_as_png_pages(
 
 async def test_refused_uploads_are_named_and_leave_nothing(
     client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
-    settings: Settings,
+    settings: Settings, clock: FakeClock,
 ) -> None:
+    clock.now = IN_WINDOW
     before = await db_state.snapshot()
     good_pdf, good_png = pdf(), png()
     judge = bearer(world.judge_token)
@@ -187,9 +229,12 @@ async def test_refused_uploads_are_named_and_leave_nothing(
 
 
 async def test_who_may_present_and_view(
-    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+    clock: FakeClock,
 ) -> None:
     hid = world.hearing_id
+    clock.now = IN_WINDOW
+    await court_says(client, hid, world.defendant_id)
     base = f"{API}/hearings/{hid}/exhibits"
     observer = await call(client, "POST", f"{API}/hearings/{hid}/participants", headers=admin,
                           json={"name": "监督员", "role": "observer", "location": "remote"})
@@ -204,13 +249,13 @@ async def test_who_may_present_and_view(
     assert presented.status == 201
     file_path = f"{base}/{presented.json['id']}/file"
 
-    before = await db_state.snapshot()
-    # Observers watch: they see the exhibits but present none.
-    refused = await upload(client, hid, png(), "image/png", bearer(observer_token))
-    assert "observers" in assert_error(refused, 403, "access_denied")["message"]
+    # Observers watch: they see the exhibits (their viewing audited) but present none.
     for path in (base, file_path, f"{base}/{presented.json['id']}/pages/1"):
         status, _, _ = await fetch(client, path[len(API):], bearer(observer_token))
         assert status == 200, path
+    before = await db_state.snapshot()
+    refused = await upload(client, hid, png(), "image/png", bearer(observer_token))
+    assert "observers" in assert_error(refused, 403, "access_denied")["message"]
 
     # Another hearing's token opens nothing here, however it is sent.
     error = assert_error(await upload(client, hid, png(), "image/png", bearer(outsider_token)),
@@ -218,7 +263,7 @@ async def test_who_may_present_and_view(
     assert "another hearing" in error["message"]
     for path in (base, file_path):
         assert_error(await call(client, "GET", path, headers=bearer(outsider_token)), 403)
-        assert_error(await call(client, "GET", path, params={"token": outsider_token}), 403)
+        assert_error(await link(client, outsider_token, path), 403)
 
     for headers, status in (({}, 401), ({"Authorization": "Bearer"}, 401),
                             (bearer("not-a-token"), 403), (bearer(world.judge_token + "x"), 403),
@@ -250,15 +295,254 @@ async def test_who_may_present_and_view(
                  403, "access_denied")
     assert_error(await call(client, "GET", base, headers=bearer(world.defendant_token)), 403)
 
-    # Once the hearing is over no exhibit can be added; those presented stay on view.
+    # Once the hearing is over no exhibit can be added; those presented stay on view for the
+    # staff. A join link opens nothing of a closed hearing, as it joins nothing.
     for action in ("open", "start", "close"):
         assert (await call(client, "POST", f"{API}/hearings/{hid}/{action}",
                            headers=admin)).status == 200
-    late = await upload(client, hid, png(), "image/png", bearer(world.judge_token))
+    late = await upload(client, hid, png(), "image/png", admin)
     assert assert_error(late, 409, "not_editable")["current_state"] == "closed"
+    late = await upload(client, hid, png(), "image/png", bearer(world.judge_token))
+    assert "closed" in assert_error(late, 403, "hearing_finished")["message"]
+    # The judge reviews the closed hearing: its exhibits beside the record and recordings.
     status, _, body = await fetch(client, file_path[len(API):], bearer(world.judge_token))
+    assert status == 200 and body == png()
+    status, _, body = await fetch(client, file_path[len(API):], admin)
     assert status == 200 and body == png()
     assert_error(await upload(client, str(uuid.uuid4()), png(), "image/png", admin),
                  404, "not_found")
     listed = await call(client, "GET", base, headers=admin)
     assert len(listed.json["items"]) == 1
+
+
+async def test_participants_reach_exhibits_only_as_they_may_join(
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+    settings: Settings, clock: FakeClock,
+) -> None:
+    hid = world.hearing_id
+    base = f"{API}/hearings/{hid}/exhibits"
+    lawyer_id, lawyer = await add_participant(client, admin, hid, "李律师", "lawyer")
+    _, observer = await add_participant(client, admin, hid, "监督员", "observer")
+    # The staff are not bound to the window: they prepare the hearing's exhibits beforehand.
+    shown = await upload(client, hid, png(), "image/png", admin, title="现场照片")
+    assert shown.status == 201, shown.text
+    paths = (base, f"{base}/{shown.json['id']}/file", f"{base}/{shown.json['id']}/pages/1")
+
+    async def refused(token: str, code: str, reason: str) -> None:
+        before = await db_state.snapshot()
+        files = stored(settings)
+        for path in paths:
+            # A link may be made for a token still held; opening it is refused all the same.
+            signed = await link(client, token, path)
+            by_link = signed if signed.status != 201 else await call(client, "GET",
+                                                                     signed.json["url"])
+            for reply in (await call(client, "GET", path, headers=bearer(token)), by_link):
+                assert reason in assert_error(reply, 403, code)["message"], path
+        reply = await upload(client, hid, pdf(), PDF, bearer(token))
+        assert reason in assert_error(reply, 403, code)["message"]
+        await db_state.assert_unchanged(before, f"refused: {reason}")
+        assert stored(settings) == files
+
+    async def allowed(token: str, presents: bool = True) -> None:
+        for path in paths:
+            status, _, body = await fetch(client, path[len(API):], bearer(token))
+            assert status == 200, (path, body[:300])
+        if presents:
+            reply = await upload(client, hid, pdf(), PDF, bearer(token))
+            assert reply.status == 201, reply.text
+
+    async def reviews_only(token: str, reason: str) -> None:
+        """Those who may review the hearing (its judge) see its exhibits at any time, as they
+        see its recordings; presenting follows the join window."""
+        for path in paths:
+            status, _, body = await fetch(client, path[len(API):], bearer(token))
+            assert status == 200, (path, body[:300])
+        reply = await upload(client, hid, pdf(), PDF, bearer(token))
+        assert reason in assert_error(reply, 403, "access_denied")["message"]
+
+    # Hours before the hearing its links open nothing yet; the judge only reviews.
+    for token in (lawyer, observer):
+        await refused(token, "access_denied", "opens at")
+    await reviews_only(world.judge_token, "opens at")
+    clock.now = IN_WINDOW
+    # In the window the judge and observers are in as they join; the lawyer waits in the
+    # lobby until the court admits them.
+    await allowed(world.judge_token)
+    await allowed(observer, presents=False)
+    await refused(lawyer, "access_denied", "not admitted")
+    await court_says(client, hid, lawyer_id)
+    await allowed(lawyer)
+    # Removed by the court: out, whatever they presented; the court's last word counts.
+    await court_says(client, hid, lawyer_id, "participant.removed")
+    await refused(lawyer, "access_denied", "removed by the court")
+    await allowed(world.judge_token)
+    await court_says(client, hid, lawyer_id)
+    await allowed(lawyer)
+    # Past the scheduled end and the grace the links expire; the staff still see everything.
+    grace = client.server.app[REGISTRY].join_grace
+    clock.now = HEARING_END + grace + timedelta(minutes=1)
+    for token in (lawyer, observer):
+        await refused(token, "access_denied", "expired")
+    await reviews_only(world.judge_token, "expired")
+    listed = await call(client, "GET", base, headers=admin)
+    assert listed.status == 200 and len(listed.json["items"]) == 5
+
+
+async def test_an_auto_admit_hearing_lets_its_parties_in_until_removed_or_closed(
+    client: TestClient, admin: dict[str, str], clock: FakeClock, db_state: DatabaseState,
+) -> None:
+    created = await call(client, "POST", f"{API}/hearings", headers=admin,
+                         json=hearing_body(title="调解", auto_admit=True))
+    hid = created.json["id"]
+    base = f"{API}/hearings/{hid}/exhibits"
+    party_id, party = await add_participant(client, admin, hid, "赵某", "party")
+    clock.now = IN_WINDOW
+    presented = await upload(client, hid, png(), "image/png", bearer(party))
+    assert presented.status == 201, presented.text
+    assert (await call(client, "GET", base, headers=bearer(party))).status == 200
+    await court_says(client, hid, party_id, "participant.removed")
+    before = await db_state.snapshot()
+    assert "removed by the court" in assert_error(
+        await call(client, "GET", base, headers=bearer(party)), 403, "access_denied")["message"]
+    assert "removed by the court" in assert_error(
+        await upload(client, hid, png(), "image/png", bearer(party)), 403,
+        "access_denied")["message"]
+    await db_state.assert_unchanged(before, "a removed party's exhibits")
+    await court_says(client, hid, party_id)
+    assert (await call(client, "GET", base, headers=bearer(party))).status == 200
+    assert (await call(client, "POST", f"{API}/hearings/{hid}/cancel",
+                       headers=admin)).status == 200
+    error = assert_error(await call(client, "GET", base, headers=bearer(party)), 403,
+                         "hearing_finished")
+    assert "cancelled" in error["message"]
+
+
+async def test_quotas_per_participant_and_per_hearing(
+    client: TestClient, admin: dict[str, str], world: World, clock: FakeClock,
+    db_state: DatabaseState, settings: Settings, monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_EXHIBITS", 2)
+    monkeypatch.setattr(courtrooms.exhibits, "HEARING_EXHIBITS", 3)
+    hid = world.hearing_id
+    lawyer_id, lawyer = await add_participant(client, admin, hid, "李律师", "lawyer")
+    clock.now = IN_WINDOW
+    for pid in (world.defendant_id, lawyer_id):
+        await court_says(client, hid, pid)
+    for _ in range(2):
+        assert (await upload(client, hid, png(), "image/png",
+                             bearer(world.defendant_token))).status == 201
+    before = await db_state.snapshot()
+    files = stored(settings)
+    error = assert_error(await upload(client, hid, png(), "image/png",
+                                      bearer(world.defendant_token)), 409, "quota_exceeded")
+    assert error["quota"] == "participant_exhibits" and error["limit"] == 2
+    assert "2 exhibits" in error["message"], error
+    # The others still present, up to the hearing's quota; the staff are not limited.
+    assert (await upload(client, hid, png(), "image/png", bearer(lawyer))).status == 201
+    before = await db_state.snapshot()
+    error = assert_error(await upload(client, hid, png(), "image/png", bearer(lawyer)),
+                         409, "quota_exceeded")
+    assert error["quota"] == "hearing_exhibits" and "3 exhibits" in error["message"], error
+    await db_state.assert_unchanged(before, "an exhibit past the hearing's quota")
+    assert (await upload(client, hid, png(), "image/png", admin)).status == 201
+
+    # A file that would take a participant past their bytes is cut off as it comes.
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_EXHIBITS", 30)
+    monkeypatch.setattr(courtrooms.exhibits, "HEARING_EXHIBITS", 300)
+    monkeypatch.setattr(courtrooms.exhibits, "PARTICIPANT_BYTES", 2 * 1024 * 1024)
+    sent = 0
+
+    async def streamed() -> Any:
+        nonlocal sent
+        yield b"%PDF-"
+        for _ in range(40):
+            sent += 1
+            yield bytes(1024 * 1024)
+
+    before = await db_state.snapshot()
+    files = stored(settings)
+    reply = await upload(client, hid, streamed(), PDF, bearer(lawyer))
+    error = assert_error(reply, 409, "quota_exceeded")
+    assert error["quota"] == "participant_bytes", error
+    assert sent < 40
+    await db_state.assert_unchanged(before, "an exhibit past the participant's bytes")
+    assert stored(settings) == files
+
+
+async def test_an_upload_that_sends_too_slowly_is_cut_off(
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+    settings: Settings, monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(web.api_exhibits, "UPLOAD_CHUNK_TIMEOUT_S", 0.5)
+    data = pdf(A4, A4)
+    before = await db_state.snapshot()
+
+    async def stalls() -> Any:
+        yield data[:1000]
+        await asyncio.sleep(2.0)
+        yield data[1000:]
+
+    error = assert_error(await upload(client, world.hearing_id, stalls(), PDF, admin),
+                         408, "upload_too_slow")
+    assert "0.5 s" in error["message"], error
+
+    # Every piece in time, the whole too slow: the overall deadline cuts it off.
+    monkeypatch.setattr(web.api_exhibits, "UPLOAD_DEADLINE_S", 1.0)
+
+    async def trickles() -> Any:
+        for i in range(0, len(data), 16):
+            yield data[i:i + 16]
+            await asyncio.sleep(0.1)
+
+    assert len(data) // 16 * 0.1 > 2.0
+    error = assert_error(await upload(client, world.hearing_id, trickles(), PDF, admin),
+                         408, "upload_too_slow")
+    assert "1 s" in error["message"], error
+    await db_state.assert_unchanged(before, "uploads cut off")
+    assert stored(settings) == []
+    assert (await upload(client, world.hearing_id, data, PDF, admin)).status == 201
+
+
+@pytest.mark.parametrize("cancels", [False, True], ids=["served", "handler_cancelled"])
+async def test_an_aborted_upload_logs_one_line_and_leaves_nothing(
+    client: TestClient, world: World, db_state: DatabaseState, settings: Settings,
+    clock: FakeClock, caplog: Any, cancels: bool,
+) -> None:
+    # `tingshen serve` runs aiohttp's default (the handler goes on, reading fails); aiohttp's
+    # test server cancels the handler when its client goes away. Both are covered.
+    client.server.runner.server.handler_cancellation = cancels
+    clock.now = IN_WINDOW
+    await court_says(client, world.hearing_id, world.defendant_id)
+    before = await db_state.snapshot()
+    caplog.set_level(logging.INFO)
+    uploads = settings.data_dir / "exhibits" / world.hearing_id
+
+    def partial() -> list[Path]:
+        return list(uploads.glob(".upload-*")) if uploads.exists() else []
+
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    head = (f"POST {API}/hearings/{world.hearing_id}/exhibits?title=x HTTP/1.1\r\n"
+            f"Host: court.example\r\nAuthorization: Bearer {world.defendant_token}\r\n"
+            f"Content-Type: application/pdf\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n")
+    writer.write(head.encode() + b"%PDF-" + bytes(2 * 1024 * 1024))
+    await writer.drain()
+    for _ in range(500):  # until the server is receiving it
+        if partial():
+            break
+        await asyncio.sleep(0.02)
+    assert partial()
+    writer.transport.abort()  # the client goes away mid-body
+    for _ in range(500):
+        if not partial() and [r for r in caplog.records if "aborted" in r.getMessage()]:
+            break
+        await asyncio.sleep(0.02)
+    assert not partial(), [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+    await asyncio.sleep(0.3)  # whatever else would be logged about it
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    line = lines[0]
+    assert line.levelno == logging.WARNING and line.exc_info is None and not line.exc_text
+    assert world.hearing_id in line.getMessage() and world.defendant_id in line.getMessage()
+    assert stored(settings) == []
+    await db_state.assert_unchanged(before, "an aborted upload")
+    del reader

@@ -223,3 +223,45 @@ async def test_live_hearings_count_who_is_connected(
     assert_error(await call(client, "GET", f"{API}/hearings/live"), 401, "unauthorized")
     assert_error(await call(client, "GET", f"{API}/hearings/live",
                             headers={"Authorization": f"Bearer {world.judge_token}"}), 401)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_new_hearings_judges_and_terminals_are_checked_the_way_adding_them_is(
+    client: TestClient, admin: dict[str, str], world: World
+) -> None:
+    # The calendar sends a new hearing's judges and terminals as the clerk types them; the
+    # server matches names as the registry does (any spacing, full case folding: ß is ss).
+    await invite(client, admin, world.hearing_id, "Richterin Straße", "judge", "courtroom")
+    body = hearing_body()  # the world's hearing's window, no courtroom
+
+    def only(entries: list[dict[str, Any]], resource: str) -> list[dict[str, Any]]:
+        assert entries and {c["resource"] for c in entries} == {resource}, entries
+        assert {c["hearing_id"] for c in entries} == {world.hearing_id}, entries
+        return entries
+
+    for typed, stored in (("王 审判员", "王审判员"), ("王\u3000审判员", "王审判员"),
+                          ("RICHTERIN STRASSE", "Richterin Straße")):
+        found = only(await conflicts(client, admin, {**body, "judges": [typed]}), "judge")
+        assert [c["judge"] for c in found] == [stored]
+    terminal = only(await conflicts(client, admin, {**body, "terminal_ids": [world.terminal_id]}),
+                    "prison_terminal")
+    assert terminal[0]["terminal_id"] == world.terminal_id
+    assert await conflicts(client, admin, {**body, "judges": ["李审判员"],
+                                           "terminal_ids": [str(uuid.uuid4())]}) == []
+    later = hearing_body(START + timedelta(hours=2))  # back to back is no conflict
+    assert await conflicts(client, admin, {**later, "judges": ["王审判员"],
+                                           "terminal_ids": [world.terminal_id]}) == []
+
+    # What the check found is what adding the judge to the new hearing is refused for.
+    checked = await conflicts(client, admin, {**body, "judges": ["王 审判员"]})
+    created = await post(client, admin, "/hearings", body)
+    refused = await call(client, "POST", f"{API}/hearings/{created['id']}/participants",
+                         json={"name": "王 审判员", "role": "judge", "location": "courtroom"},
+                         headers=admin)
+    assert assert_error(refused, 409, "schedule_conflict")["conflicts"] == checked
+
+    for bad in ({"judges": "王审判员"}, {"judges": [7]}, {"terminal_ids": ["x"]},
+                {"judges": ["审"] * 101}, {"judges": [""]}):
+        reply = await call(client, "POST", f"{API}/hearings/conflicts", json={**body, **bad},
+                           headers=admin)
+        assert_error(reply, 422)

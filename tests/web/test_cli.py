@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import json
 import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -18,6 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from courtrooms.schemas import AuditQuery
 from tests.servers import free_port
 
 TINGSHEN = Path(sys.executable).parent / "tingshen"
@@ -39,6 +44,19 @@ def http(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
             return resp.status, resp.read().decode("utf-8")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8")
+
+
+def stop_server(proc: subprocess.Popen[str], within: float) -> None:
+    """Stop a server left running by a test, as an operator would (SIGTERM), killing it if it
+    has not stopped within `within` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def read_until(proc: subprocess.Popen[str], marker: str, count: int = 1) -> str:
@@ -202,6 +220,11 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
     assert len(files) == 1
     # Everything up to the last two seconds plays, straight from the killed server's file.
     assert playable_seconds(files[0]) >= recorded - 2.0
+    captured = files[0].read_bytes()
+    # A render the killed server was writing.
+    (data_dir / "composites").mkdir(exist_ok=True)
+    partial = data_dir / "composites" / f".{hearing_id}.mp4.0123abcd.partial"
+    partial.write_bytes(b"half an mp4")
 
     proc, _ = start_server(data_dir, port)
     try:
@@ -210,12 +233,24 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
         [item] = json.loads(text)["items"]
         assert item["status"] == "recovered" and item["error"] is None
         assert item["duration"] >= recorded - 2.0
-        assert codecs(files[0]) == ["opus", "vp8"]
-        assert abs(duration(files[0]) - item["duration"]) < 0.1
-        assert item["size"] == files[0].stat().st_size
+        # Repaired beside the file as captured, which is kept byte for byte; both hashed.
+        repaired = files[0].with_name(f"{files[0].stem}.repaired.webm")
+        assert files[0].read_bytes() == captured
+        assert item["captured_sha256"] == hashlib.sha256(captured).hexdigest()
+        assert item["captured_size"] == len(captured)
+        assert item["sha256"] == hashlib.sha256(repaired.read_bytes()).hexdigest()
+        assert codecs(repaired) == ["opus", "vp8"]
+        assert abs(duration(repaired) - item["duration"]) < 0.1
+        assert item["size"] == repaired.stat().st_size
         status, text = http(f"{base}/api/v1/audit?hearing_id={hearing_id}&limit=200", admin)
         actions = [e["action"] for e in json.loads(text)["items"]]
         assert "recording.recovered" in actions
+        # The hearing is not left in session: interrupted, in recess, for the court to decide.
+        assert "hearing.interrupted" in actions
+        status, text = http(f"{base}/api/v1/hearings/{hearing_id}", admin)
+        hearing = json.loads(text)
+        assert hearing["state"] == "recess" and hearing["interrupted_at"] is not None
+        assert not partial.exists()
 
         status, text = post(f"{base}/api/v1/hearings/{hearing_id}/close", admin)
         assert status == 200, text
@@ -230,6 +265,8 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
         status, text = http(f"{base}/api/v1/hearings/{hearing_id}/recordings", admin)
         [mp4] = [i for i in json.loads(text)["items"] if i["kind"] == "composite"]
         assert mp4["media_type"] == "video/mp4" and mp4["codecs"] == "h264,aac"
+        status, text = http(f"{base}/api/v1/hearings/{hearing_id}", admin)
+        assert json.loads(text)["interrupted_at"] is None  # the court decided: closed
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -263,3 +300,126 @@ def test_a_missing_speech_model_stops_start_up_with_one_clear_line(tmp_path: Pat
     assert result.returncode == 2
     assert "cannot start" in result.stderr and "model.bin" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def hold_hearing(base: str, admin: dict[str, str], tokens: dict[str, str],
+                       seconds: float) -> str:
+    """Judge and lawyer join and the judge starts the hearing; after `seconds` the lawyer
+    hangs up and the hearing is closed through the API at once (as a clerk would)."""
+    from tests.clients import HearingClient
+
+    judge, lawyer = HearingClient(base, "judge"), HearingClient(base, "lawyer")
+    try:
+        await judge.join(tokens["judge"])
+        hearing_id = str((await judge.next_message("welcome"))["hearing"]["id"])
+        await judge.next_message("offer")
+        await lawyer.join(tokens["lawyer"])
+        lawyer_id = (await lawyer.next_message("welcome"))["participant"]["participant_id"]
+        await judge.send({"type": "command", "action": "admit", "participant_id": lawyer_id})
+        await lawyer.next_message("admitted")
+        for action, state in (("open", "open"), ("start", "in_session")):
+            await judge.send({"type": "command", "action": action})
+            await judge.wait_for(lambda s=state: judge.hearing_state == s)
+        await judge.wait_for(lambda: judge.frames_from(lawyer_id, "video") > 5, 30)
+        await asyncio.sleep(seconds)
+        await asyncio.gather(
+            lawyer.close(),
+            asyncio.to_thread(post, f"{base}/api/v1/hearings/{hearing_id}/close", admin))
+        await judge.wait_for(lambda: judge.closed_code is not None, 30)
+        return hearing_id
+    finally:
+        await judge.close()
+        await lawyer.close()
+
+
+def test_a_closed_hearing_verifies_and_a_rewritten_chain_does_not(tmp_path: Path) -> None:
+    """An ordinary two-person hearing closed through the API verifies on untouched data,
+    its seals signed by the key the server created at its first start; rewriting an event
+    and every later hash is then found through the checkpoints outside the database."""
+    from tests.courtrooms.test_audit import rechain
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "var"
+    proc, out = start_server(data_dir, port, "--seed-demo")
+    tokens = dict(re.findall(r"^\s+(judge|lawyer)\s+\S+\s+\S+/join/(\S+)$", out, re.MULTILINE))
+    admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
+    assert set(tokens) == {"judge", "lawyer"} and admin_token, out
+    admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
+    try:
+        key = data_dir / "audit-signing-key.pem"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        hearing_id = asyncio.run(hold_hearing(base, admin, tokens, 3.0))
+        deadline = time.monotonic() + 60
+        while True:
+            _, text = http(f"{base}/api/v1/audit?hearing_id={hearing_id}&limit=200", admin)
+            actions = [e["action"] for e in json.loads(text)["items"]]
+            if {"recording.sealed", "transcript.sealed"} <= set(actions):
+                break
+            assert time.monotonic() < deadline, actions
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert actions.count("recording.sealed") == 1, actions
+
+    env = clean_env(data_dir)
+    verified = subprocess.run([str(TINGSHEN), "verify-audit"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert verified.returncode == 0, verified.stderr
+    assert re.search(r"\d+ checkpoints and 2 seals signed", verified.stdout), verified.stdout
+    assert (data_dir / "audit-checkpoints.jsonl").stat().st_size > 0
+
+    async def rewrite() -> None:
+        from courtrooms.database import Database
+        from courtrooms.registry import Registry
+
+        db = Database(f"sqlite+aiosqlite:///{data_dir / 'tingshen.db'}")
+        try:
+            registry = Registry(db)
+            events, _ = await registry.audit_events(AuditQuery(limit=5))
+            target = next(e for e in events if e.action == "participant.added")
+            await rechain(registry, target.seq, {**target.data, "name": "Someone Else"})
+            assert (await registry.verify_audit()).ok  # the chain alone no longer tells
+        finally:
+            await db.aclose()
+
+    asyncio.run(rewrite())
+    verified = subprocess.run([str(TINGSHEN), "verify-audit"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert verified.returncode == 1, verified.stdout
+    assert "the chain was rewritten" in verified.stderr
+    assert "Beijing time]" in verified.stderr
+    assert "intact" not in verified.stdout
+
+
+def test_a_staff_token_from_the_environment_is_never_printed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from config import load_settings
+    from web.cli import print_staff_links
+
+    secret = "operator-chosen-token-0123456789"
+    print_staff_links(load_settings(environ={}, data_dir=tmp_path, admin_token=secret),
+                      secret, generated=False)
+    out = capsys.readouterr().out
+    assert secret not in out and "TINGSHEN_ADMIN_TOKEN" in out
+    # A generated one is shown once, with where it is kept.
+    print_staff_links(load_settings(environ={}, data_dir=tmp_path), "generated-0123456789",
+                      generated=True)
+    assert "generated-0123456789" in capsys.readouterr().out
+
+
+def test_a_signing_key_that_cannot_be_read_stops_start_up_with_one_clear_line(
+        tmp_path: Path) -> None:
+    junk = tmp_path / "keys" / "audit.pem"
+    junk.parent.mkdir()
+    junk.write_text("not a key\n")
+    result = subprocess.run(
+        [str(TINGSHEN), "serve", "--port", str(free_port())],
+        env=clean_env(tmp_path / "var", TINGSHEN_SIGNING_KEY_PATH=str(junk)),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result
+    assert "cannot start" in result.stderr and f"{junk} is not a PEM private key" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert junk.read_text() == "not a key\n"  # never replaced: it may be the court's key

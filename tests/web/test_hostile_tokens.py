@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import string
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -35,15 +37,21 @@ from tests.web.support import (
     assert_error,
     call,
     hearing_body,
+    link,
 )
-from web.api import HUB, api
+from web.api import api
 from web.endpoints import Endpoint
+from web.keys import HUB, LINKS
 
 # Live hearings and hypothesis run on SQLite; the token look-ups on both databases.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 TOKEN_ENDPOINTS = [e for e in api.endpoints if e.auth in ("review", "participant")]
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
+# Inside hearing A's join window, where its participants reach its exhibits.
+IN_WINDOW = HEARING_START - timedelta(minutes=15)
+# Digits str.isdigit() takes and int() reads, that no link is made with.
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
 
 
 def endpoint_id(endpoint: Endpoint) -> str:
@@ -65,6 +73,7 @@ class Court:
     other_judge_token: str
     revoked_token: str
     observer_token: str
+    revoked_id: str
 
     def path(self, endpoint: Endpoint) -> str:
         values = {"id": self.world.hearing_id, "recording_id": self.recording_id,
@@ -82,12 +91,17 @@ async def invite(client: TestClient, admin: dict[str, str], hearing_id: str, nam
 
 
 @pytest.fixture
-async def court(client: TestClient, admin: dict[str, str], world: World) -> Court:
+async def court(client: TestClient, admin: dict[str, str], world: World,
+                clock: FakeClock) -> Court:
     recording_id = await add_recording(client, world.hearing_id, world.judge_id, b"webm" * 100)
+    # The judge presents inside the hearing's window (exhibits follow it as joining does).
+    before_window = clock.now
+    clock.now = IN_WINDOW
     exhibit = await call(client, "POST", f"{API}/hearings/{world.hearing_id}/exhibits",
                          data=png(), params={"title": "借款合同"},
                          headers={**bearer(world.judge_token), "Content-Type": "image/png"})
     assert exhibit.status == 201, exhibit.text
+    clock.now = before_window
     other = await call(client, "POST", f"{API}/hearings", headers=admin,
                        json=hearing_body(HEARING_START + timedelta(days=1), title="另案"))
     other_judge = await invite(client, admin, other.json["id"], "李审判员", "judge")
@@ -98,7 +112,7 @@ async def court(client: TestClient, admin: dict[str, str], world: World) -> Cour
     assert revoked.status == 204
     observer = await invite(client, admin, world.hearing_id, "监督员", "observer")
     return Court(world, recording_id, exhibit.json["id"], other.json["id"],
-                 other_judge["token"], clerk["token"], observer["token"])
+                 other_judge["token"], clerk["token"], observer["token"], clerk["id"])
 
 
 def one_changed(token: str, i: int, c: str) -> str:
@@ -153,31 +167,35 @@ def test_the_walked_endpoints_are_every_one_that_takes_a_participant_token() -> 
 
 
 async def test_forged_and_foreign_tokens_open_no_route_and_change_nothing(
-    client: TestClient, court: Court, db_state: DatabaseState,
+    client: TestClient, court: Court, db_state: DatabaseState, clock: FakeClock,
 ) -> None:
     before = await db_state.snapshot()
     checked = 0
     for endpoint in TOKEN_ENDPOINTS:
         path = court.path(endpoint)
         for what, token in forged(court):
-            # As a bearer, and as the `token` query parameter an <img> or <video> sends.
-            for headers, params in ((bearer(token), None), ({}, {"token": token})):
-                reply = await request(client, endpoint, path, headers, params)
-                label = f"{endpoint_id(endpoint)} with {what}"
-                error = assert_error(reply, 403, "access_denied")
-                if what == "another hearing's judge":
-                    assert "another hearing" in error["message"], (label, error)
-                assert token not in reply.text, label  # a token is never echoed
-                checked += 1
+            reply = await request(client, endpoint, path, bearer(token))
+            label = f"{endpoint_id(endpoint)} with {what}"
+            error = assert_error(reply, 403, "access_denied")
+            if what == "another hearing's judge":
+                assert "another hearing" in error["message"], (label, error)
+            assert token not in reply.text, label  # a token is never echoed
+            # Never from the URL (logs, history, Referer): refused before it is even looked up.
+            in_url = await request(client, endpoint, path, {}, {"token": token})
+            assert_error(in_url, 401, "token_in_url")
+            assert token not in in_url.text, label
+            checked += 1
         for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  "},
                         {"Authorization": f"Device {court.world.device_key}"},
                         {"Authorization": f"Basic {court.world.judge_token}"}):
             reply = await request(client, endpoint, path, headers)
             assert_error(reply, 401, "unauthorized")
             assert reply.headers["WWW-Authenticate"].startswith("Bearer")
-    assert checked == len(TOKEN_ENDPOINTS) * len(forged(court)) * 2
+    assert checked == len(TOKEN_ENDPOINTS) * len(forged(court))
     await db_state.assert_unchanged(before, "forged and foreign tokens")
-    # The same calls with the judge's own token are answered: the refusals were the token's.
+    # The same calls with the judge's own token are answered (the exhibits inside the
+    # hearing's window): the refusals were the token's.
+    clock.now = IN_WINDOW
     judge = bearer(court.world.judge_token)
     for endpoint in TOKEN_ENDPOINTS:
         if endpoint.method == "GET":
@@ -233,9 +251,128 @@ async def test_any_forged_token_is_refused(
     ).filter(lambda t: t not in (judge, court.world.defendant_token, ADMIN_TOKEN)
              and t.strip() == t and t.strip()), label="token")
     endpoint = data.draw(st.sampled_from(TOKEN_ENDPOINTS), label="endpoint")
-    reply = await request(client, endpoint, court.path(endpoint), {}, {"token": token})
-    assert_error(reply, 403, "access_denied")
+    reply = await request(client, endpoint, court.path(endpoint), bearer_or_none(token))
+    assert reply.status in (401, 403), reply.text
+    assert_error(reply, reply.status, "access_denied" if reply.status == 403 else "unauthorized")
+    # The same text as a link's signature opens nothing either.
+    reply = await request(client, endpoint, court.path(endpoint), {}, {
+        "exp": str(int(time.time()) + 600), "who": f"participant:{court.world.judge_id}",
+        "sig": token})
+    assert_error(reply, 401, "bad_link" if endpoint.method == "GET" else "unauthorized")
     await db_state.assert_unchanged(await db_state.baseline(), f"{endpoint_id(endpoint)}")
+
+
+def bearer_or_none(token: str) -> dict[str, str]:
+    """`token` as a bearer, where HTTP can carry it in a header at all."""
+    try:
+        value = f"Bearer {token}".encode("latin-1").decode("latin-1")
+    except UnicodeEncodeError:
+        return {}
+    # The control characters an HTTP client refuses to send (a tab is folded whitespace).
+    return {} if re.search("[\x00-\x08\x0a-\x1f\x7f]", value) else {"Authorization": value}
+
+
+async def test_signed_links_open_only_what_they_were_made_for(
+    client: TestClient, court: Court, db_state: DatabaseState, clock: FakeClock,
+) -> None:
+    """A link stands for its holder, its path and its time: any change, or the holder's token
+    revoked since, and it opens nothing."""
+    clock.now = IN_WINDOW
+    links = client.server.app[LINKS]
+    world = court.world
+    judge = f"participant:{world.judge_id}"
+    gets = [e for e in TOKEN_ENDPOINTS if e.method == "GET"]
+    made_for: dict[str, dict[str, str]] = {}
+    for endpoint in gets:
+        path = court.path(endpoint)
+        made = await link(client, world.judge_token, path)
+        assert made.status == 201, made.text
+        url = made.json["url"]
+        assert world.judge_token not in url
+        async with client.get(url) as opened:
+            assert opened.status == 200, (endpoint_id(endpoint), await opened.read())
+        made_for[path] = dict(parse_qsl(url.partition("?")[2]))
+    # What the refusals below may not change (a viewing above is audited, once).
+    before = await db_state.snapshot()
+    for path, query in made_for.items():
+        other = next(p for p in made_for if p != path)
+        expired, _ = links.sign(path, judge, ttl_s=-1)
+        for what, target, params in (
+            ("its signature changed", path, {**query, "sig": one_changed(query["sig"], 5, "0")}),
+            ("made for another person", path,
+             {**query, "who": f"participant:{world.defendant_id}"}),
+            ("its expiry moved", path, {**query, "exp": str(int(query["exp"]) + 3600)}),
+            ("used on another path", other, query),
+            ("expired", path, dict(parse_qsl(expired.partition("?")[2]))),
+            ("without its expiry", path, {k: v for k, v in query.items() if k != "exp"}),
+            # isdigit() takes these; int() fails on the first, reads the second as the expiry.
+            ("its expiry a superscript", path, {**query, "exp": "\u00b2"}),
+            ("its expiry in Arabic-Indic digits", path,
+             {**query, "exp": query["exp"].translate(ARABIC_INDIC)}),
+        ):
+            reply = await call(client, "GET", target, params=params)
+            assert reply.status == 401, (what, reply.text)
+            assert_error(reply, 401, "bad_link")
+    # Made for the clerk before their token was revoked: it dies with the token.
+    stale, _ = links.sign(court.path(gets[0]), f"participant:{court.revoked_id}")
+    assert "revoked" in assert_error(await call(client, "GET", stale), 403,
+                                     "access_denied")["message"]
+    # A link is asked for with a credential and for a path of that hearing only.
+    assert_error(await link(client, world.judge_token,
+                            f"{API}/hearings/{court.other_hearing}/transcript"), 403)
+    for path in (f"{API}/hearings/{court.other_hearing}/transcript", f"{API}/courts",
+                 f"{API}/hearings/{world.hearing_id}/transcript?x=1",
+                 f"{API}/hearings/{world.hearing_id}/../../courts"):
+        reply = await call(client, "POST", f"{API}/hearings/{world.hearing_id}/links",
+                           headers=bearer(world.judge_token), json={"path": path})
+        assert assert_error(reply, 422, "invalid")["field"] == "path", path
+    await db_state.assert_unchanged(before, "signed links")
+
+
+async def test_links_are_made_only_for_a_file_their_holder_may_open(
+    client: TestClient, court: Court, db_state: DatabaseState, clock: FakeClock,
+) -> None:
+    """A link is refused when it asks for what its holder could not open (the recordings, for
+    an observer the judge has not permitted), for a path no file of the hearing is at, or for a
+    path that reads otherwise once normalised; a link opens nothing but a GET."""
+    clock.now = IN_WINDOW
+    world = court.world
+    hearing = f"{API}/hearings/{world.hearing_id}"
+    media = f"{hearing}/recordings/{court.recording_id}/media"
+    before = await db_state.snapshot()
+    refused = await link(client, court.observer_token, media)
+    assert "review" in assert_error(refused, 403, "access_denied")["message"]
+    assert (await link(client, court.observer_token, f"{hearing}/exhibits")).status == 201
+    for path in (
+        f"{hearing}/transcript/",  # a trailing slash
+        f"{hearing}//transcript",
+        f"{hearing}/./transcript",
+        f"{hearing}/%2e%2e/{court.other_hearing}/transcript",
+        f"{hearing}/exhibits/..",
+        f"{hearing}/exhibits/%2Fetc",
+        f"{hearing}/exhibits/{court.exhibit_id}/pages/1\nadmin",  # splits the signed text
+        f"{hearing}/exhibits/{court.exhibit_id}/pages/\u0661",
+        f"{hearing}/exhibits/a b",
+        f"{hearing}/exhibits\\..\\..",
+        f"{hearing}/nothing-here",
+        f"{hearing}/transcript/seal",  # a POST: a link opens GETs only
+        f"{hearing}/participants",  # staff only: a link opens a participant's routes
+    ):
+        reply = await link(client, world.judge_token, path)
+        error = assert_error(reply, 422, "invalid", field="path")
+        assert "path" in error["message"], (path, error)
+    await db_state.assert_unchanged(before, "links refused")
+    # A valid link names a GET: with another method it is no credential at all.
+    made = await link(client, world.judge_token,
+                      f"{hearing}/transcript/{world.segment_id}/revisions")
+    assert made.status == 201, made.text
+    query = dict(parse_qsl(made.json["url"].partition("?")[2]))
+    patched = await call(client, "PATCH", f"{hearing}/transcript/{world.segment_id}",
+                         params=query, json={"text": "篡改"})
+    assert_error(patched, 401, "unauthorized")
+    async with client.head(made.json["url"]) as head:
+        assert head.status == 405
+    await db_state.assert_unchanged(before, "a link used to change the record")
 
 
 # -- joining: outside the window, after the end, with keys rotated ----------------------------
@@ -342,6 +479,7 @@ async def test_a_judge_commands_nobody_of_another_hearing(
             error = await judge_a.next_message("error", after=mark)
             assert error["code"] == "unknown_participant" and error["field"] == "participant_id"
     await db_state.assert_unchanged(before, "commands on another hearing's people")
-    seat = await client.server.app[HUB].bus.seat(b, party_b["id"])
+    seat = next((s for s in await client.server.app[HUB].seats(uuid.UUID(b))
+                 if s.participant_id == party_b["id"]), None)
     assert seat is not None and seat.admitted is False and seat.muted_by_court is False
     assert not [m for m in other.messages if m["type"] in ("admitted", "removed", "error")]

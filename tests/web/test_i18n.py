@@ -1,14 +1,13 @@
 """Chinese pages with an English switch: every Chinese string has its English, and pages carry
 the switch (web/static/i18n.js) the way it works.
 
-The sources are read as text (Python through `ast`, JavaScript with a small literal scanner),
-and the real pages are fetched from the real server to catch strings passed to `tr()` through a
-variable.
+The sources are read as text (templates and static pages with an HTML parser, JavaScript with a
+small literal scanner), and the real pages are fetched from the real server to catch strings
+passed to `tr()` through a variable.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from datetime import timedelta
@@ -178,36 +177,64 @@ def test_dictionaries_agree_and_are_all_loaded() -> None:
 # -- strings in the sources --------------------------------------------------------------------
 
 
-def python_tr_strings() -> dict[str, list[str]]:
-    """Chinese literals passed to `tr(...)` in web/*.py, with where they are."""
+# {{ tr("…") }} and {{ control("id", "…") }} in the templates.
+TEMPLATE_TR = re.compile(r"""\b(?:tr\(|control\(\s*"[\w-]+"\s*,)\s*"((?:[^"\\\n]|\\.)*)\"""")
+
+
+class MarkedText(HTMLParser):
+    """Text inside `data-i18n` elements and the values of `data-i18n-<attr>` attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._depth: int | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        for attr in I18N_ATTRS:
+            if f"data-i18n-{attr}" in a:
+                self.found.append(a.get(f"data-i18n-{attr}") or a.get(attr) or "")
+        if "data-i18n" in a and self._depth is None:
+            self._depth, self._text = 0, []
+        elif self._depth is not None:
+            self._depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth is None:
+            return
+        if self._depth == 0:
+            self.found.append("".join(self._text).strip())
+            self._depth = None
+        else:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth is not None:
+            self._text.append(data)
+
+
+def page_strings() -> dict[str, list[str]]:
+    """Chinese the pages mark for translation: web/templates/ and web/static/pages/."""
     found: dict[str, list[str]] = {}
-    for path in sorted(WEB.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and node.args):
-                continue
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else (
-                func.attr if isinstance(func, ast.Attribute) else None)
-            arg = node.args[0]
-            if name == "tr" and isinstance(arg, ast.Constant) and isinstance(arg.value, str) \
-                    and chinese(arg.value):
-                found.setdefault(arg.value, []).append(f"{relative(path)}:{node.lineno}")
+    files = sorted((WEB / "templates").rglob("*.html")) + sorted((STATIC / "pages").glob("*.html"))
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        marked = MarkedText()
+        marked.feed(text)
+        strings = marked.found + [js_string(f'"{m}"') or "" for m in TEMPLATE_TR.findall(text)]
+        for zh in strings:
+            if chinese(zh) and "{{" not in zh:
+                found.setdefault(zh, []).append(relative(path))
     return found
 
 
 def label_strings() -> dict[str, list[str]]:
-    """The court's words (courtrooms/labels.py, web/static/labels.js), shown through a lookup."""
+    """The court's words (courtrooms/labels.py, served as the vocabulary), shown by lookup."""
     found: dict[str, list[str]] = {}
     for name in ("ROLE_ZH", "STATE_ZH", "KIND_ZH", "LOCATION_ZH"):
         for zh in getattr(labels, name).values():
             found.setdefault(zh, []).append(f"courtrooms/labels.py:{name}")
-    path = STATIC / "labels.js"
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        for literal in JS_STRING.findall(line):
-            value = js_string(literal)
-            if value and chinese(value):
-                found.setdefault(value, []).append(f"{relative(path)}:{number}")
     return found
 
 
@@ -235,7 +262,7 @@ def missing(strings: dict[str, list[str]]) -> list[str]:
 def test_scanners_find_strings() -> None:
     # A scanner that finds nothing would let every other test here pass.
     assert "进入" in js_t_strings()
-    assert "设备密钥" in python_tr_strings()
+    assert "设备密钥" in page_strings() and "静音" in page_strings()  # a page, a template
     assert "被告人" in label_strings()
     assert js_string("'它\\'s'") == "它's" and js_string('"a\\"b"') == 'a"b'
     assert js_string("`a ${b}`") is None
@@ -243,9 +270,9 @@ def test_scanners_find_strings() -> None:
     assert T_CALL.findall(strip_js_comments(code)) == ['"有效"']
 
 
-@pytest.mark.parametrize("source", ["python", "javascript", "labels"])
+@pytest.mark.parametrize("source", ["pages", "javascript", "labels"])
 def test_every_chinese_string_has_english(source: str) -> None:
-    strings = {"python": python_tr_strings, "javascript": js_t_strings,
+    strings = {"pages": page_strings, "javascript": js_t_strings,
                "labels": label_strings}[source]()
     lacking = missing(strings)
     assert not lacking, (

@@ -18,13 +18,14 @@ from aiohttp.test_utils import TestClient
 
 from config import Settings
 from tests.conftest import ADMIN_TOKEN
-from web.api import HUB
+from tests.speech import SPEECH
 from web.app import create_app
 from web.errors import LoadTestError
-from web.loadtest import LoadPlan, LoadRun
+from web.keys import HUB
+from web.loadtest.plan import LoadPlan
+from web.loadtest.run import LoadRun
 
 TINGSHEN = Path(sys.executable).parent / "tingshen"
-SPEECH = Path("/work/shared/speech/en_opening.wav")
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -116,8 +117,8 @@ async def test_media_clients_answer_offers_and_receive_frames(
     server: TestClient, app: web.Application
 ) -> None:
     hub = app[HUB]
-    async with LoadRun(plan(server, hearings=1, participants=3, media=True, speech=SPEECH,
-                            duration_s=3.0)) as run:
+    async with LoadRun(plan(server, hearings=1, participants=3, media=True,
+                            speech=SPEECH / "en_opening.wav", duration_s=3.0)) as run:
         await run.schedule()
         await run.join()
         await run.hold()

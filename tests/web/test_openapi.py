@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from tests.conftest import FakeClock
+from tests.conftest import ADMIN_TOKEN, FakeClock
 from tests.web.support import (
     API,
     World,
@@ -82,19 +82,21 @@ def test_operation_declares_auth_body_query_and_errors(endpoint: Endpoint) -> No
     responses = op["responses"]
     assert str(endpoint.status) in responses
     if endpoint.auth == "admin":
-        assert op["security"] == [{"bearer": []}] and "401" in responses
+        assert op["security"] == [{"bearer": []}, {"staffSession": []}] and "401" in responses
     elif endpoint.auth == "device":
         assert op["security"] == [{"device": []}]
         assert {"401", "403"} <= set(responses)
     elif endpoint.auth == "review":
-        assert op["security"] == [{"bearer": []}, {"reviewer": []}, {"reviewerQuery": []}]
+        assert op["security"] == [{"bearer": []}, {"staffSession": []}, {"reviewer": []},
+                                  {"signedLink": []}]
         assert {"401", "403"} <= set(responses)
-        assert set(document["components"]["securitySchemes"]) >= {"reviewer", "reviewerQuery"}
+        assert set(document["components"]["securitySchemes"]) >= {"reviewer", "signedLink"}
     elif endpoint.auth == "participant":
-        assert op["security"] == [{"bearer": []}, {"participant": []}, {"participantQuery": []}]
+        assert op["security"] == [{"bearer": []}, {"staffSession": []}, {"participant": []},
+                                  {"signedLink": []}]
         assert {"401", "403"} <= set(responses)
-        assert set(document["components"]["securitySchemes"]) >= {"participant",
-                                                                  "participantQuery"}
+        assert set(document["components"]["securitySchemes"]) >= {"participant", "signedLink",
+                                                                  "staffSession"}
     else:
         assert op["security"] == []
     if endpoint.raw_body:
@@ -215,9 +217,18 @@ async def test_responses_match_the_documented_statuses_and_schemas(
         await check(ep("POST", f"/hearings/{{id}}/{action}"))
     await check(ep("DELETE", "/hearings/{id}/participants/{participant_id}"))
     await check(ep("POST", "/hearings/{id}/composite"))
+    await check(ep("DELETE", "/hearings/{id}/composite"))
     await check(ep("POST", "/hearings/{id}/transcript/seal"))
     await check(ep("GET", "/hearings/{id}/transcript"))
     await check(ep("GET", "/audit/verify"))
+    await check(ep("POST", "/hearings/{id}/links"),
+                body={"path": f"{API}/hearings/{world.hearing_id}/transcript"})
+    # Signing in (last: the client keeps the session's cookie).
+    await check(ep("POST", "/session"), body={"token": "wrong"}, headers={})
+    session = await check(ep("POST", "/session"), body={"token": ADMIN_TOKEN}, headers={})
+    await check(ep("GET", "/session"), headers={})
+    await check(ep("DELETE", "/session"), headers={"X-CSRF-Token": session["csrf_token"]})
+    client.session.cookie_jar.clear()
 
     statuses = {status for _m, _p, status in checked}
     assert {200, 201, 204, 401, 403, 404, 409, 422} <= statuses

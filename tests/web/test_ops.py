@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tests.clients import HearingClient
 from tests.conftest import FakeClock
 from tests.signaling.conftest import schedule
 from web import ops
-from web.api import HUB
+from web.keys import HUB
 from web.ops import METRICS, database_check
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -61,7 +63,33 @@ async def test_readyz_is_ready_when_database_and_model_are_up(client: TestClient
     r = await client.get("/readyz")
     assert r.status == 200, await r.text()
     assert await r.json() == {"status": "ready", "checks": {
-        "database": "ok", "transcription": "ok", "draining": "ok"}}
+        "database": "ok", "transcription": "ok", "draining": "ok", "executor": "ok",
+        "renders": "ok"}}
+
+
+async def test_readyz_is_degraded_not_unready_while_a_record_has_a_gap(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hearing here whose transcriber failed: the process still holds its media, so a load
+    # balancer must keep it (200); the body and the metrics say what is wrong.
+    hub = client.app[HUB]
+    monkeypatch.setattr(type(hub), "records_with_gaps", property(lambda self: 1))
+    monkeypatch.setattr(type(hub), "records_stopped", property(lambda self: 1))
+    r = await client.get("/readyz")
+    assert r.status == 200, await r.text()
+    assert await r.json() == {"status": "degraded", "checks": {
+        "database": "ok", "transcription": "degraded", "draining": "ok", "executor": "ok",
+        "renders": "ok"}}
+    samples = await scrape(client)
+    assert value(samples, "tingshen_records_with_gaps") == 1
+    assert value(samples, "tingshen_records_stopped") == 1
+    assert value(samples, "tingshen_transcriber_failures_total") == 0
+    hub.draining = True  # degraded and draining: unready
+    try:
+        r = await client.get("/readyz")
+        assert r.status == 503 and (await r.json())["status"] == "unready"
+    finally:
+        hub.draining = False
 
 
 async def test_readyz_refuses_while_draining(client: TestClient) -> None:
@@ -71,7 +99,8 @@ async def test_readyz_refuses_while_draining(client: TestClient) -> None:
         r = await client.get("/readyz")
         assert r.status == 503
         assert await r.json() == {"status": "unready", "checks": {
-            "database": "ok", "transcription": "ok", "draining": "draining"}}
+            "database": "ok", "transcription": "ok", "draining": "draining", "executor": "ok",
+            "renders": "ok"}}
         samples = await scrape(client)
         assert value(samples, "tingshen_draining") == 1
     finally:
@@ -301,3 +330,31 @@ async def test_metrics_follow_a_live_hearing(
     assert value(samples, "tingshen_recording_bytes_total") > recorded
     assert value(samples, "tingshen_forwarded_bytes_total") > bytes_before
 
+
+
+async def test_readyz_reports_a_starved_executor_and_a_stuck_render_queue(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six long renders once took every thread of the default executor: departures and
+    rejoins froze while /readyz said ready."""
+    hub = client.app[HUB]
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2))
+    release = threading.Event()
+    busy = [loop.run_in_executor(None, release.wait) for _ in range(2)]
+    try:
+        r = await client.get("/readyz")
+        assert r.status == 503, await r.text()
+        body = await r.json()
+        assert body["status"] == "unready" and body["checks"]["executor"] == "starved"
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+    r = await client.get("/readyz")
+    assert r.status == 200 and (await r.json())["checks"]["executor"] == "ok"
+    # A render queue that does not move: degraded (live hearings do not wait for it).
+    monkeypatch.setattr(hub.composites, "stuck", lambda: True)
+    r = await client.get("/readyz")
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["status"] == "degraded" and body["checks"]["renders"] == "stuck"

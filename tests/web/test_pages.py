@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from config import Settings
 from tests.conftest import FakeClock
 from tests.web.support import API, call, hearing_body
+from web.app import create_app
 
 TITLE = "张某 <盗窃> & \"抢劫\" 案"
 CASE = "(2026)京0105刑初<7>号"
@@ -27,6 +30,27 @@ async def schedule(client: TestClient, admin: dict[str, str]) -> tuple[str, str]
     return hearing.json["id"], invited.json["token"]
 
 
+class Text(HTMLParser):
+    """The text a reader sees, and every element's tag, as the browser would parse them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+
+def parsed(text: str) -> Text:
+    page = Text()
+    page.feed(text)
+    return page
+
+
 def assert_html(reply_headers: object, text: str) -> None:
     assert reply_headers["Content-Type"].startswith("text/html")  # type: ignore[index]
     assert text.lstrip().lower().startswith("<!doctype html>")
@@ -40,9 +64,10 @@ async def test_join_page_shows_the_hearing_and_the_participant(
     reply = await call(client, "GET", f"/join/{token}")
     assert reply.status == 200, reply.text
     assert_html(reply.headers, reply.text)
-    # Everything the clerk typed is shown, escaped, never as markup.
+    # Everything the clerk typed is shown as text, never as markup.
+    shown = "".join(parsed(reply.text).chunks)
     for value in (TITLE, CASE, NAME):
-        assert html.escape(value) in reply.text, value
+        assert value in shown, value
     for raw in ("<盗窃>", "<7>", "<律师>"):
         assert raw not in reply.text
     assert "2026-11-23T10:00" in reply.text
@@ -57,12 +82,13 @@ async def test_join_page_refuses_unknown_early_revoked_and_closed_links(
     assert unknown.status == 403
     assert_html(unknown.headers, unknown.text)
     assert "无法加入" in unknown.text and "无法加入" in unknown.text
-    assert html.escape(TITLE) not in unknown.text
+    assert "盗窃" not in unknown.text
 
     early = await call(client, "GET", f"/join/{token}")
     assert early.status == 403 and "无法加入" in early.text
-    assert "09:30" in early.text  # says when the link opens
-    assert html.escape(TITLE) not in early.text and html.escape(NAME) not in early.text
+    # Says when the link opens, in the court's local time (09:30 UTC is 17:30 in Beijing).
+    assert "本链接将于 2026-11-23 17:30 北京时间 开放" in early.text, early.text
+    assert "盗窃" not in early.text and "O'Brien" not in "".join(parsed(early.text).chunks)
 
     clock.advance(timedelta(hours=9))
     assert (await call(client, "GET", f"/join/{token}")).status == 200
@@ -91,6 +117,44 @@ async def test_a_token_full_of_markup_is_not_echoed_as_markup(client: TestClient
     reply = await call(client, "GET", "/join/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     assert reply.status == 403
     assert "<script>alert(1)</script>" not in reply.text
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+async def test_hostile_names_are_text_on_every_page_that_shows_them(
+    client: TestClient, admin: dict[str, str], clock: FakeClock
+) -> None:
+    """A hearing, case and participant named as markup: shown as text, never run or parsed."""
+    hostile = {"title": f"{HOSTILE} 案", "case_number": f'"><img src=x>{HOSTILE}'}
+    hearing = await call(client, "POST", API + "/hearings", json={**hearing_body(), **hostile},
+                         headers=admin)
+    assert hearing.status == 201, hearing.text
+    hearing_id = hearing.json["id"]
+    tokens = []
+    for role in ("defendant", "observer"):
+        invited = await call(client, "POST", f"{API}/hearings/{hearing_id}/participants",
+                             json={"name": f"{HOSTILE}'&\"", "role": role,
+                                   "location": "remote"}, headers=admin)
+        assert invited.status == 201, invited.text
+        tokens.append(invited.json["token"])
+    clock.advance(timedelta(hours=8, minutes=30))
+    pages = [f"/join/{token}{kiosk}" for token in tokens for kiosk in ("", "?kiosk=1")]
+    pages += [f"/review/{hearing_id}", "/review/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+              f"/join/{HOSTILE}"]
+    for url in pages:
+        reply = await call(client, "GET", url)
+        assert reply.status in (200, 403, 404), (url, reply.status)
+        assert HOSTILE not in reply.text and "<img" not in reply.text, url
+        page = parsed(reply.text)
+        # Only the page's own module scripts: none came from a name.
+        assert page.tags.count("script") == reply.text.count('<script type="module" src='), url
+        assert "img" not in page.tags, url
+    join = "".join(parsed((await call(client, "GET", pages[0])).text).chunks)
+    for value in (hostile["title"], hostile["case_number"], f"{HOSTILE}'&\""):
+        assert value in join, value
+    unknown = "".join(parsed((await call(client, "GET", pages[-2])).text).chunks)
+    assert HOSTILE in unknown  # the id as typed, as text
 
 
 async def test_landing_page_and_stylesheet(client: TestClient) -> None:
@@ -189,3 +253,21 @@ async def test_every_module_the_hearing_page_imports_is_served(client: TestClien
     generic = await call(client, "GET", "/static/tingshen.css")
     for selector in (".tile", ".roster", ".captions", ".masthead"):
         assert selector not in generic.text and selector in css.text, selector
+
+
+async def test_pages_and_exports_show_the_court_s_own_time_zone(
+    aiohttp_client: Any, settings: Settings, admin: dict[str, str], clock: FakeClock
+) -> None:
+    """A court elsewhere sets its zone: the join page, the vocabulary the scripts format times
+    with, and the exported record all read it."""
+    london = settings.model_copy(update={"court_time_zone": "Europe/London"})
+    client = await aiohttp_client(create_app(london, clock=clock))
+    hearing_id, token = await schedule(client, admin)
+    early = await call(client, "GET", f"/join/{token}")
+    assert "本链接将于 2026-11-23 09:30 UTC+00:00 开放" in early.text, early.text
+    vocabulary = await call(client, "GET", f"{API}/vocabulary")
+    assert vocabulary.json["time_zone"] == "Europe/London"
+    exported = await call(client, "GET", f"{API}/hearings/{hearing_id}/transcript/export/txt",
+                          headers=admin)
+    assert exported.status == 200, exported.text
+    assert "2026年11月23日 10:00（UTC+00:00）" in exported.text, exported.text[:400]

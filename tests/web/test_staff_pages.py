@@ -6,10 +6,10 @@ from __future__ import annotations
 import html
 import json
 import re
-import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 
+import aiohttp_jinja2
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -171,7 +171,9 @@ async def test_review_page_of_a_hearing_shows_nothing_of_it_without_a_token(
 
 @sqlite_only
 @pytest.mark.parametrize(
-    "raw", [str(uuid.uuid4()), "not-a-uuid", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"]
+    # (Fixed values: parallel test workers must collect the same ids.)
+    "raw", ["0b7e1c8e-5d1a-4c43-9d55-3f8a2b6c1e90", "not-a-uuid",
+            "%3Cscript%3Ealert(1)%3C%2Fscript%3E"]
 )
 async def test_an_unknown_hearing_gets_a_proper_page(client: TestClient, raw: str) -> None:
     reply = await call(client, "GET", f"/review/{raw}")
@@ -218,3 +220,15 @@ def test_every_chinese_literal_of_the_staff_scripts_has_english() -> None:
                     lacking.append(f"{path.name}:{number}: {value!r}")
     assert not lacking, "\n".join(lacking)
     assert known["签章封存笔录"] and known["按监所终端"]
+
+
+@sqlite_only
+async def test_static_staff_pages_carry_the_bar_the_templates_render(client: TestClient) -> None:
+    # /schedule, /live and /review are static files: their bar is the one review pages render.
+    env = aiohttp_jinja2.get_env(client.server.app)
+    bar = env.from_string('{% from "_staff.html" import staff_bar %}{{ staff_bar(current) }}')
+    for path in SCRIPT_OF:
+        reply = await call(client, "GET", path)
+        start = reply.text.index('<header class="staff-bar">')
+        end = reply.text.index("</p>", reply.text.index('id="page-status"')) + len("</p>")
+        assert reply.text[start:end] == bar.render(current=path), path

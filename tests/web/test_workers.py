@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -20,13 +19,11 @@ import aiohttp
 import pytest
 import redis
 
-from tests.clients import SpeechTrack, join_until_welcomed
+from tests.clients import Api, SpeechTrack, join_until_welcomed
 from tests.conftest import ADMIN_TOKEN, TEMPLATE_DB
 from tests.servers import PostgresServer, RedisServer, free_port
-from tests.web.test_cli import TINGSHEN, clean_env, read_until
-
-SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "speech" / "en_opening.wav"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from tests.speech import SPEECH
+from tests.web.test_cli import TINGSHEN, clean_env, read_until, stop_server
 
 
 @dataclass
@@ -76,30 +73,19 @@ def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
         assert len(running.processes()) == 2
         yield running
     finally:
-        if supervisor.poll() is None:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                supervisor.wait(90)
-            except subprocess.TimeoutExpired:
-                supervisor.kill()
+        stop_server(supervisor, 90)
         client.close()
         tail = (tmp_path / "workers.log").read_text(errors="replace")[-6000:]
         print(f"--- workers' log (tail) ---\n{tail}")
 
 
-class Api:
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
-
-    async def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
-        async with self.http.request(method, f"{self.base}/api/v1{path}", json=body,
-                                     headers=ADMIN) as r:
-            text = await r.text()
-            assert r.status == status, f"{method} {path}: {r.status} {text}"
-            return json.loads(text) if text else None
 
 
-async def schedule(api: Api) -> tuple[str, dict[str, str], dict[str, str]]:
+PEOPLE = (("Judge Wang", "judge"), ("Lawyer Li", "lawyer"))
+
+
+async def schedule(api: Api, people: tuple[tuple[str, str], ...] = PEOPLE
+                   ) -> tuple[str, dict[str, str], dict[str, str]]:
     court = await api.call("POST", "/courts", {"name": "Court"}, 201)
     room = await api.call("POST", "/courtrooms", {"court_id": court["id"], "name": "Room"}, 201)
     now = time.time()
@@ -111,7 +97,7 @@ async def schedule(api: Api) -> tuple[str, dict[str, str], dict[str, str]]:
         "language": "en",
     }, 201)
     tokens, ids = {}, {}
-    for name, role in (("Judge Wang", "judge"), ("Lawyer Li", "lawyer")):
+    for name, role in people:
         body = await api.call("POST", f"/hearings/{hearing['id']}/participants",
                               {"name": name, "role": role, "location": "remote"}, 201)
         tokens[role], ids[role] = body["token"], body["id"]
@@ -132,11 +118,11 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
     from tests.probe import playable_seconds
 
     async with aiohttp.ClientSession() as http:
-        api = Api(http, cluster.base)
+        api = Api(http, cluster.base, ADMIN_TOKEN)
         hearing_id, tokens, ids = await schedule(api)
         judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
         lawyer = await join_until_welcomed(cluster.base, tokens["lawyer"], "lawyer",
-                                            speech=SPEECH)
+                                            speech=SPEECH / "en_opening.wav")
         clients = [judge, lawyer]
         try:
             await judge.send({"type": "command", "action": "admit",
@@ -176,10 +162,17 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
             resumed_after = time.monotonic() - killed_at
             new_holder = cluster.holder(hearing_id)
             assert new_holder is not None and new_holder != holder
-            assert judge.hearing_state == "in_session"
+            # Whichever process found it (the survivor taking it up, or the killed worker's
+            # replacement repairing its files), the hearing was interrupted: in recess until
+            # the court decides, never carried on as if nothing had happened.
+            hearing = await api.call("GET", f"/hearings/{hearing_id}")
+            assert hearing["state"] == "recess" and hearing["interrupted_at"] is not None
+            assert judge.hearing_state == "recess"
             # The lawyer keeps the admission given before the failure and media flows again.
             await judge.wait_for(lambda: judge.frames_from(ids["lawyer"], "audio") > 50, 30)
             await lawyer.wait_for(lambda: lawyer.frames_from(ids["judge"], "audio") > 50, 30)
+            await judge.send({"type": "command", "action": "resume"})
+            await judge.wait_for(lambda: judge.hearing_state == "in_session", 30)
 
             async def two_segments() -> dict[str, Any] | None:
                 listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
@@ -225,12 +218,87 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
     assert verified.returncode == 0, verified.stderr
 
 
+async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: Cluster
+                                                                      ) -> None:
+    from tests.signaling.test_privacy import audio_packets
+
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, cluster.base, ADMIN_TOKEN)
+        hearing_id, tokens, ids = await schedule(
+            api, (*PEOPLE, ("Zhang San", "defendant")))
+        roles = ("judge", "lawyer", "defendant")
+        clients = {r: await join_until_welcomed(cluster.base, tokens[r], r) for r in roles}
+        try:
+            judge, lawyer = clients["judge"], clients["lawyer"]
+            for role in ("lawyer", "defendant"):
+                await judge.send({"type": "command", "action": "admit",
+                                  "participant_id": ids[role]})
+                await clients[role].next_message("admitted")
+            await api.call("POST", f"/hearings/{hearing_id}/open")
+            await api.call("POST", f"/hearings/{hearing_id}/start")
+            await lawyer.send({"type": "consult", "action": "request",
+                               "with": ids["defendant"]})
+            await judge.wait_for(lambda: (judge.seat(ids["lawyer"]) or {}).get("consultation"))
+            await judge.send({"type": "command", "action": "grant_consultation",
+                              "participant_id": ids["lawyer"]})
+
+            def consulting(c: Any) -> bool:
+                return all(((c.seat(ids[r]) or {}).get("consultation") or {}).get("state")
+                           == "active" for r in ("lawyer", "defendant"))
+
+            await judge.wait_for(lambda: consulting(judge), 30)
+            holder = cluster.holder(hearing_id)
+            processes = cluster.processes()
+            assert holder in processes
+            os.kill(processes[holder], signal.SIGKILL)
+            for c in clients.values():
+                await c.wait_for(lambda c=c: c.closed_code is not None, 30)
+                await c.close()
+
+            speech = SPEECH / "en_witness.wav"
+            clients = {r: await join_until_welcomed(
+                cluster.base, tokens[r], r, speech=speech if r == "defendant" else None)
+                for r in roles}
+            judge, lawyer, defendant = (clients[r] for r in roles)
+            assert cluster.holder(hearing_id) not in (None, holder)
+            # The seats still say so, on every screen, and the routing follows the seats.
+            for c in clients.values():
+                await c.wait_for(lambda c=c: consulting(c), 30)
+            await lawyer.wait_for(lambda: lawyer.frames_from(ids["defendant"], "audio") > 30,
+                                  30)
+            assert isinstance(defendant.audio, SpeechTrack)
+            defendant.audio.speak_at = time.time()
+            before = dict(judge.frames)
+            await asyncio.sleep(defendant.audio.seconds + 4.0)
+            assert judge.frames == before, (before, judge.frames)
+            private = {ids["lawyer"], ids["defendant"]}
+            assert not [m for c in clients.values() for m in c.messages
+                        if m.get("type") == "caption" and m["participant_id"] in private]
+            record = await api.call("GET", f"/hearings/{hearing_id}/transcript")
+            assert not [i for i in record["items"] if i["participant_id"] in private]
+
+            await api.call("POST", f"/hearings/{hearing_id}/close")
+            for c in clients.values():
+                await c.wait_for(lambda c=c: c.closed_code == 4000, 60)
+            listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+            later = [i for i in listing["items"] if i["kind"] == "participant"
+                     and i["segment"] >= 1 and i["participant_id"] in private]
+            for item in later:
+                for path in (cluster.data_dir / "recordings" / hearing_id).glob(
+                        f"{item['segment']:03d}-*-{item['participant_id']}.webm"):
+                    assert audio_packets(path) == 0, path
+        finally:
+            for c in clients.values():
+                with contextlib.suppress(Exception):
+                    await c.close()
+
+
 async def test_a_drained_worker_finishes_its_files_and_its_people_move(cluster: Cluster) -> None:
     """SIGTERM (a deploy): the worker refuses new joins, tells its participants to reconnect,
     finishes its files cleanly (complete, not recovered) and lets the hearing go; the other
     worker takes it up, in a new segment."""
     async with aiohttp.ClientSession() as http:
-        api = Api(http, cluster.base)
+        api = Api(http, cluster.base, ADMIN_TOKEN)
         hearing_id, tokens, _ = await schedule(api)
         judge = await join_until_welcomed(cluster.base, tokens["judge"], "judge")
         clients = [judge]

@@ -1,19 +1,36 @@
-// The court's words for roles, hearing states and kinds (the same as courtrooms/labels.py).
+// The court's vocabulary, from the server (GET /api/v1/vocabulary, defined in courtrooms): its
+// words for roles, states, kinds and locations, and which roles and states go together. Loaded
+// before any module that imports this one runs, so every page reads it synchronously.
 import { t } from "/static/i18n.js";
 
-export const ROLE_ZH = {
-  judge: "审判员", clerk: "书记员", prosecutor: "公诉人", defendant: "被告人", lawyer: "律师",
-  party: "当事人", witness: "证人", interpreter: "翻译人员", observer: "旁听/监督",
-};
-export const STATE_ZH = {
-  scheduled: "已排期", open: "候审中", in_session: "庭审中", recess: "休庭",
-  closed: "已闭庭", cancelled: "已取消",
-};
-export const KIND_ZH = {
-  trial: "庭审", arraignment: "远程提讯", parole: "减刑假释庭审", mediation: "调解",
-  creditors_meeting: "债权人会议", petition: "视频接访",
-};
-export const LOCATION_ZH = { courtroom: "法庭", prison: "监所", remote: "远程" };
+async function load() {
+  const reply = await fetch("/api/v1/vocabulary", { headers: { Accept: "application/json" } });
+  if (!reply.ok) throw new Error(`the court's vocabulary: HTTP ${reply.status}`);
+  return reply.json();
+}
+
+export const VOCABULARY = await load();
+
+// The court's time zone: every time a page shows is the court's local time.
+export const TIME_ZONE = VOCABULARY.time_zone;
+
+export const ROLE_ZH = VOCABULARY.roles;
+export const STATE_ZH = VOCABULARY.states;
+export const KIND_ZH = VOCABULARY.kinds;
+export const LOCATION_ZH = VOCABULARY.locations;
+
+// Roles in the order the court lists them.
+export const ROLE_ORDER = Object.keys(ROLE_ZH);
+export const CONTROL_ROLES = new Set(VOCABULARY.role_sets.controls_hearing);
+// Who may ask for a private consultation, and everyone who takes part in one.
+export const CONSULTING_ROLES = new Set(VOCABULARY.role_sets.consulting);
+export const COUNSEL_ROLES = new Set(VOCABULARY.role_sets.counsel);
+export const CONSULT_ROLES = new Set([...CONSULTING_ROLES, ...COUNSEL_ROLES]);
+export const COURTROOM_ROLES = new Set(VOCABULARY.role_sets.in_courtroom);
+export const EDITABLE_STATES = new Set(VOCABULARY.state_sets.editable);
+export const FINISHED_STATES = new Set(VOCABULARY.state_sets.finished);
+// The states each hearing command may be given in.
+export const COMMANDS_IN = VOCABULARY.commands;
 
 export const roleLabel = (role) => t(ROLE_ZH[role] || role);
 export const stateLabel = (state) => t(STATE_ZH[state] || state);

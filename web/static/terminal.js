@@ -3,7 +3,7 @@
 // hearing and a countdown, asks the server every 15 s, and opens the hearing's join page by
 // itself as soon as the server hands out a join token (the join window is open).
 import { t, lang } from "/static/i18n.js";
-import { kindLabel, roleLabel } from "/static/labels.js";
+import { TIME_ZONE, kindLabel, roleLabel } from "/static/labels.js";
 
 const KEY_STORAGE = "tingshen.deviceKey";
 const ASSIGNMENT_URL = "/api/v1/terminal/assignment";
@@ -212,12 +212,13 @@ function locale() {
 }
 
 function format(iso, options) {
-  return new Intl.DateTimeFormat(locale(), options).format(new Date(iso));
+  return new Intl.DateTimeFormat(locale(), { ...options, timeZone: TIME_ZONE }).format(new Date(iso));
 }
 
 const WHEN = { month: "long", day: "numeric", weekday: "long", hour: "2-digit",
   minute: "2-digit", hourCycle: "h23" };
 const TIME = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+const DAY = { year: "numeric", month: "2-digit", day: "2-digit" };
 
 function remainingMs() {
   const opens = S.data && S.data.opens_at ? Date.parse(S.data.opens_at) : NaN;
@@ -278,7 +279,7 @@ function renderHearing() {
   $("participant-name").textContent = p
     ? t("{name}（{role}）", { name: p.name, role: roleLabel(p.role) }) : "";
   const opens = S.data.opens_at;
-  const today = opens && new Date(opens).toDateString() === new Date(now()).toDateString();
+  const today = opens && format(opens, DAY) === format(now(), DAY);
   $("opens-at").textContent = opens
     ? t("庭审入口将于 {time} 开放", { time: format(opens, today ? TIME : WHEN) }) : "";
   renderCountdown();

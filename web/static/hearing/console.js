@@ -2,19 +2,12 @@
 // requests, raised hands, every participant (presence, connection quality, admit, mute,
 // remove) and the observers.
 import { t } from "/static/i18n.js";
-import { locationLabel, roleLabel } from "/static/labels.js";
+import { COMMANDS_IN, CONTROL_ROLES, ROLE_ORDER, locationLabel, roleLabel } from "/static/labels.js";
 import { $, el, formatTime, status } from "/static/hearing/dom.js";
 import {
-  CONTROL_ROLES, S, command, consultationOf, isControl, nameOf, onRender,
+  S, command, consultationOf, isControl, nameOf, onRender,
 } from "/static/hearing/state.js";
 
-// Which hearing command each state allows (courtrooms/lifecycle.py); the server decides anyway.
-const COMMANDS_IN = {
-  open: ["scheduled"], start: ["open"], recess: ["in_session"], resume: ["recess"],
-  close: ["in_session", "recess"],
-};
-export const ROLE_ORDER = ["judge", "clerk", "prosecutor", "lawyer", "defendant", "party",
-  "witness", "interpreter", "observer"];
 const LAG_WARN_S = 3;
 const LAG_BAD_S = 10;
 const GRADE_BARS = { good: 4, fair: 3, poor: 1, unknown: 0 };
@@ -41,8 +34,15 @@ function renderLag() {
   }
   const seconds = Number(lag.lag_seconds) || 0;
   line.hidden = false;
-  line.dataset.level = seconds > LAG_BAD_S ? "bad" : seconds > LAG_WARN_S ? "warn" : "ok";
-  line.textContent = t("识别延迟 {s} 秒", { s: seconds.toFixed(1) });
+  line.dataset.level = lag.state === "stopped" || lag.state === "behind" || seconds > LAG_BAD_S
+    ? "bad" : seconds > LAG_WARN_S ? "warn" : "ok";
+  if (lag.state === "stopped") {
+    line.textContent = t("庭审笔录已停止，正在恢复（落后 {s} 秒）", { s: seconds.toFixed(0) });
+  } else if (lag.state === "behind") {
+    line.textContent = t("庭审笔录落后于发言 {s} 秒", { s: seconds.toFixed(0) });
+  } else {
+    line.textContent = t("识别延迟 {s} 秒", { s: seconds.toFixed(1) });
+  }
   line.title = t("待识别 {queued} 段 · 转存磁盘 {spilled} 段 · 已记录 {lines} 行", {
     queued: lag.queued ?? 0, spilled: lag.spilled ?? 0, lines: lag.lines ?? 0,
   });
@@ -114,6 +114,21 @@ function renderSignal(row, pid) {
     : seat && seat.present && seat.admitted ? t("暂无连接质量数据") : t("未连接");
   node.title = label;
   node.setAttribute("aria-label", label);
+  // What the participant's link cannot carry is held back (their audio never is): the court
+  // knows they do not see everyone.
+  const held = q && q.videos_held > 0;
+  let tag = row.querySelector(".tag.held");
+  if (held && !tag) {
+    tag = el("span", { class: "tag held" });
+    row.querySelector(".flags").append(tag);
+  }
+  if (held) {
+    tag.textContent = t("网络较弱：{n} 路视频暂停，声音优先", { n: q.videos_held });
+    tag.title = q.downlink_kbps != null
+      ? t("估计下行 {kbps} kbps", { kbps: q.downlink_kbps }) : "";
+  } else if (tag) {
+    tag.remove();
+  }
 }
 
 function flags(p) {
@@ -144,11 +159,17 @@ function rosterRow(p) {
   const observer = p.role === "observer";
   // Only the judge may remove the judge or the clerk (the server says so too).
   const mayRemove = S.role === "judge" || !CONTROL_ROLES.has(p.role);
+  const witness = p.role === "witness";
   const actions = el("div", { class: "actions" },
-    p.admitted ? null : button("admit", t("准许进入"), p.present, "primary"),
+    // A witness waits outside and is called in to testify, sent out again or released.
+    p.admitted ? null : button("admit", witness ? t("传唤入庭") : t("准许进入"), p.present, "primary"),
+    witness && p.admitted ? button("send_out", t("请出候传"), true) : null,
+    witness ? button("release", t("作证完毕"), p.present || p.admitted) : null,
     observer ? null : p.muted_by_court
       ? button("unmute", t("解除禁言"), true)
       : button("mute", t("禁言"), true),
+    // A warning is logged: leaving after warnings is what the law calls walking out.
+    observer || CONTROL_ROLES.has(p.role) ? null : button("warn", t("警告"), p.present),
     mayRemove ? button("remove", t("请出"), p.present || p.admitted, "danger") : null);
   return [
     el("div", { class: "row-head" },

@@ -1,20 +1,18 @@
 // Private consultation between a defendant or party and their lawyer: ask the court, wait,
 // talk privately (the court neither hears nor records it), come back.
 import { t } from "/static/i18n.js";
-import { roleLabel } from "/static/labels.js";
+import { CONSULTING_ROLES, CONSULT_ROLES, COUNSEL_ROLES, roleLabel } from "/static/labels.js";
 import { $, el, setButton, status } from "/static/hearing/dom.js";
 import {
-  CONSULT_ROLES, S, consultationOf, myConsultation, nameOf, onRender, partnerIn, send,
+  S, consultationOf, myConsultation, nameOf, onRender, partnerIn, send,
 } from "/static/hearing/state.js";
-
-const CLIENT_ROLES = new Set(["defendant", "party"]);
 
 export const mayConsult = () => CONSULT_ROLES.has(S.role) && S.admitted;
 
 // Who this person may consult: their lawyer(s), or a lawyer's defendants and parties, present
 // and admitted.
 export function candidates() {
-  const wanted = S.role === "lawyer" ? CLIENT_ROLES : new Set(["lawyer"]);
+  const wanted = COUNSEL_ROLES.has(S.role) ? CONSULTING_ROLES : COUNSEL_ROLES;
   return S.participants.filter((p) => wanted.has(p.role) && p.present && p.admitted
     && p.participant_id !== S.participantId);
 }

@@ -1,6 +1,7 @@
 // Small DOM helpers shared by the hearing page's modules: building elements, line icons, the
-// status line, and times in the reader's language.
+// status line, and times in the reader's language and the court's time zone.
 import { lang } from "/static/i18n.js";
+import { TIME_ZONE } from "/static/labels.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -84,23 +85,26 @@ export function formatDateTime(iso) {
   if (Number.isNaN(when.getTime())) return iso;
   return new Intl.DateTimeFormat(locale(), {
     year: "numeric", month: "long", day: "numeric", weekday: "short",
-    hour: "2-digit", minute: "2-digit", hour12: false,
+    hour: "2-digit", minute: "2-digit", hour12: false, timeZone: TIME_ZONE,
   }).format(when);
 }
 
 export function formatTime(iso) {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) return iso;
-  return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", hour12: false })
-    .format(when);
+  return new Intl.DateTimeFormat(locale(),
+    { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: TIME_ZONE }).format(when);
 }
 
-// A scheduled span: the date once when both ends fall on the same (local) day.
+// The court's calendar day of a moment (YYYY-MM-DD).
+const courtDay = (when) => new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE }).format(when);
+
+// A scheduled span: the date once when both ends fall on the same day at the court.
 export function formatRange(startIso, endIso) {
   const start = new Date(startIso);
   const end = new Date(endIso);
   if (Number.isNaN(end.getTime())) return formatDateTime(startIso);
-  const sameDay = start.toDateString() === end.toDateString();
+  const sameDay = courtDay(start) === courtDay(end);
   return `${formatDateTime(startIso)} – ${sameDay ? formatTime(endIso) : formatDateTime(endIso)}`;
 }
 

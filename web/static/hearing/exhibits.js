@@ -11,8 +11,27 @@ const TYPES = new Map([
 const SHA_SHOWN = 12;
 
 const api = (path) => `/api/v1/hearings/${encodeURIComponent(S.hearingId)}${path}`;
-const pageUrl = (exhibitId, page) =>
-  api(`/exhibits/${encodeURIComponent(exhibitId)}/pages/${page}?token=${encodeURIComponent(S.token)}`);
+
+// A page image, fetched with the join token in a header (never in a URL) and shown from memory.
+const PAGES_KEPT = 8;
+const pageImages = new Map(); // `${exhibit id}/${page}` -> Promise of an object URL
+
+function pageImage(exhibitId, page) {
+  const key = `${exhibitId}/${page}`;
+  if (!pageImages.has(key)) {
+    pageImages.set(key, fetch(api(`/exhibits/${encodeURIComponent(exhibitId)}/pages/${page}`),
+      { headers: { Authorization: `Bearer ${S.token}` } })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`HTTP ${r.status}`))))
+      .then((blob) => URL.createObjectURL(blob)));
+    pageImages.get(key).catch(() => pageImages.delete(key));
+    while (pageImages.size > PAGES_KEPT) {
+      const [oldest, url] = pageImages.entries().next().value;
+      pageImages.delete(oldest);
+      url.then((u) => URL.revokeObjectURL(u), () => {});
+    }
+  }
+  return pageImages.get(key);
+}
 
 export const mayPresent = () => S.admitted && !isObserver() && !S.kiosk;
 
@@ -51,11 +70,12 @@ export function renderExhibitStage(container) {
     el("span", { class: "meta hash", id: "exhibit-sha", title: `SHA-256 ${sha}` },
       `SHA-256 ${sha.slice(0, SHA_SHOWN)}`),
     presenter ? el("span", { class: "meta" }, t("出示人：{name}", { name: nameOf(presenter) })) : null);
-  const img = el("img", { id: "exhibit-image", src: pageUrl(exhibit.id, page),
+  const img = el("img", { id: "exhibit-image",
     alt: t("{title}，第 {n} 页", { title: exhibit.title || "", n: page }),
     dataset: { exhibitId: exhibit.id, page: String(page) } });
   const failed = el("p", { class: "exhibit-failed", hidden: true }, t("此页无法显示"));
-  img.addEventListener("error", () => { failed.hidden = false; img.hidden = true; });
+  const fail = () => { failed.hidden = false; img.hidden = true; };
+  img.addEventListener("error", fail);
   const turn = (to) => send({ type: "present", exhibit_id: exhibit.id, page: to });
   const footer = controls ? el("footer", { class: "exhibit-controls" },
     pageButton("prev", t("上一页"), () => turn(page - 1), page <= 1, { id: "exhibit-prev" }),
@@ -66,11 +86,13 @@ export function renderExhibitStage(container) {
     dataset: { signature, exhibitId: exhibit.id } },
   head, el("div", { class: "exhibit-page" }, img, failed), footer);
   // The image stays if only the labels changed (no reload, no flicker).
-  if (existing && existing.querySelector("img").getAttribute("src") === img.getAttribute("src")) {
-    const kept = existing.querySelector("img");
+  const kept = existing && existing.querySelector("img");
+  if (kept && kept.dataset.exhibitId === exhibit.id && kept.dataset.page === String(page)) {
     kept.alt = img.alt;
     view.querySelector(".exhibit-page").replaceChildren(kept, failed);
     failed.hidden = !kept.hidden;
+  } else {
+    pageImage(exhibit.id, page).then((url) => { img.src = url; }, fail);
   }
   for (const child of [...container.children]) if (child.classList.contains("exhibit-view")) child.remove();
   container.prepend(view);

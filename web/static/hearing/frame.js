@@ -2,10 +2,10 @@
 // person's own controls, and the end of the hearing (a kiosk goes back to its home page).
 import { t } from "/static/i18n.js";
 import { roleLabel, stateLabel } from "/static/labels.js";
-import { $, el, formatRange, setButton } from "/static/hearing/dom.js";
+import { $, el, formatRange, formatTime, setButton } from "/static/hearing/dom.js";
 import { hasAudio, hasVideo } from "/static/hearing/media.js";
 import { mayPresent } from "/static/hearing/exhibits.js";
-import { S, isObserver, myConsultation, onRender } from "/static/hearing/state.js";
+import { S, isControl, isObserver, myConsultation, onRender } from "/static/hearing/state.js";
 import { byRole } from "/static/hearing/console.js";
 
 const KIOSK_RETURN_S = 10;
@@ -23,6 +23,19 @@ function renderMasthead(state) {
     const text = formatRange(node.dataset.start, node.dataset.end);
     if (node.textContent !== text) node.textContent = text;
   }
+}
+
+// The server holding the hearing died in session: nothing was recorded until it was taken up
+// again, so the hearing waits in recess for the court, and everyone is told why.
+function renderInterrupted(state) {
+  const notice = $("interrupted");
+  const shown = !!S.interruptedAt && S.hearingState === "recess" && state !== "ended";
+  notice.hidden = !shown;
+  if (!shown) return;
+  const at = formatTime(S.interruptedAt);
+  notice.textContent = isControl()
+    ? t("庭审因服务器故障于 {at} 中断，中断期间未录制。请确认各方已重新连接后继续开庭。", { at })
+    : t("庭审因服务器故障于 {at} 中断，中断期间未录制。请等待法官继续开庭。", { at });
 }
 
 function renderBanner(state) {
@@ -106,6 +119,7 @@ function renderEnded(state) {
 onRender((state) => {
   renderMasthead(state);
   renderBanner(state);
+  renderInterrupted(state);
   renderLobby(state);
   renderControls();
   renderEnded(state);

@@ -2,9 +2,8 @@
 // when there is none), the main stage (an exhibit or a shared screen), the active speaker,
 // live captions and the trial record as it is taken.
 import { t } from "/static/i18n.js";
-import { roleLabel } from "/static/labels.js";
+import { ROLE_ORDER, roleLabel } from "/static/labels.js";
 import { $, el, formatOffset, initial } from "/static/hearing/dom.js";
-import { ROLE_ORDER } from "/static/hearing/console.js";
 import { renderExhibitStage } from "/static/hearing/exhibits.js";
 import {
   S, consultationOf, isObserver, myConsultation, onRender, partnerIn, seatOf,
@@ -94,13 +93,19 @@ function tileTags(seat, pid) {
   if (seat.muted_by_court) tags.push(el("span", { class: "tag muted" }, t("已禁言")));
   else if (seat.muted) tags.push(el("span", { class: "tag muted" }, t("已静音")));
   if (seat.present === false) tags.push(el("span", { class: "tag away" }, t("未在线")));
+  if (videoHeld(pid)) tags.push(el("span", { class: "tag held" }, t("视频暂停：您的网络较弱")));
   return tags;
+}
+
+// The server holds back a video this page's link cannot carry (the sound still comes).
+function videoHeld(pid) {
+  return S.slots.some((s) => s.participant_id === pid && s.kind === "video" && s.held);
 }
 
 function caption(tile, seat, pid, self) {
   const figcaption = tile.querySelector("figcaption");
   const signature = JSON.stringify([seat, self, consultationOf(pid), !!myConsultation(),
-    document.documentElement.lang]);
+    videoHeld(pid), document.documentElement.lang]);
   if (figcaption.dataset.signature === signature) return;
   figcaption.dataset.signature = signature;
   const name = seat ? seat.name : self ? (S.me || {}).name : "…";

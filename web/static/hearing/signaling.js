@@ -5,11 +5,12 @@ import { status } from "/static/hearing/dom.js";
 import { dropPeer, onOffer } from "/static/hearing/media.js";
 import { showCaption, setRecord } from "/static/hearing/room.js";
 import { consultationsChanged } from "/static/hearing/consult.js";
-import { S, render, send } from "/static/hearing/state.js";
+import { S, nameOf, render, send } from "/static/hearing/state.js";
 
 const CLOSE_ENDED = 4000;
 const CLOSE_REMOVED = 4001;
 const CLOSE_REPLACED = 4002;
+const CLOSE_RELEASED = 4003; // a witness whose testimony is done
 // The hearing is going to another server process (a drained or lost one): say so, not "lost".
 const CLOSE_SERVICE_RESTART = 1012;
 const CLOSE_HOLDER_LOST = 4503;
@@ -58,9 +59,10 @@ function onClose(ws, event) {
   dropPeer();
   if (event.code === CLOSE_ENDED) {
     S.ended = true;
-  } else if (event.code === CLOSE_REMOVED) {
+  } else if (event.code === CLOSE_REMOVED || event.code === CLOSE_RELEASED) {
     S.ended = true;
-    S.endedReason = S.endedReason || t("您已被请出庭审");
+    S.endedReason = S.endedReason || (event.code === CLOSE_RELEASED
+      ? t("作证完毕，法庭已准许您退庭") : t("您已被请出庭审"));
   } else if (event.code === CLOSE_REPLACED) {
     S.fatal = true;
     S.endedReason = t("您已在其他窗口加入本庭审，此窗口已断开。");
@@ -87,6 +89,7 @@ async function handle(message) {
       S.me = message.participant;
       S.participants = message.participants || [];
       S.hearingState = message.hearing.state;
+      S.interruptedAt = message.hearing.interrupted_at || null;
       S.hearingId = message.hearing.id || S.hearingId;
       S.admitted = !!S.me.admitted;
       S.handRaised = !!S.me.hand_raised;
@@ -102,6 +105,7 @@ async function handle(message) {
       break;
     case "hearing":
       S.hearingState = message.state;
+      if (message.state !== "recess") S.interruptedAt = null; // the court has decided
       break;
     case "admitted":
       S.admitted = true;
@@ -117,7 +121,14 @@ async function handle(message) {
       break;
     case "removed":
       S.ended = true;
-      S.endedReason = `${t("您已被请出庭审")}${message.reason ? `（${message.reason}）` : ""}`;
+      S.endedReason = message.released ? t("作证完毕，法庭已准许您退庭")
+        : `${t("您已被请出庭审")}${message.reason ? `（${message.reason}）` : ""}`;
+      break;
+    case "sent_out":
+      // A witness sent back outside: no media, no captions, until the court calls again.
+      S.admitted = false;
+      dropPeer();
+      status(t("法庭请您在庭外等候传唤"), "info");
       break;
     case "bye":
       status(t("您已在其他窗口加入本庭审，此窗口已断开。"), "error");
@@ -148,12 +159,55 @@ async function handle(message) {
         presenter_id: message.presenter_id || null };
       break;
     case "alert":
-      status(`${t("庭审告警")}：${message.message}`, "error");
+      if (message.code === "warning") {
+        // The court warned this participant: in its own words, kept in the audit.
+        status(t("法庭警告：{text}", { text: message.message }), "warn");
+        break;
+      }
+      status(`${t("庭审告警")}：${alertText(message)}`, ALERT_KINDS[message.code] || "error");
+      break;
+    case "warned":
+      status(t("已警告 {name}", { name: nameOf(message.participant_id) }), "info");
       break;
     default:
       break;
   }
   render();
+}
+
+// The record's alerts in the court's own words; others carry the server's message.
+const ALERT_KINDS = { record_resumed: "info", record_caught_up: "info", record_recovered: "info",
+  record_behind: "warn", recording_gap_ended: "info" };
+
+function hearingTime(seconds) {
+  const s = Math.max(0, Math.floor(Number(seconds) || 0));
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:`
+    + String(s % 60).padStart(2, "0");
+}
+
+function alertText(message) {
+  switch (message.code) {
+    case "record_stopped":
+      return t("庭审笔录已于 {at} 停止记录，此后的发言将依据录音补录", { at: hearingTime(message.at) });
+    case "record_resumed":
+      return t("庭审笔录已于 {at} 恢复记录", { at: hearingTime(message.at) });
+    case "record_behind":
+      return t("庭审笔录落后于发言 {s} 秒，内容不会丢失，稍后补上",
+        { s: Math.round(Number(message.lag_seconds) || 0) });
+    case "record_caught_up":
+      return t("庭审笔录已跟上发言");
+    case "recording_gap":
+      return t("{name} 的录音录像已中断：超过 {s} 秒未收到其声音",
+        { name: nameOf(message.participant_id), s: 3 });
+    case "recording_gap_ended":
+      return t("{name} 的录音录像已恢复（中断 {s} 秒）",
+        { name: nameOf(message.participant_id), s: Math.round(Number(message.seconds) || 0) });
+    case "record_recovered":
+      return t("{start} 至 {end} 的发言已依据录音补录（{lines} 行）", {
+        start: hearingTime(message.start), end: hearingTime(message.end), lines: message.lines });
+    default:
+      return message.message;
+  }
 }
 
 function updateMe() {

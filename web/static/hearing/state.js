@@ -2,11 +2,9 @@
 // Every module reads `S`; the signaling module writes what the server says into it and calls
 // `render()`, which runs each part's renderer.
 
-const body = document.body;
+import { CONTROL_ROLES, FINISHED_STATES } from "/static/labels.js";
 
-export const CONTROL_ROLES = new Set(["judge", "clerk"]);
-export const CONSULT_ROLES = new Set(["defendant", "party", "lawyer"]);
-export const FINISHED = new Set(["closed", "cancelled"]);
+const body = document.body;
 
 const params = new URLSearchParams(location.search);
 
@@ -22,6 +20,7 @@ export const S = {
   participants: [],
   me: null, // my seat, from the server
   hearingState: body.dataset.hearingState || "scheduled",
+  interruptedAt: null, // when the server holding the hearing died in session; until the court decides
   deviceCheck: true, // until the person has chosen their devices
   connected: false, // a `welcome` on the current socket
   reconnecting: false, // the socket dropped and a new one is on its way
@@ -98,7 +97,7 @@ export function command(action, participantId) {
 
 export function pageState() {
   if (S.fatal) return "error";
-  if (S.ended || FINISHED.has(S.hearingState)) return "ended";
+  if (S.ended || FINISHED_STATES.has(S.hearingState)) return "ended";
   if (S.deviceCheck) return "device-check";
   if (!S.admitted) return "lobby";
   if (myConsultation()) return "consultation";

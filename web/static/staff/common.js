@@ -1,12 +1,11 @@
-// Shared by the staff pages: signing in with the admin token (or, on the review page, a judge's
-// join token from the URL fragment), calling the REST API, dates and times in the reader's
+// Shared by the staff pages: signing in (a server-side session in an HttpOnly cookie; or, on the
+// review page, a judge's join token from the URL fragment), calling the REST API, dates and times in the reader's
 // language and time zone, and small DOM helpers.
 import { lang, t } from "/static/i18n.js";
 
 export const API = "/api/v1";
 export const $ = (id) => document.getElementById(id);
 
-const ADMIN_KEY = "tingshen.staff.admin-token";
 const STATUS_CLEAR_MS = 6000;
 
 // -- DOM --------------------------------------------------------------------------------------
@@ -63,8 +62,9 @@ export function debounce(fn, ms) {
 
 // -- the API ----------------------------------------------------------------------------------
 
-// Who this page acts as: the admin token, or a participant's join token (review only).
-export const session = { kind: null, token: null };
+// Who this page acts as: a staff session (its cookie is the server's; the page holds only the
+// CSRF token it must send with changes), or a participant's join token (review only).
+export const session = { kind: null, token: null, csrf: null };
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -111,13 +111,27 @@ function withQuery(path, query) {
 // `keepSession`: a 401 is this call's answer only (an endpoint this token may not use), not a
 // sign that the token is no longer valid.
 export async function api(path, { method = "GET", body, query, keepSession = false } = {}) {
-  if (!session.token) throw new ApiError(401, "unauthorized", "");
-  const headers = { Accept: "application/json", Authorization: `Bearer ${session.token}` };
+  if (!session.kind) throw new ApiError(401, "unauthorized", "");
+  const data = await call(path, { method, body, query });
+  if (data instanceof ApiError) {
+    if (data.status === 401 && !keepSession) signedOut(data);
+    throw data;
+  }
+  return data;
+}
+
+// One request as this page's session; an ApiError is returned (not thrown) for a refusal.
+async function call(path, { method = "GET", body, query } = {}) {
+  const headers = { Accept: "application/json" };
+  if (session.kind === "participant") headers.Authorization = `Bearer ${session.token}`;
+  else if (session.csrf && method !== "GET") headers["X-CSRF-Token"] = session.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let reply;
   try {
     reply = await fetch(withQuery(API + path, query), {
-      method, headers, cache: "no-store", credentials: "omit",
+      method, headers, cache: "no-store",
+      // The staff session's cookie; a participant's page sends its token instead.
+      credentials: session.kind === "participant" ? "omit" : "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -128,10 +142,8 @@ export async function api(path, { method = "GET", body, query, keepSession = fal
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!reply.ok) {
     const err = (data && data.error) || {};
-    const e = new ApiError(reply.status, err.code || "http_error", err.message || reply.statusText,
+    return new ApiError(reply.status, err.code || "http_error", err.message || reply.statusText,
       err);
-    if (reply.status === 401 && !keepSession) signedOut(e);
-    throw e;
   }
   return data;
 }
@@ -147,10 +159,36 @@ export async function listAll(path, query = {}) {
   }
 }
 
-// A URL a <video> or a link can open: they cannot send headers, so the token rides along.
-export function withToken(url) {
-  const sep = url.includes("?") ? "&" : "?";
-  return `${url}${sep}token=${encodeURIComponent(session.token || "")}`;
+// A URL a <video>, an image or a download can open. They cannot send a header: staff pages
+// have their session's cookie; a participant's page asks for a short-lived signed link (never
+// a token in the URL). `path` is an API path under /api/v1/hearings/{id}/.
+export async function openable(path) {
+  if (session.kind !== "participant") return path;
+  const hearing = path.split("/")[4];
+  const link = await api(`/hearings/${hearing}/links`, { method: "POST", body: { path } });
+  return link.url;
+}
+
+// A link to an API file (an export, an exhibit): staff open it with their session's cookie; a
+// participant's click first gets a fresh signed link.
+export function fileLink(anchor, path) {
+  anchor.href = path;
+  anchor.onclick = async (event) => {
+    if (session.kind !== "participant") return;
+    event.preventDefault();
+    try {
+      const go = el("a", {
+        href: await openable(path), download: anchor.hasAttribute("download") ? "" : false,
+        target: anchor.target || false, rel: "noopener noreferrer",
+      });
+      document.body.append(go);
+      go.click();
+      go.remove();
+    } catch (e) {
+      if (!e.handled) showStatus(errorText(e), "error");
+    }
+  };
+  return anchor;
 }
 
 // -- signing in -------------------------------------------------------------------------------
@@ -189,9 +227,10 @@ function signedOut(error) {
   const participant = session.kind === "participant";
   session.kind = null;
   session.token = null;
-  try {
-    sessionStorage.removeItem(participant && participantStorage ? participantStorage : ADMIN_KEY);
-  } catch { /* nothing kept */ }
+  session.csrf = null;
+  if (participant && participantStorage) {
+    try { sessionStorage.removeItem(participantStorage); } catch { /* nothing kept */ }
+  }
   showSignIn(participant
     ? t("此回看链接无效、已被撤销或无权查看。法院工作人员可使用管理令牌登录。")
     : t("令牌无效或登录已失效，请重新登录。"));
@@ -207,22 +246,31 @@ async function signIn(event) {
   button.disabled = true;
   msg.textContent = t("正在验证……");
   msg.hidden = false;
-  session.kind = "admin";
-  session.token = token;
-  try {
-    await api("/courts", { query: { limit: 1 } });
-  } catch (e) {
-    session.kind = null;
-    session.token = null;
-    msg.textContent = e.status === 401 ? t("令牌不正确，请核对后重试。") : errorText(e);
-    button.disabled = false;
+  session.kind = null;
+  session.token = null;
+  const signed = await call("/session", { method: "POST", body: { token } }).catch((e) => e);
+  button.disabled = false;
+  if (signed instanceof ApiError) {
+    msg.textContent = signed.status === 401 ? t("令牌不正确，请核对后重试。")
+      : signed.status === 429 ? t("尝试次数过多，请一分钟后再试。") : errorText(signed);
     $("signin-token").select();
     return;
   }
-  button.disabled = false;
-  try { sessionStorage.setItem(ADMIN_KEY, token); } catch { /* this page only */ }
+  $("signin-token").value = "";
+  session.kind = "admin";
+  session.csrf = signed.csrf_token;
   showApp(true);
   run();
+}
+
+// The staff session this browser already has (its cookie), if any; else the refusal.
+async function resumeSession() {
+  const current = await call("/session").catch((e) => e);
+  if (current instanceof ApiError) return current;
+  if (!current.signed_in) return new ApiError(401, current.ended ? "session_expired" : "unauthorized", "");
+  session.kind = "admin";
+  session.csrf = current.csrf_token;
+  return null;
 }
 
 function run() {
@@ -244,16 +292,16 @@ function fragmentToken() {
 // Start a staff page: `init` once, then `reload` whenever someone (again) signs in.
 // With `participantKey`, a join token in the fragment (#token=...) is accepted and kept for
 // this tab under that key (a reload keeps working).
-export function startStaffPage({ init = () => {}, reload, participantKey = null }) {
+export async function startStaffPage({ init = () => {}, reload, participantKey = null }) {
   load = reload;
   participantStorage = participantKey;
   if (!started) {
     started = true;
     $("signin-form").addEventListener("submit", signIn);
-    $("sign-out").addEventListener("click", () => {
+    $("sign-out").addEventListener("click", async () => {
+      await call("/session", { method: "DELETE" }).catch(() => null);
       session.kind = null;
-      session.token = null;
-      try { sessionStorage.removeItem(ADMIN_KEY); } catch { /* nothing kept */ }
+      session.csrf = null;
       showSignIn(t("已退出登录。"));
     });
     window.addEventListener("langchange", renderWho);
@@ -270,17 +318,13 @@ export function startStaffPage({ init = () => {}, reload, participantKey = null 
   if (token) {
     session.kind = "participant";
     session.token = token;
-  } else {
-    let admin = null;
-    try { admin = sessionStorage.getItem(ADMIN_KEY); } catch { admin = null; }
-    if (admin) {
-      session.kind = "admin";
-      session.token = admin;
+  } else if (!session.kind) {
+    const refused = await resumeSession();
+    if (refused) {
+      // A cookie that no longer holds a session (signed out elsewhere, idle, expired): say so.
+      showSignIn(refused.code === "session_expired" ? t("令牌无效或登录已失效，请重新登录。") : "");
+      return;
     }
-  }
-  if (!session.token) {
-    showSignIn();
-    return;
   }
   showApp(true);
   run();

@@ -9,10 +9,10 @@
 // played from a file that covers it: the composite, else the speaker's own file; one that
 // starts in a recess gap plays from where recording resumed.
 import { t } from "/static/i18n.js";
-import { roleLabel } from "/static/labels.js";
+import { ROLE_ORDER, roleLabel } from "/static/labels.js";
 import {
-  $, API, api, clock, confirmDialog, el, errorText, fmtDateTime, fmtSeconds, session,
-  showStatus, startStaffPage, withToken,
+  $, API, api, clock, confirmDialog, el, errorText, fileLink, fmtDateTime, fmtSeconds, openable,
+  session, showStatus, startStaffPage,
 } from "/static/staff/common.js";
 
 const COMPOSITE_POLL_MS = 2000;
@@ -21,8 +21,6 @@ const COMPOSITE_POLL_MS = 2000;
 const LINE_HOLD_S = 0.75;
 const SEEK_SLACK_S = 0.25;
 const COVER_SLACK_S = 0.05;
-const ROLE_ORDER = ["judge", "clerk", "prosecutor", "lawyer", "defendant", "party", "witness",
-  "interpreter", "observer"];
 
 const hearingId = document.body.dataset.hearingId;
 const video = $("player");
@@ -46,6 +44,8 @@ const S = {
   editing: null,
   revisionsOpen: new Set(),
   compositeTimer: null,
+  wish: 0, // the newest choice of file and position (older ones give way)
+  loadingId: null, // the recording whose link is being fetched or whose metadata is loading
   canCorrect: true,
   played: false,
 };
@@ -70,11 +70,12 @@ async function reload() {
     for (const p of S.hearing.participants) S.people.set(p.id, { name: p.name, role: p.role });
   }
   $("staff-nav").hidden = session.kind !== "admin";
-  await Promise.all([loadRecordings(), loadTranscript(), loadExhibits()]);
+  await Promise.all([loadRecordings(), loadTranscript(), loadExhibits(), loadAttendance()]);
   renderHead();
   renderRecordings();
   renderTranscript();
   renderExhibits();
+  renderAttendance();
   if (!S.source) choose(defaultSource(), { play: false });
 }
 
@@ -130,7 +131,7 @@ function renderHead() {
   }
   $("hearing-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]));
   for (const format of ["vtt", "srt", "txt", "docx"]) {
-    $(`export-${format}`).href = withToken(`${API}${base}/transcript/export/${format}`);
+    fileLink($(`export-${format}`), `${API}${base}/transcript/export/${format}`);
   }
   renderSeal();
 }
@@ -218,7 +219,7 @@ function placeOf(line) {
   return null;
 }
 
-function choose(item, { play = false, at = null } = {}) {
+function choose(item, { play = false, at = null, fresh = false } = {}) {
   if (!item) {
     video.removeAttribute("src");
     video.load();
@@ -228,25 +229,41 @@ function choose(item, { play = false, at = null } = {}) {
     return Promise.resolve(false);
   }
   $("player-empty").hidden = true;
-  const same = S.source && S.source.id === item.id;
   S.source = item;
-  video.dataset.recordingId = item.id;
-  video.dataset.offset = String(item.offset);
   renderRecordings();
+  // The newest choice wins: a participant's file is opened through a signed link fetched
+  // first, and a click meanwhile must neither seek the old file nor be undone by the load.
+  const wish = ++S.wish;
   return new Promise((resolve) => {
     const go = () => {
+      if (wish !== S.wish) {
+        resolve(false);
+        return;
+      }
+      if (video.dataset.recordingId !== item.id) { // an earlier file's metadata: wait for ours
+        video.addEventListener("loadedmetadata", go, { once: true });
+        return;
+      }
       if (at !== null) video.currentTime = Math.max(0, at - item.offset);
       if (play) video.play().catch(() => {});
       resolve(true);
     };
-    if (same && video.readyState >= 1) {
+    const loaded = video.dataset.recordingId === item.id && S.loadingId === null;
+    if (loaded && !fresh && video.readyState >= 1) {
       go();
       return;
     }
     video.addEventListener("loadedmetadata", go, { once: true });
     video.addEventListener("error", () => resolve(false), { once: true });
-    video.src = withToken(item.url);
-    video.load();
+    if (S.loadingId === item.id && !fresh) return; // already on its way
+    S.loadingId = item.id;
+    openable(item.url).then((url) => {
+      if (S.loadingId !== item.id) return; // another file was chosen meanwhile
+      video.dataset.recordingId = item.id;
+      video.dataset.offset = String(item.offset);
+      video.src = url;
+      video.load();
+    }, () => resolve(false));
   });
 }
 
@@ -456,11 +473,33 @@ function lineItem(line) {
   return item;
 }
 
+// What the court did that the recording shows as an absence (muted audio, a consultation),
+// shown between the lines where it happened.
+function eventItem(event) {
+  const names = event.participant_ids.map((id) => (S.people.get(id) || { name: id }).name).join(t("、"));
+  const at = S.origin ? fmtSeconds(new Date(S.origin.getTime() + event.at * 1000)) : clock(event.at);
+  const text = {
+    "participant.muted": t("{at} 法庭将{names}静音（不录音、不记入笔录）", { at, names }),
+    "participant.unmuted": t("{at} 法庭解除{names}的静音", { at, names }),
+    "consultation.started": t("{at} {names}开始私下会见（法庭不可听取、不录音）", { at, names }),
+    "consultation.ended": t("{at} {names}结束私下会见", { at, names }),
+  }[event.action];
+  return text ? el("li", { class: "recess court-event" }, text) : null;
+}
+
 function renderTranscript() {
   const list = $("transcript");
   const items = [];
   let segment = null;
+  const events = [...(S.listing ? S.listing.events || [] : [])];
+  const flushEvents = (until) => {
+    while (events.length && events[0].at <= until) {
+      const item = eventItem(events.shift());
+      if (item) items.push(item);
+    }
+  };
   for (const line of S.lines) {
+    flushEvents(line.start);
     const seg = segmentOf(line.start);
     if (segment && seg && seg.index !== segment.index && segment.end !== null) {
       const recess = S.origin
@@ -471,6 +510,7 @@ function renderTranscript() {
     if (seg) segment = seg;
     items.push(lineItem(line));
   }
+  flushEvents(Infinity);
   list.replaceChildren(...items);
   $("transcript-empty").hidden = S.lines.length > 0;
   for (const id of S.revisionsOpen) loadRevisions(id);
@@ -641,20 +681,77 @@ function renderExhibits() {
     facts.push(t("提交人：{name}", { name: x.participant_id ? (who ? who.name : "") : t("法院工作人员") }));
     facts.push(fmtDateTime(x.created_at));
     return el("li", { class: "exhibit", dataset: { exhibitId: x.id } },
-      el("a", { href: withToken(`${API}${base}/exhibits/${x.id}/file`), target: "_blank", rel: "noopener noreferrer" }, x.title),
+      fileLink(el("a", { target: "_blank", rel: "noopener noreferrer" }, x.title),
+        `${API}${base}/exhibits/${x.id}/file`),
       el("span", { class: "muted" }, facts.join(" · ")),
       el("code", { class: "hash" }, `SHA-256 ${x.sha256}`));
+  }));
+}
+
+// -- attendance: who was there, and why not -------------------------------------------------
+
+// Why someone was away, in the court's words (a walk-out is told apart from a network failure).
+const CAUSES = {
+  left: "主动离开", page_closed: "关闭了页面", network_lost: "网络中断",
+  server_restart: "服务器重启", server_shutdown: "服务器停机", not_reading: "网络过慢",
+  closed_by_server: "服务器断开", removed: "被请出法庭",
+};
+
+async function loadAttendance() {
+  try {
+    S.attendance = (await api(`${base}/attendance`, { keepSession: true })).items;
+    S.attendanceError = null;
+  } catch (e) {
+    S.attendance = null;
+    S.attendanceError = e;
+  }
+}
+
+function renderAttendance() {
+  const list = $("attendance");
+  if (S.attendance === null) {
+    list.replaceChildren(el("li", { class: "muted" },
+      t("无法加载出庭记录：{error}", { error: errorText(S.attendanceError) })));
+    return;
+  }
+  list.replaceChildren(...S.attendance.filter((a) => a.role !== "observer").map((a) => {
+    const head = el("div", {}, el("strong", {}, a.name), " ",
+      el("span", { class: "muted" }, roleLabel(a.role)), " ",
+      a.joined_first
+        ? el("span", {}, t("{at} 进入", { at: fmtDateTime(a.joined_first) }))
+        : el("span", { class: "tag away" }, t("未出庭")));
+    const items = a.absences.map((x) => el("li", { class: x.walk_out ? "walk-out" : "" },
+      t("{at}：{cause}", { at: fmtDateTime(x.left_at), cause: t(CAUSES[x.cause] || x.cause) }),
+      x.walk_out ? el("span", { class: "tag muted" }, t("庭审中擅自离开")) : null,
+      x.returned_at ? t("，{at} 返回", { at: fmtDateTime(x.returned_at) }) : t("，未返回")));
+    for (const w of a.warnings) {
+      items.push(el("li", { class: "warning" },
+        t("{at} 法庭警告：{reason}", { at: fmtDateTime(w.at), reason: w.reason })));
+    }
+    return el("li", { dataset: { participantId: a.participant_id } }, head,
+      items.length ? el("ul", {}, ...items) : null);
   }));
 }
 
 // -- wiring -----------------------------------------------------------------------------------
 
 function init() {
+  video.addEventListener("loadedmetadata", () => {
+    if (S.loadingId === video.dataset.recordingId) S.loadingId = null;
+  });
+  video.addEventListener("error", () => { S.loadingId = null; });
   video.addEventListener("timeupdate", onTime);
   video.addEventListener("seeked", onTime);
   video.addEventListener("play", () => { S.played = true; });
   video.addEventListener("error", () => {
-    if (video.getAttribute("src")) showStatus(t("无法播放该录像文件。"), "error");
+    if (!video.getAttribute("src")) return;
+    // A participant's signed link lapses during a long viewing: once, a new one, from here.
+    if (session.kind === "participant" && S.source && video.dataset.resigned !== S.source.id) {
+      video.dataset.resigned = S.source.id;
+      choose(S.source, { play: !video.paused, at: S.source.offset + video.currentTime, fresh: true });
+      return;
+    }
+    showStatus(t("无法播放该录像文件。"), "error");
   });
   $("transcript-search").addEventListener("input", search);
   $("transcript-search").addEventListener("keydown", (e) => {

@@ -2,8 +2,10 @@
 // grid; details, links and rescheduling of a hearing; a new hearing with its participants.
 // Schedule conflicts are checked with the server while the clerk types, before anything is saved.
 import { t } from "/static/i18n.js";
-import { KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel, locationLabel, roleLabel, stateLabel }
-  from "/static/labels.js";
+import {
+  COURTROOM_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
+  locationLabel, roleLabel, stateLabel,
+} from "/static/labels.js";
 import {
   $, api, confirmDialog, debounce, el, errorText, fmt, fmtTime, fmtWindow,
   fromLocalInput, linkTools, listAll, locale, showStatus, startStaffPage, toDateInput,
@@ -16,14 +18,10 @@ const REFRESH_MS = 60_000;
 const DEFAULT_LENGTH_MS = 2 * 3600 * 1000;
 const LINKS_KEY = "tingshen.staff.links";
 const UNASSIGNED = "none";
-const EDITABLE = new Set(["scheduled", "open"]);
-const FINISHED = new Set(["closed", "cancelled"]);
 const LANGUAGES = [
   ["", "默认语言"], ["zh", "中文"], ["en", "英语"], ["bo", "藏语"], ["mn", "蒙古语"],
   ["ko", "朝鲜语"], ["ja", "日语"], ["ru", "俄语"],
 ];
-const COURT_ROLES = new Set(["judge", "clerk", "prosecutor"]);
-const ACTIVE_STATES = "scheduled,open,in_session,recess";
 
 const S = {
   weekStart: mondayOf(new Date()),
@@ -39,9 +37,9 @@ const S = {
   checking: false,
   checkError: null,
   checkSeq: 0,
+  loadSeq: 0, // a week's load answers only if nothing newer started (or was saved) since
   checkedKey: null, // the inputs of the last conflict check
   refreshTimer: null,
-  details: new Map(), // "id@updated_at" -> hearing with participants, for judge checks
 };
 
 // -- dates ------------------------------------------------------------------------------------
@@ -77,11 +75,16 @@ async function loadResources() {
 
 async function loadWeek() {
   const query = { from: S.weekStart.toISOString(), to: weekEnd().toISOString() };
-  S.hearings = await listAll("/hearings", query);
+  const seq = ++S.loadSeq;
+  const hearings = await listAll("/hearings", query);
+  if (seq === S.loadSeq) S.hearings = hearings;
 }
 
 async function reload() {
+  // A form opened before the courtrooms, terminals and people are known would offer none.
+  $("new-hearing").disabled = true;
   await loadResources();
+  $("new-hearing").disabled = false;
   renderFilter();
   await refresh();
   clearInterval(S.refreshTimer);
@@ -350,7 +353,7 @@ function personRow(person = {}) {
     if (terminal.disabled) terminal.value = "";
   };
   role.addEventListener("change", () => {
-    if (COURT_ROLES.has(role.value)) location.value = "courtroom";
+    if (COURTROOM_ROLES.has(role.value)) location.value = "courtroom";
     else if (role.value === "defendant" && S.terminals.length && location.value === "courtroom") location.value = "prison";
     sync();
   });
@@ -380,7 +383,9 @@ function windowOfForm() {
 
 // -- conflicts --------------------------------------------------------------------------------
 
-// The body of POST /hearings/conflicts for the form (a new hearing or a reschedule).
+// The body of POST /hearings/conflicts for the form (a new hearing or a reschedule). A new
+// hearing's judges and prison terminals are not in the registry yet: the server checks them as
+// adding them would (names matched its way), so this page never decides a conflict itself.
 function conflictBody() {
   const f = $("hearing-form").elements;
   const { start, end } = windowOfForm();
@@ -393,8 +398,23 @@ function conflictBody() {
     scheduled_start: start.toISOString(),
     scheduled_end: end.toISOString(),
   };
-  if (editing) body.hearing_id = editing.id;
+  if (editing) {
+    body.hearing_id = editing.id;
+  } else {
+    const { judges, terminals } = newPeople();
+    body.judges = judges;
+    body.terminal_ids = terminals;
+  }
   return body;
+}
+
+// The judges (as typed) and prison terminals of a new hearing's form.
+function newPeople() {
+  const people = S.panel.kind === "new" ? peopleOfForm($("form-people")) : [];
+  return {
+    judges: people.filter((p) => p.role === "judge" && p.name).map((p) => p.name),
+    terminals: people.filter((p) => p.location === "prison" && p.terminal_id).map((p) => p.terminal_id),
+  };
 }
 
 function currentDraft() {
@@ -413,48 +433,6 @@ function currentDraft() {
   };
 }
 
-// How the registry matches two spellings of a judge's name: no whitespace at all, any case.
-const nameKey = (name) => name.replace(/\s+/gu, "").toLowerCase();
-
-function conflictEntry(h, resource, extra) {
-  return { resource, hearing_id: h.id, case_number: h.case_number, title: h.title,
-    scheduled_start: h.scheduled_start, scheduled_end: h.scheduled_end, ...extra };
-}
-
-async function detailsOf(h) {
-  const key = `${h.id}@${h.updated_at}`;
-  if (!S.details.has(key)) S.details.set(key, await api(`/hearings/${h.id}`));
-  return S.details.get(key);
-}
-
-// A new hearing's participants are not in the registry yet, so the server's check cannot see
-// its judges and prison terminals: look for active hearings in the window that hold them.
-async function participantConflicts(start, end) {
-  const people = peopleOfForm($("form-people"));
-  const terminals = new Set(people.filter((p) => p.location === "prison" && p.terminal_id).map((p) => p.terminal_id));
-  const judges = new Set(people.filter((p) => p.role === "judge" && p.name).map((p) => nameKey(p.name)));
-  if (!terminals.size && !judges.size) return [];
-  const overlapping = await listAll("/hearings", {
-    from: start.toISOString(), to: end.toISOString(), state: ACTIVE_STATES,
-  });
-  const found = [];
-  for (const h of overlapping) {
-    for (const id of h.terminal_ids) {
-      if (terminals.has(id)) found.push(conflictEntry(h, "prison_terminal", { terminal_id: id }));
-    }
-  }
-  if (judges.size) {
-    for (const h of await Promise.all(overlapping.map(detailsOf))) {
-      for (const p of h.participants) {
-        if (p.role === "judge" && judges.has(nameKey(p.name))) {
-          found.push(conflictEntry(h, "judge", { judge: p.name }));
-        }
-      }
-    }
-  }
-  return found;
-}
-
 const checkConflicts = debounce(async () => {
   const seq = ++S.checkSeq;
   const draft = currentDraft();
@@ -464,12 +442,9 @@ const checkConflicts = debounce(async () => {
     return;
   }
   try {
-    const [reply, more] = await Promise.all([
-      api("/hearings/conflicts", { method: "POST", body: conflictBody() }),
-      S.panel.kind === "new" ? participantConflicts(draft.start, draft.end) : [],
-    ]);
+    const reply = await api("/hearings/conflicts", { method: "POST", body: conflictBody() });
     if (seq !== S.checkSeq) return;
-    S.conflicts = [...(reply.conflicts || []), ...more];
+    S.conflicts = reply.conflicts || [];
     S.checkError = null;
   } catch (e) {
     if (seq !== S.checkSeq) return;
@@ -485,8 +460,7 @@ const checkConflicts = debounce(async () => {
 // terminals. Typing a title (or leaving a field, which fires `change`) checks nothing again.
 function checkKey(draft) {
   if (!draft) return "";
-  const people = S.panel.kind === "new" ? peopleOfForm($("form-people")) : [];
-  const judges = people.filter((p) => p.role === "judge" && p.name).map((p) => nameKey(p.name));
+  const { judges } = newPeople();
   return JSON.stringify([+draft.start, +draft.end, draft.courtroomId,
     [...draft.terminalIds].sort(), judges.sort()]);
 }
@@ -513,7 +487,7 @@ function formChanged() {
   }
 }
 
-const RESOURCE_ZH = { courtroom: "法庭", judge: "审判员", prison_terminal: "监所终端" };
+const RESOURCE_ZH = { courtroom: "法庭", judge: ROLE_ZH.judge, prison_terminal: "监所终端" };
 
 function conflictText(c) {
   let what = "";
@@ -577,9 +551,10 @@ function renderConflicts() {
         }
       }
       if (c.resource === "judge") {
+        // Which spelling matched is the server's to say; every judge named here is suspect.
         for (const row of form.querySelectorAll(".person-row")) {
           const input = row.querySelector("input[name=name]");
-          if (row.querySelector("[name=role]").value === "judge" && nameKey(input.value) === nameKey(c.judge || "")) {
+          if (row.querySelector("[name=role]").value === "judge" && input.value.trim()) {
             input.setAttribute("aria-invalid", "true");
           }
         }
@@ -811,12 +786,12 @@ function renderDetails() {
     panelHead(h.title),
     el("dl", { class: "facts", id: "details-facts" }, facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)])),
   ];
-  if (EDITABLE.has(h.state)) children.push(rescheduleForm(h));
+  if (EDITABLE_STATES.has(h.state)) children.push(rescheduleForm(h));
   children.push(el("h3", {}, t("参与人")), participantsList(h));
-  if (!FINISHED.has(h.state)) children.push(addPersonForm(h));
+  if (!FINISHED_STATES.has(h.state)) children.push(addPersonForm(h));
   const actions = el("div", { class: "form-buttons" });
   if (h.state === "closed") actions.append(el("a", { class: "button", href: `/review/${h.id}` }, t("庭审回看")));
-  if (EDITABLE.has(h.state)) {
+  if (EDITABLE_STATES.has(h.state)) {
     const cancel = el("button", { type: "button", class: "danger", "data-action": "cancel-hearing" }, t("取消庭审"));
     cancel.addEventListener("click", () => cancelHearing(h));
     actions.append(cancel);
@@ -824,7 +799,7 @@ function renderDetails() {
   if (actions.children.length) children.push(actions);
   panel.replaceChildren(...children);
   panel.hidden = false;
-  if (EDITABLE.has(h.state)) renderConflicts();
+  if (EDITABLE_STATES.has(h.state)) renderConflicts();
 }
 
 function rescheduleForm(h) {
@@ -877,6 +852,7 @@ async function saveReschedule(event) {
   if (+end !== +new Date(h.scheduled_end)) body.scheduled_end = end.toISOString();
   if (room !== (h.courtroom_id || null)) body.courtroom_id = room;
   $("form-save").disabled = true;
+  S.loadSeq++; // a load already on its way would bring the old window back
   try {
     S.panel.hearing = await api(`/hearings/${h.id}`, { method: "PATCH", body });
   } catch (e) {
@@ -892,10 +868,12 @@ async function saveReschedule(event) {
   }
   S.draft = null;
   S.conflicts = [];
-  showStatus(t("已保存：{when}", { when: fmtWindow(S.panel.hearing.scheduled_start, S.panel.hearing.scheduled_end) }));
+  // The block moves at once (not back to its old place while the week reloads).
+  S.hearings = S.hearings.map((x) => (x.id === h.id ? S.panel.hearing : x));
   if (start < S.weekStart || start >= weekEnd()) S.weekStart = mondayOf(start);
   await refresh();
   renderDetails();
+  showStatus(t("已保存：{when}", { when: fmtWindow(S.panel.hearing.scheduled_start, S.panel.hearing.scheduled_end) }));
 }
 
 function participantsList(h) {
@@ -908,7 +886,7 @@ function participantsList(h) {
     const link = links[p.id];
     const reissue = el("button", { type: "button", class: "small quiet", "data-action": "reissue" }, t("重新签发链接"));
     reissue.addEventListener("click", () => reissueLink(h, p));
-    reissue.disabled = FINISHED.has(h.state);
+    reissue.disabled = FINISHED_STATES.has(h.state);
     list.append(el("li", { class: "invite", dataset: { participantId: p.id } },
       el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${where}`), reissue),
       link ? linkTools(link, ...invitation(h, p, link))

@@ -1,0 +1,316 @@
+"""The registry's invitations: participants, their join tokens, prison terminals' device keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from courtrooms.errors import (
+    AccessDenied,
+    HearingFinished,
+    InvalidInput,
+    NotEditable,
+    NotFound,
+    ScheduleConflict,
+)
+from courtrooms.models import (
+    EDITABLE_STATES,
+    FINISHED_STATES,
+    LIVE_STATES,
+    Hearing,
+    HearingState,
+    JoinToken,
+    Participant,
+    PrisonTerminal,
+    Role,
+)
+from courtrooms.scheduling import Scheduling, name_key
+from courtrooms.schemas import ParticipantIn
+from courtrooms.secrets import digest, new_secret
+
+# A join token opens this long before the scheduled start.
+JOIN_WINDOW_LEAD = timedelta(minutes=30)
+JOIN_GRACE = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class JoinGrant:
+    participant: Participant
+    hearing: Hearing
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    participant: Participant
+    token: str
+    valid_from: datetime
+
+
+@dataclass(frozen=True)
+class TerminalAssignment:
+    terminal: PrisonTerminal
+    hearing: Hearing | None
+    participant: Participant | None
+    opens_at: datetime | None
+    token: str | None
+
+
+class Invitations(Scheduling):
+    """Who takes part in a hearing and how they get in: join tokens, and a prison terminal's
+    device key standing for its participant while the hearing's join window is open."""
+
+    # How long after a hearing's scheduled end its join links still open (a hearing that runs
+    # over); the server sets it from `join_grace_hours`. Closing or cancelling ends them too.
+    join_grace = JOIN_GRACE
+
+    async def add_participant(
+        self, hearing_id: uuid.UUID, data: ParticipantIn, actor: str
+    ) -> IssuedToken:
+        async with self.db.write() as session:
+            hearing = await self._hearing_with_participants(session, hearing_id)
+            if hearing.state in FINISHED_STATES:
+                raise NotEditable(
+                    f"a hearing that is {hearing.state.value} takes no new participants",
+                    current_state=hearing.state.value,
+                )
+            key = name_key(data.name)
+            if data.terminal_id is not None:
+                if await session.get(PrisonTerminal, data.terminal_id) is None:
+                    raise InvalidInput(
+                        f"prison terminal {data.terminal_id} does not exist", field="terminal_id"
+                    )
+                if any(p.terminal_id == data.terminal_id for p in hearing.participants):
+                    raise InvalidInput(
+                        "this prison terminal already has a participant in this hearing",
+                        field="terminal_id",
+                    )
+            is_judge = data.role is Role.JUDGE
+            conflicts = await self._conflicts(
+                session,
+                hearing.id,
+                hearing.scheduled_start,
+                hearing.scheduled_end,
+                None,
+                [key] if is_judge else [],
+                [data.terminal_id] if data.terminal_id else [],
+            )
+            if conflicts:
+                raise ScheduleConflict(conflicts)
+            participant = Participant(
+                hearing_id=hearing.id,
+                name=data.name,
+                name_key=key,
+                role=data.role,
+                location=data.location,
+                terminal_id=data.terminal_id,
+                language=data.language,
+                created_at=self.clock(),
+            )
+            session.add(participant)
+            await session.flush()
+            await self._audit(
+                session, actor, "participant.added", hearing.id,
+                participant_id=participant.id, **data.model_dump(mode="json"),
+            )
+            token = await self._issue(session, hearing, participant, "invitation", actor)
+            return token
+
+    async def _issue(
+        self,
+        session: AsyncSession,
+        hearing: Hearing,
+        participant: Participant,
+        issued_to: str,
+        actor: str,
+        secret: str | None = None,
+    ) -> IssuedToken:
+        secret = secret or new_secret()
+        session.add(
+            JoinToken(
+                participant_id=participant.id,
+                token_hash=digest(secret),
+                issued_to=issued_to,
+                created_at=self.clock(),
+            )
+        )
+        await self._audit(
+            session, actor, "token.issued", hearing.id,
+            participant_id=participant.id, issued_to=issued_to,
+        )
+        return IssuedToken(participant, secret, hearing.scheduled_start - JOIN_WINDOW_LEAD)
+
+    async def list_participants(self, hearing_id: uuid.UUID) -> list[Participant]:
+        return list((await self.get_hearing(hearing_id)).participants)
+
+    async def _participant_of(
+        self, session: AsyncSession, hearing_id: uuid.UUID, participant_id: uuid.UUID
+    ) -> tuple[Hearing, Participant]:
+        hearing = await self._hearing_with_participants(session, hearing_id)
+        for p in hearing.participants:
+            if p.id == participant_id:
+                return hearing, p
+        raise NotFound("Participant", participant_id)
+
+    async def _revoke_all(self, session: AsyncSession, participant_id: uuid.UUID) -> int:
+        result = await session.execute(
+            update(JoinToken)
+            .where(JoinToken.participant_id == participant_id, JoinToken.revoked_at.is_(None))
+            .values(revoked_at=self.clock())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def reissue_token(
+        self, hearing_id: uuid.UUID, participant_id: uuid.UUID, actor: str
+    ) -> IssuedToken:
+        """Revoke the participant's tokens and issue a fresh one (a lost or leaked link)."""
+        async with self.db.write() as session:
+            hearing, participant = await self._participant_of(session, hearing_id, participant_id)
+            if hearing.state in FINISHED_STATES:
+                raise NotEditable(
+                    f"a hearing that is {hearing.state.value} issues no tokens",
+                    current_state=hearing.state.value,
+                )
+            revoked = await self._revoke_all(session, participant.id)
+            if revoked:
+                await self._audit(
+                    session, actor, "token.revoked", hearing.id,
+                    participant_id=participant.id, count=revoked,
+                )
+            return await self._issue(session, hearing, participant, "invitation", actor)
+
+    async def revoke_tokens(
+        self, hearing_id: uuid.UUID, participant_id: uuid.UUID, actor: str
+    ) -> int:
+        async with self.db.write() as session:
+            hearing, participant = await self._participant_of(session, hearing_id, participant_id)
+            revoked = await self._revoke_all(session, participant.id)
+            await self._audit(
+                session, actor, "token.revoked", hearing.id,
+                participant_id=participant.id, count=revoked,
+            )
+            return revoked
+
+    async def remove_participant(
+        self, hearing_id: uuid.UUID, participant_id: uuid.UUID, actor: str
+    ) -> None:
+        async with self.db.write() as session:
+            hearing, participant = await self._participant_of(session, hearing_id, participant_id)
+            if hearing.state not in EDITABLE_STATES:
+                raise NotEditable(
+                    f"participants of a hearing that is {hearing.state.value} stay on the record",
+                    current_state=hearing.state.value,
+                )
+            await session.execute(
+                delete(JoinToken).where(JoinToken.participant_id == participant.id)
+            )
+            await session.delete(participant)
+            await self._audit(
+                session, actor, "participant.removed", hearing.id,
+                participant_id=participant.id, name=participant.name, role=participant.role.value,
+            )
+
+    async def resolve_join_token(self, token: str) -> JoinGrant:
+        """The participant and hearing a join token opens, if it is valid now."""
+        async with self.db.read() as session:
+            row = (
+                await session.execute(
+                    select(JoinToken, Participant)
+                    .join(Participant, Participant.id == JoinToken.participant_id)
+                    .where(JoinToken.token_hash == digest(token))
+                )
+            ).first()
+            if row is None:
+                raise AccessDenied("unknown join token")
+            join_token, participant = row
+            if join_token.revoked_at is not None:
+                raise AccessDenied("this join token was revoked")
+            hearing = await self._get(session, Hearing, participant.hearing_id)
+            self.check_join_window(hearing)
+            return JoinGrant(participant, hearing)
+
+    def check_join_window(self, hearing: Hearing) -> None:
+        """Refuse unless the hearing's join links open now: not closed or cancelled, not before
+        JOIN_WINDOW_LEAD ahead of its start, not past its scheduled end and `join_grace`.
+        Exhibits follow the same window."""
+        if hearing.state in FINISHED_STATES:
+            raise HearingFinished(f"the hearing is {hearing.state.value}")
+        opens = hearing.scheduled_start - JOIN_WINDOW_LEAD
+        if self.clock() < opens:
+            raise AccessDenied(
+                f"this join link opens at {opens.isoformat()}", opens_at=opens.isoformat()
+            )
+        expired = hearing.scheduled_end + self.join_grace
+        if self.clock() > expired:
+            raise AccessDenied(
+                f"this join link expired at {expired.isoformat()} (the hearing was to end at "
+                f"{hearing.scheduled_end.isoformat()}); ask the court for a new one",
+                expired_at=expired.isoformat())
+
+    async def _terminal_hearing(
+        self, session: AsyncSession, device_key: str
+    ) -> tuple[PrisonTerminal, Hearing | None, Participant | None]:
+        terminal = await session.scalar(
+            select(PrisonTerminal).where(PrisonTerminal.device_key_hash == digest(device_key))
+        )
+        if terminal is None:
+            raise AccessDenied("unknown device key")
+        rows = (
+            await session.execute(
+                select(Hearing, Participant)
+                .join(Participant, Participant.hearing_id == Hearing.id)
+                .where(
+                    Participant.terminal_id == terminal.id,
+                    or_(
+                        Hearing.state.in_(LIVE_STATES),
+                        and_(
+                            Hearing.state == HearingState.SCHEDULED,
+                            Hearing.scheduled_end > self.clock(),
+                        ),
+                    ),
+                )
+                .order_by(Hearing.scheduled_start)
+            )
+        ).all()
+        if not rows:
+            return terminal, None, None
+        # A hearing already live holds the terminal even past its scheduled end.
+        live = [(h, p) for h, p in rows if h.state in LIVE_STATES]
+        hearing, participant = live[0] if live else (rows[0][0], rows[0][1])
+        return terminal, hearing, participant
+
+    async def terminal_assignment(self, device_key: str) -> TerminalAssignment:
+        """A prison terminal's current or next hearing; a join token only inside its window."""
+        async with self.db.write() as session:
+            terminal, hearing, participant = await self._terminal_hearing(session, device_key)
+            if hearing is None or participant is None:
+                return TerminalAssignment(terminal, None, None, None, None)
+            opens_at = hearing.scheduled_start - JOIN_WINDOW_LEAD
+            token = None
+            if self.clock() >= opens_at:
+                # One token per terminal and hearing, the same at every poll: derived from the
+                # key the kiosk holds (never stored), issued once.
+                token = hmac.new(device_key.encode(), f"join:{participant.id}".encode(),
+                                 hashlib.sha256).hexdigest()
+                known = await session.scalar(
+                    select(JoinToken).where(JoinToken.token_hash == digest(token)))
+                if known is None:
+                    await self._issue(session, hearing, participant, "terminal",
+                                      f"terminal:{terminal.id}", secret=token)
+                elif known.revoked_at is not None:
+                    token = None  # revoked by the court: the kiosk joins with its key or not
+            return TerminalAssignment(terminal, hearing, participant, opens_at, token)
+
+    async def resolve_device_key(self, device_key: str) -> JoinGrant:
+        """The participant a prison terminal is now, if its hearing's join window is open."""
+        async with self.db.read() as session:
+            _, hearing, participant = await self._terminal_hearing(session, device_key)
+        if hearing is None or participant is None:
+            raise AccessDenied("this prison terminal has no hearing now")
+        self.check_join_window(hearing)
+        return JoinGrant(participant, hearing)

@@ -1,0 +1,288 @@
+"""The registry's schedule: hearings, the conflicts that refuse them, their transitions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from courtrooms.errors import InvalidInput, NotEditable, NotFound, ScheduleConflict
+from courtrooms.lifecycle import HearingAction, next_state
+from courtrooms.models import (
+    ACTIVE_STATES,
+    EDITABLE_STATES,
+    FINISHED_STATES,
+    Courtroom,
+    Hearing,
+    HearingState,
+    Participant,
+    Role,
+)
+from courtrooms.schemas import HearingIn, HearingPatch, HearingQuery, check_window
+from courtrooms.store import Store
+
+
+def name_key(name: str) -> str:
+    """How two spellings of one person's name are matched: spacing and case do not count.
+
+    All whitespace goes, not only runs of it: Chinese documents pad two-character names
+    (王　芳 for 王芳), and the judge must still be found double-booked.
+    """
+    return "".join(name.split()).casefold()
+
+
+class Scheduling(Store):
+    """Hearings on the calendar: no courtroom, judge or prison terminal booked twice at once."""
+
+    async def _conflicts(
+        self,
+        session: AsyncSession,
+        hearing_id: uuid.UUID | None,
+        start: datetime,
+        end: datetime,
+        courtroom_id: uuid.UUID | None,
+        judge_keys: Sequence[str],
+        terminal_ids: Sequence[uuid.UUID],
+    ) -> list[dict[str, Any]]:
+        """Other active hearings overlapping [start, end) that share a room, judge or terminal."""
+        overlapping = [
+            Hearing.state.in_(ACTIVE_STATES),
+            Hearing.scheduled_start < end,
+            Hearing.scheduled_end > start,
+        ]
+        if hearing_id is not None:
+            overlapping.append(Hearing.id != hearing_id)
+        found: list[dict[str, Any]] = []
+
+        def entry(h: Hearing, resource: str, **extra: Any) -> dict[str, Any]:
+            return {
+                "resource": resource,
+                "hearing_id": str(h.id),
+                "case_number": h.case_number,
+                "title": h.title,
+                "scheduled_start": h.scheduled_start.isoformat(),
+                "scheduled_end": h.scheduled_end.isoformat(),
+                **extra,
+            }
+
+        if courtroom_id is not None:
+            rows = await session.scalars(
+                select(Hearing).where(*overlapping, Hearing.courtroom_id == courtroom_id)
+            )
+            found += [entry(h, "courtroom", courtroom_id=str(courtroom_id)) for h in rows]
+        if judge_keys:
+            judge_rows = await session.execute(
+                select(Hearing, Participant.name)
+                .join(Participant, Participant.hearing_id == Hearing.id)
+                .where(
+                    *overlapping,
+                    Participant.role == Role.JUDGE,
+                    Participant.name_key.in_(judge_keys),
+                )
+            )
+            found += [entry(h, "judge", judge=name) for h, name in judge_rows]
+        if terminal_ids:
+            terminal_rows = await session.execute(
+                select(Hearing, Participant.terminal_id)
+                .join(Participant, Participant.hearing_id == Hearing.id)
+                .where(*overlapping, Participant.terminal_id.in_(terminal_ids))
+            )
+            found += [
+                entry(h, "prison_terminal", terminal_id=str(tid)) for h, tid in terminal_rows
+            ]
+        return found
+
+    async def _check_courtroom(self, session: AsyncSession, courtroom_id: uuid.UUID) -> None:
+        if await session.get(Courtroom, courtroom_id) is None:
+            raise InvalidInput(f"courtroom {courtroom_id} does not exist", field="courtroom_id")
+
+    async def create_hearing(self, data: HearingIn, actor: str, default_language: str) -> Hearing:
+        async with self.db.write() as session:
+            if data.courtroom_id is not None:
+                await self._check_courtroom(session, data.courtroom_id)
+            conflicts = await self._conflicts(
+                session, None, data.scheduled_start, data.scheduled_end, data.courtroom_id, [], []
+            )
+            if conflicts:
+                raise ScheduleConflict(conflicts)
+            now = self.clock()
+            hearing = Hearing(
+                case_number=data.case_number,
+                title=data.title,
+                kind=data.kind,
+                courtroom_id=data.courtroom_id,
+                scheduled_start=data.scheduled_start,
+                scheduled_end=data.scheduled_end,
+                language=data.language or default_language,
+                auto_admit=data.auto_admit,
+                state=HearingState.SCHEDULED,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(hearing)
+            await session.flush()
+            await self._audit(
+                session, actor, "hearing.created", hearing.id,
+                **data.model_dump(mode="json", exclude={"language"}), language=hearing.language,
+            )
+            return hearing
+
+    async def schedule_conflicts(
+        self,
+        data: HearingIn,
+        hearing_id: uuid.UUID | None = None,
+        *,
+        judges: Sequence[str] = (),
+        terminal_ids: Sequence[uuid.UUID] = (),
+    ) -> list[dict[str, Any]]:
+        """What scheduling `data` (or moving hearing `hearing_id` to it) would be refused for.
+
+        The checks of `create_hearing`, `update_hearing` and `add_participant`, for the
+        hearing's participants and for `judges` and `terminal_ids` it is about to be given (a
+        new hearing's, as the clerk fills in the form); nothing is saved.
+        """
+        async with self.db.read() as session:
+            judge_keys = list(dict.fromkeys(name_key(name) for name in judges))
+            terminals = list(dict.fromkeys(terminal_ids))
+            if hearing_id is not None:
+                hearing = await self._hearing_with_participants(session, hearing_id)
+                if hearing.state not in EDITABLE_STATES:
+                    raise NotEditable(
+                        f"a hearing that is {hearing.state.value} can no longer be moved",
+                        current_state=hearing.state.value,
+                    )
+                judge_keys += [p.name_key for p in hearing.participants
+                               if p.role is Role.JUDGE and p.name_key not in judge_keys]
+                terminals += [p.terminal_id for p in hearing.participants
+                              if p.terminal_id and p.terminal_id not in terminals]
+            if data.courtroom_id is not None:
+                await self._check_courtroom(session, data.courtroom_id)
+            return await self._conflicts(
+                session, hearing_id, data.scheduled_start, data.scheduled_end,
+                data.courtroom_id, judge_keys, terminals,
+            )
+
+    async def list_hearings(self, query: HearingQuery) -> tuple[list[Hearing], int]:
+        """Hearings in the query's window, with their participants loaded."""
+        stmt = (
+            select(Hearing)
+            .order_by(Hearing.scheduled_start, Hearing.id)
+            .options(selectinload(Hearing.participants))
+        )
+        if query.from_ is not None:
+            stmt = stmt.where(Hearing.scheduled_end > query.from_)
+        if query.to is not None:
+            stmt = stmt.where(Hearing.scheduled_start < query.to)
+        if query.courtroom_id is not None:
+            stmt = stmt.where(Hearing.courtroom_id == query.courtroom_id)
+        if query.state is not None:
+            stmt = stmt.where(Hearing.state.in_(query.state))
+        if query.terminal_id is not None:
+            stmt = stmt.where(
+                Hearing.id.in_(
+                    select(Participant.hearing_id).where(
+                        Participant.terminal_id == query.terminal_id
+                    )
+                )
+            )
+        async with self.db.read() as session:
+            return await self._page(session, stmt, query)
+
+    async def _hearing_with_participants(
+        self, session: AsyncSession, hearing_id: uuid.UUID
+    ) -> Hearing:
+        hearing = await session.scalar(
+            select(Hearing)
+            .where(Hearing.id == hearing_id)
+            .options(selectinload(Hearing.participants))
+        )
+        if hearing is None:
+            raise NotFound("Hearing", hearing_id)
+        return hearing
+
+    async def get_hearing(self, hearing_id: uuid.UUID) -> Hearing:
+        async with self.db.read() as session:
+            return await self._hearing_with_participants(session, hearing_id)
+
+    async def update_hearing(
+        self, hearing_id: uuid.UUID, data: HearingPatch, actor: str
+    ) -> Hearing:
+        changes = data.changes()
+        async with self.db.write() as session:
+            hearing = await self._hearing_with_participants(session, hearing_id)
+            changes = {k: v for k, v in changes.items() if getattr(hearing, k) != v}
+            if not changes:
+                return hearing
+            if hearing.state not in EDITABLE_STATES:
+                raise NotEditable(
+                    f"a hearing that is {hearing.state.value} can no longer be changed",
+                    current_state=hearing.state.value,
+                )
+            start = changes.get("scheduled_start", hearing.scheduled_start)
+            end = changes.get("scheduled_end", hearing.scheduled_end)
+            try:
+                check_window(start, end)
+            except ValueError as e:
+                raise InvalidInput(str(e), field="scheduled_end") from e
+            room = changes.get("courtroom_id", hearing.courtroom_id)
+            if "courtroom_id" in changes and room is not None:
+                await self._check_courtroom(session, room)
+            if {"scheduled_start", "scheduled_end", "courtroom_id"} & changes.keys():
+                conflicts = await self._conflicts(
+                    session,
+                    hearing.id,
+                    start,
+                    end,
+                    room,
+                    [p.name_key for p in hearing.participants if p.role is Role.JUDGE],
+                    [p.terminal_id for p in hearing.participants if p.terminal_id is not None],
+                )
+                if conflicts:
+                    raise ScheduleConflict(conflicts)
+            for field, value in changes.items():
+                setattr(hearing, field, value)
+            hearing.updated_at = self.clock()
+            await self._audit(session, actor, "hearing.updated", hearing.id, **changes)
+            return hearing
+
+    async def transition(
+        self, hearing_id: uuid.UUID, action: HearingAction, actor: str
+    ) -> Hearing:
+        async with self.db.write() as session:
+            hearing = await self._hearing_with_participants(session, hearing_id)
+            before = hearing.state
+            hearing.state = next_state(before, action)
+            now = self.clock()
+            hearing.updated_at = now
+            if action is HearingAction.START and hearing.started_at is None:
+                hearing.started_at = now
+            if hearing.state in FINISHED_STATES:
+                hearing.closed_at = now
+            if action in (HearingAction.RESUME, HearingAction.CLOSE):
+                hearing.interrupted_at = None  # the court has decided
+            await self._audit(
+                session, actor, f"hearing.{action.value}", hearing.id,
+                **{"from": before.value, "to": hearing.state.value},
+            )
+            return hearing
+
+    async def interrupt(self, hearing_id: uuid.UUID) -> Hearing | None:
+        """The process that held the hearing in session died: nobody holds it, nothing is
+        recorded. It goes into recess, flagged `interrupted_at` and audited, and the court
+        resumes or closes it. None when it was no longer in session."""
+        async with self.db.write() as session:
+            hearing = await self._hearing_with_participants(session, hearing_id)
+            if hearing.state is not HearingState.IN_SESSION:
+                return None
+            now = self.clock()
+            hearing.state = next_state(hearing.state, HearingAction.RECESS)
+            hearing.updated_at = hearing.interrupted_at = now
+            await self._audit(session, "system", "hearing.interrupted", hearing.id,
+                              **{"from": HearingState.IN_SESSION.value,
+                                 "to": hearing.state.value})
+            return hearing

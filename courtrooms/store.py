@@ -1,0 +1,74 @@
+"""What every part of the registry shares: the database, the clock, and the audit trail.
+
+Each write is one transaction that also appends its audit event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from courtrooms import audit
+from courtrooms.database import Database
+from courtrooms.errors import NotFound
+from courtrooms.models import Base, utcnow
+from courtrooms.schemas import HearingQuery, PageQuery
+
+M = TypeVar("M", bound=Base)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _changes(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _json_value(v) for k, v in data.items()}
+
+
+class Store:
+    """The database and clock of the registry, and the helpers each of its parts uses."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def _get(self, session: AsyncSession, model: type[M], ident: uuid.UUID) -> M:
+        obj = await session.get(model, ident)
+        if obj is None:
+            raise NotFound(model.__name__, ident)
+        return obj
+
+    async def _page(
+        self, session: AsyncSession, query: Select[Any], page: PageQuery | HearingQuery
+    ) -> tuple[list[Any], int]:
+        total = (
+            await session.execute(select(func.count()).select_from(query.subquery()))
+        ).scalar_one()
+        items = (await session.execute(query.limit(page.limit).offset(page.offset))).scalars()
+        return list(items.all()), total
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        actor: str,
+        action: str,
+        hearing_id: uuid.UUID | None = None,
+        **data: Any,
+    ) -> None:
+        await audit.append(
+            session,
+            actor=actor,
+            action=action,
+            at=self.clock(),
+            hearing_id=hearing_id,
+            data=_changes(data),
+        )

@@ -1,0 +1,287 @@
+"""A subscriber's downlink: how much it carries, and which videos it gets when that is not all.
+
+Audio comes first, always: a party who cannot hear the court has not had a hearing. The server
+forwards encoded frames and cannot make a publisher's video smaller for one subscriber, so when
+a subscriber's link cannot carry everything, whole videos are held back for that subscriber,
+least important first (the active speaker and the judge are kept longest), and its audio is
+never queued behind video (`media.pacing`).
+
+The estimate follows Google's congestion control in outline. Receiver reports say what
+fraction of our packets the subscriber lost and (for audio, which always flows) the round trip.
+Heavy loss means the link carries about what got through: the estimate drops to that, less a
+margin. Once a link has shown a limit, a round trip growing over the least seen is a queue
+building at its bottleneck, and the estimate drops below what we send before anything is lost.
+A clean link lets the estimate grow by 8% a second, up to twice what we send. To learn whether
+a held video would now fit, the link is probed: padding fills it up to the estimate (so the
+estimate can grow on evidence) and the video comes back once the estimate has room for it. A
+probe or a returned video that brings congestion back doubles the wait before the next try.
+
+Pure logic on a clock the caller passes in: no aiortc, no asyncio.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# What each packet costs on the wire beyond what is counted (IPv4 + UDP headers).
+PACKET_OVERHEAD_BYTES = 28
+SENT_WINDOW_S = 1.0
+# What a receiver report describes: the second or so before it, sent before any decrease it
+# prompts took effect; reports that follow a decrease still describe the time before it.
+DECREASE_HOLD_S = 2.0
+# Loss above HEAVY_LOSS with a queue building is a full link; loss above SEVERE_LOSS is one
+# whatever the round trip says. Heavy loss on a steady round trip is a lossy link, not a full
+# one (a radio link, a bad cable): sending less would not help, so it is left alone.
+HEAVY_LOSS = 0.10
+SEVERE_LOSS = 0.50
+# Heavy loss that stays this long after the estimate was lowered, with no queue, is the link's
+# own (sending less did not help): the limit is forgotten and loss alone is not acted on for
+# a while (a bad radio link would otherwise lose every video for good).
+LOSSY_AFTER_S = 10.0
+LOSSY_HOLD_S = 60.0
+LIGHT_LOSS = 0.02  # below this it has room
+# The reports of each stream arrive one by one: the link's loss is the worst of those of
+# the last moment.
+REPORTS_SPAN_S = 1.5
+DELIVERED_MARGIN = 0.9  # the estimate after heavy loss: this much of what got through
+# A round trip this much over the least seen: a queue is building at the bottleneck.
+QUEUEING_S = 0.08
+QUEUE_CLEAR_S = 0.03
+QUEUED_MARGIN = 0.85  # the estimate when a queue builds: this much of what we send
+RTT_SMOOTHING = 0.8
+MIN_RTT_WINDOW_S = 30.0
+QUEUEING_FRESH_S = 2.0
+GROWTH_PER_S = 0.08
+MIN_BPS = 64_000
+MAX_BPS = 50_000_000
+# A video comes back only with this headroom over its rate: keyframes come in bursts.
+VIDEO_HEADROOM = 1.15
+# The audio of one slot on the wire (Opus at browsers' ~32-40 kbit/s, 50 packets/s, headers).
+AUDIO_SLOT_BPS = 60_000
+HOLD_OFF_S = (5.0, 10.0, 20.0, 40.0)
+STABLE_S = 30.0  # a returned video (or a probe) that lasted this long resets the hold-off
+# A probe that has not made room for the video within this long ends as a failed try: on a
+# link far too narrow for it, probing would only keep the bottleneck's queue full.
+PROBE_MAX_S = 6.0
+
+
+@dataclass(frozen=True)
+class VideoCandidate:
+    """A video the subscriber may receive: its slot, and its publisher's recent bitrate."""
+
+    slot: int
+    participant_id: str
+    bps: float
+
+
+class LinkEstimate:
+    """How many bits a second the subscriber's downlink carries; None until it shows a limit
+    (a link that never lost anything gets everything)."""
+
+    def __init__(self) -> None:
+        self.bps: float | None = None
+        self.loss = 0.0  # the latest fraction reported lost
+        self.rtt: float | None = None  # smoothed, for the court
+        self.min_rtt: float | None = None
+        self.queueing = 0.0  # the latest round trip over the least seen, seconds
+        self._queueing_at = float("-inf")
+        self._rtts: collections.deque[tuple[float, float]] = collections.deque()
+        self.congested_at = float("-inf")
+        self._sent: collections.deque[tuple[float, int, bool]] = collections.deque()
+        self._sent_bytes = 0
+        self._padding_bytes = 0
+        self._sent_peak = (float("-inf"), 0.0)  # (when, bits a second)
+        self._last_decrease = float("-inf")
+        self._last_growth: float | None = None
+        self._losses: dict[int, tuple[float, float]] = {}  # stream -> (when, fraction lost)
+        self._heavy_since: float | None = None
+        self.lossy_until = float("-inf")  # until then loss alone says nothing of the link
+
+    def sent(self, nbytes: int, now: float, padding: bool = False) -> None:
+        """A packet of `nbytes` went to the subscriber (`padding`: a probe)."""
+        size = nbytes + PACKET_OVERHEAD_BYTES
+        self._sent.append((now, size, padding))
+        self._sent_bytes += size
+        if padding:
+            self._padding_bytes += size
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._sent and now - self._sent[0][0] > SENT_WINDOW_S:
+            _, size, padding = self._sent.popleft()
+            self._sent_bytes -= size
+            if padding:
+                self._padding_bytes -= size
+
+    def sent_bps(self, now: float) -> float:
+        self._trim(now)
+        return self._sent_bytes * 8 / SENT_WINDOW_S
+
+    def media_bps(self, now: float) -> float:
+        """What we sent that was not padding."""
+        self._trim(now)
+        return (self._sent_bytes - self._padding_bytes) * 8 / SENT_WINDOW_S
+
+    def _reported_bps(self, now: float) -> float:
+        """What we sent in the time a report describes: the most over the last 2 s."""
+        sent = self.sent_bps(now)
+        at, peak = self._sent_peak
+        if sent >= peak or now - at > DECREASE_HOLD_S:
+            self._sent_peak = (now, sent)
+            return sent
+        return peak
+
+    def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float) -> None:
+        """A receiver report on one of our streams: `fraction_lost` (0-1) of its packets since
+        its last one, and the round trip it measured (None: not measured)."""
+        self._losses[stream] = (now, fraction_lost)
+        for key in [k for k, (at, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
+            del self._losses[key]
+        fraction_lost = self.loss = max(f for _, f in self._losses.values())
+        if rtt is not None:
+            self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (
+                1 - RTT_SMOOTHING) * rtt
+            # The least round trip of the last half minute: a route that changed for good
+            # (a longer path, a relay) is the new normal, not a queue that never drains.
+            self._rtts.append((now, rtt))
+            while now - self._rtts[0][0] > MIN_RTT_WINDOW_S:
+                self._rtts.popleft()
+            self.min_rtt = min(r for _, r in self._rtts)
+            self.queueing, self._queueing_at = rtt - self.min_rtt, now
+        elif now - self._queueing_at > QUEUEING_FRESH_S:
+            self.queueing = 0.0  # no recent measure: no queue is known
+        queueing = self.queueing
+        sent = self._reported_bps(now)
+        held_off = now - self._last_decrease < DECREASE_HOLD_S
+        if fraction_lost <= HEAVY_LOSS:
+            self._heavy_since = None
+        elif self._heavy_since is None:
+            self._heavy_since = now
+        if (self.bps is not None and self._heavy_since is not None
+                and now - max(self._heavy_since, self._last_decrease) >= LOSSY_AFTER_S
+                and queueing < QUEUE_CLEAR_S):
+            # We sent less and the loss stayed: it is not ours. Everything goes back.
+            self.bps, self.lossy_until, self._heavy_since = None, now + LOSSY_HOLD_S, None
+            return
+        queued = fraction_lost > HEAVY_LOSS and queueing > QUEUEING_S
+        full = queued or (fraction_lost > SEVERE_LOSS and now >= self.lossy_until)
+        if full:
+            if not held_off and sent > 0:
+                self._lower(sent * (1 - fraction_lost) * DELIVERED_MARGIN, now)
+            self._last_growth = now
+        elif fraction_lost > HEAVY_LOSS:
+            self._last_growth = now  # a lossy link: no growth, and no decrease either
+        elif self.bps is not None and queueing > QUEUEING_S:
+            # Only once the link has shown a limit: on a busy machine a slow event loop at
+            # either end lengthens the round trip as much as a queue does.
+            if not held_off and sent > 0:
+                self._lower(sent * QUEUED_MARGIN, now)
+            self._last_growth = now
+        elif fraction_lost < LIGHT_LOSS and queueing < QUEUE_CLEAR_S and self.bps is not None:
+            since = 0.0 if self._last_growth is None else now - self._last_growth
+            self._last_growth = now
+            grown = self.bps * (1 + GROWTH_PER_S) ** min(since, 2.0)
+            # The link has carried what we sent, no more: twice that is already a guess.
+            self.bps = min(grown, max(self.bps, 2 * self.sent_bps(now)), MAX_BPS)
+        else:
+            self._last_growth = now
+
+    def _lower(self, bps: float, now: float) -> None:
+        self.bps = max(MIN_BPS, min(self.bps if self.bps is not None else bps, bps))
+        self._last_decrease = self.congested_at = now
+
+
+class VideoPlan:
+    """Which of a subscriber's videos are forwarded, given its link.
+
+    `decide` is called a few times a second with the videos in order of importance; it holds
+    back the least important that do not fit and, after a hold-off, probes the link and gives
+    them back one at a time as it shows room.
+    """
+
+    def __init__(self) -> None:
+        self.held: set[int] = set()  # slots held back
+        self.probing = False  # pad the link up to the estimate, to learn if it carries more
+        self._hold_off = 0  # index into HOLD_OFF_S
+        self._resume_after = float("-inf")
+        self._tried_at: float | None = None  # a video given back, or a probe begun
+        self._congestion_seen = float("-inf")
+
+    def decide(self, estimate: LinkEstimate, videos: Sequence[VideoCandidate], audio_slots: int,
+               now: float) -> set[int]:
+        """The slots to hold back from now on."""
+        self.held &= {v.slot for v in videos}
+        if estimate.bps is None:
+            self.held.clear()
+            self.probing = False
+            return self.held
+        if estimate.congested_at > self._congestion_seen:
+            self._congestion_seen = estimate.congested_at
+            if self._tried_at is not None and now - self._tried_at < STABLE_S:
+                # The last try brought the congestion back: wait longer before the next.
+                self._hold_off = min(self._hold_off + 1, len(HOLD_OFF_S) - 1)
+            self._resume_after = now + HOLD_OFF_S[self._hold_off]
+            self._tried_at = None
+            self.probing = False
+        elif self._tried_at is not None and now - self._tried_at >= STABLE_S:
+            self._hold_off = 0
+        budget = estimate.bps - audio_slots * AUDIO_SLOT_BPS
+        used = 0.0
+        for video in videos:
+            if video.slot in self.held:
+                continue
+            # A video already flowing keeps its place at its own rate (its rate wanders, and
+            # holding and giving it back on every wobble would be worse than either).
+            if used + video.bps <= budget:
+                used += video.bps
+            else:
+                self.held.add(video.slot)
+        used = self._swap_by_importance(videos, used, budget)
+        waiting = [v for v in videos if v.slot in self.held]
+        if not waiting or now < self._resume_after:
+            self.probing = False
+            return self.held
+        if used + waiting[0].bps * VIDEO_HEADROOM <= budget:
+            # The link has shown room for the most important one held: give it back.
+            self.held.discard(waiting[0].slot)
+            self._tried_at = now
+            self._resume_after = now + HOLD_OFF_S[0]
+            self.probing = False
+        elif not self.probing:
+            self.probing = True
+            self._tried_at = now
+        elif self._tried_at is not None and now - self._tried_at >= PROBE_MAX_S:
+            self.probing = False
+            self._hold_off = min(self._hold_off + 1, len(HOLD_OFF_S) - 1)
+            self._resume_after = now + HOLD_OFF_S[self._hold_off]
+            self._tried_at = None
+        return self.held
+
+    def _swap_by_importance(self, videos: Sequence[VideoCandidate], used: float,
+                            budget: float) -> float:
+        """A video held while less important ones flow (the active speaker changed, a held
+        slot now carries the judge): it takes their place when what they free fits it. One
+        swap a call; returns what the flowing videos then use."""
+        rank = {v.slot: i for i, v in enumerate(videos)}
+        for wanted in (v for v in videos if v.slot in self.held):
+            less = [v for v in videos
+                    if v.slot not in self.held and rank[v.slot] > rank[wanted.slot]]
+            freed, dropped = 0.0, []
+            for video in reversed(less):  # the least important first
+                if used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
+                    break
+                freed += video.bps
+                dropped.append(video)
+            if dropped and used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
+                self.held.discard(wanted.slot)
+                self.held.update(v.slot for v in dropped)
+                return used - freed + wanted.bps
+        return used
+
+    def video_budget(self, estimate: LinkEstimate, audio_slots: int) -> float | None:
+        """Bits a second the subscriber's video may be paced at (None: no limit known)."""
+        if estimate.bps is None:
+            return None
+        return max(MIN_BPS, estimate.bps - audio_slots * AUDIO_SLOT_BPS)

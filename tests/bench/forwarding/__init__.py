@@ -1,0 +1,1 @@
+"""The parts of the forwarding and recording benchmark, `tests/bench/bench_forwarding.py`."""

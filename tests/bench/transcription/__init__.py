@@ -1,0 +1,1 @@
+"""Parts of the transcription benchmark (`tests/bench/bench_transcription.py`)."""

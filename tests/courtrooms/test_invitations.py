@@ -1,0 +1,270 @@
+"""Participants' join tokens and prison terminals' device keys, against real SQLite and real
+PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from courtrooms.errors import (
+    AccessDenied,
+    HearingFinished,
+)
+from courtrooms.lifecycle import HearingAction
+from courtrooms.models import (
+    JoinToken,
+    Role,
+)
+from courtrooms.registry import Registry
+from tests.conftest import FakeClock
+from tests.courtrooms.builders import (
+    ACTOR,
+    add_defendant,
+    add_judge,
+    add_remote,
+    at,
+    database_text,
+    make_hearing,
+    make_terminal,
+)
+
+OPEN, START, CLOSE, CANCEL = (
+    HearingAction.OPEN,
+    HearingAction.START,
+    HearingAction.CLOSE,
+    HearingAction.CANCEL,
+)
+
+
+# -- join tokens ---------------------------------------------------------------------------
+
+
+async def test_token_resolves_to_its_participant(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0.25, 2)
+    judge = await add_judge(registry, hearing)
+    lawyer = await add_remote(registry, hearing)
+    assert judge.token != lawyer.token
+    grant = await registry.resolve_join_token(lawyer.token)
+    assert grant.participant.id == lawyer.participant.id
+    assert grant.participant.role is Role.LAWYER
+    assert grant.hearing.id == hearing.id
+    assert (await registry.resolve_join_token(judge.token)).participant.id == judge.participant.id
+
+
+async def test_token_window_opens_thirty_minutes_before_start(
+    registry: Registry, clock: FakeClock
+) -> None:
+    hearing = await make_hearing(registry, 2, 3)  # starts at 03:00, link opens at 02:30
+    issued = await add_remote(registry, hearing)
+    assert issued.valid_from == at(1.5)
+    with pytest.raises(AccessDenied) as caught:
+        await registry.resolve_join_token(issued.token)
+    assert caught.value.details["opens_at"] == at(1.5).isoformat()
+    clock.advance(timedelta(hours=1.5) - timedelta(microseconds=1))
+    with pytest.raises(AccessDenied):
+        await registry.resolve_join_token(issued.token)
+    clock.advance(timedelta(microseconds=1))
+    assert (await registry.resolve_join_token(issued.token)).hearing.id == hearing.id
+    clock.advance(timedelta(hours=5))  # long past the scheduled end, not yet closed
+    assert (await registry.resolve_join_token(issued.token)).hearing.id == hearing.id
+
+
+async def test_token_expires_its_grace_after_the_scheduled_end(
+    registry: Registry, clock: FakeClock
+) -> None:
+    hearing = await make_hearing(registry, 2, 3)  # ends at 04:00 (the clock starts at 01:00)
+    issued = await add_remote(registry, hearing)
+    clock.advance(timedelta(hours=3) + registry.join_grace)  # the grace's last instant
+    assert (await registry.resolve_join_token(issued.token)).hearing.id == hearing.id
+    clock.advance(timedelta(microseconds=1))
+    with pytest.raises(AccessDenied, match="expired") as caught:
+        await registry.resolve_join_token(issued.token)
+    assert caught.value.details["expired_at"] == (at(3) + registry.join_grace).isoformat()
+
+
+@pytest.mark.parametrize("finish", [[CANCEL], [OPEN, START, CLOSE]], ids=["cancelled", "closed"])
+async def test_token_invalid_once_hearing_finished(
+    registry: Registry, finish: list[HearingAction]
+) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    issued = await add_remote(registry, hearing)
+    await registry.resolve_join_token(issued.token)
+    for action in finish:
+        await registry.transition(hearing.id, action, ACTOR)
+    with pytest.raises(AccessDenied):
+        await registry.resolve_join_token(issued.token)
+
+
+async def test_the_join_window_is_one_public_check(registry: Registry, clock: FakeClock) -> None:
+    """Exhibits check the window through the same call joining does."""
+    hearing = await make_hearing(registry, 2, 3)
+    with pytest.raises(AccessDenied, match="opens at"):
+        registry.check_join_window(hearing)
+    clock.now = at(1.5)
+    registry.check_join_window(hearing)
+    clock.now = at(3) + registry.join_grace + timedelta(microseconds=1)
+    with pytest.raises(AccessDenied, match="expired"):
+        registry.check_join_window(hearing)
+    clock.now = at(2.5)
+    await registry.transition(hearing.id, CANCEL, ACTOR)
+    with pytest.raises(HearingFinished, match="cancelled"):
+        registry.check_join_window(await registry.get_hearing(hearing.id))
+
+
+async def test_revoked_token_refused(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    issued = await add_remote(registry, hearing)
+    other = await add_judge(registry, hearing)
+    assert await registry.revoke_tokens(hearing.id, issued.participant.id, ACTOR) == 1
+    with pytest.raises(AccessDenied):
+        await registry.resolve_join_token(issued.token)
+    # Only that participant's tokens were revoked.
+    assert (await registry.resolve_join_token(other.token)).participant.id == other.participant.id
+
+
+async def test_reissue_revokes_the_old_token(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    old = await add_remote(registry, hearing)
+    new = await registry.reissue_token(hearing.id, old.participant.id, ACTOR)
+    assert new.token != old.token
+    with pytest.raises(AccessDenied):
+        await registry.resolve_join_token(old.token)
+    grant = await registry.resolve_join_token(new.token)
+    assert grant.participant.id == old.participant.id
+
+
+async def test_tokens_are_stored_only_as_sha256(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    issued = await add_remote(registry, hearing)
+    async with registry.db.read() as session:
+        hashes = (
+            await session.scalars(
+                select(JoinToken.token_hash).where(
+                    JoinToken.participant_id == issued.participant.id
+                )
+            )
+        ).all()
+    assert hashes == [hashlib.sha256(issued.token.encode()).hexdigest()]
+    assert issued.token not in await database_text(registry, "join_tokens")
+    assert issued.token not in await database_text(registry)
+
+
+async def test_unknown_token_refused(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    issued = await add_remote(registry, hearing)
+    for token in ["", "not-a-token", issued.token[:-1], issued.token + "x", "\udcff"]:
+        with pytest.raises(AccessDenied):
+            await registry.resolve_join_token(token)
+
+
+async def test_removed_participant_token_refused(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    issued = await add_remote(registry, hearing)
+    await registry.remove_participant(hearing.id, issued.participant.id, ACTOR)
+    with pytest.raises(AccessDenied):
+        await registry.resolve_join_token(issued.token)
+    assert (await registry.get_hearing(hearing.id)).participants == []
+
+
+# -- terminal assignment -------------------------------------------------------------------
+
+
+async def test_unknown_device_key_denied(registry: Registry) -> None:
+    await make_terminal(registry)
+    with pytest.raises(AccessDenied):
+        await registry.terminal_assignment("not-the-key")
+
+
+async def test_terminal_without_hearing(registry: Registry) -> None:
+    terminal_id, key = await make_terminal(registry)
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.terminal.id == terminal_id
+    assert (assignment.hearing, assignment.participant, assignment.token) == (None, None, None)
+
+
+async def test_terminal_before_window_gets_hearing_but_no_token(
+    registry: Registry, clock: FakeClock
+) -> None:
+    terminal_id, key = await make_terminal(registry)
+    hearing = await make_hearing(registry, 2, 3)
+    defendant = await add_defendant(registry, hearing, terminal_id)
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.hearing is not None and assignment.hearing.id == hearing.id
+    assert assignment.participant is not None
+    assert assignment.participant.id == defendant.participant.id
+    assert assignment.opens_at == at(1.5)
+    assert assignment.token is None
+
+
+async def test_terminal_inside_window_gets_token_for_its_participant(
+    registry: Registry, clock: FakeClock
+) -> None:
+    terminal_id, key = await make_terminal(registry)
+    hearing = await make_hearing(registry, 2, 3)
+    await add_remote(registry, hearing)
+    defendant = await add_defendant(registry, hearing, terminal_id)
+    clock.advance(timedelta(hours=1.5))
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.token is not None
+    grant = await registry.resolve_join_token(assignment.token)
+    assert grant.participant.id == defendant.participant.id
+    assert grant.participant.terminal_id == terminal_id
+    assert grant.hearing.id == hearing.id
+    assert assignment.token not in await database_text(registry)
+    # Every poll gets the same token: one is issued, not one per poll.
+    for _ in range(3):
+        assert (await registry.terminal_assignment(key)).token == assignment.token
+    async with registry.db.read() as session:
+        issued = (await session.scalars(select(JoinToken).where(
+            JoinToken.participant_id == defendant.participant.id,
+            JoinToken.issued_to == "terminal"))).all()
+    assert len(issued) == 1
+
+
+async def test_terminal_skips_finished_and_past_hearings(
+    registry: Registry, clock: FakeClock
+) -> None:
+    terminal_id, key = await make_terminal(registry)
+    cancelled = await make_hearing(registry, 0, 1)
+    await add_defendant(registry, cancelled, terminal_id)
+    await registry.transition(cancelled.id, CANCEL, ACTOR)
+    never_opened = await make_hearing(registry, 1, 2)
+    await add_defendant(registry, never_opened, terminal_id)
+    upcoming = await make_hearing(registry, 4, 5)
+    await add_defendant(registry, upcoming, terminal_id)
+    clock.advance(timedelta(hours=2.5))  # `never_opened` is over
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.hearing is not None and assignment.hearing.id == upcoming.id
+
+
+async def test_live_hearing_keeps_terminal_past_its_end(
+    registry: Registry, clock: FakeClock
+) -> None:
+    terminal_id, key = await make_terminal(registry)
+    live = await make_hearing(registry, 0, 1)
+    await add_defendant(registry, live, terminal_id)
+    following = await make_hearing(registry, 1, 2)
+    await add_defendant(registry, following, terminal_id)
+    await registry.transition(live.id, OPEN, ACTOR)
+    await registry.transition(live.id, START, ACTOR)
+    clock.advance(timedelta(hours=1, minutes=10))  # overrunning into the next hearing's window
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.hearing is not None and assignment.hearing.id == live.id
+    assert assignment.token is not None
+    assert (await registry.resolve_join_token(assignment.token)).hearing.id == live.id
+
+
+async def test_live_hearing_wins_over_an_earlier_scheduled_one(
+    registry: Registry, clock: FakeClock
+) -> None:
+    terminal_id, key = await make_terminal(registry)
+    scheduled = await make_hearing(registry, 1, 2)
+    await add_defendant(registry, scheduled, terminal_id)
+    opened_early = await make_hearing(registry, 3, 4)
+    await add_defendant(registry, opened_early, terminal_id)
+    await registry.transition(opened_early.id, OPEN, ACTOR)
+    assignment = await registry.terminal_assignment(key)
+    assert assignment.hearing is not None and assignment.hearing.id == opened_early.id

@@ -1,0 +1,252 @@
+"""A subscriber's downlink: the estimate from receiver reports, and which videos fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from media.downlink import (
+    AUDIO_SLOT_BPS,
+    HOLD_OFF_S,
+    MIN_BPS,
+    PROBE_MAX_S,
+    LinkEstimate,
+    VideoCandidate,
+    VideoPlan,
+)
+
+AUDIO, VIDEO = 1, 2  # stream ids
+
+
+def sending(link: LinkEstimate, bps: float, start: float, until: float) -> None:
+    """Packets of 1000 bytes at `bps` from `start` to `until`."""
+    t, step = start, 1000 * 8 / bps
+    while t < until:
+        link.sent(1000 - 28, t)  # the estimate adds the IP and UDP headers back
+        t += step
+
+
+def test_a_link_that_loses_nothing_is_never_limited():
+    link = LinkEstimate()
+    sending(link, 3_000_000, 0.0, 10.0)
+    for t in range(1, 10):
+        # Round trips wander (a busy machine), nothing is lost.
+        link.report(AUDIO, 0.0, 0.020 + (t % 3) * 0.1, float(t))
+    assert link.bps is None
+
+
+def test_severe_loss_sets_the_estimate_to_what_got_through():
+    link = LinkEstimate()
+    sending(link, 2_400_000, 0.0, 3.0)
+    link.report(VIDEO, 0.6, None, 3.0)
+    assert link.bps == pytest.approx(2_400_000 * 0.4 * 0.9, rel=0.02)
+    # Reports that follow describe the time before the decrease took effect.
+    sending(link, 200_000, 3.0, 4.0)
+    link.report(VIDEO, 0.6, None, 4.0)
+    assert link.bps == pytest.approx(2_400_000 * 0.4 * 0.9, rel=0.02)
+
+
+@pytest.mark.parametrize("rtt_after, lowered", [(0.05, False), (0.25, True)],
+                         ids=["steady-round-trip", "queue-building"])
+def test_moderate_loss_lowers_the_estimate_only_with_a_queue_building(rtt_after, lowered):
+    link = LinkEstimate()
+    sending(link, 1_000_000, 0.0, 1.0)
+    link.report(AUDIO, 0.0, 0.05, 1.0)
+    sending(link, 1_000_000, 1.0, 2.0)
+    link.report(AUDIO, 0.15, rtt_after, 2.0)
+    # A lossy but wide link (radio, a bad cable): sending less would not help.
+    assert (link.bps is not None) == lowered
+
+
+def test_the_worst_stream_speaks_for_the_link():
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.05, 1.9)
+    link.report(VIDEO, 0.6, None, 2.0)
+    lowered = link.bps
+    assert lowered is not None
+    # A clean audio report at the same moment does not make the video's loss go away.
+    link.report(AUDIO, 0.0, 0.05, 2.1)
+    assert link.loss == 0.6 and link.bps == lowered
+
+
+def test_once_limited_a_queue_lowers_the_estimate_before_anything_is_lost():
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.02, 1.0)
+    link.report(VIDEO, 0.6, None, 2.0)
+    first = link.bps
+    assert first is not None
+    sending(link, 800_000, 2.0, 5.0)
+    link.report(AUDIO, 0.0, 0.15, 5.0)  # 130 ms over the least round trip seen
+    assert link.bps == pytest.approx(800_000 * 0.85, rel=0.05) and link.bps < first
+
+
+def test_a_clean_link_grows_eight_percent_a_second_up_to_twice_what_is_sent():
+    link = LinkEstimate()
+    sending(link, 1_000_000, 0.0, 2.0)
+    link.report(VIDEO, 0.6, None, 2.0)
+    start = link.bps
+    assert start is not None
+    t = 2.0
+    for _ in range(5):
+        sending(link, start, t, t + 1.0)
+        t += 1.0
+        link.report(AUDIO, 0.0, None, t)
+    assert link.bps == pytest.approx(start * 1.08 ** 4, rel=0.05)
+    # Sending little (videos held, no probe) the estimate stops at twice what is sent.
+    for _ in range(30):
+        sending(link, 100_000, t, t + 1.0)
+        t += 1.0
+        link.report(AUDIO, 0.0, None, t)
+    assert link.bps == pytest.approx(start * 1.08 ** 4, rel=0.05)
+
+
+def test_the_estimate_never_falls_below_a_floor():
+    link = LinkEstimate()
+    sending(link, 20_000, 0.0, 1.0)
+    link.report(AUDIO, 0.99, None, 1.0)
+    assert link.bps == MIN_BPS
+
+
+def videos(*rates: float) -> list[VideoCandidate]:
+    return [VideoCandidate(slot, f"p{slot}", bps) for slot, bps in enumerate(rates)]
+
+
+def limited(bps: float) -> LinkEstimate:
+    link = LinkEstimate()
+    link.bps = bps
+    return link
+
+
+def test_nothing_is_held_on_a_link_with_no_limit_known():
+    plan = VideoPlan()
+    assert plan.decide(LinkEstimate(), videos(800_000, 800_000, 800_000), 3, 0.0) == set()
+
+
+@pytest.mark.parametrize("kbit, held", [
+    (3000, set()),
+    (1800, {2}),  # two videos fit beside three voices
+    (1000, {1, 2}),
+    (300, {0, 1, 2}),  # the voices only
+], ids=["3M", "1.8M", "1M", "300k"])
+def test_the_least_important_videos_are_held_first(kbit, held):
+    plan = VideoPlan()
+    got = plan.decide(limited(kbit * 1000), videos(800_000, 800_000, 800_000), 3, 0.0)
+    assert got == held
+    budget = plan.video_budget(limited(kbit * 1000), 3)
+    assert budget == max(MIN_BPS, kbit * 1000 - 3 * AUDIO_SLOT_BPS)
+
+
+def test_a_held_video_comes_back_after_the_hold_off_once_the_link_has_room():
+    plan = VideoPlan()
+    link = limited(1_000_000)
+    link.congested_at = 0.0
+    assert plan.decide(link, videos(800_000, 800_000), 2, 0.0) == {1}
+    # Room before the hold-off is over: still held, and no probing yet.
+    link.bps = 2_500_000
+    assert plan.decide(link, videos(800_000, 800_000), 2, HOLD_OFF_S[0] - 1) == {1}
+    assert not plan.probing
+    assert plan.decide(link, videos(800_000, 800_000), 2, HOLD_OFF_S[0] + 0.1) == set()
+
+
+def test_without_room_the_link_is_probed_and_a_failed_try_waits_longer():
+    plan = VideoPlan()
+    link = limited(1_000_000)
+    link.congested_at = 0.0
+    plan.decide(link, videos(800_000, 800_000), 2, 0.0)
+    t = HOLD_OFF_S[0] + 0.1
+    assert plan.decide(link, videos(800_000, 800_000), 2, t) == {1}
+    assert plan.probing  # padding fills the link to learn whether it carries more
+    link.congested_at = t + 1.0  # the probe found the limit
+    plan.decide(link, videos(800_000, 800_000), 2, t + 1.0)
+    assert not plan.probing
+    # The next try waits for the second, longer hold-off.
+    plan.decide(link, videos(800_000, 800_000), 2, t + 1.0 + HOLD_OFF_S[0] + 0.1)
+    assert not plan.probing
+    plan.decide(link, videos(800_000, 800_000), 2, t + 1.0 + HOLD_OFF_S[1] + 0.1)
+    assert plan.probing
+
+
+def test_a_flowing_video_whose_rate_wobbles_keeps_its_place():
+    plan = VideoPlan()
+    link = limited(1_100_000)
+    # Fits at its rate, though not with the headroom a returning video needs.
+    assert plan.decide(link, videos(900_000), 3, 0.0) == set()
+    assert plan.decide(link, videos(910_000), 3, 0.25) == set()
+
+
+def test_the_importance_order_decides_who_keeps_their_video():
+    plan = VideoPlan()
+    link = limited(1_100_000)
+    ordered = [VideoCandidate(2, "judge", 800_000), VideoCandidate(0, "lawyer", 800_000)]
+    assert plan.decide(link, ordered, 2, 0.0) == {0}
+
+
+def test_a_probe_that_finds_no_room_gives_up_and_waits_longer():
+    plan = VideoPlan()
+    link = limited(300_000)
+    link.congested_at = 0.0
+    plan.decide(link, videos(800_000), 3, 0.0)
+    t = HOLD_OFF_S[0] + 0.1
+    plan.decide(link, videos(800_000), 3, t)
+    assert plan.probing
+    plan.decide(link, videos(800_000), 3, t + PROBE_MAX_S + 0.1)  # still no room
+    assert not plan.probing
+    plan.decide(link, videos(800_000), 3, t + PROBE_MAX_S + HOLD_OFF_S[0] + 0.2)
+    assert not plan.probing  # the wait doubled
+    plan.decide(link, videos(800_000), 3, t + PROBE_MAX_S + HOLD_OFF_S[1] + 0.2)
+    assert plan.probing
+
+
+def test_when_the_active_speaker_changes_their_video_takes_a_less_important_ones_place():
+    plan = VideoPlan()
+    link = limited(1_100_000)
+    lawyer, judge = VideoCandidate(0, "lawyer", 800_000), VideoCandidate(1, "judge", 800_000)
+    # The lawyer speaks: their video is the one that fits.
+    assert plan.decide(link, [lawyer, judge], 2, 0.0) == {1}
+    # The judge speaks now: the judge's video comes first and takes the lawyer's place at
+    # once (no hold-off: the link carries no more than before).
+    assert plan.decide(link, [judge, lawyer], 2, 0.25) == {0}
+
+
+def test_a_round_trip_that_grew_for_good_stops_counting_as_a_queue():
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.02, 1.0)
+    link.report(VIDEO, 0.6, None, 2.0)  # limited now
+    lowered = link.bps
+    t = 2.0
+    # The route changes: every round trip is 150 ms longer from now on.
+    for _ in range(40):
+        sending(link, 600_000, t, t + 1.0)
+        t += 1.0
+        link.report(AUDIO, 0.0, 0.17, t)
+    assert link.min_rtt == pytest.approx(0.17)
+    assert link.queueing == pytest.approx(0.0)
+    assert link.bps is not None and lowered is not None
+    # It lowered the estimate while it looked like a queue, then grew again once the longer
+    # round trip became the normal one.
+    sending(link, 600_000, t, t + 3.0)
+    for _ in range(3):
+        t += 1.0
+        link.report(AUDIO, 0.0, 0.17, t)
+    assert link.bps > 600_000 * 0.85
+
+
+def test_loss_that_sending_less_does_not_cure_is_the_links_own_and_holds_nothing_back():
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.05, 1.0)
+    link.report(VIDEO, 0.6, None, 2.0)  # a burst: looks like a full link
+    assert link.bps is not None
+    t = 2.0
+    # A bad radio link: a fifth of the packets lost whatever is sent, the round trip steady.
+    while t < 14.0:
+        sending(link, 300_000, t, t + 1.0)
+        t += 1.0
+        link.report(AUDIO, 0.2, 0.05, t)
+    assert link.bps is None  # no limit: every video comes back
+    # And for a while even a severe burst is not taken for a full link.
+    sending(link, 2_000_000, t, t + 1.0)
+    link.report(VIDEO, 0.6, None, t + 1.0)
+    assert link.bps is None

@@ -1,0 +1,39 @@
+"""The audit trail under /api/v1: read it, and check its hash chain."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from courtrooms.schemas import AuditEventOut, AuditQuery, Page
+from web.endpoints import API_PREFIX, EndpointTable, page, query, respond
+from web.keys import REGISTRY
+
+routes = EndpointTable(API_PREFIX)
+
+
+@routes.route("GET", "/audit", summary="The audit trail, oldest first", tag="audit",
+              query=AuditQuery, response=Page[AuditEventOut])
+async def list_audit(request: web.Request) -> web.Response:
+    q = query(request, AuditQuery)
+    items, total = await request.app[REGISTRY].audit_events(q)
+    return respond(page(AuditEventOut, items, total, q))
+
+
+class AuditReport(BaseModel):
+    ok: bool
+    events: int
+    broken_seq: int | None
+    reason: str | None
+
+
+@routes.route("GET", "/audit/verify", summary="Check the audit chain", tag="audit",
+              response=AuditReport)
+async def verify_audit(request: web.Request) -> web.Response:
+    report = await request.app[REGISTRY].verify_audit()
+    return respond(
+        AuditReport(ok=report.ok, events=report.events, broken_seq=report.broken_seq,
+                    reason=report.reason)
+    )
+
+

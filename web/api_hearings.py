@@ -1,0 +1,178 @@
+"""Hearings under /api/v1: schedule, list, check conflicts, move, take through their states."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from courtrooms.lifecycle import HearingAction
+from courtrooms.models import LIVE_STATES, Role
+from courtrooms.schemas import (
+    HearingDetail,
+    HearingIn,
+    HearingOut,
+    HearingPatch,
+    HearingQuery,
+    Name,
+    Page,
+    PageQuery,
+)
+from web.endpoints import (
+    API_PREFIX,
+    CALLER,
+    EndpointTable,
+    body,
+    path_id,
+    query,
+    respond,
+)
+from web.keys import HUB, REGISTRY, SETTINGS
+
+routes = EndpointTable(API_PREFIX)
+# People named in one conflict check: a bench and its terminals, with room to spare.
+MAX_PEOPLE = 100
+
+
+@routes.route("POST", "/hearings", summary="Schedule a hearing", tag="hearings", body=HearingIn,
+              response=HearingOut, status=201, errors=(409, 422))
+async def create_hearing(request: web.Request) -> web.Response:
+    hearing = await request.app[REGISTRY].create_hearing(
+        await body(request, HearingIn), request[CALLER].actor,
+        request.app[SETTINGS].default_language,
+    )
+    return respond(HearingOut.model_validate(hearing), 201)
+
+
+class HearingListItem(HearingOut):
+    terminal_ids: list[uuid.UUID] = Field(
+        description="The prison terminals its participants join from"
+    )
+
+
+@routes.route("GET", "/hearings",
+              summary="List hearings overlapping [from, to), by courtroom, prison terminal or "
+                      "state (several states comma-separated)",
+              tag="hearings", query=HearingQuery, response=Page[HearingListItem])
+async def list_hearings(request: web.Request) -> web.Response:
+    q = query(request, HearingQuery)
+    hearings, total = await request.app[REGISTRY].list_hearings(q)
+    items = [
+        HearingListItem(**HearingOut.model_validate(h).model_dump(),
+                        terminal_ids=[p.terminal_id for p in h.participants if p.terminal_id])
+        for h in hearings
+    ]
+    return respond(Page[HearingListItem](items=items, total=total, limit=q.limit,
+                                         offset=q.offset))
+
+
+class ScheduleCheck(HearingIn):
+    """A hearing as it would be scheduled; `hearing_id` names one being moved there.
+
+    `judges` and `terminal_ids` are people it is about to be given (a new hearing's, while the
+    clerk fills in the form), checked as adding them as participants would check them.
+    """
+
+    hearing_id: uuid.UUID | None = None
+    judges: list[Name] = Field(default=[], max_length=MAX_PEOPLE,
+                               description="Names of judges it will have, as typed")
+    terminal_ids: list[uuid.UUID] = Field(default=[], max_length=MAX_PEOPLE,
+                                          description="Prison terminals it will have")
+
+
+class ScheduleConflictOut(BaseModel):
+    """An active hearing that already holds the courtroom, judge or prison terminal."""
+
+    resource: Literal["courtroom", "judge", "prison_terminal"]
+    hearing_id: uuid.UUID
+    case_number: str
+    title: str
+    scheduled_start: datetime
+    scheduled_end: datetime
+    courtroom_id: uuid.UUID | None = None
+    judge: str | None = None
+    terminal_id: uuid.UUID | None = None
+
+
+class ScheduleConflicts(BaseModel):
+    conflicts: list[ScheduleConflictOut] = Field(
+        description="What scheduling or moving would be refused for (409 schedule_conflict); "
+                    "empty when it would be accepted"
+    )
+
+
+@routes.route("POST", "/hearings/conflicts",
+              summary="Check a schedule before saving it: the conflicts a create or move would "
+                      "meet (nothing is saved)",
+              tag="hearings", body=ScheduleCheck, response=ScheduleConflicts, errors=(404, 409))
+async def schedule_conflicts(request: web.Request) -> web.Response:
+    check = await body(request, ScheduleCheck)
+    conflicts = await request.app[REGISTRY].schedule_conflicts(
+        check, check.hearing_id, judges=check.judges, terminal_ids=check.terminal_ids)
+    # The very entries of a 409 schedule_conflict, unchanged.
+    return respond({"conflicts": conflicts})
+
+
+class LiveHearingOut(BaseModel):
+    hearing: HearingOut
+    present: int = Field(description="Participants (observers not counted) connected now")
+    participants: int = Field(description="Participants on the record, observers not counted")
+    observers: int = Field(description="Observers connected now")
+
+
+@routes.route("GET", "/hearings/live",
+              summary="Hearings open, in session or in recess, with who is connected now",
+              tag="hearings", query=PageQuery, response=Page[LiveHearingOut])
+async def live_hearings(request: web.Request) -> web.Response:
+    q = query(request, PageQuery)
+    hearings, total = await request.app[REGISTRY].list_hearings(
+        HearingQuery(state=LIVE_STATES, limit=q.limit, offset=q.offset)
+    )
+    items = []
+    for h in hearings:
+        here = [s for s in await request.app[HUB].seats(h.id) if s.present]
+        items.append(LiveHearingOut(
+            hearing=HearingOut.model_validate(h),
+            present=sum(s.role != Role.OBSERVER.value for s in here),
+            participants=sum(p.role is not Role.OBSERVER for p in h.participants),
+            observers=sum(s.role == Role.OBSERVER.value for s in here),
+        ))
+    return respond(Page[LiveHearingOut](items=items, total=total, limit=q.limit, offset=q.offset))
+
+
+@routes.route("GET", "/hearings/{id}", summary="Get a hearing with its participants",
+              tag="hearings", response=HearingDetail, errors=(404,))
+async def get_hearing(request: web.Request) -> web.Response:
+    hearing = await request.app[REGISTRY].get_hearing(path_id(request))
+    return respond(HearingDetail.model_validate(hearing))
+
+
+@routes.route("PATCH", "/hearings/{id}", summary="Change or move a scheduled hearing",
+              tag="hearings", body=HearingPatch, response=HearingDetail, errors=(404, 409, 422))
+async def update_hearing(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    hearing = await request.app[REGISTRY].update_hearing(
+        hearing_id, await body(request, HearingPatch), request[CALLER].actor
+    )
+    return respond(HearingDetail.model_validate(hearing))
+
+
+def _transition_handler(action: HearingAction) -> None:
+    @routes.route("POST", f"/hearings/{{id}}/{action.value}", tag="hearings",
+                  summary=f"{action.value.capitalize()} the hearing", response=HearingDetail,
+                  errors=(404, 409))
+    async def handler(request: web.Request) -> web.Response:
+        hearing = await request.app[REGISTRY].transition(
+            path_id(request), action, request[CALLER].actor
+        )
+        await request.app[HUB].hearing_changed(hearing.id, hearing.state.value)
+        return respond(HearingDetail.model_validate(hearing))
+
+
+for _action in HearingAction:
+    _transition_handler(_action)
+
+

@@ -1,0 +1,106 @@
+"""A hearing's participants under /api/v1: invitations, join links, and what a link opens."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from courtrooms.schemas import (
+    HearingOut,
+    JoinGrantOut,
+    ParticipantIn,
+    ParticipantInvited,
+    ParticipantOut,
+    TokenIssued,
+)
+from web.endpoints import (
+    API_PREFIX,
+    CALLER,
+    EndpointTable,
+    body,
+    join_url,
+    path_id,
+    respond,
+)
+from web.keys import REGISTRY
+
+routes = EndpointTable(API_PREFIX)
+
+
+class ParticipantList(BaseModel):
+    items: list[ParticipantOut]
+
+
+@routes.route("POST", "/hearings/{id}/participants", summary="Invite a participant",
+              tag="participants", body=ParticipantIn, response=ParticipantInvited, status=201,
+              errors=(404, 409, 422))
+async def add_participant(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    issued = await request.app[REGISTRY].add_participant(
+        hearing_id, await body(request, ParticipantIn), request[CALLER].actor
+    )
+    out = ParticipantOut.model_validate(issued.participant).model_dump()
+    return respond(
+        ParticipantInvited(**out, token=issued.token, join_url=join_url(request, issued.token)),
+        201,
+    )
+
+
+@routes.route("GET", "/hearings/{id}/participants", summary="List a hearing's participants",
+              tag="participants", response=ParticipantList, errors=(404,))
+async def list_participants(request: web.Request) -> web.Response:
+    people = await request.app[REGISTRY].list_participants(path_id(request))
+    return respond({"items": [ParticipantOut.model_validate(p).model_dump(mode="json")
+                              for p in people]})
+
+
+@routes.route("DELETE", "/hearings/{id}/participants/{participant_id}",
+              summary="Remove a participant before the hearing starts", tag="participants",
+              status=204, errors=(404, 409))
+async def remove_participant(request: web.Request) -> web.Response:
+    await request.app[REGISTRY].remove_participant(
+        path_id(request), path_id(request, "participant_id"), request[CALLER].actor
+    )
+    return web.Response(status=204)
+
+
+@routes.route("POST", "/hearings/{id}/participants/{participant_id}/token",
+              summary="Revoke a participant's links and issue a new one", tag="participants",
+              response=TokenIssued, status=201, errors=(404, 409))
+async def reissue_token(request: web.Request) -> web.Response:
+    issued = await request.app[REGISTRY].reissue_token(
+        path_id(request), path_id(request, "participant_id"), request[CALLER].actor
+    )
+    return respond(
+        TokenIssued(
+            participant_id=issued.participant.id,
+            token=issued.token,
+            join_url=join_url(request, issued.token),
+            valid_from=issued.valid_from,
+        ),
+        201,
+    )
+
+
+@routes.route("DELETE", "/hearings/{id}/participants/{participant_id}/token",
+              summary="Revoke all of a participant's join links", tag="participants",
+              status=204, errors=(404,))
+async def revoke_tokens(request: web.Request) -> web.Response:
+    await request.app[REGISTRY].revoke_tokens(
+        path_id(request), path_id(request, "participant_id"), request[CALLER].actor
+    )
+    return web.Response(status=204)
+
+
+@routes.route("GET", "/join/{token}", auth="none", summary="What a join token opens, if valid now",
+              tag="participants", response=JoinGrantOut, errors=(403,))
+async def resolve_join(request: web.Request) -> web.Response:
+    grant = await request.app[REGISTRY].resolve_join_token(request.match_info["token"])
+    return respond(
+        JoinGrantOut(
+            participant=ParticipantOut.model_validate(grant.participant),
+            hearing=HearingOut.model_validate(grant.hearing),
+        )
+    )
+
+

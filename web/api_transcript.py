@@ -1,0 +1,171 @@
+"""The trial record under /api/v1: read it, correct a line, see its corrections, the judge's seal,
+and exports as WebVTT, SRT, text or DOCX."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.timezone import local
+from courtrooms.models import REVIEW_ROLES, Hearing
+from courtrooms.schemas import (
+    LineCorrection,
+    RevisionList,
+    RevisionOut,
+    Transcript,
+    TranscriptLine,
+)
+from transcription.export import (
+    RecordLine,
+    TrialRecordHeader,
+    to_docx,
+    to_srt,
+    to_text,
+    to_webvtt,
+)
+from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, path_id, respond
+from web.errors import ApiError
+from web.keys import HUB, REGISTRY, SETTINGS, VIEWINGS
+
+routes = EndpointTable(API_PREFIX)
+
+EXPORTS = {
+    "vtt": ("text/vtt; charset=utf-8", "vtt"),
+    "srt": ("application/x-subrip; charset=utf-8", "srt"),
+    "txt": ("text/plain; charset=utf-8", "txt"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+}
+
+
+async def _lines(request: web.Request, hearing_id: uuid.UUID) -> tuple[int, list[TranscriptLine]]:
+    version, rows = await request.app[HUB].transcripts.of_hearing(hearing_id)
+    people = {p.id: p for p in await request.app[REGISTRY].list_participants(hearing_id)}
+    lines = []
+    for row in rows:
+        person = people.get(row.participant_id)
+        lines.append(TranscriptLine.model_validate(row).model_copy(update={
+            "participant": person.name if person else "",
+            "role": person.role if person else None,
+        }))
+    return version, lines
+
+
+class RecordSeal(BaseModel):
+    """The judge's seal, read from the hearing's `record_sealed_*` columns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime = Field(validation_alias="record_sealed_at")
+    by: str = Field(validation_alias="record_sealed_by",
+                    description="`admin`, or `participant:<id>` for the judge")
+    sha256: str = Field(validation_alias="record_sha256",
+                        description="Hash of the record as sealed, also in the audit chain")
+
+
+class SealedTranscript(Transcript):
+    sealed: RecordSeal | None = Field(
+        description="The judge's seal; once set the record takes no more corrections"
+    )
+
+
+def _seal_of(hearing: Hearing) -> RecordSeal | None:
+    return None if hearing.record_sealed_at is None else RecordSeal.model_validate(hearing)
+
+
+@routes.route("GET", "/hearings/{id}/transcript", auth="review",
+              summary="The trial record: who said what, when, and the judge's seal",
+              tag="transcript", response=SealedTranscript, errors=(404,))
+async def get_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    hearing = await request.app[REGISTRY].get_hearing(hearing_id)
+    version, lines = await _lines(request, hearing_id)
+    await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.viewed")
+    return respond(SealedTranscript(version=version, items=lines, sealed=_seal_of(hearing)))
+
+
+@routes.route("POST", "/hearings/{id}/transcript/seal", auth="participant",
+              summary="The judge seals the closed hearing's trial record: hashed into the audit "
+                      "chain, no corrections after (admin token or the judge's join token)",
+              tag="transcript", response=RecordSeal, errors=(404, 409))
+async def seal_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    caller = request[CALLER]
+    hearing = await request.app[HUB].transcripts.seal_by_judge(
+        hearing_id, caller.actor, caller.participant
+    )
+    return respond(RecordSeal.model_validate(hearing))
+
+
+@routes.route("PATCH", "/hearings/{id}/transcript/{segment_id}", auth="review",
+              summary="Correct a line of the trial record (the earlier text is kept): the admin "
+                      "token, or the hearing's judge or clerk; refused once the judge sealed it",
+              tag="transcript", body=LineCorrection, response=TranscriptLine,
+              errors=(403, 404, 409), roles=REVIEW_ROLES)
+async def correct_line(request: web.Request) -> web.Response:
+    hearing_id, line_id = path_id(request), path_id(request, "segment_id")
+    correction = await body(request, LineCorrection)
+    await request.app[HUB].transcripts.correct(hearing_id, line_id, correction.text,
+                                               request[CALLER].actor)
+    _, lines = await _lines(request, hearing_id)
+    return respond(next(line for line in lines if line.id == line_id))
+
+
+@routes.route("GET", "/hearings/{id}/transcript/{segment_id}/revisions", auth="review",
+              summary="A line's corrections: who, when, before, after", tag="transcript",
+              response=RevisionList, errors=(404,))
+async def line_revisions(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    revisions = await request.app[HUB].transcripts.revisions(
+        hearing_id, path_id(request, "segment_id"))
+    return respond(RevisionList(items=[RevisionOut.model_validate(r) for r in revisions]))
+
+
+@routes.route("GET", "/hearings/{id}/transcript/export/{format}", auth="review",
+              summary="The trial record as WebVTT, SRT, plain text or DOCX", tag="transcript",
+              errors=(404,))
+async def export_transcript(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    fmt = request.match_info["format"]
+    if fmt not in EXPORTS:
+        raise ApiError(404, "not_found", f"no export format {fmt!r}; use one of "
+                       + ", ".join(EXPORTS), field="format")
+    registry = request.app[REGISTRY]
+    hearing = await registry.get_hearing(hearing_id)
+    _, lines = await _lines(request, hearing_id)
+    await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.exported",
+                                      format=fmt)
+    records = [RecordLine(line.participant, line.role.value if line.role else "",
+                          line.start, line.end, line.text, line.recovered) for line in lines]
+    court, room = "", None
+    if hearing.courtroom_id is not None:
+        courtroom = await registry.get_courtroom(hearing.courtroom_id)
+        court, room = (await registry.get_court(courtroom.court_id)).name, courtroom.name
+    zone = request.app[SETTINGS].court_zone
+    header = TrialRecordHeader(
+        court=court, case_number=hearing.case_number, kind=hearing.kind.value,
+        # In the court's local time, as every document a court reads.
+        started_at=local(hearing.started_at or hearing.scheduled_start, zone),
+        ended_at=local(hearing.closed_at, zone) if hearing.closed_at is not None else None,
+        participants=tuple((p.name, p.role.value) for p in hearing.participants),
+        title=hearing.title, courtroom=room,
+    )
+    language = hearing.language
+    content: str | bytes
+    if fmt == "vtt":
+        content = to_webvtt(records, language)
+    elif fmt == "srt":
+        content = to_srt(records, language)
+    elif fmt == "txt":
+        content = to_text(header, records, language)
+    else:
+        content = to_docx(header, records, language)
+    media_type, extension = EXPORTS[fmt]
+    name = f"trial-record-{hearing_id}.{extension}"
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return web.Response(body=data, headers={
+        "Content-Type": media_type, "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store",
+    })
