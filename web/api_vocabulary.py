@@ -6,9 +6,12 @@ pages' /static/labels.js loads it before any page script runs, so no script keep
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from config.timezone import zone_label
 from courtrooms.labels import vocabulary
 from web.endpoints import API_PREFIX, EndpointTable, respond
 from web.keys import SETTINGS
@@ -44,6 +47,8 @@ class Vocabulary(BaseModel):
         description="Hearing command → the states it may be given in")
     time_zone: str = Field(default="Asia/Shanghai",
                            description="The court's time zone: pages show times in it")
+    time_zone_label: str = Field(default="北京时间",
+                                 description="How the pages name that zone (北京时间, UTC+09:00)")
 
 
 VOCABULARY = Vocabulary.model_validate(vocabulary())
@@ -53,5 +58,7 @@ VOCABULARY = Vocabulary.model_validate(vocabulary())
               summary="The court's words for roles, states, kinds and locations, and which "
                       "roles and states go together")
 async def get_vocabulary(request: web.Request) -> web.Response:
-    return respond(VOCABULARY.model_copy(
-        update={"time_zone": request.app[SETTINGS].court_time_zone}))
+    settings = request.app[SETTINGS]
+    return respond(VOCABULARY.model_copy(update={
+        "time_zone": settings.court_time_zone,
+        "time_zone_label": zone_label(settings.court_zone, datetime.now(UTC))}))

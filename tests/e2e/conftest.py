@@ -120,11 +120,15 @@ async def save_screenshot(page: Page, name: str) -> Path | None:
 
 # -- staff pages (schedule, live, review) -------------------------------------------------------
 
-STAFF_TIMEZONE = "Asia/Shanghai"  # not the machine's UTC: the pages must show local time
+# The court's zone (the server's default setting), and a staff browser's zone 15–16 hours away
+# from it: every time the staff pages show, and every day of the calendar, must be the court's
+# (issue 18 part 1), whatever zone the clerk's computer is set to.
+COURT_TIMEZONE = "Asia/Shanghai"
+STAFF_BROWSER_TIMEZONE = "America/Los_Angeles"
 
 
 async def open_staff_page(pages: Pages, url: str, name: str,
-                          timezone_id: str = STAFF_TIMEZONE) -> Page:
+                          timezone_id: str = STAFF_BROWSER_TIMEZONE) -> Page:
     """Like `pages.open`, in a context whose clock is in `timezone_id`."""
     return await pages.open(url, name, timezone_id=timezone_id, locale="zh-CN")
 

@@ -14,7 +14,7 @@ from playwright.async_api import Page
 
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import (
-    STAFF_TIMEZONE,
+    COURT_TIMEZONE,
     Pages,
     open_staff_page,
     save_screenshot,
@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 API = "/api/v1"
-TZ = ZoneInfo(STAFF_TIMEZONE)
+TZ = ZoneInfo(COURT_TIMEZONE)
 CASE = "(2026)京0105刑初321号"
 WAIT_MS = 10_000
 
@@ -133,6 +133,8 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
     await page.locator(f'.lane[data-lane="{room2}"]').nth(6).wait_for(timeout=WAIT_MS)
     assert await page.locator(".day-head").count() == 7
     assert await page.locator(".lane").count() == 14
+    # The browser is in Los Angeles; the calendar, the form and every time are the court's.
+    assert await page.locator("#zone-label").inner_text() == "北京时间"
 
     # A new hearing on Wednesday 10:00–11:30 local time, with its participants.
     start, end = this_week(2, 10), this_week(2, 11, 30)
@@ -263,7 +265,7 @@ async def test_clerk_reschedules_with_the_conflict_check_and_reissues_a_link(
     await page.locator(f'.hb[data-hearing-id="{first["id"]}"]').click()
     details = page.locator("#panel")
     await details.locator("#details-facts").get_by_text(CASE).wait_for(timeout=WAIT_MS)
-    # Shown in the reader's time zone: 09:00 local.
+    # Shown on the court's clock (09:00 in Beijing), not the browser's.
     assert "09:00–10:00" in await details.locator("#details-facts").inner_text()
     assert await page.locator("#form-save").is_disabled()  # nothing changed yet
     # Into the other hearing's afternoon: flagged, not saved.

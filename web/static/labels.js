@@ -13,6 +13,8 @@ export const VOCABULARY = await load();
 
 // The court's time zone: every time a page shows is the court's local time.
 export const TIME_ZONE = VOCABULARY.time_zone;
+// How the pages name it (北京时间, or UTC+09:00 elsewhere): shown where times are entered.
+export const TIME_ZONE_LABEL = VOCABULARY.time_zone_label;
 
 export const ROLE_ZH = VOCABULARY.roles;
 export const STATE_ZH = VOCABULARY.states;

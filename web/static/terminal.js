@@ -2,8 +2,9 @@
 // terminal's device key once (kept in this browser); from then on the page shows the next
 // hearing and a countdown, asks the server every 15 s, and opens the hearing's join page by
 // itself as soon as the server hands out a join token (the join window is open).
+import { formatCourt } from "/static/court-time.js";
 import { t, lang } from "/static/i18n.js";
-import { TIME_ZONE, kindLabel, roleLabel } from "/static/labels.js";
+import { kindLabel, roleLabel } from "/static/labels.js";
 
 const KEY_STORAGE = "tingshen.deviceKey";
 const ASSIGNMENT_URL = "/api/v1/terminal/assignment";
@@ -212,7 +213,7 @@ function locale() {
 }
 
 function format(iso, options) {
-  return new Intl.DateTimeFormat(locale(), { ...options, timeZone: TIME_ZONE }).format(new Date(iso));
+  return formatCourt(iso, locale(), options);
 }
 
 const WHEN = { month: "long", day: "numeric", weekday: "long", hour: "2-digit",

@@ -1,7 +1,7 @@
 // Small DOM helpers shared by the hearing page's modules: building elements, line icons, the
 // status line, and times in the reader's language and the court's time zone.
+import { formatCourt, toDateInput } from "/static/court-time.js";
 import { lang } from "/static/i18n.js";
-import { TIME_ZONE } from "/static/labels.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -83,28 +83,24 @@ const locale = () => (lang === "en" ? "en-GB" : "zh-CN");
 export function formatDateTime(iso) {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) return iso;
-  return new Intl.DateTimeFormat(locale(), {
+  return formatCourt(when, locale(), {
     year: "numeric", month: "long", day: "numeric", weekday: "short",
-    hour: "2-digit", minute: "2-digit", hour12: false, timeZone: TIME_ZONE,
-  }).format(when);
+    hour: "2-digit", minute: "2-digit", hour12: false,
+  });
 }
 
 export function formatTime(iso) {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) return iso;
-  return new Intl.DateTimeFormat(locale(),
-    { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: TIME_ZONE }).format(when);
+  return formatCourt(when, locale(), { hour: "2-digit", minute: "2-digit", hour12: false });
 }
-
-// The court's calendar day of a moment (YYYY-MM-DD).
-const courtDay = (when) => new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE }).format(when);
 
 // A scheduled span: the date once when both ends fall on the same day at the court.
 export function formatRange(startIso, endIso) {
   const start = new Date(startIso);
   const end = new Date(endIso);
   if (Number.isNaN(end.getTime())) return formatDateTime(startIso);
-  const sameDay = courtDay(start) === courtDay(end);
+  const sameDay = toDateInput(start) === toDateInput(end);
   return `${formatDateTime(startIso)} – ${sameDay ? formatTime(endIso) : formatDateTime(endIso)}`;
 }
 

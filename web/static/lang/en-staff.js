@@ -2,6 +2,8 @@
 // (one `"中文": "English",` per line).
 export default {
   "退出登录": "Sign out",
+  "北京时间": "Beijing time",
+  "所有时间均为法院当地时间": "All times are the court's local time",
   "法院工作人员登录": "Court staff sign-in",
   "请输入本服务器的管理令牌。令牌仅保存在本浏览器标签页中，关闭后需重新登录。": "Enter this server's admin token. It is kept in this browser tab only: sign in again after closing it.",
   "管理令牌": "Admin token",

@@ -1,7 +1,10 @@
 // Shared by the staff pages: signing in (a server-side session in an HttpOnly cookie; or, on the
 // review page, a judge's join token from the URL fragment), calling the REST API, dates and times in the reader's
-// language and time zone, and small DOM helpers.
+// language on the court's clock (court-time.js), and small DOM helpers.
+import { formatCourt, fromLocalInput, toDateInput, toLocalInput } from "/static/court-time.js";
 import { lang, t } from "/static/i18n.js";
+
+export { fromLocalInput, toDateInput, toLocalInput };
 
 export const API = "/api/v1";
 export const $ = (id) => document.getElementById(id);
@@ -334,9 +337,7 @@ export async function startStaffPage({ init = () => {}, reload, participantKey =
 
 export const locale = () => (lang === "en" ? "en-GB" : "zh-CN");
 
-export function fmt(value, options) {
-  return new Intl.DateTimeFormat(locale(), options).format(value instanceof Date ? value : new Date(value));
-}
+export const fmt = (value, options) => formatCourt(value, locale(), options);
 
 const HM = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
 export const fmtTime = (v) => fmt(v, HM);
@@ -347,7 +348,7 @@ export const fmtDate = (v) => fmt(v, { year: "numeric", month: "2-digit", day: "
 // "10:00–12:00" on one day, the full dates otherwise.
 export function fmtWindow(start, end) {
   const a = new Date(start), b = new Date(end);
-  const sameDay = a.toDateString() === b.toDateString();
+  const sameDay = toDateInput(a) === toDateInput(b);
   return sameDay ? `${fmtDateTime(a)}–${fmtTime(b)}` : `${fmtDateTime(a)} – ${fmtDateTime(b)}`;
 }
 
@@ -357,23 +358,6 @@ export function clock(seconds) {
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
   const two = (n) => String(n).padStart(2, "0");
   return h ? `${h}:${two(m)}:${two(sec)}` : `${two(m)}:${two(sec)}`;
-}
-
-const pad = (n) => String(n).padStart(2, "0");
-
-// The value of an <input type="datetime-local"> (local time) for a Date, and back.
-export function toLocalInput(date) {
-  const d = new Date(date);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-export function toDateInput(date) {
-  const d = new Date(date);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-export function fromLocalInput(value) {
-  if (!value) return null;
-  const d = new Date(value); // a date-time without an offset is local time
-  return Number.isNaN(d.getTime()) ? null : d;
 }
 
 // -- copying and sending links ----------------------------------------------------------------

@@ -1,4 +1,5 @@
 // Closed hearings in a date range, searched by case number or title, each opening its review.
+import { courtDay } from "/static/court-time.js";
 import { t } from "/static/i18n.js";
 import { kindLabel } from "/static/labels.js";
 import {
@@ -11,20 +12,20 @@ const S = { hearings: [], rooms: new Map() };
 function initialRange() {
   const params = new URLSearchParams(location.search);
   const today = new Date();
-  const from = new Date(today.getFullYear(), today.getMonth(), today.getDate() - DEFAULT_DAYS);
+  const from = courtDay(today, -DEFAULT_DAYS);
   $("range-from").value = params.get("from") || toDateInput(from);
   $("range-to").value = params.get("to") || toDateInput(today);
   $("review-query").value = params.get("q") || "";
 }
 
 async function search() {
-  const from = fromLocalInput(`${$("range-from").value}T00:00`);
-  const toDay = fromLocalInput(`${$("range-to").value}T00:00`);
+  const from = fromLocalInput($("range-from").value);
+  const toDay = fromLocalInput($("range-to").value);
   if (!from || !toDay || toDay < from) {
     showStatus(t("请选择有效的日期范围。"), "error");
     return;
   }
-  const to = new Date(toDay.getFullYear(), toDay.getMonth(), toDay.getDate() + 1);
+  const to = courtDay(toDay, 1);
   const params = new URLSearchParams({ from: $("range-from").value, to: $("range-to").value });
   if ($("review-query").value.trim()) params.set("q", $("review-query").value.trim());
   history.replaceState(null, "", `${location.pathname}?${params}`);

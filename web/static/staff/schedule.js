@@ -1,9 +1,10 @@
 // The clerk's week: hearings per courtroom or per prison terminal on a Mon–Sun, 8:00–20:00
 // grid; details, links and rescheduling of a hearing; a new hearing with its participants.
 // Schedule conflicts are checked with the server while the clerk types, before anything is saved.
+import { atHour, courtDay, courtParts } from "/static/court-time.js";
 import { t } from "/static/i18n.js";
 import {
-  COURTROOM_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
+  TIME_ZONE, TIME_ZONE_LABEL, COURTROOM_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
   locationLabel, roleLabel, stateLabel,
 } from "/static/labels.js";
 import {
@@ -44,8 +45,7 @@ const S = {
 
 // -- dates ------------------------------------------------------------------------------------
 
-const dayOf = (i) => new Date(S.weekStart.getFullYear(), S.weekStart.getMonth(),
-  S.weekStart.getDate() + i);
+const dayOf = (i) => courtDay(S.weekStart, i);
 const weekEnd = () => dayOf(7);
 
 function knownLinks() {
@@ -178,10 +178,11 @@ function renderCalendar() {
   const ls = lanes();
   const n = Math.max(ls.length, 1);
   const today = toDateInput(new Date());
-  const now = new Date();
+  const now = courtParts(new Date());
   $("week-label").textContent = new Intl.DateTimeFormat(locale(), {
-    year: "numeric", month: "long", day: "numeric",
+    year: "numeric", month: "long", day: "numeric", timeZone: TIME_ZONE,
   }).formatRange(S.weekStart, dayOf(6));
+  $("zone-label").textContent = t(TIME_ZONE_LABEL);
   cal.replaceChildren();
   cal.style.gridTemplateColumns = `3.25rem repeat(${7 * n}, minmax(3.4rem, 1fr))`;
   cal.dataset.view = S.view;
@@ -232,9 +233,9 @@ function renderCalendar() {
         position(node, item.place, item.col, item.cols);
         column.append(node);
       }
-      if (key === today && now.getHours() >= DAY_FROM_H && now.getHours() < DAY_TO_H) {
+      if (key === today && now.hour >= DAY_FROM_H && now.hour < DAY_TO_H) {
         const line = el("div", { class: "now-line", "aria-hidden": "true" });
-        line.style.top = `${((now.getHours() - DAY_FROM_H) * 60 + now.getMinutes()) / ((DAY_TO_H - DAY_FROM_H) * 60) * 100}%`;
+        line.style.top = `${((now.hour - DAY_FROM_H) * 60 + now.minute) / ((DAY_TO_H - DAY_FROM_H) * 60) * 100}%`;
         column.append(line);
       }
       cal.append(label, column);
@@ -274,7 +275,7 @@ function newAt(event, column, day, laneId) {
   const box = column.getBoundingClientRect();
   const fraction = Math.min(Math.max((event.clientY - box.top) / box.height, 0), 1);
   const minutes = Math.floor((fraction * (DAY_TO_H - DAY_FROM_H) * 60) / 30) * 30;
-  const start = new Date(day.getFullYear(), day.getMonth(), day.getDate(), DAY_FROM_H, minutes);
+  const start = atHour(day, DAY_FROM_H, minutes);
   const room = S.view === "rooms" && laneId !== UNASSIGNED ? laneId : "";
   const terminal = S.view === "terminals" ? laneId : null;
   if (S.panel && S.panel.kind === "new") {
@@ -577,11 +578,11 @@ function renderConflicts() {
 function defaultStart() {
   const now = new Date();
   if (now >= S.weekStart && now < weekEnd()) {
-    const next = new Date(now.getFullYear(), now.getMonth(), now.getDate(), now.getHours() + 1);
-    if (next.getHours() >= DAY_FROM_H && next.getHours() < DAY_TO_H - 1) return next;
-    return new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 9);
+    const hour = courtParts(now).hour + 1;
+    if (hour >= DAY_FROM_H && hour < DAY_TO_H - 1) return atHour(now, hour);
+    return atHour(courtDay(now, 1), 9);
   }
-  return new Date(S.weekStart.getFullYear(), S.weekStart.getMonth(), S.weekStart.getDate(), 9);
+  return atHour(S.weekStart, 9);
 }
 
 function openNew({ start = defaultStart(), room = "", terminal = null } = {}) {

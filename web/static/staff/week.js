@@ -1,21 +1,19 @@
 // The week calendar's geometry: weeks from Monday, where a hearing falls in a day's 8:00–20:00
 // column, side-by-side columns for overlapping blocks, and the short form of a case number.
+// Days and hours are the court's (court-time.js), not the reader's computer's.
+import { atHour, courtDay, mondayOf } from "/static/court-time.js";
+
+export { mondayOf };
 
 export const DAY_FROM_H = 8;
 export const DAY_TO_H = 20;
 
-export function mondayOf(date) {
-  const d = new Date(date.getFullYear(), date.getMonth(), date.getDate());
-  d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
-  return d;
-}
-
 // Where [start, end) falls in `day`'s 8:00–20:00 column, in percent; null when not that day.
 export function placement(start, end, day) {
-  const next = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 1);
+  const next = courtDay(day, 1);
   if (end <= day || start >= next) return null;
-  const from = new Date(day.getFullYear(), day.getMonth(), day.getDate(), DAY_FROM_H);
-  const to = new Date(day.getFullYear(), day.getMonth(), day.getDate(), DAY_TO_H);
+  const from = atHour(day, DAY_FROM_H);
+  const to = atHour(day, DAY_TO_H);
   const span = to - from;
   const a = Math.max(start, from), b = Math.min(end, to);
   if (a < b) {
