@@ -431,9 +431,20 @@ class TranscriptLine(Output):
                                    "transcriber failed, to fill the gap it left")
 
 
+class UntranscribedOut(Output):
+    participant_id: uuid.UUID
+    participant: str = ""
+    role: Role | None = None
+    start: float = Field(description="Seconds on the hearing timeline")
+    end: float | None = Field(description="None: until the hearing's end")
+
+
 class Transcript(BaseModel):
     version: int = Field(description="1 is the live record; each retranscription adds one")
     items: list[TranscriptLine]
+    untranscribed: list[UntranscribedOut] = Field(
+        default=[], description="Speech of the live record's version that could not be "
+        "transcribed, live or from the recording: the documents note it where it happened")
 
 
 class LineCorrection(Input):

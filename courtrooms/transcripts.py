@@ -37,7 +37,18 @@ from courtrooms.models import (
 SEALED = "transcript.sealed"
 SEALED_BY_JUDGE = "transcript.sealed_by_judge"
 CORRECTED = "transcript.corrected"
+# Speech the live transcriber missed and the recording could not give back (audited at close).
+INCOMPLETE = "transcript.incomplete"
 LIVE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class UntranscribedSpan:
+    """Speech of a participant missing from the live record: the record notes it there."""
+
+    participant_id: uuid.UUID
+    start: float
+    end: float | None  # None: until the hearing's end
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,17 @@ class Transcripts:
             if await session.get(Hearing, hearing_id) is None:
                 raise NotFound("Hearing", hearing_id)
             return await _record(session, hearing_id, version)
+
+    async def untranscribed(self, hearing_id: uuid.UUID) -> list[UntranscribedSpan]:
+        """The live record's holes, from the audit (where the transcriber reported them)."""
+        async with self.db.read() as session:
+            events = await session.scalars(select(AuditEvent).where(
+                AuditEvent.hearing_id == hearing_id, AuditEvent.action == INCOMPLETE)
+                .order_by(AuditEvent.seq))
+            return sorted((UntranscribedSpan(uuid.UUID(gap["participant_id"]), gap["start"],
+                                             gap["end"])
+                           for event in events for gap in event.data.get("gaps", ())),
+                          key=lambda span: span.start)
 
     async def correct(self, hearing_id: uuid.UUID, line_id: uuid.UUID, text: str,
                       actor: str) -> TrialRecordLine:

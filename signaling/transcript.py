@@ -30,7 +30,7 @@ import numpy as np
 
 from courtrooms.models import RecordingStatus
 from courtrooms.recordings import Recordings
-from courtrooms.transcripts import LIVE_VERSION, SpokenLine, Transcripts
+from courtrooms.transcripts import INCOMPLETE, LIVE_VERSION, SpokenLine, Transcripts
 from signaling.counters import TranscriptionCounters
 from signaling.retranscribe import transcribe_recorded
 from signaling.tasks import TaskSet
@@ -369,7 +369,7 @@ class LiveTranscript:
                 else:
                     gap.start = max(gap.start, covered)
             if final and self.gaps:
-                await self._audited("transcript.incomplete", gaps=[
+                await self._audited(INCOMPLETE, gaps=[
                     {"participant_id": g.participant_id, "start": round(g.start, 3),
                      "end": None if g.end is None else round(g.end, 3)} for g in self.gaps])
                 self.gaps.clear()

@@ -39,6 +39,9 @@ FIELD_LABELS = {
         "colon": "：",
         "list_sep": "、",
         "recovered": "（据录音补录）",
+        "gap": "【记录中断】{speaker}自 {start} {until}的发言未能转写，以庭审录音为准。",
+        "gap_until": "至 {end} ",
+        "gap_open": "起",
     },
     "en": {
         "title": "Trial record",
@@ -53,6 +56,10 @@ FIELD_LABELS = {
         "colon": ": ",
         "list_sep": ", ",
         "recovered": " (recovered from the recording)",
+        "gap": "[Record incomplete] What {speaker} said from {start} {until}could not be "
+               "transcribed; the recording is authoritative.",
+        "gap_until": "to {end} ",
+        "gap_open": "on ",
     },
 }
 
@@ -83,6 +90,17 @@ class RecordLine:
     text: str
     # Transcribed from the recording after the live transcriber failed: the documents say so.
     recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordGap:
+    """Speech of one participant that could not be transcribed, live or from the recording:
+    the record says so where it happened, so a reader knows to go to the recording."""
+
+    name: str
+    role: str
+    start: float
+    end: float | None  # None: until the end of the hearing
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,21 +226,43 @@ def _zone(moment: datetime, language: str) -> str:
     return f" ({label})" if language == "en" else f"（{label}）"
 
 
-def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: str = "zh") -> str:
-    """The record as plain text: the header, then `[00:01:02] 审判员 张三：…` lines."""
+def gap_text(gap: RecordGap, language: str = "zh") -> str:
+    """`【记录中断】被告人 赵某自 00:02:12 至 00:03:40 的发言未能转写，以庭审录音为准。`"""
+    labels = FIELD_LABELS[_lang(language)]
+    until = (labels["gap_open"] if gap.end is None
+             else labels["gap_until"].format(end=_clock(gap.end, ".")[:8]))
+    return labels["gap"].format(speaker=f"{role_label(gap.role, language)} {gap.name}".strip(),
+                                start=_clock(gap.start, ".")[:8], until=until)
+
+
+def _entries(lines: Iterable[SpeakerLine], gaps: Iterable[RecordGap]
+             ) -> list[SpeakerLine | RecordGap]:
+    """Lines and gaps in the order they happened (a gap before a line starting with it)."""
+    entries: list[SpeakerLine | RecordGap] = [*gaps, *_ordered(lines)]
+    return sorted(entries, key=lambda e: (e.start, not isinstance(e, RecordGap)))
+
+
+def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: str = "zh",
+            gaps: Iterable[RecordGap] = ()) -> str:
+    """The record as plain text: the header, then `[00:01:02] 审判员 张三：…` lines, and where
+    speech could not be transcribed, a note saying so."""
     labels = FIELD_LABELS[_lang(language)]
     out = [f"{header.court} {labels['title']}", ""]
     out += [f"{name}{labels['colon']}{value}" for name, value in _header_fields(header, language)]
     out.append("")
-    for line in _ordered(lines):
-        stamp = _clock(line.start, ".")[:8]
-        label = speaker_label(line, language)
-        out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(line.text)}"
-                   f"{_recovered(line, language)}")
+    for entry in _entries(lines, gaps):
+        stamp = _clock(entry.start, ".")[:8]
+        if isinstance(entry, RecordGap):
+            out.append(f"[{stamp}] {gap_text(entry, language)}")
+            continue
+        label = speaker_label(entry, language)
+        out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(entry.text)}"
+                   f"{_recovered(entry, language)}")
     return "\n".join(out) + "\n"
 
 
-def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: str = "zh") -> bytes:
+def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: str = "zh",
+            gaps: Iterable[RecordGap] = ()) -> bytes:
     """The record as a Word document: the court's header, then speaker-labelled lines."""
     labels = FIELD_LABELS[_lang(language)]
     document = Document()
@@ -251,11 +291,14 @@ def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: s
         cells[1].text = value
 
     document.add_paragraph()
-    for line in _ordered(lines):
+    for line in _entries(lines, gaps):
         paragraph = document.add_paragraph()
         stamp = paragraph.add_run(f"[{_clock(line.start, '.')[:8]}] ")
         stamp.font.size = Pt(9)
         stamp.font.color.rgb = RGBColor(0x70, 0x70, 0x70)
+        if isinstance(line, RecordGap):
+            paragraph.add_run(gap_text(line, language)).italic = True
+            continue
         speaker = paragraph.add_run(f"{speaker_label(line, language)}{labels['colon']}")
         speaker.bold = True
         paragraph.add_run(_one_line(line.text))

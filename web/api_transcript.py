@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,8 +18,11 @@ from courtrooms.schemas import (
     RevisionOut,
     Transcript,
     TranscriptLine,
+    UntranscribedOut,
 )
+from courtrooms.transcripts import LIVE_VERSION
 from transcription.export import (
+    RecordGap,
     RecordLine,
     TrialRecordHeader,
     to_docx,
@@ -41,16 +45,29 @@ EXPORTS = {
 
 
 async def _lines(request: web.Request, hearing_id: uuid.UUID) -> tuple[int, list[TranscriptLine]]:
-    version, rows = await request.app[HUB].transcripts.of_hearing(hearing_id)
-    people = {p.id: p for p in await request.app[REGISTRY].list_participants(hearing_id)}
-    lines = []
-    for row in rows:
-        person = people.get(row.participant_id)
-        lines.append(TranscriptLine.model_validate(row).model_copy(update={
-            "participant": person.name if person else "",
-            "role": person.role if person else None,
-        }))
+    version, lines, _ = await _record(request, hearing_id)
     return version, lines
+
+
+async def _record(request: web.Request, hearing_id: uuid.UUID
+                  ) -> tuple[int, list[TranscriptLine], list[UntranscribedOut]]:
+    """The record's newest version, its lines and (for the live version) its holes, each named
+    with its speaker."""
+    transcripts = request.app[HUB].transcripts
+    version, rows = await transcripts.of_hearing(hearing_id)
+    people = {p.id: p for p in await request.app[REGISTRY].list_participants(hearing_id)}
+
+    def named(participant_id: uuid.UUID) -> dict[str, Any]:
+        person = people.get(participant_id)
+        return {"participant": person.name if person else "",
+                "role": person.role if person else None}
+
+    lines = [TranscriptLine.model_validate(row).model_copy(update=named(row.participant_id))
+             for row in rows]
+    holes = [] if version != LIVE_VERSION else [
+        UntranscribedOut.model_validate(span).model_copy(update=named(span.participant_id))
+        for span in await transcripts.untranscribed(hearing_id)]
+    return version, lines, holes
 
 
 class RecordSeal(BaseModel):
@@ -81,9 +98,10 @@ def _seal_of(hearing: Hearing) -> RecordSeal | None:
 async def get_transcript(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     hearing = await request.app[REGISTRY].get_hearing(hearing_id)
-    version, lines = await _lines(request, hearing_id)
+    version, lines, holes = await _record(request, hearing_id)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.viewed")
-    return respond(SealedTranscript(version=version, items=lines, sealed=_seal_of(hearing)))
+    return respond(SealedTranscript(version=version, items=lines, untranscribed=holes,
+                                    sealed=_seal_of(hearing)))
 
 
 @routes.route("POST", "/hearings/{id}/transcript/seal", auth="participant",
@@ -134,11 +152,13 @@ async def export_transcript(request: web.Request) -> web.Response:
                        + ", ".join(EXPORTS), field="format")
     registry = request.app[REGISTRY]
     hearing = await registry.get_hearing(hearing_id)
-    _, lines = await _lines(request, hearing_id)
+    _, lines, holes = await _record(request, hearing_id)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.exported",
                                       format=fmt)
     records = [RecordLine(line.participant, line.role.value if line.role else "",
                           line.start, line.end, line.text, line.recovered) for line in lines]
+    gaps = [RecordGap(hole.participant, hole.role.value if hole.role else "", hole.start,
+                      hole.end) for hole in holes]
     court, room = "", None
     if hearing.courtroom_id is not None:
         courtroom = await registry.get_courtroom(hearing.courtroom_id)
@@ -159,9 +179,9 @@ async def export_transcript(request: web.Request) -> web.Response:
     elif fmt == "srt":
         content = to_srt(records, language)
     elif fmt == "txt":
-        content = to_text(header, records, language)
+        content = to_text(header, records, language, gaps)
     else:
-        content = to_docx(header, records, language)
+        content = to_docx(header, records, language, gaps)
     media_type, extension = EXPORTS[fmt]
     name = f"trial-record-{hearing_id}.{extension}"
     data = content.encode("utf-8") if isinstance(content, str) else content

@@ -452,6 +452,17 @@ async def test_a_hearing_whose_transcription_never_works_still_closes_and_seals(
     assert "hearing.sealing_failed" not in actions
     assert actions.index("transcript.incomplete") < actions.index("transcript.sealed")
     assert await record_of(client, hearing, admin) == []
+    # The record itself says where speech is missing and who said it; so do its documents.
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+    holes = (await r.json())["untranscribed"]
+    assert [(h["participant_id"], h["role"]) for h in holes] == [
+        (hearing.ids["lawyer"], "lawyer")], holes
+    start, end = holes[0]["start"], holes[0]["end"]
+    assert start >= 0 and (end is None or end > start), holes
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/export/txt", headers=admin)
+    notes = [line for line in (await r.text()).splitlines()
+             if "【记录中断】" in line or "[Record incomplete]" in line]
+    assert len(notes) == 1 and holes[0]["participant"] in notes[0], notes
     r = await client.get("/metrics")
     failed = re.search(r"^tingshen_recoveries_failed_total (\S+)$", await r.text(), re.M)
     assert failed is not None and float(failed[1]) >= 1

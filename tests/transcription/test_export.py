@@ -12,6 +12,7 @@ import srt
 import webvtt
 
 from transcription.export import (
+    RecordGap,
     RecordLine,
     TrialRecordHeader,
     to_docx,
@@ -135,3 +136,25 @@ def test_captions_mark_the_lines_taken_from_the_recording() -> None:
     subtitles = list(srt.parse(to_srt(recovered, "en")))
     assert subtitles[0].content.endswith("(recovered from the recording)")
     assert not subtitles[1].content.endswith(")")
+
+
+def test_the_record_notes_speech_that_could_not_be_transcribed_where_it_happened() -> None:
+    """A hole the transcriber left and the recording could not fill is a note in the text and
+    the DOCX, in time order between the lines, naming who and when; one still open runs to the
+    end."""
+    gaps = [RecordGap("王五", "defendant", 5.0, 9.5), RecordGap("赵六", "lawyer", 3800.0, None)]
+    text = to_text(HEADER, LINES, gaps=gaps).splitlines()
+    body = [line for line in text if line.startswith("[")]
+    assert body == [
+        "[00:00:01] 审判员 张三：现在开庭。",
+        "[00:00:05] 【记录中断】被告人 王五自 00:00:05 至 00:00:09 的发言未能转写，以庭审录音为准。",
+        "[00:00:10] 书记员 李四：请坐。",
+        "[01:02:03] 被告人 王五：我叫王五，<没有>异议 & 认罪。",
+        "[01:03:20] 【记录中断】律师 赵六自 01:03:20 起的发言未能转写，以庭审录音为准。",
+    ]
+    english = to_text(HEADER, LINES, "en", gaps=gaps[:1])
+    assert ("[Record incomplete] What Defendant 王五 said from 00:00:05 to 00:00:09 could not be "
+            "transcribed; the recording is authoritative.") in english
+    paragraphs = [p.text for p in docx.Document(io.BytesIO(to_docx(HEADER, LINES, gaps=gaps)))
+                  .paragraphs if p.text.startswith("[")]
+    assert paragraphs == body

@@ -3,6 +3,8 @@
 export default {
   "退出登录": "Sign out",
   "北京时间": "Beijing time",
+  "{at} 起{names}的发言未能转写，以庭审录音为准": "{at} on: what {names} said could not be transcribed; the recording is authoritative",
+  "{at}–{end} {names}的发言未能转写，以庭审录音为准": "{at}–{end}: what {names} said could not be transcribed; the recording is authoritative",
   "所有时间均为法院当地时间": "All times are the court's local time",
   "法院工作人员登录": "Court staff sign-in",
   "请输入本服务器的管理令牌。令牌仅保存在本浏览器标签页中，关闭后需重新登录。": "Enter this server's admin token. It is kept in this browser tab only: sign in again after closing it.",

@@ -95,6 +95,16 @@ async function loadTranscript() {
   S.version = record.version;
   S.sealed = record.sealed || null;
   S.lines = [...record.items].sort((a, b) => a.start - b.start);
+  // Speech neither the live transcriber nor the recording could give: noted where it happened.
+  S.untranscribed = (record.untranscribed || []).map((hole) => ({
+    action: "transcript.untranscribed", at: hole.start, end: hole.end,
+    participant_ids: [hole.participant_id],
+  }));
+  for (const hole of record.untranscribed || []) {
+    if (!S.people.has(hole.participant_id)) {
+      S.people.set(hole.participant_id, { name: hole.participant, role: hole.role });
+    }
+  }
   for (const line of S.lines) {
     if (!S.people.has(line.participant_id)) {
       S.people.set(line.participant_id, { name: line.participant, role: line.role });
@@ -483,6 +493,10 @@ function eventItem(event) {
     "participant.unmuted": t("{at} 法庭解除{names}的静音", { at, names }),
     "consultation.started": t("{at} {names}开始私下会见（法庭不可听取、不录音）", { at, names }),
     "consultation.ended": t("{at} {names}结束私下会见", { at, names }),
+    "transcript.untranscribed": event.end == null
+      ? t("{at} 起{names}的发言未能转写，以庭审录音为准", { at, names })
+      : t("{at}–{end} {names}的发言未能转写，以庭审录音为准", { at, names, end: S.origin
+        ? fmtSeconds(new Date(S.origin.getTime() + event.end * 1000)) : clock(event.end) }),
   }[event.action];
   return text ? el("li", { class: "recess court-event" }, text) : null;
 }
@@ -491,7 +505,8 @@ function renderTranscript() {
   const list = $("transcript");
   const items = [];
   let segment = null;
-  const events = [...(S.listing ? S.listing.events || [] : [])];
+  const events = [...(S.listing ? S.listing.events || [] : []), ...(S.untranscribed || [])]
+    .sort((a, b) => a.at - b.at);
   const flushEvents = (until) => {
     while (events.length && events[0].at <= until) {
       const item = eventItem(events.shift());
