@@ -15,20 +15,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from config.logs import HEARING_ID, PARTICIPANT_ID
 from courtrooms.errors import AccessDenied, HearingFinished
 from courtrooms.invitations import JoinGrant
-from courtrooms.models import CONSULTING_ROLES, COUNSEL_ROLES, Participant
+from courtrooms.models import CONSULTING_ROLES, COUNSEL_ROLES, Location, Participant
 from media.errors import NegotiationError
 from media.peer import SlotInfo
 from signaling.cluster import CLOSE_CLUSTER_UNAVAILABLE, CLOSE_HOLDER_LOST, RelayedSocket
 from signaling.errors import Forbidden, NotAdmitted, SignalingError
 from signaling.hearing import LiveHearing
 from signaling.hub import Hub
-from signaling.limits import (
-    MEDIA_RESTARTS_BURST,
-    MEDIA_RESTARTS_PER_S,
-    MESSAGES_BURST,
-    MESSAGES_PER_S,
-    TokenBucket,
-)
+from signaling.limits import MESSAGES_BURST, MESSAGES_PER_S, TokenBucket
 from signaling.messages import (
     MAX_MESSAGE_BYTES,
     Answer,
@@ -129,7 +123,6 @@ class ParticipantSession:
         self._join_text = ""
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MESSAGES)
         self._bucket = TokenBucket(MESSAGES_PER_S, MESSAGES_BURST)
-        self._restarts = TokenBucket(MEDIA_RESTARTS_PER_S, MEDIA_RESTARTS_BURST)
         self._last_rate_error = 0.0
         self._tasks = TaskSet("session")
         self._closed = False
@@ -405,6 +398,10 @@ class ParticipantSession:
         elif isinstance(message, Mute):
             await live.set_flag(self.participant_id, muted_self=message.muted)
         elif isinstance(message, Camera):
+            if message.off and seat.location == Location.PRISON:
+                # The court must see a detainee at all times (kiosk discipline); only the
+                # court may silence one, by muting.
+                raise Forbidden("a participant in prison cannot switch the camera off")
             await live.set_flag(self.participant_id, camera_off=message.off)
         elif isinstance(message, Screen):
             await live.set_flag(self.participant_id, screen_sharing=message.sharing)
@@ -421,10 +418,7 @@ class ParticipantSession:
             await live.court.command(seat, message.action, message.participant_id,
                                      message.reason)
         elif isinstance(message, MediaRestart):
-            if not self._restarts.allow():
-                raise SignalingError("rate_limited",
-                                     "too many media restarts; wait a few seconds")
-            await live.start_media(self)
+            await live.restart_media(self)
 
 
 async def websocket_handler(request: web.Request, hub: Hub) -> web.StreamResponse:

@@ -16,7 +16,7 @@ from aiohttp import web
 from config.timezone import local_text
 from courtrooms import labels
 from courtrooms.errors import AccessDenied, HearingFinished
-from courtrooms.models import Role
+from courtrooms.models import Location, Role
 from web.keys import REGISTRY, SETTINGS
 from web.pages import render
 
@@ -68,6 +68,9 @@ async def join(request: web.Request) -> web.Response:
         "data-hearing-id": str(h.id),
         "data-hearing-state": h.state.value,
         "data-kiosk": "1" if _kiosk(request) else None,
+        # A detainee cannot switch the camera off or the page's language (kiosk discipline;
+        # the server refuses the camera too).
+        "data-in-prison": "1" if p.location is Location.PRISON else None,
     }
     return render(
         request, "join.html", h.title, body_attrs=attrs, scripts=("/static/join.js",),

@@ -125,8 +125,14 @@ async def test_terminal_counts_down_to_its_hearing(
     assert "距离进入庭审还有" in await page.inner_text("#waiting")
     await save_screenshot(page, "terminal")
 
-    # The page follows the language switch, dynamic parts included.
-    await page.click("#lang-switch")
+    # Kiosk discipline: the detainee cannot change the language; only the technician setting
+    # the terminal up can (the choice is kept in this browser), and the page, dynamic parts
+    # included, follows it.
+    assert not await page.is_visible("#lang-switch")
+    await page.evaluate("localStorage.setItem('tingshen.lang', 'en')")
+    await page.reload()
+    await wait_state(page, "waiting")
+    assert not await page.is_visible("#lang-switch")
     assert await page.inner_text("#participant-name") == "李某 (Defendant)"
     assert await page.inner_text("#hearing-kind") == "Remote arraignment"
     assert "Time until you join" in await page.inner_text("#waiting")
@@ -177,6 +183,12 @@ async def test_terminal_with_an_open_window_goes_straight_to_the_hearing(
     await page.wait_for_function(
         "() => document.getElementById('device-check').childElementCount === 0"
         " && document.body.dataset.state !== 'device-check'", timeout=TIMEOUT_MS)
+    # Kiosk discipline in the hearing (here its lobby): the detainee has no camera switch and
+    # no language switch; the microphone button stays (the court can still mute).
+    await page.wait_for_function(
+        "() => document.getElementById('btn-camera').hidden"
+        " && !document.getElementById('btn-mute').hidden", timeout=TIMEOUT_MS)
+    assert not await page.is_visible("#lang-switch")
 
 
 async def test_a_wrong_key_is_refused_and_a_technician_can_clear_the_right_one(

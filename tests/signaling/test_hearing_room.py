@@ -276,6 +276,27 @@ async def test_camera_and_screen_flags_reach_everyone(hearing, participants):
     await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is False)
 
 
+async def test_a_detainee_cannot_switch_the_camera_off_but_the_court_can_still_mute(
+        hearing, participants):
+    """Kiosk discipline, enforced by the server and not only by the page: the defendant joins
+    from prison (the fixture's terminal)."""
+    c = await join_all(hearing, participants)
+    judge, defendant = c["judge"], c["defendant"]
+    d_id = hearing.ids["defendant"]
+    mark = len(defendant.messages)
+    await defendant.send({"type": "camera", "off": True, "ref": "cam"})
+    reply = await defendant.next_message("error", after=mark)
+    assert (reply["code"], reply["ref"]) == ("forbidden", "cam"), reply
+    assert "camera" in reply["message"]
+    await defendant.send({"type": "camera", "off": False})  # on stays allowed
+    await judge.send({"type": "command", "action": "mute", "participant_id": d_id})
+    await judge.wait_for(lambda: judge.seat(d_id)["muted_by_court"] is True)
+    assert judge.seat(d_id)["camera_off"] is False
+    # The hearing goes on for both: the defendant's session was not closed.
+    await defendant.send({"type": "hand", "raised": True})
+    await judge.wait_for(lambda: judge.seat(d_id)["hand_raised"] is True)
+
+
 async def test_an_exhibit_presented_is_shown_to_everyone_in_the_hearing(
         client, admin, hearing, participants):
     c = await join_all(hearing, participants, roles=("judge", "lawyer"))

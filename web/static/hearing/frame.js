@@ -76,6 +76,7 @@ function renderControls() {
   cam.setAttribute("aria-pressed", String(S.cameraOff));
   setButton(cam, S.cameraOff ? "camera-off" : "camera", S.cameraOff ? t("打开摄像头") : t("关闭摄像头"));
   cam.disabled = !hasVideo() || !!S.screen;
+  cam.hidden = S.inPrison;
   const hand = $("btn-hand");
   hand.setAttribute("aria-pressed", String(S.handRaised));
   setButton(hand, "hand", S.handRaised ? t("放下手") : t("举手"));

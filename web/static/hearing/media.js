@@ -102,6 +102,7 @@ export function setMicMuted(muted) {
 }
 
 export function setCameraOff(off) {
+  if (off && S.inPrison) return;
   S.cameraOff = off;
   const camera = cameraTrack();
   if (camera) camera.enabled = !off;

@@ -14,6 +14,7 @@ export const S = {
   role: body.dataset.role,
   participantId: body.dataset.participantId,
   kiosk: params.get("kiosk") === "1",
+  inPrison: body.dataset.inPrison === "1", // no camera switch, no language switch
   ws: null,
   pc: null,
   slots: [],
