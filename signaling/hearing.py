@@ -30,7 +30,14 @@ from media.room import MediaRoom
 from signaling.consultation import Consultations
 from signaling.court import CourtCommands
 from signaling.errors import SignalingError
-from signaling.limits import ARRIVALS_BURST, ARRIVALS_PER_S, Coalesced, TokenBucket
+from signaling.limits import (
+    ARRIVALS_BURST,
+    ARRIVALS_PER_S,
+    MEDIA_RESTARTS_BURST,
+    MEDIA_RESTARTS_PER_S,
+    Coalesced,
+    TokenBucket,
+)
 from signaling.monitor import Monitor
 from signaling.recording import HearingRecording
 from signaling.routing import route
@@ -93,7 +100,9 @@ class LiveHearing:
         self.stage = Stage(self)
         self._finishing = False
         self._arrivals = asyncio.Lock()  # a rejoin never interleaves with its own departure
+        # Per participant, not per connection: a rejoin must not bring a fresh allowance.
         self._rejoins: dict[str, TokenBucket] = {}
+        self._restarts: dict[str, TokenBucket] = {}
         # However fast seats change (a lobby flood of raised hands), everyone gets at most one
         # roster per interval, and always the latest.
         self.send_roster = Coalesced(ROSTER_INTERVAL_S, self._send_roster)
@@ -332,6 +341,14 @@ class LiveHearing:
                 pid, seat.name, seat.role, seat.language))
         if self.state == HearingState.IN_SESSION.value:
             await self.recording.start()  # a hearing already in session when we took it up
+
+    async def restart_media(self, connection: Connection) -> None:
+        """The participant asked for a fresh peer connection; raises SignalingError when they
+        ask too often (each one sets up ICE and DTLS here)."""
+        if not self._restarts.setdefault(connection.participant_id, TokenBucket(
+                MEDIA_RESTARTS_PER_S, MEDIA_RESTARTS_BURST)).allow():
+            raise SignalingError("rate_limited", "too many media restarts; wait a few seconds")
+        await self.start_media(connection)
 
     def peer(self, participant_id: str) -> ParticipantPeer | None:
         return self.media.peers.get(participant_id)

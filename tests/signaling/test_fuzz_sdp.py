@@ -372,7 +372,7 @@ class MediaRoom:
 def restarts_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
     # Each applied answer is followed by a media_restart for a fresh offer, far more often than
     # a page ever restarts; the restart limit has its own test (tests/signaling/test_session.py).
-    monkeypatch.setattr("signaling.session.MEDIA_RESTARTS_BURST", 1e9)
+    monkeypatch.setattr("signaling.hearing.MEDIA_RESTARTS_BURST", 1e9)
 
 
 @pytest.fixture

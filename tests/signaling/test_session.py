@@ -336,6 +336,53 @@ async def test_media_restarts_are_rate_limited_and_the_hearing_goes_on(hearing, 
     await judge.wait_for(lambda: judge.frames_from(hearing.ids["lawyer"], "audio") > 5, 30)
 
 
+async def test_the_restart_limit_holds_across_reconnects(hearing, participants):
+    """Each connection asks for fewer restarts than the burst: a limit kept per connection
+    would let every one through, as often as rejoins are allowed."""
+    import time
+
+    from signaling.limits import MEDIA_RESTARTS_BURST, MEDIA_RESTARTS_PER_S
+
+    judge, lawyer = await admitted_pair(hearing, participants, "lawyer")
+    l_id = hearing.ids["lawyer"]
+    started = time.monotonic()
+    granted, refusal, connections = 0, None, 0
+    while refusal is None and connections < 6:  # 7 arrivals: within their own burst of 10
+        if connections:
+            previous = lawyer
+            lawyer = HearingClient(hearing.base_url, f"lawyer-{connections}")
+            participants.append(lawyer)
+            await lawyer.join(hearing.tokens["lawyer"])
+            await lawyer.next_message("offer", within=20)  # the arrival's own peer
+            await previous.close()
+        connections += 1
+        for n in range(3):
+            mark = len(lawyer.messages)
+            await lawyer.restart_media()
+            await lawyer.send({"type": "ping", "ref": f"after-{n}"})
+            # Messages are handled in order: by the pong, the restart was granted or refused.
+            await lawyer.wait_for(lambda n=n, c=lawyer, m=mark: any(
+                x.get("ref") == f"after-{n}" for x in c.messages[m:]), 20)
+            refusal = next((x for x in lawyer.messages[mark:] if x["type"] == "error"), None)
+            if refusal is not None:
+                break
+            granted += 1
+            await lawyer.next_message("offer", after=mark, within=20)
+    elapsed = time.monotonic() - started
+    assert refusal is not None, f"{granted} restarts over {connections} connections allowed"
+    assert connections > 1  # the allowance did not start afresh with the new connection
+    assert granted <= MEDIA_RESTARTS_BURST + MEDIA_RESTARTS_PER_S * elapsed, (granted, elapsed)
+    assert refusal["code"] == "rate_limited" and "media restarts" in refusal["message"]
+    assert lawyer.closed_code is None  # refused, not disconnected
+    # A rejoin is not a restart: it still seats them, with media again.
+    back = HearingClient(hearing.base_url, "lawyer-back")
+    participants.append(back)
+    seen = judge.frames_from(l_id, "video")
+    await back.join(hearing.tokens["lawyer"])
+    await back.wait_for(lambda: back.frames_from(hearing.ids["judge"], "video") > 10, 30)
+    await judge.wait_for(lambda: judge.frames_from(l_id, "video") > seen + 10, 30)
+
+
 async def test_rejoining_in_a_loop_is_refused_until_it_slows_down(hearing, participants):
     judge = HearingClient(hearing.base_url, "judge")
     participants.append(judge)
