@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -83,7 +84,15 @@ async def _unsealed(db: Database) -> list[Finding]:
 async def _verify_anchors(db: Database, key_path: Path, checkpoint_file: Path,
                           report: IntegrityReport) -> None:
     log = anchor.CheckpointLog(checkpoint_file)
-    checkpoints, bad_lines = await asyncio.to_thread(log.read)
+    checkpoints: list[dict[str, Any]] = []
+    bad_lines: list[int] = []
+    unreadable: str | None = None
+    try:
+        checkpoints, bad_lines = await asyncio.to_thread(log.read)
+        present = await asyncio.to_thread(checkpoint_file.exists)
+    except OSError as e:
+        unreadable = f"cannot be read ({e.strerror})"
+        present = True
     report.checkpoints = len(checkpoints)
     for number in bad_lines:
         report.findings.append(Finding(
@@ -92,11 +101,25 @@ async def _verify_anchors(db: Database, key_path: Path, checkpoint_file: Path,
         seals = list((await session.scalars(select(AuditEvent).where(
             AuditEvent.action.in_(SEAL_ACTIONS)).order_by(AuditEvent.seq))).all())
         report.seals = len(seals)
+        signed = sum(anchor.SIGNATURE in s.data for s in seals)
+        if signed and not checkpoints:
+            # A server that signs also checkpoints. Without them a rewritten or cut chain
+            # checks out: a wrong path must not pass for "nothing to compare with".
+            problem = unreadable or ("holds no checkpoint" if present else "is missing")
+            report.findings.append(Finding(
+                f"{signed} seals are signed but the checkpoint file {checkpoint_file} "
+                f"{problem}: rewritten or deleted events cannot be found without it (is "
+                "checkpoint_file the file the server appends to?)"))
+        elif unreadable is not None:
+            report.findings.append(Finding(
+                f"the checkpoint file {checkpoint_file} {unreadable}"))
         try:
             verifier = await asyncio.to_thread(anchor.load_verifier, key_path)
         except Exception as e:
-            if checkpoints or any(anchor.SIGNATURE in s.data for s in seals):
-                report.findings.append(Finding(f"signatures cannot be checked: {e}"))
+            if checkpoints or signed:
+                report.findings.append(Finding(
+                    f"signatures cannot be checked: {e}; is signing_key_path the key the "
+                    "server signs with, or its public half?"))
             return
         report.anchored = True
         report.findings += await anchor.verify_checkpoints(session, verifier, checkpoints)

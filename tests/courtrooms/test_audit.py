@@ -597,3 +597,76 @@ async def test_verify_audit_cli_names_each_tampering(
     # When what it names happened, in the court's time (the clock: 2026-11-23 01:00 UTC).
     assert line.endswith(" [2026-11-23 09:00 Beijing time]"), line
     assert err.splitlines()[-1].startswith("verification failed: ")
+
+
+# -- anchors that cannot be read -------------------------------------------------------------
+
+
+def _checkpoints_elsewhere(court: Court) -> str:
+    court.checkpoints = court.checkpoints.with_name("wrong-path.jsonl")
+    return f"3 seals are signed but the checkpoint file {court.checkpoints} is missing"
+
+
+def _checkpoints_emptied(court: Court) -> str:
+    court.checkpoints.write_text("")
+    return f"3 seals are signed but the checkpoint file {court.checkpoints} holds no checkpoint"
+
+
+def _checkpoints_a_directory(court: Court) -> str:
+    court.checkpoints = court.data_dir
+    return f"the checkpoint file {court.checkpoints} cannot be read"
+
+
+def _key_elsewhere(court: Court) -> str:
+    court.key = court.key.with_name("wrong-key.pem")
+    return f"signatures cannot be checked: no signing key at {court.key}"
+
+
+def _key_not_a_key(court: Court) -> str:
+    court.key = court.key.with_name("not-a-key.pem")
+    court.key.write_text("-----BEGIN NOTHING-----\n")
+    return f"signatures cannot be checked: {court.key} is not a PEM key"
+
+
+# Each misplaces an anchor (as a wrong setting would) and returns what must be said of it.
+MISPLACED: dict[str, Callable[[Court], str]] = {
+    "checkpoint file missing": _checkpoints_elsewhere,
+    "checkpoint file empty": _checkpoints_emptied,
+    "checkpoint file unreadable": _checkpoints_a_directory,
+    "signing key missing": _key_elsewhere,
+    "signing key unreadable": _key_not_a_key,
+}
+
+
+@pytest.mark.parametrize("misplaced", list(MISPLACED))
+async def test_anchors_that_cannot_be_read_are_found(court: Court, misplaced: str) -> None:
+    expected = MISPLACED[misplaced](court)
+    report = await court.verify()
+    assert not report.ok and report.chain.ok
+    messages = [f.message for f in report.findings]
+    assert [m for m in messages if expected in m], messages
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("misplaced", list(MISPLACED))
+async def test_verify_audit_cli_names_anchors_it_cannot_read(
+    court: Court, database_url: str, misplaced: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from web.cli import main
+
+    for key in list(os.environ):
+        if key.startswith("TINGSHEN_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TINGSHEN_DATABASE_URL", database_url)
+    monkeypatch.setenv("TINGSHEN_DATA_DIR", str(court.data_dir))
+    # What a wrong setting would hide: an event rewritten and the chain recomputed.
+    await _rewrite_and_rechain(court)
+    expected = MISPLACED[misplaced](court)
+    monkeypatch.setenv("TINGSHEN_SIGNING_KEY_PATH", str(court.key))
+    monkeypatch.setenv("TINGSHEN_CHECKPOINT_FILE", str(court.checkpoints))
+    assert await asyncio.to_thread(main, ["verify-audit"]) == 1
+    out, err = capsys.readouterr()
+    assert "intact" not in out
+    assert [line for line in err.splitlines() if expected in line], err
+    assert err.splitlines()[-1].startswith("verification failed: ")
