@@ -199,6 +199,54 @@ async def test_audio_the_court_muted_is_in_no_file_and_no_composite(
     assert "participant.muted" in events
 
 
+async def test_speech_the_court_muted_is_not_transcribed_and_muting_is_on_the_timeline(
+        client, admin, hearing, participants):
+    """Muted by the court in session, the defendant reads the opening: no caption, no line of
+    the record. Unmuted, the defendant's next words are captioned and recorded (so the record
+    was being taken all along). The review's timeline shows both."""
+    speech = SpeechTrack(SPEECH / "en_opening.wav")
+    c = await join_all(hearing, participants, roles=("judge", "defendant"),
+                       audio={"defendant": speech})
+    judge = c["judge"]  # silent
+    d_id = hearing.ids["defendant"]
+    for action in ("open", "start"):
+        await judge.send({"type": "command", "action": action})
+    await judge.wait_for(lambda: judge.hearing_state == "in_session")
+    await judge.send({"type": "command", "action": "mute", "participant_id": d_id})
+    await judge.wait_for(lambda: (judge.seat(d_id) or {}).get("muted_by_court") is True)
+    speech.speak_at = time.time()
+    await judge.wait_for(lambda: speech.quiet_s > 1.0, 60)  # all of it said, while muted
+    await judge.send({"type": "command", "action": "unmute", "participant_id": d_id})
+    await judge.wait_for(lambda: (judge.seat(d_id) or {}).get("muted_by_court") is False)
+    speech.say(SpeechTrack(SPEECH / "en_witness.wav").speech, 0.5)
+
+    def theirs() -> list[dict[str, Any]]:
+        return [m for m in judge.messages
+                if m.get("type") == "caption" and m["participant_id"] == d_id]
+
+    # The transcriber takes a speaker's audio in order: the words said after the unmute come
+    # out after anything said before it would have.
+    await judge.wait_for(lambda: any(m["final"] and "witness" in m["text"].lower()
+                                     for m in theirs()), 90)
+    await close_hearing(judge)
+
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/recordings", headers=admin)
+    listing = await r.json()
+    timeline = [(e["action"], e["participant_ids"], e["at"]) for e in listing["events"]]
+    [(_, _, muted_at), (_, _, unmuted_at)] = [
+        t for t in timeline if t[:2] in (("participant.muted", [d_id]),
+                                         ("participant.unmuted", [d_id]))]
+    assert 0 <= muted_at < unmuted_at <= listing["segments"][-1]["end"], timeline
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
+    lines = [li for li in (await r.json())["items"] if li["participant_id"] == d_id]
+    assert lines and any("witness" in li["text"].lower() for li in lines), lines
+    # What was said while muted (it ended over a second before the unmute) is in no caption
+    # and no line, the record sealed at the close included; only what followed is.
+    early = [(m["start"], m["text"]) for m in theirs() if m["start"] < unmuted_at - 0.5]
+    early += [(li["start"], li["text"]) for li in lines if li["start"] < unmuted_at - 0.5]
+    assert not early, (unmuted_at, early)
+
+
 async def audit(client: TestClient, admin: dict[str, str], hearing: LiveHearing
                 ) -> list[dict[str, Any]]:
     r = await client.get("/api/v1/audit", headers=admin,

@@ -220,6 +220,9 @@ async def test_a_killed_worker_s_hearing_resumes_in_the_other(cluster: Cluster) 
 
 async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: Cluster
                                                                       ) -> None:
+    """After the failover the court resumes: the defendant speaks in consultation, then the
+    judge speaks before the court. The judge's words are recorded and transcribed in the new
+    segment (so the hearing did record); nothing of the pair in consultation is."""
     from tests.signaling.test_privacy import audio_packets
 
     async with aiohttp.ClientSession() as http:
@@ -247,6 +250,14 @@ async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: 
                            == "active" for r in ("lawyer", "defendant"))
 
             await judge.wait_for(lambda: consulting(judge), 30)
+
+            async def recording() -> bool:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                return bool(listing["segments"])
+
+            # Killed while recording: its open segment is how the next holder knows the
+            # hearing was cut off in session (and interrupts it).
+            await wait(recording, 30, "the first segment")
             holder = cluster.holder(hearing_id)
             processes = cluster.processes()
             assert holder in processes
@@ -255,10 +266,10 @@ async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: 
                 await c.wait_for(lambda c=c: c.closed_code is not None, 30)
                 await c.close()
 
-            speech = SPEECH / "en_witness.wav"
-            clients = {r: await join_until_welcomed(
-                cluster.base, tokens[r], r, speech=speech if r == "defendant" else None)
-                for r in roles}
+            speech = {"defendant": SPEECH / "en_witness.wav", "judge": SPEECH / "en_opening.wav"}
+            clients = {r: await join_until_welcomed(cluster.base, tokens[r], r,
+                                                    speech=speech.get(r))
+                       for r in roles}
             judge, lawyer, defendant = (clients[r] for r in roles)
             assert cluster.holder(hearing_id) not in (None, holder)
             # The seats still say so, on every screen, and the routing follows the seats.
@@ -266,12 +277,42 @@ async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: 
                 await c.wait_for(lambda c=c: consulting(c), 30)
             await lawyer.wait_for(lambda: lawyer.frames_from(ids["defendant"], "audio") > 30,
                                   30)
-            assert isinstance(defendant.audio, SpeechTrack)
-            defendant.audio.speak_at = time.time()
+            # The take-up interrupted the hearing; the court resumes it, still in consultation.
+            assert judge.hearing_state == "recess"
+            await judge.send({"type": "command", "action": "resume"})
+            await judge.wait_for(lambda: judge.hearing_state == "in_session", 30)
+            assert consulting(judge) and consulting(defendant)
+
+            async def new_segment() -> list[dict[str, Any]] | None:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                files = [i for i in listing["items"] if i["kind"] == "participant"
+                         and i["segment"] >= 1 and i["status"] == "recording"]
+                return files if {i["participant_id"] for i in files} == set(ids.values()) \
+                    else None
+
+            # Everyone's file of the new segment is being written before anyone speaks.
+            await wait(new_segment, 30, "the new segment's files")
+            said, heard = defendant.audio, judge.audio
+            assert isinstance(said, SpeechTrack) and isinstance(heard, SpeechTrack)
             before = dict(judge.frames)
-            await asyncio.sleep(defendant.audio.seconds + 4.0)
+            said.speak_at = time.time()
+            await defendant.wait_for(lambda: said.quiet_s > 1.0, 60)
+            # Then the judge, before the court: once the judge's words are in the record, the
+            # transcriber has had the defendant's (earlier) speech, had it been on the record.
+            heard.speak_at = time.time()
+
+            async def judge_transcribed() -> list[dict[str, Any]]:
+                record = await api.call("GET", f"/hearings/{hearing_id}/transcript")
+                return [i for i in record["items"] if i["participant_id"] == ids["judge"]]
+
+            await wait(judge_transcribed, 120, "the judge's speech in the record")
+            await judge.wait_for(lambda: any(
+                m.get("type") == "caption" and m["participant_id"] == ids["judge"]
+                for m in judge.messages), 30)
+            # Nobody else is before the court: the judge received nothing at all.
             assert judge.frames == before, (before, judge.frames)
             private = {ids["lawyer"], ids["defendant"]}
+            assert lawyer.frames_from(ids["defendant"], "audio") > 100
             assert not [m for c in clients.values() for m in c.messages
                         if m.get("type") == "caption" and m["participant_id"] in private]
             record = await api.call("GET", f"/hearings/{hearing_id}/transcript")
@@ -280,13 +321,24 @@ async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: 
             await api.call("POST", f"/hearings/{hearing_id}/close")
             for c in clients.values():
                 await c.wait_for(lambda c=c: c.closed_code == 4000, 60)
-            listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
-            later = [i for i in listing["items"] if i["kind"] == "participant"
-                     and i["segment"] >= 1 and i["participant_id"] in private]
-            for item in later:
-                for path in (cluster.data_dir / "recordings" / hearing_id).glob(
-                        f"{item['segment']:03d}-*-{item['participant_id']}.webm"):
-                    assert audio_packets(path) == 0, path
+
+            async def finished() -> list[dict[str, Any]] | None:
+                listing = await api.call("GET", f"/hearings/{hearing_id}/recordings")
+                files = [i for i in listing["items"] if i["kind"] == "participant"]
+                return files if all(i["status"] != "recording" for i in files) else None
+
+            files = await wait(finished, 60, "every file finished")
+            # The new segment (after the failover and the resumption): the judge's file holds
+            # the judge's speech (50 packets a second); of the pair in consultation nothing
+            # was on the record, so no file of theirs holds any audio (a file that received
+            # nothing at all is never created and leaves the listing).
+            folder = cluster.data_dir / "recordings" / hearing_id
+            [judge_file] = [i for i in files
+                            if i["segment"] >= 1 and i["participant_id"] == ids["judge"]]
+            [path] = folder.glob(f"{judge_file['segment']:03d}-*-{ids['judge']}.webm")
+            assert audio_packets(path) > 250, path
+            theirs = [f for p in private for f in folder.glob(f"*{p}*") if int(f.name[:3]) >= 1]
+            assert all(audio_packets(f) == 0 for f in theirs), theirs
         finally:
             for c in clients.values():
                 with contextlib.suppress(Exception):
