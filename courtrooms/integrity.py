@@ -1,9 +1,9 @@
 """Verification of the whole hearing record: the audit chain and its anchors (signatures and
 checkpoints kept outside the database), every seal, every file and every closed hearing.
 
-What each part checks is in its module (`recordings`, `transcripts`, `exhibits`, `anchor`);
-this one runs them all and adds what spans them: seal signatures, and closed hearings that
-were never sealed.
+What each part checks is in its module (`recordings`, `transcripts`, `exhibits`, `identity`,
+`anchor`); this one runs them all and adds what spans them: seal signatures, and closed
+hearings that were never sealed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from courtrooms import anchor, audit, recordings, transcripts
 from courtrooms.audit import ChainReport, Finding
 from courtrooms.database import Database
 from courtrooms.exhibits import Exhibits
+from courtrooms.identity import IdentityChecks
 from courtrooms.models import AuditEvent, Hearing, HearingState, utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.transcripts import Transcripts
@@ -54,6 +55,7 @@ async def verify_record(
     report.findings += await Recordings(db, utcnow, data_dir).verify()
     report.findings += await Transcripts(db, utcnow).verify()
     report.findings += await Exhibits(db, utcnow, data_dir).verify()
+    report.findings += await IdentityChecks(db, utcnow, data_dir).verify()
     report.findings += await _unsealed(db)
     await _verify_anchors(db, key_path, checkpoint_file, report)
     return report

@@ -19,3 +19,7 @@ class CompositeError(MediaError):
 
 class CompositeCancelled(CompositeError):
     """The render was cancelled; nothing was left at the output path."""
+
+
+class NoPicture(MediaError):
+    """No still picture could be taken of a participant's video."""

@@ -115,6 +115,8 @@ class Publication:
         self._request_keyframe: Callable[[], bool] | None = None
         self._last_keyframe_request = 0.0
         self._keyframe_wanted = False
+        # Waiting for the next keyframe (a still picture of this moment: media/stills.py).
+        self._keyframe_waiters: list[asyncio.Future[EncodedFrame]] = []
 
     def attach_source(self, request_keyframe: Callable[[], bool]) -> None:
         """Called when the publisher's receiver appears; keyframe requests go through it."""
@@ -132,6 +134,10 @@ class Publication:
                       frame.received_at)
         if frame.keyframe:
             self._keyframe_wanted = False
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_result(frame)
+            self._keyframe_waiters.clear()
         elif self._keyframe_wanted:
             # An earlier request may have gone nowhere (no SSRC known yet, or a lost PLI).
             self.want_keyframe()
@@ -163,6 +169,19 @@ class Publication:
         if self._request_keyframe():
             self._last_keyframe_request = now
             self.keyframe_requests += 1
+
+    async def next_keyframe(self, wait_s: float) -> EncodedFrame | None:
+        """The next keyframe to arrive (one is asked for now), or None after `wait_s`."""
+        waiter: asyncio.Future[EncodedFrame] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(waiter)
+        self.want_keyframe()
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), wait_s)
+        except TimeoutError:
+            return None
+        finally:
+            if waiter in self._keyframe_waiters:
+                self._keyframe_waiters.remove(waiter)
 
     def end(self) -> None:
         self.ended = True

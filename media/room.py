@@ -16,10 +16,12 @@ import numpy as np
 from media.audio import PcmChunk
 from media.counters import MediaCounters
 from media.downlink import LinkEstimate
+from media.errors import NoPicture
 from media.forwarding import Publication
 from media.peer import ParticipantPeer, SlotInfo
 from media.quality import QualityMeter
 from media.recording import STOP_GRACE_S, ParticipantRecorder, RecordingFile
+from media.stills import take_still
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +260,14 @@ class MediaRoom:
         peer = self.peers.get(participant_id)
         if peer is not None:
             peer.publications["video"].want_keyframe()
+
+    async def still(self, participant_id: str) -> bytes:
+        """A JPEG of the participant's camera as the server receives it now (raises
+        NoPicture when none comes)."""
+        peer = self.peers.get(participant_id)
+        if peer is None or not peer.publish:
+            raise NoPicture("the participant sends no video")
+        return await take_still(peer.publications["video"])
 
     async def quality(self) -> list[dict[str, Any]]:
         """How each participant's connection fares (for the court), since the last call."""

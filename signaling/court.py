@@ -13,6 +13,7 @@ from courtrooms.lifecycle import HearingAction
 from courtrooms.models import CONTROL_ROLES, Role
 from signaling.consultation import refused
 from signaling.errors import Forbidden, SignalingError
+from signaling.identity import IDENTITY_COMMANDS
 from signaling.seats import Seat
 
 if TYPE_CHECKING:
@@ -39,9 +40,9 @@ class CourtCommands:
                       reason: str | None = None) -> None:
         if actor.role not in CONTROL_ROLES:
             raise Forbidden(f"only the judge or the clerk may {action}")
-        if reason is not None and action != "warn":
-            raise SignalingError("invalid", f"{action} takes no reason; only warn does",
-                                 field="reason")
+        if reason is not None and action not in ("warn", "refuse_identity"):
+            raise SignalingError("invalid", f"{action} takes no reason; only warn and "
+                                 "refuse_identity do", field="reason")
         if action in HEARING_ACTIONS:
             if target_id is not None:
                 raise SignalingError(
@@ -72,6 +73,9 @@ class CourtCommands:
             await consultations.end(target, actor_ref)
         elif action == "warn":
             await self._warn(target, reason, actor_ref)
+        elif action in IDENTITY_COMMANDS:
+            await self.hearing.identity.check(target, action == "verify_identity", reason,
+                                              actor_ref)
         elif action in REVIEW_COMMANDS:
             if actor.role != Role.JUDGE.value:
                 raise Forbidden("only the judge may permit reviewing the recordings")

@@ -30,6 +30,7 @@ from media.room import MediaRoom
 from signaling.consultation import Consultations
 from signaling.court import CourtCommands
 from signaling.errors import SignalingError
+from signaling.identity import IdentityDesk
 from signaling.limits import (
     ARRIVALS_BURST,
     ARRIVALS_PER_S,
@@ -45,6 +46,7 @@ from signaling.seats import (
     OBSERVER,
     Seat,
     consultations_message,
+    expected_view,
     hearing_view,
     participants_message,
 )
@@ -64,6 +66,7 @@ class Connection(PeerEvents, Protocol):
     """What a live hearing needs of a participant's signaling connection."""
 
     participant_id: str
+    device: str | None  # the browser's device and session ids, when it sent them
 
     def send(self, message: dict[str, Any]) -> None: ...
 
@@ -96,6 +99,7 @@ class LiveHearing:
         self.recording = HearingRecording(self)
         self.consultations = Consultations(self)
         self.court = CourtCommands(self)
+        self.identity = IdentityDesk(self)
         self.monitor = Monitor(self)
         self.stage = Stage(self)
         self._finishing = False
@@ -225,15 +229,18 @@ class LiveHearing:
                 admitted=await self._admitted_on_arrival(participant),
             )
             seat = replace(seat, present=True, connection="new", hand_raised=False,
-                           screen_sharing=False)
+                           screen_sharing=False, device=connection.device)
             await self.update(seat)  # everyone else sees them arrive; the welcome says it all
             self.connections[pid] = connection
             self._attendance("attendance.joined", pid, returning=returning,
                              admitted=seat.admitted)
+        court = seat.role in CONTROL_ROLES
         connection.send({
             "type": "welcome", "protocol": 1, "participant": seat.public(), "hearing": self.info,
-            "participants": participants_message(
-                self.seats.values(), court=seat.role in CONTROL_ROLES)["participants"],
+            "participants": participants_message(self.seats.values(), court)["participants"],
+            # The court lists everyone expected, joined or not (its identity checks).
+            **({"expected": [expected_view(p) for p in await self.registry.list_participants(
+                self.hearing_uuid)]} if court else {}),
         })
         # Before any offer: the client builds its RTCPeerConnection with these servers.
         connection.send({"type": "config", "ice_servers": self.services.client_ice_servers})

@@ -13,6 +13,7 @@ from aiortc import RTCIceServer
 
 from config import Settings
 from courtrooms.exhibits import Exhibits
+from courtrooms.identity import IdentityChecks
 from courtrooms.models import HearingState, Participant, Recording, RecordingStatus
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.registry import Registry
@@ -55,6 +56,7 @@ class Hub:
         self.composites = CompositeJobs(registry, recordings)
         self.transcripts = Transcripts(registry.db, registry.clock)
         self.exhibits = Exhibits(registry.db, registry.clock, settings.data_dir)
+        self.identity = IdentityChecks(registry.db, registry.clock, settings.data_dir)
         self.bus = bus
         self.cluster = cluster
         if cluster is not None:
@@ -77,7 +79,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.services = HearingServices(
             registry=registry, recordings=recordings, transcripts=self.transcripts,
-            exhibits=self.exhibits, composites=self.composites, bus=bus,
+            exhibits=self.exhibits, identity=self.identity, composites=self.composites, bus=bus,
             data_dir=settings.data_dir,
             ice_servers=[
                 RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)

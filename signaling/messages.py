@@ -34,11 +34,19 @@ class Inbound(BaseModel):
     ref: Ref | None = None
 
 
+# A browser's own random id: `device` kept in its storage, `session` for as long as the tab
+# lives. An identity check holds for the device and session it was made on: a reconnect keeps
+# it, a new device or a new browser session asks for it again.
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
 class Join(Inbound):
     type: Literal["join"]
     v: Literal[1] = 1
     token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     device_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    device: ClientId | None = None
+    session: ClientId | None = None
 
     @field_validator("v", mode="before")
     @classmethod
@@ -117,10 +125,10 @@ class Command(Inbound):
         "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close",
         "permit_review", "revoke_review",
         "grant_consultation", "deny_consultation", "end_consultation", "warn",
-        "send_out", "release",
+        "send_out", "release", "verify_identity", "refuse_identity",
     ]
     participant_id: Id | None = None
-    # A warning's words, said to the participant and kept in the audit.
+    # A warning's words, or why an identity check failed: said and kept in the audit.
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

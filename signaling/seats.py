@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from courtrooms.models import Hearing, Role
+from courtrooms.models import Hearing, Participant, Role
 
 OBSERVER = Role.OBSERVER.value
 
@@ -34,6 +34,19 @@ class Seat:
     #  "since": ISO time}
     consultation: dict[str, Any] | None = None
     connection: str = "new"
+    # The device and browser session of their current connection ("device/session"), and
+    # the court's last identity check: {"outcome", "device", "at", "reason"}.
+    device: str | None = None
+    identity: dict[str, Any] | None = None
+
+    @property
+    def identity_state(self) -> str:
+        """verified or refused while on the device and session it was checked on; else
+        unchecked (a new device or session is checked again)."""
+        check = self.identity
+        if check is None or check.get("device") != self.device:
+            return "unchecked"
+        return str(check["outcome"])
 
     @property
     def muted(self) -> bool:
@@ -48,6 +61,11 @@ class Seat:
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data["muted"] = self.muted
+        # Device ids stay on the server; the court sees the check's outcome for now.
+        del data["device"], data["identity"]
+        data["identity"] = self.identity_state
+        data["identity_reason"] = (self.identity or {}).get("reason") \
+            if data["identity"] == "refused" else None
         return data
 
 
@@ -75,6 +93,12 @@ def consultations_message(seats: Iterable[Seat]) -> dict[str, Any]:
             })
             entry["participants"].append(s.participant_id)
     return {"type": "consultations", "requests": requests, "active": list(active.values())}
+
+
+def expected_view(participant: Participant) -> dict[str, Any]:
+    """A participant of the hearing as the court's list shows one who has not joined."""
+    return {"participant_id": str(participant.id), "name": participant.name,
+            "role": participant.role.value, "location": participant.location.value}
 
 
 def hearing_view(hearing: Hearing) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from courtrooms.exhibits import Exhibits
+from courtrooms.identity import IdentityChecks
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
 from courtrooms.transcripts import Transcripts
@@ -30,6 +31,7 @@ class HearingServices:
     recordings: Recordings
     transcripts: Transcripts
     exhibits: Exhibits
+    identity: IdentityChecks
     composites: CompositeJobs
     bus: LiveBus
     data_dir: Path

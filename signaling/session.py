@@ -128,6 +128,7 @@ class ParticipantSession:
         self._closed = False
         self._drained = asyncio.Event()
         self._cause: str | None = None  # set when the server or the participant ends it
+        self.device: str | None = None  # "device/session", from the join
 
     # -- Connection protocol ---------------------------------------------------------------
 
@@ -319,6 +320,8 @@ class ParticipantSession:
                     raise SignalingError("not_joined", f"send join before {message.type}")
                 grant = await self._grant(message)
                 self._join_text = raw
+                if message.device is not None:
+                    self.device = f"{message.device}/{message.session or ''}"
                 return grant
             except SignalingError as e:
                 self._refuse(e, raw)

@@ -135,7 +135,10 @@ class HearingClient:
         self._ws = await self._session.ws_connect(f"{self.base_url}/ws")
         self._reader = asyncio.create_task(self._read())
 
-    async def join(self, token: str | None = None, device_key: str | None = None) -> None:
+    async def join(self, token: str | None = None, device_key: str | None = None,
+                   device: tuple[str, str] | None = None) -> None:
+        """Join with a join token or a terminal's device key; `device` is the browser's
+        (device id, session id), as the page sends them."""
         if self._ws is None:
             await self.connect()
         message: dict[str, Any] = {"type": "join"}
@@ -143,6 +146,8 @@ class HearingClient:
             message["token"] = token
         if device_key is not None:
             message["device_key"] = device_key
+        if device is not None:
+            message["device"], message["session"] = device
         await self.send(message)
 
     async def send(self, message: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from web import (
     api_audit,
     api_exhibits,
     api_hearings,
+    api_identity,
     api_participants,
     api_places,
     api_recordings,
@@ -46,6 +47,7 @@ for module_routes in (
     api_recordings.routes,
     api_transcript.routes,
     api_exhibits.routes,
+    api_identity.routes,
     api_vocabulary.routes,
 ):
     api.include(module_routes)

@@ -122,10 +122,11 @@ async def test_device_check_comes_before_presence_then_lobby_and_language_switch
     judge = await enter(pages, client, hearing, "judge")
     lawyer = await open_page(pages, join_url(client, hearing.tokens["lawyer"]), "lawyer")
     await wait_state(lawyer, "device-check")
-    # Testing devices is not being in the hearing: no socket yet, nobody sees the lawyer.
+    # Testing devices is not being in the hearing: no socket yet, the court sees the lawyer
+    # only as expected, not joined.
     await asyncio.sleep(1.0)
     assert await lawyer.evaluate("window.tingshen.ws") is None
-    assert await row(judge, hearing.ids["lawyer"]).count() == 0
+    assert await row(judge, hearing.ids["lawyer"]).get_by_text("尚未加入").count() == 1
     await pass_device_check(lawyer)
     await wait_state(lawyer, "lobby")
     await row(judge, hearing.ids["lawyer"]).get_by_text("候审").wait_for(timeout=STATE_TIMEOUT_MS)
@@ -482,10 +483,11 @@ async def test_a_kiosk_joins_by_itself_with_large_controls_and_goes_home_at_the_
     kiosk = await open_page(pages, url, "kiosk")
     await wait_state(kiosk, "live")  # nobody pressed anything
     assert await kiosk.locator("a").count() == 0
-    for selector in ("#btn-mute", "#btn-camera", "#btn-hand", "#btn-consult", "#lang-switch"):
+    for selector in ("#btn-mute", "#btn-hand", "#btn-consult"):
         box = await kiosk.locator(selector).bounding_box()
         assert box and box["height"] >= 64 and box["width"] >= 64, (selector, box)
-    for selector in ("#btn-exhibit", "#btn-screen"):
+    # Kiosk discipline: a detainee switches neither the camera off nor the language.
+    for selector in ("#btn-exhibit", "#btn-screen", "#btn-camera", "#lang-switch"):
         assert await kiosk.locator(selector).is_hidden(), selector
 
     for action in ("open", "start", "close"):
@@ -494,3 +496,56 @@ async def test_a_kiosk_joins_by_itself_with_large_controls_and_goes_home_at_the_
     await wait_state(kiosk, "ended")
     assert "秒后返回终端首页" in await text(kiosk, "#kiosk-return")
     await kiosk.wait_for_url("**/terminal", timeout=15_000)
+
+
+async def test_the_clerk_checks_identities_on_the_console_before_opening(
+    client, admin, clock, pages
+):
+    """Everyone expected is listed, joined or not; the judge verifies the defendant (the
+    server keeps a still of Chromium's fake camera) and refuses the lawyer with a reason; a
+    reload of the same tab keeps the check, a new browser session does not."""
+    hearing = await schedule(client, admin, clock, auto_admit=True)
+    judge = await enter(pages, client, hearing, "judge")
+    # Not joined yet, listed all the same.
+    defendant_row = row(judge, hearing.ids["defendant"])
+    await defendant_row.get_by_text("尚未加入").wait_for(timeout=STATE_TIMEOUT_MS)
+    defendant = await enter(pages, client, hearing, "defendant")
+    lawyer = await enter(pages, client, hearing, "lawyer")
+    await defendant_row.locator('.tag.identity[data-identity="unchecked"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+
+    verify = defendant_row.locator('button[data-action="verify_identity"]')
+    await judge.wait_for_function(
+        "b => !b.disabled", arg=await verify.element_handle(), timeout=STATE_TIMEOUT_MS)
+    await verify.click()
+    await defendant_row.locator('.tag.identity[data-identity="verified"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+    lawyer_row = row(judge, hearing.ids["lawyer"])
+    judge.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("证件已过期")))
+    await lawyer_row.locator('button[data-action="refuse_identity"]').click()
+    refused = lawyer_row.locator('.tag.identity[data-identity="refused"]')
+    await refused.wait_for(timeout=STATE_TIMEOUT_MS)
+    assert await refused.get_attribute("title") == "证件已过期"
+
+    r = await client.get(f"{API}/hearings/{hearing.id}/identity-checks", headers=admin)
+    checks = (await r.json())["items"]
+    assert [(c["participant_id"], c["outcome"], c["reason"]) for c in checks] == [
+        (hearing.ids["defendant"], "verified", None),
+        (hearing.ids["lawyer"], "refused", "证件已过期")]
+    r = await client.get(f"{API}/hearings/{hearing.id}/identity-checks/{checks[0]['seq']}"
+                         "/still", headers=admin)
+    jpeg = await r.read()
+    assert r.status == 200 and jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) > 1000
+
+    # The defendant's page reloads (same tab, same browser session): still verified.
+    await defendant.reload()
+    await pass_device_check(defendant)
+    await wait_state(defendant, "live")
+    await defendant_row.locator('.tag.identity[data-identity="verified"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+    # The lawyer opens the link in a new browser (a new session): checked again.
+    await lawyer.context.close()
+    await enter(pages, client, hearing, "lawyer")
+    await lawyer_row.locator('.tag.identity[data-identity="unchecked"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+    assert not any(pages.errors().values()), pages.errors()

@@ -137,7 +137,7 @@ class World:
         }
         values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
                   "recording_id": str(uuid.uuid4()), "segment_id": self.segment_id,
-                  "format": "pdf", "exhibit_id": str(uuid.uuid4()), "n": "1",
+                  "format": "pdf", "exhibit_id": str(uuid.uuid4()), "n": "1", "seq": "1",
                   "token": self.judge_token}
         return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 

@@ -66,7 +66,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     # Every route that takes a participant's token names the hearing it is checked against.
     assert HEARING_ROUTES and all("{id}" in e.path for e in HEARING_ROUTES)
     assert {label(e) for e in api.endpoints if e.roles} == {
-        "PATCH /hearings/{id}/transcript/{segment_id}", "GET /hearings/{id}/attendance"}
+        "PATCH /hearings/{id}/transcript/{segment_id}", "GET /hearings/{id}/attendance",
+        "GET /hearings/{id}/identity-checks", "GET /hearings/{id}/identity-checks/{seq}/still"}
 
 
 def test_a_route_cannot_be_declared_unguarded_by_mistake() -> None:

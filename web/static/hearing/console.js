@@ -50,8 +50,23 @@ function renderLag() {
 
 // -- consultations and hands ----------------------------------------------------------------
 
-function send(action, participantId) {
-  if (!command(action, participantId)) status(t("未连接到法庭，操作未能发送"), "error");
+function send(action, participantId, reason = null) {
+  if (!command(action, participantId, reason)) status(t("未连接到法庭，操作未能发送"), "error");
+}
+
+// Identity checks (before each session): the participant holds an ID document to the camera;
+// the server keeps a still of that moment. A refusal needs a reason.
+function refuseIdentity(p) {
+  const reason = (window.prompt(t("身份核验不通过的原因（将记入庭审记录）")) || "").trim();
+  if (reason) send("refuse_identity", p.participant_id, reason.slice(0, 200));
+}
+
+function refuseButton(p) {
+  const b = el("button", { type: "button", dataset: { action: "refuse_identity" } },
+    t("核验不通过"));
+  b.disabled = !p.present;
+  b.addEventListener("click", () => refuseIdentity(p));
+  return b;
 }
 
 function actionButton(action, label, participantId, kind = "") {
@@ -134,7 +149,8 @@ function renderSignal(row, pid) {
 function flags(p) {
   const out = [];
   const tag = (text, kind = "") => out.push(el("span", { class: `tag ${kind}` }, text));
-  if (!p.present) tag(t("未在线"), "away");
+  if (p.expected_only) tag(t("尚未加入"), "away");
+  else if (!p.present) tag(t("未在线"), "away");
   else if (!p.admitted) tag(t("候审"), "lobby");
   if (consultationOf(p.participant_id)) tag(t("私下会见中"), "consult");
   if (p.muted_by_court) tag(t("已禁言"), "muted");
@@ -142,6 +158,13 @@ function flags(p) {
   if (p.hand_raised) tag(t("已举手"), "hand");
   if (p.screen_sharing) tag(t("正在共享屏幕"));
   if (p.camera_off) tag(t("摄像头关闭"));
+  if (checked(p)) {
+    const identity = p.identity || "unchecked";
+    const text = { verified: t("身份已核验"), refused: t("身份核验未通过"),
+      unchecked: t("待核验身份") }[identity];
+    out.push(el("span", { class: `tag identity ${identity}`, dataset: { identity },
+      title: p.identity_reason || "" }, text));
+  }
   if (p.present && p.admitted && p.connection && p.connection !== "connected") {
     const word = { new: t("连接中"), connecting: t("连接中"), disconnected: t("连接中断"),
       failed: t("连接失败"), closed: t("已断开") }[p.connection] || p.connection;
@@ -149,6 +172,9 @@ function flags(p) {
   }
   return out;
 }
+
+// Whose identity the court checks: not its own, not observers.
+const checked = (p) => p.role !== "observer" && !CONTROL_ROLES.has(p.role);
 
 function rosterRow(p) {
   const button = (action, label, enabled, kind = "") => {
@@ -170,7 +196,10 @@ function rosterRow(p) {
       : button("mute", t("禁言"), true),
     // A warning is logged: leaving after warnings is what the law calls walking out.
     observer || CONTROL_ROLES.has(p.role) ? null : button("warn", t("警告"), p.present),
+    checked(p) ? button("verify_identity", t("核验通过"), p.present && !p.camera_off) : null,
+    checked(p) ? refuseButton(p) : null,
     mayRemove ? button("remove", t("请出"), p.present || p.admitted, "danger") : null);
+  if (p.expected_only) actions.replaceChildren();
   return [
     el("div", { class: "row-head" },
       signal(),
@@ -206,7 +235,11 @@ function renderList(list, people) {
 }
 
 function renderRoster() {
-  const others = S.participants.filter((p) => p.participant_id !== S.participantId);
+  const seated = new Set(S.participants.map((p) => p.participant_id));
+  // Everyone the hearing expects is listed, joined or not (identity checks go through all).
+  const absent = S.expected.filter((p) => !seated.has(p.participant_id))
+    .map((p) => ({ ...p, present: false, admitted: false, expected_only: true }));
+  const others = [...S.participants, ...absent].filter((p) => p.participant_id !== S.participantId);
   const people = others.filter((p) => p.role !== "observer").sort(byRole);
   const observers = others.filter((p) => p.role === "observer").sort(byRole);
   renderList($("roster"), people);

@@ -27,7 +27,10 @@ export function connect() {
   S.connected = false;
   let configured;
   S.configReady = new Promise((resolve) => { configured = resolve; });
-  ws.addEventListener("open", () => send({ type: "join", v: 1, token: S.token }));
+  ws.addEventListener("open", () => send({
+    type: "join", v: 1, token: S.token, device: clientId(localStorage, "tingshen.device"),
+    session: clientId(sessionStorage, "tingshen.session"),
+  }));
   ws.addEventListener("message", (event) => {
     if (ws !== S.ws) return;
     let message;
@@ -79,6 +82,24 @@ function onClose(ws, event) {
   setTimeout(connect, delay);
 }
 
+// This browser's random id in `storage` (made once): an identity check holds for the device
+// (localStorage) and the browser session (sessionStorage) it was made on; a reconnect keeps
+// both, a new device or session is checked again. Without storage, one per page.
+const PAGE_IDS = {};
+function clientId(storage, key) {
+  try {
+    let id = storage.getItem(key);
+    if (!id) {
+      id = crypto.randomUUID();
+      storage.setItem(key, id);
+    }
+    return id;
+  } catch {
+    PAGE_IDS[key] = PAGE_IDS[key] || crypto.randomUUID();
+    return PAGE_IDS[key];
+  }
+}
+
 async function handle(message) {
   switch (message.type) {
     case "welcome":
@@ -88,6 +109,7 @@ async function handle(message) {
       S.serverMoved = false;
       S.me = message.participant;
       S.participants = message.participants || [];
+      S.expected = message.expected || []; // the court's: everyone the hearing expects
       S.hearingState = message.hearing.state;
       S.interruptedAt = message.hearing.interrupted_at || null;
       S.hearingId = message.hearing.id || S.hearingId;

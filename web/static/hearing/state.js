@@ -19,6 +19,7 @@ export const S = {
   pc: null,
   slots: [],
   participants: [],
+  expected: [], // for the court: every participant of the hearing, joined or not
   me: null, // my seat, from the server
   hearingState: body.dataset.hearingState || "scheduled",
   interruptedAt: null, // when the server holding the hearing died in session; until the court decides
@@ -90,9 +91,10 @@ export function send(message) {
   return false;
 }
 
-export function command(action, participantId) {
+export function command(action, participantId, reason = null) {
   const message = { type: "command", action };
   if (participantId) message.participant_id = participantId;
+  if (reason) message.reason = reason;
   return send(message);
 }
 

@@ -1,5 +1,12 @@
 // English for the Chinese strings of this part (one `"中文": "English",` per line).
 export default {
+  "身份核验不通过的原因（将记入庭审记录）": "Why the identity check failed (kept in the trial record)",
+  "尚未加入": "Not joined yet",
+  "身份已核验": "Identity verified",
+  "身份核验未通过": "Identity check failed",
+  "待核验身份": "Identity not checked",
+  "核验通过": "Verify ID",
+  "核验不通过": "ID not verified",
   "无法加入": "Cannot join",
   "庭审已结束": "The hearing has ended",
   "无法继续": "Cannot continue",

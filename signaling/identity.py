@@ -1,0 +1,65 @@
+"""The clerk's identity checks in a live hearing (《人民法院在线诉讼规则》 art. 7: identity verified
+again before each online session).
+
+The participant holds an ID document to the camera; the judge or clerk marks them verified, or
+refused with a reason. The server takes the still picture of that moment from the stream it
+receives (so the picture on the record is what the court saw, not what a browser uploaded), and
+`courtrooms.identity` keeps it with its sha256 in the audit. The outcome sits on the seat for
+the device and browser session it was made on: a reconnect after a network drop keeps it; a
+new device or a new browser session is unchecked again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from courtrooms.models import CONTROL_ROLES
+from media.errors import NoPicture
+from signaling.errors import SignalingError
+from signaling.seats import OBSERVER, Seat
+
+if TYPE_CHECKING:
+    from signaling.hearing import LiveHearing
+
+IDENTITY_COMMANDS = ("verify_identity", "refuse_identity")
+
+
+class IdentityDesk:
+    def __init__(self, hearing: LiveHearing) -> None:
+        self.hearing = hearing
+
+    async def check(self, target: Seat, verified: bool, reason: str | None,
+                    actor_ref: str) -> None:
+        if target.role in CONTROL_ROLES or target.role == OBSERVER:
+            raise SignalingError("invalid", f"{target.name} is not one whose identity the court "
+                                 "checks (the court's own and observers are not)",
+                                 field="participant_id")
+        if not verified and reason is None:
+            raise SignalingError("invalid", "say why the identity check failed",
+                                 field="reason")
+        if verified and reason is not None:
+            raise SignalingError("invalid", "verify_identity takes no reason", field="reason")
+        if not target.present:
+            raise SignalingError("invalid", f"{target.name} is not connected: the check is "
+                                 "made while they hold their ID to the camera",
+                                 field="participant_id")
+        hearing = self.hearing
+        try:
+            still: bytes | None = await hearing.media.still(target.participant_id)
+        except NoPicture as e:
+            if verified:  # nothing was seen: nothing can be verified
+                raise SignalingError("no_picture", f"{target.name}: {e}; ask them to turn the "
+                                     "camera on and hold their ID to it") from e
+            still = None  # refused because there is nothing to see is a refusal too
+        check = await hearing.services.identity.record(
+            hearing.hearing_uuid, uuid.UUID(target.participant_id),
+            "verified" if verified else "refused", reason=reason, device=target.device,
+            still=still, actor=actor_ref)
+        # The seat may have changed while the picture was taken (a reconnect): read it again.
+        seat = hearing.seats.get(target.participant_id, target)
+        await hearing.update(replace(seat, identity={
+            "outcome": check.outcome, "device": target.device, "reason": reason,
+            "at": datetime.now(UTC).isoformat(), "still_sha256": check.still_sha256}))
