@@ -46,6 +46,7 @@ class IdentityDesk:
             raise SignalingError("invalid", f"{target.name} is not connected: the check is "
                                  "made while they hold their ID to the camera",
                                  field="participant_id")
+        _seen_by_the_court(target)
         hearing = self.hearing
         try:
             still: bytes | None = await hearing.media.still(target.participant_id)
@@ -54,6 +55,8 @@ class IdentityDesk:
                 raise SignalingError("no_picture", f"{target.name}: {e}; ask them to turn the "
                                      "camera on and hold their ID to it") from e
             still = None  # refused because there is nothing to see is a refusal too
+        # A consultation granted while the picture was awaited: it may show the consultation.
+        _seen_by_the_court(hearing.seats.get(target.participant_id, target))
         check = await hearing.services.identity.record(
             hearing.hearing_uuid, uuid.UUID(target.participant_id),
             "verified" if verified else "refused", reason=reason, device=target.device,
@@ -63,3 +66,12 @@ class IdentityDesk:
         await hearing.update(replace(seat, identity={
             "outcome": check.outcome, "device": target.device, "reason": reason,
             "at": datetime.now(UTC).isoformat(), "still_sha256": check.still_sha256}))
+
+
+def _seen_by_the_court(seat: Seat) -> None:
+    """Nobody outside a private consultation sees its members (signaling/routing.py): no
+    picture of one is taken for the record."""
+    if seat.consulting is not None:
+        raise SignalingError("invalid", f"{seat.name} is in a private consultation, which the "
+                             "court neither sees nor records: check them after it",
+                             field="participant_id")

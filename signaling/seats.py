@@ -58,21 +58,23 @@ class Seat:
         c = self.consultation
         return str(c["id"]) if c is not None and c.get("state") == "active" else None
 
-    def public(self) -> dict[str, Any]:
+    def public(self, court: bool = True) -> dict[str, Any]:
+        """The seat as the court (or, `court` False, the other participants) sees it."""
         data = asdict(self)
         data["muted"] = self.muted
         # Device ids stay on the server; the court sees the check's outcome for now.
         del data["device"], data["identity"]
         data["identity"] = self.identity_state
+        # Why a check failed is the court's to know (and the participant's own seat says it).
         data["identity_reason"] = (self.identity or {}).get("reason") \
-            if data["identity"] == "refused" else None
+            if court and data["identity"] == "refused" else None
         return data
 
 
 def participants_message(seats: Iterable[Seat], court: bool) -> dict[str, Any]:
     """Observers (supervision) are listed to the judge and clerk only."""
     return {"type": "participants", "participants": [
-        s.public() for s in seats if court or s.role != OBSERVER
+        s.public(court) for s in seats if court or s.role != OBSERVER
     ]}
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -128,7 +129,7 @@ class ParticipantSession:
         self._closed = False
         self._drained = asyncio.Event()
         self._cause: str | None = None  # set when the server or the participant ends it
-        self.device: str | None = None  # "device/session", from the join
+        self.device: str | None = None  # "device/session", from the join (see _authenticate)
 
     # -- Connection protocol ---------------------------------------------------------------
 
@@ -320,8 +321,11 @@ class ParticipantSession:
                     raise SignalingError("not_joined", f"send join before {message.type}")
                 grant = await self._grant(message)
                 self._join_text = raw
-                if message.device is not None:
-                    self.device = f"{message.device}/{message.session or ''}"
+                # An identity check holds for the browser's device and session. Ids it did not
+                # send are made up for this connection alone: nobody who joins later without
+                # them (another machine holding the same link) inherits its check.
+                self.device = (f"{message.device or 'connection-' + secrets.token_urlsafe(9)}"
+                               f"/{message.session or secrets.token_urlsafe(9)}")
                 return grant
             except SignalingError as e:
                 self._refuse(e, raw)

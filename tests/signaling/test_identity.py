@@ -123,3 +123,110 @@ async def test_the_court_checks_identity_with_a_still_kept_on_the_record(
     findings = await identity.verify()
     assert findings and all("altered" in f.message for f in findings), findings
     assert any(f"audit event {check.seq}" in f.message for f in findings), findings
+
+
+async def seated(hearing, participants, *roles: str, device=PHONE) -> dict[str, HearingClient]:
+    """The judge and `roles` joined (the hearing admits on arrival), the judge receiving each
+    one's video; `roles` join from `device` (None: without the browser's ids)."""
+    clients = {"judge": HearingClient(hearing.base_url, "judge")}
+    participants.append(clients["judge"])
+    await clients["judge"].join(hearing.tokens["judge"])
+    for role in roles:
+        clients[role] = HearingClient(hearing.base_url, role)
+        participants.append(clients[role])
+        await clients[role].join(hearing.tokens[role], device=device)
+    judge = clients["judge"]
+    await judge.wait_for(lambda: all(judge.frames_from(hearing.ids[r], "video") > 5
+                                     for r in roles))
+    return clients
+
+
+async def rejoined(hearing, participants, role: str, join: dict[str, object]
+                   ) -> HearingClient:
+    """`role` connects again with the join message `join` (its token added)."""
+    again = HearingClient(hearing.base_url, f"{role}-again")
+    participants.append(again)
+    await again.connect()
+    await again.send({"type": "join", "token": hearing.tokens[role], **join})
+    await again.next_message("welcome")
+    return again
+
+
+async def test_a_check_without_the_browser_ids_holds_for_that_connection_only(
+    auto_hearing, participants  # noqa: F811
+):
+    """`device` and `session` are optional in the join: a check made on a connection that
+    sent neither (or no session) must not pass to whoever joins next without them, on any
+    machine that holds the link."""
+    hearing = auto_hearing
+    d_id, l_id = hearing.ids["defendant"], hearing.ids["lawyer"]
+    c = await seated(hearing, participants, "defendant", device=None)
+    judge = c["judge"]
+    await judge.send({"type": "command", "action": "verify_identity", "participant_id": d_id})
+    await judge.wait_for(lambda: judge.seat(d_id)["identity"] == "verified")
+    await c["defendant"].close()
+    await judge.wait_for(lambda: judge.seat(d_id)["present"] is False)
+    await rejoined(hearing, participants, "defendant", {})
+    await judge.wait_for(lambda: judge.seat(d_id)["present"] is True)
+    assert judge.seat(d_id)["identity"] == "unchecked"
+
+    # A device id without a session id: a new tab of that browser is a new session.
+    lawyer = await rejoined(hearing, participants, "lawyer", {"device": PHONE[0]})
+    await judge.wait_for(lambda: judge.frames_from(l_id, "video") > 5)
+    await judge.send({"type": "command", "action": "verify_identity", "participant_id": l_id})
+    await judge.wait_for(lambda: judge.seat(l_id)["identity"] == "verified")
+    await lawyer.close()
+    await judge.wait_for(lambda: judge.seat(l_id)["present"] is False)
+    await rejoined(hearing, participants, "lawyer", {"device": PHONE[0]})
+    await judge.wait_for(lambda: judge.seat(l_id)["present"] is True)
+    assert judge.seat(l_id)["identity"] == "unchecked"
+
+
+async def test_no_still_is_taken_of_a_private_consultation(
+    auto_hearing, participants, client, admin  # noqa: F811
+):
+    """Nobody outside a private consultation sees its members (signaling/routing.py): the
+    court's identity check must not take a picture of it for the record."""
+    hearing = auto_hearing
+    d_id, l_id = hearing.ids["defendant"], hearing.ids["lawyer"]
+    c = await seated(hearing, participants, "defendant", "lawyer")
+    judge, lawyer = c["judge"], c["lawyer"]
+    await lawyer.send({"type": "consult", "action": "request", "with": d_id})
+    await judge.wait_for(lambda: (judge.seat(l_id)["consultation"] or {}).get("state")
+                         == "requested")
+    await judge.send({"type": "command", "action": "grant_consultation", "participant_id": l_id})
+    await judge.wait_for(lambda: (judge.seat(d_id)["consultation"] or {}).get("state")
+                         == "active")
+    for action, reason in (("verify_identity", None), ("refuse_identity", "看不清")):
+        message = {"type": "command", "action": action, "participant_id": d_id}
+        if reason is not None:
+            message["reason"] = reason
+        text = await refused(judge, message, "invalid", "participant_id")
+        assert "consultation" in text
+    assert not [e for e in await audit_actions(client, hearing, admin)
+                if e["action"] == "identity.checked"]
+    assert judge.seat(d_id)["identity"] == "unchecked"
+
+
+async def test_a_refusal_reason_is_told_to_the_court_only(
+    auto_hearing, participants  # noqa: F811
+):
+    """Why someone's identity was refused is the court's to know (and theirs): the other
+    parties' rosters do not carry it."""
+    hearing = auto_hearing
+    d_id = hearing.ids["defendant"]
+    c = await seated(hearing, participants, "defendant", "lawyer")
+    judge, lawyer, defendant = c["judge"], c["lawyer"], c["defendant"]
+    reason = "身份证与本人不符，疑似冒名顶替"
+    await judge.send({"type": "command", "action": "refuse_identity", "participant_id": d_id,
+                      "reason": reason})
+    await judge.wait_for(lambda: judge.seat(d_id)["identity_reason"] == reason)
+    await lawyer.wait_for(lambda: lawyer.seat(d_id)["identity"] == "refused")
+    assert lawyer.seat(d_id)["identity_reason"] is None
+    # The lawyer's welcome after a reconnect does not carry it either.
+    await lawyer.close()
+    again = await rejoined(hearing, participants, "lawyer", {})
+    welcome = next(m for m in again.messages if m["type"] == "welcome")
+    [seat] = [p for p in welcome["participants"] if p["participant_id"] == d_id]
+    assert seat["identity_reason"] is None
+    await defendant.wait_for(lambda: defendant.seat(d_id)["identity"] == "refused")
