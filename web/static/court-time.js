@@ -25,17 +25,22 @@ export function courtParts(when) {
 
 const wallMs = (p) => Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second || 0);
 
+// How far the court's clock is ahead of UTC at the instant `ms`.
+const offsetAt = (ms) => wallMs(courtParts(ms)) - ms;
+
 // The instant when the court's clock reads year-month-day hour:minute (fields may overflow:
-// day 32 is the next month's first). A time skipped by a daylight-saving jump lands after it.
+// day 32 is the next month's first). A time skipped by a daylight-saving jump lands after it
+// (a day whose midnight is skipped, as in Cairo or Beirut, starts at 01:00); a time the clock
+// reads twice is its first.
 export function courtInstant(year, month, day, hour = 0, minute = 0) {
   const wanted = Date.UTC(year, month - 1, day, hour, minute);
-  let guess = wanted;
-  for (let i = 0; i < 3; i += 1) {
-    const off = wallMs(courtParts(guess)) - wanted;
-    if (off === 0) break;
-    guess -= off;
-  }
-  return new Date(guess);
+  // The offsets in force a day either side: the answer has one of them (zones change their
+  // offset at most once in a day).
+  const offsets = [...new Set([offsetAt(wanted - 86_400_000), offsetAt(wanted + 86_400_000)])];
+  const found = offsets.map((o) => wanted - o).filter((ms) => offsetAt(ms) + ms === wanted);
+  if (found.length) return new Date(Math.min(...found));
+  // Skipped: the wall time read with the offset before the jump (the smaller) is after it.
+  return new Date(wanted - Math.min(...offsets));
 }
 
 // The court's midnight starting the day of `when`, `days` later (negative: earlier).
