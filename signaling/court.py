@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 from courtrooms.errors import CourtroomsError, InvalidTransition
 from courtrooms.lifecycle import HearingAction
-from courtrooms.models import CONTROL_ROLES, Role
+from courtrooms.models import CONTROL_ROLES, Participant, Role
+from courtrooms.registry import CourtWord
 from signaling.consultation import refused
 from signaling.errors import Forbidden, SignalingError
 from signaling.identity import IDENTITY_COMMANDS
-from signaling.seats import Seat
+from signaling.seats import OBSERVER, Seat
 
 if TYPE_CHECKING:
     from signaling.hearing import LiveHearing
@@ -29,6 +30,7 @@ AUDITED_ACTIONS = {
 }
 WITNESS_COMMANDS = ("send_out", "release")
 HEARING_ACTIONS = ("open", "start", "recess", "resume", "close")
+WITNESS = Role.WITNESS.value
 REVIEW_COMMANDS = ("permit_review", "revoke_review")
 
 
@@ -85,6 +87,19 @@ class CourtCommands:
         else:
             await self._seat_command(actor, action, target, actor_ref)
 
+    async def admits_on_arrival(self, participant: Participant) -> bool:
+        """Whether someone with no seat here yet goes straight in. The court's word outlives
+        the live state: a removal stands; a witness waits outside until called in (not even
+        a hearing that admits everyone lets a witness follow the trial before testifying)."""
+        role = participant.role.value
+        if role in CONTROL_ROLES or role == OBSERVER:
+            return True
+        word = await self.hearing.registry.court_word(self.hearing.hearing_uuid, participant.id)
+        if role == WITNESS:
+            return word is CourtWord.ADMITTED
+        return bool(self.hearing.info["auto_admit"]) and word not in (
+            CourtWord.REMOVED, CourtWord.RELEASED)
+
     async def _warn(self, target: Seat, reason: str | None, actor_ref: str) -> None:
         """The court warns a participant (for leaving, disrupting, ...): they are told at once,
         the audit keeps it (a walk-out after warnings is what the law looks for)."""
@@ -140,11 +155,39 @@ class CourtCommands:
                                       participant_id=target.participant_id,
                                       wall=time.time())
         if action == "admit":
-            await hearing.admitted(target)
+            await self._admitted(target)
         elif action == "send_out":
-            await hearing.sent_out(target)
+            await self._sent_out(target)
         elif action in ("remove", "release"):
-            await hearing.removed(target, released=action == "release")
+            await self._removed(target, released=action == "release")
+
+    async def _admitted(self, seat: Seat) -> None:
+        """The court let a waiting participant in."""
+        connection = self.hearing.connections.get(seat.participant_id)
+        if connection is not None:
+            connection.send({"type": "admitted"})
+            await self.hearing.stage.welcome(connection)
+            await self.hearing.start_media(connection)
+
+    async def _sent_out(self, seat: Seat) -> None:
+        """The court sent a witness back outside: no media, no captions, until called again."""
+        connection = self.hearing.connections.get(seat.participant_id)
+        await self.hearing.media.remove(seat.participant_id)
+        if connection is not None:
+            connection.send({"type": "sent_out",
+                             "reason": "the court asked you to wait outside until called"})
+
+    async def _removed(self, seat: Seat, released: bool = False) -> None:
+        """Out of the hearing: removed by the court, or a witness released after testifying
+        (close code 4003, for the attendance log and the page's words)."""
+        connection = self.hearing.connections.get(seat.participant_id)
+        if connection is not None:
+            connection.send({"type": "removed", "released": released,
+                             "reason": "the court released you: your testimony is done"
+                             if released else "the court removed you"})
+            await self.hearing.media.remove(seat.participant_id)
+            await connection.close(*((4003, "released by the court") if released
+                                     else (4001, "removed by the court")))
 
     async def _transition(self, actor: Seat, action: HearingAction) -> None:
         """The same transition as the REST API's: the registry changes the state, the bus

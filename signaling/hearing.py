@@ -3,15 +3,16 @@ media. Every change of a seat goes through `update()`, which re-derives the rout
 media from the seats (`signaling.routing`), stores the seats on the bus, and sends the roster.
 
 Its concerns live beside it: `consultation` (private consultations), `court` (the court's
-commands), `recording` (segments, files, the live record, closing), `monitor` (the active
-speaker, connection quality), `stage` (exhibits, the record so far on arrival).
+commands and their consequences, who is admitted on arrival), `identity` (identity checks),
+`attendance` (the join and departure log), `recording` (segments, files, the live record,
+closing), `monitor` (the active speaker, connection quality), `stage` (exhibits, the record so
+far on arrival).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -22,11 +23,10 @@ from courtrooms.models import (
     Hearing,
     HearingState,
     Participant,
-    Role,
 )
-from courtrooms.registry import CourtWord
 from media.peer import ParticipantPeer, PeerEvents
 from media.room import MediaRoom
+from signaling.attendance import AttendanceLog
 from signaling.consultation import Consultations
 from signaling.court import CourtCommands
 from signaling.errors import SignalingError
@@ -56,7 +56,6 @@ from signaling.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-WITNESS = Role.WITNESS.value
 
 FINISHED = frozenset(s.value for s in FINISHED_STATES)
 ROSTER_INTERVAL_S = 0.1
@@ -95,7 +94,7 @@ class LiveHearing:
         # starts and stops, the close: cut short, they would leave files unfinished).
         self.tasks = TaskSet(f"hearing {self.id}")
         self.kept = TaskSet(f"hearing {self.id} (kept)")
-        self._attendance_tail: asyncio.Task[None] | None = None
+        self.attendance = AttendanceLog(self)
         self.recording = HearingRecording(self)
         self.consultations = Consultations(self)
         self.court = CourtCommands(self)
@@ -221,18 +220,18 @@ class LiveHearing:
             if previous is not None and previous is not connection:
                 previous.send({"type": "bye", "reason": "you joined from another connection"})
                 self.tasks.spawn(previous.close(4002, "replaced by a new connection"))
-                self._attendance("attendance.left", pid, cause="replaced")
+                self.attendance.write("attendance.left", pid, cause="replaced")
             returning = pid in self.seats
             seat = self.seats.get(pid) or Seat(
                 participant_id=pid, name=participant.name, role=participant.role.value,
                 location=participant.location.value, language=participant.language,
-                admitted=await self._admitted_on_arrival(participant),
+                admitted=await self.court.admits_on_arrival(participant),
             )
             seat = replace(seat, present=True, connection="new", hand_raised=False,
                            screen_sharing=False, device=connection.device)
             await self.update(seat)  # everyone else sees them arrive; the welcome says it all
             self.connections[pid] = connection
-            self._attendance("attendance.joined", pid, returning=returning,
+            self.attendance.write("attendance.joined", pid, returning=returning,
                              admitted=seat.admitted)
         court = seat.role in CONTROL_ROLES
         connection.send({
@@ -251,47 +250,6 @@ class LiveHearing:
             await self.start_media(connection)
         return seat
 
-    async def _admitted_on_arrival(self, participant: Participant) -> bool:
-        """Whether someone with no seat here yet goes straight in. The court's word outlives
-        the live state: a removal stands; a witness waits outside until called in (not even
-        a hearing that admits everyone lets a witness follow the trial before testifying)."""
-        role = participant.role.value
-        if role in CONTROL_ROLES or role == OBSERVER:
-            return True
-        word = await self.registry.court_word(self.hearing_uuid, participant.id)
-        if role == WITNESS:
-            return word is CourtWord.ADMITTED
-        return bool(self.info["auto_admit"]) and word not in (CourtWord.REMOVED,
-                                                              CourtWord.RELEASED)
-
-    async def admitted(self, seat: Seat) -> None:
-        """The court let a waiting participant in."""
-        connection = self.connections.get(seat.participant_id)
-        if connection is not None:
-            connection.send({"type": "admitted"})
-            await self.stage.welcome(connection)
-            await self.start_media(connection)
-
-    async def sent_out(self, seat: Seat) -> None:
-        """The court sent a witness back outside: no media, no captions, until called again."""
-        connection = self.connections.get(seat.participant_id)
-        await self.media.remove(seat.participant_id)
-        if connection is not None:
-            connection.send({"type": "sent_out",
-                             "reason": "the court asked you to wait outside until called"})
-
-    async def removed(self, seat: Seat, released: bool = False) -> None:
-        """Out of the hearing: removed by the court, or a witness released after testifying
-        (close code 4003, for the attendance log and the page's words)."""
-        connection = self.connections.get(seat.participant_id)
-        if connection is not None:
-            connection.send({"type": "removed", "released": released,
-                             "reason": "the court released you: your testimony is done"
-                             if released else "the court removed you"})
-            await self.media.remove(seat.participant_id)
-            await connection.close(*((4003, "released by the court") if released
-                                     else (4001, "removed by the court")))
-
     async def depart(self, connection: Connection) -> bool:
         """The connection ended; returns whether nobody is connected any more."""
         pid = connection.participant_id
@@ -299,7 +257,7 @@ class LiveHearing:
             if self.connections.get(pid) is not connection:
                 return not self.connections  # already replaced by a newer connection
             del self.connections[pid]
-            self._attendance("attendance.left", pid, cause=connection.departure_cause)
+            self.attendance.write("attendance.left", pid, cause=connection.departure_cause)
             await self.media.remove(pid)
             self.recording.transcript.leave(pid)
             seat = self.seats.get(pid)
@@ -307,28 +265,6 @@ class LiveHearing:
                 await self.update(replace(seat, present=False, connection="closed",
                                           hand_raised=False, screen_sharing=False))
         return not self.connections
-
-    def _attendance(self, action: str, participant_id: str, **data: Any) -> None:
-        """Every join and departure, with its cause and the moment it happened, into the
-        audit (the attendance report reads them). Written in order behind whatever joins and
-        departures hold (a slow database must not hold up a rejoin); a failed write is
-        logged, never in the participant's way; a retiring hearing finishes them."""
-        previous = self._attendance_tail
-        wall = time.time()
-
-        async def write() -> None:
-            if previous is not None:
-                await asyncio.wait([previous])
-            try:
-                await self.registry.record(self.hearing_uuid, f"participant:{participant_id}",
-                                           action, participant_id=participant_id, wall=wall,
-                                           **data)
-            except Exception:
-                log.exception("hearing %s: %s for %s could not be audited", self.id, action,
-                              participant_id)
-
-        self._attendance_tail = self.kept.spawn(write(), name=f"attendance-{self.id[:8]}",
-                                                context=self.context)
 
     async def start_media(self, connection: Connection) -> None:
         """(Re)start the participant's peer connection; an existing one is replaced."""
