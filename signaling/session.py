@@ -411,6 +411,11 @@ class ParticipantSession:
                 raise Forbidden("a participant in prison cannot switch the camera off")
             await live.set_flag(self.participant_id, camera_off=message.off)
         elif isinstance(message, Screen):
+            if message.sharing and seat.location == Location.PRISON:
+                # A screen share takes the camera's place in the stream: the camera switched
+                # off by another name.
+                raise Forbidden("a participant in prison cannot share a screen instead of "
+                                "the camera")
             await live.set_flag(self.participant_id, screen_sharing=message.sharing)
         elif isinstance(message, Present):
             await live.stage.present(seat, message.exhibit_id, message.page)

@@ -297,6 +297,21 @@ async def test_a_detainee_cannot_switch_the_camera_off_but_the_court_can_still_m
     await judge.wait_for(lambda: judge.seat(d_id)["hand_raised"] is True)
 
 
+async def test_a_detainee_cannot_hide_the_camera_behind_a_screen_share(hearing, participants):
+    """A screen share takes the camera's place in the stream (media.js replaces the track):
+    for a participant in prison it is the camera switched off by another name."""
+    c = await join_all(hearing, participants)
+    judge, defendant, lawyer = c["judge"], c["defendant"], c["lawyer"]
+    d_id, l_id = hearing.ids["defendant"], hearing.ids["lawyer"]
+    mark = len(defendant.messages)
+    await defendant.send({"type": "screen", "sharing": True, "ref": "share"})
+    reply = await defendant.next_message("error", after=mark)
+    assert (reply["code"], reply["ref"]) == ("forbidden", "share"), reply
+    assert judge.seat(d_id)["screen_sharing"] is False
+    await lawyer.send({"type": "screen", "sharing": True})  # from elsewhere, as before
+    await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is True)
+
+
 async def test_an_exhibit_presented_is_shown_to_everyone_in_the_hearing(
         client, admin, hearing, participants):
     c = await join_all(hearing, participants, roles=("judge", "lawyer"))

@@ -82,7 +82,7 @@ function renderControls() {
   setButton(hand, "hand", S.handRaised ? t("放下手") : t("举手"));
   hand.disabled = !S.connected;
   const screen = $("btn-screen");
-  screen.hidden = S.kiosk || isObserver() || !navigator.mediaDevices
+  screen.hidden = S.kiosk || S.inPrison || isObserver() || !navigator.mediaDevices
     || !navigator.mediaDevices.getDisplayMedia;
   screen.setAttribute("aria-pressed", String(!!S.screen));
   setButton(screen, "screen", S.screen ? t("停止共享") : t("共享屏幕"));

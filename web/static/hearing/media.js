@@ -111,7 +111,7 @@ export function setCameraOff(off) {
 }
 
 export async function startScreenShare() {
-  if (S.screen || !S.videoSender) return;
+  if (S.screen || !S.videoSender || S.inPrison) return;
   let display;
   try {
     display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
