@@ -49,7 +49,9 @@ class IdentityDesk:
         _seen_by_the_court(target)
         hearing = self.hearing
         try:
+            _shows_them(target)
             still: bytes | None = await hearing.media.still(target.participant_id)
+            _shows_them(hearing.seats.get(target.participant_id, target))  # switched meanwhile
         except NoPicture as e:
             if verified:  # nothing was seen: nothing can be verified
                 raise SignalingError("no_picture", f"{target.name}: {e}; ask them to turn the "
@@ -75,3 +77,12 @@ def _seen_by_the_court(seat: Seat) -> None:
         raise SignalingError("invalid", f"{seat.name} is in a private consultation, which the "
                              "court neither sees nor records: check them after it",
                              field="participant_id")
+
+
+def _shows_them(seat: Seat) -> None:
+    """A camera switched off sends black pictures, a screen share the screen in the camera's
+    place: neither shows the person or their document."""
+    if seat.camera_off:
+        raise NoPicture("their camera is switched off")
+    if seat.screen_sharing:
+        raise NoPicture("they share a screen in the camera's place")

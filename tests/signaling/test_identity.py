@@ -230,3 +230,35 @@ async def test_a_refusal_reason_is_told_to_the_court_only(
     [seat] = [p for p in welcome["participants"] if p["participant_id"] == d_id]
     assert seat["identity_reason"] is None
     await defendant.wait_for(lambda: defendant.seat(d_id)["identity"] == "refused")
+
+
+async def test_nothing_is_verified_on_a_camera_switched_off_or_a_shared_screen(
+    auto_hearing, participants, client, admin  # noqa: F811
+):
+    """A camera switched off sends black pictures, a screen share sends the screen in the
+    camera's place: a still of either shows no face and no document, and 'verified' must not
+    go on the record with it. A refusal is kept, without the picture."""
+    hearing = auto_hearing
+    l_id = hearing.ids["lawyer"]
+    c = await seated(hearing, participants, "lawyer")
+    judge, lawyer = c["judge"], c["lawyer"]
+    verify = {"type": "command", "action": "verify_identity", "participant_id": l_id}
+    await lawyer.send({"type": "camera", "off": True})
+    await judge.wait_for(lambda: judge.seat(l_id)["camera_off"] is True)
+    assert "switched off" in await refused(judge, verify, "no_picture")
+    await judge.send({"type": "command", "action": "refuse_identity", "participant_id": l_id,
+                      "reason": "摄像头未打开"})
+    await judge.wait_for(lambda: judge.seat(l_id)["identity"] == "refused")
+    await lawyer.send({"type": "camera", "off": False})
+    await lawyer.send({"type": "screen", "sharing": True})
+    await judge.wait_for(lambda: judge.seat(l_id)["camera_off"] is False
+                         and judge.seat(l_id)["screen_sharing"] is True)
+    assert "screen" in await refused(judge, verify, "no_picture")
+    checks = [e["data"] for e in await audit_actions(client, hearing, admin)
+              if e["action"] == "identity.checked"]
+    assert [(c["outcome"], c["still_sha256"]) for c in checks] == [("refused", None)]
+    # The camera back in the stream: verified, with its picture.
+    await lawyer.send({"type": "screen", "sharing": False})
+    await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is False)
+    await judge.send(verify)
+    await judge.wait_for(lambda: judge.seat(l_id)["identity"] == "verified")
