@@ -196,7 +196,8 @@ function rosterRow(p) {
       : button("mute", t("禁言"), true),
     // A warning is logged: leaving after warnings is what the law calls walking out.
     observer || CONTROL_ROLES.has(p.role) ? null : button("warn", t("警告"), p.present),
-    checked(p) ? button("verify_identity", t("核验通过"), p.present && !p.camera_off) : null,
+    checked(p) ? button("verify_identity", t("核验通过"),
+      p.present && !p.camera_off && !p.screen_sharing) : null,
     checked(p) ? refuseButton(p) : null,
     mayRemove ? button("remove", t("请出"), p.present || p.admitted, "danger") : null);
   if (p.expected_only) actions.replaceChildren();
