@@ -2,7 +2,7 @@
 checkpoints kept outside the database), every seal, every file and every closed hearing.
 
 What each part checks is in its module (`recordings`, `transcripts`, `exhibits`, `identity`,
-`anchor`); this one runs them all and adds what spans them: seal signatures, and closed
+`signing`, `anchor`); this one runs them all and adds what spans them: seal signatures, and closed
 hearings that were never sealed.
 """
 
@@ -22,6 +22,7 @@ from courtrooms.exhibits import Exhibits
 from courtrooms.identity import IdentityChecks
 from courtrooms.models import AuditEvent, Hearing, HearingState, utcnow
 from courtrooms.recordings import Recordings
+from courtrooms.signing import Signing
 from courtrooms.transcripts import Transcripts
 
 SEAL_ACTIONS = (recordings.SEALED, transcripts.SEALED, transcripts.SEALED_BY_JUDGE)
@@ -56,6 +57,7 @@ async def verify_record(
     report.findings += await Transcripts(db, utcnow).verify()
     report.findings += await Exhibits(db, utcnow, data_dir).verify()
     report.findings += await IdentityChecks(db, utcnow, data_dir).verify()
+    report.findings += await Signing(db, utcnow, data_dir, Transcripts(db, utcnow)).verify()
     report.findings += await _unsealed(db)
     await _verify_anchors(db, key_path, checkpoint_file, report)
     return report

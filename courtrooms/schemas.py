@@ -431,6 +431,37 @@ class TranscriptLine(Output):
                                    "transcriber failed, to fill the gap it left")
 
 
+# -- signing the record (courtrooms/signing.py) ------------------------------------------------
+
+Reason = Annotated[str, _limit(500), _Printable]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SignatureIn(Input):
+    record_sha256: Sha256
+    signature_png: Annotated[str, StringConstraints(
+        pattern=r"^[A-Za-z0-9+/]+={0,2}$", max_length=400_000)] = Field(
+        description="The drawn signature, a PNG in base64")
+
+
+class RefusalIn(Input):
+    reason: Reason
+    participant_id: uuid.UUID | None = Field(
+        default=None, description="Noted by the judge or clerk for another participant")
+
+
+class CorrectionRequestIn(Input):
+    line_id: uuid.UUID
+    text: Annotated[str, _limit(4000), _Printable]
+    reason: Reason | None = None
+
+
+class DecisionIn(Input):
+    accept: bool
+    reason: Reason | None = None
+
+
+
 class UntranscribedOut(Output):
     participant_id: uuid.UUID
     participant: str = ""

@@ -101,7 +101,7 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-async def _latest_version(session: AsyncSession, hearing_id: uuid.UUID) -> int:
+async def latest_version_of(session: AsyncSession, hearing_id: uuid.UUID) -> int:
     version = await session.scalar(
         select(func.max(TrialRecordLine.version))
         .where(TrialRecordLine.hearing_id == hearing_id)
@@ -113,7 +113,7 @@ async def _record(
     session: AsyncSession, hearing_id: uuid.UUID, version: int | None = None
 ) -> tuple[int, list[TrialRecordLine]]:
     if version is None:
-        version = await _latest_version(session, hearing_id)
+        version = await latest_version_of(session, hearing_id)
     rows = await session.scalars(
         select(TrialRecordLine)
         .where(TrialRecordLine.hearing_id == hearing_id, TrialRecordLine.version == version)
@@ -165,7 +165,7 @@ class Transcripts:
 
     async def latest_version(self, hearing_id: uuid.UUID) -> int:
         async with self.db.read() as session:
-            return await _latest_version(session, hearing_id)
+            return await latest_version_of(session, hearing_id)
 
     async def of_hearing(
         self, hearing_id: uuid.UUID, version: int | None = None

@@ -17,6 +17,7 @@ from courtrooms.identity import IdentityChecks
 from courtrooms.models import HearingState, Participant, Recording, RecordingStatus
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.registry import Registry
+from courtrooms.signing import Signing
 from courtrooms.transcripts import Transcripts
 from media.aiortc_adapter import UdpPortRange, restrict_host_addresses
 from media.counters import MediaCounters
@@ -57,6 +58,7 @@ class Hub:
         self.transcripts = Transcripts(registry.db, registry.clock)
         self.exhibits = Exhibits(registry.db, registry.clock, settings.data_dir)
         self.identity = IdentityChecks(registry.db, registry.clock, settings.data_dir)
+        self.signing = Signing(registry.db, registry.clock, settings.data_dir, self.transcripts)
         self.bus = bus
         self.cluster = cluster
         if cluster is not None:

@@ -20,6 +20,7 @@ from web import (
     api_places,
     api_recordings,
     api_session,
+    api_signing,
     api_transcript,
     api_vocabulary,
 )
@@ -39,6 +40,7 @@ api = EndpointTable(API_PREFIX)
 for module_routes in (
     meta,
     api_session.routes,
+    api_signing.routes,
     api_places.routes,
     api_hearings.routes,
     api_attendance.routes,

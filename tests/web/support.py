@@ -138,6 +138,7 @@ class World:
         values = {"id": owner.get(kind, str(uuid.uuid4())), "participant_id": self.judge_id,
                   "recording_id": str(uuid.uuid4()), "segment_id": self.segment_id,
                   "format": "pdf", "exhibit_id": str(uuid.uuid4()), "n": "1", "seq": "1",
+                  "request_id": str(uuid.uuid4()),
                   "token": self.judge_token}
         return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 
@@ -208,6 +209,12 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
         ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
         ("PATCH", "/hearings/{id}/transcript/{segment_id}"): {"text": "被告人：我认罪。"},
         ("POST", "/session"): {"token": "test-admin-token-0123456789abcdef"},
+        ("POST", "/hearings/{id}/signing/signature"): {
+            "record_sha256": "0" * 64, "signature_png": "iVBORw0KGgo="},
+        ("POST", "/hearings/{id}/signing/refusal"): {"reason": "不同意笔录内容"},
+        ("POST", "/hearings/{id}/signing/corrections"): {
+            "line_id": world.segment_id if world else str(uuid.uuid4()), "text": "更正"},
+        ("POST", "/hearings/{id}/signing/corrections/{request_id}"): {"accept": True},
         ("POST", "/hearings/{id}/links"): {
             "path": f"{API}/hearings/{world.hearing_id if world else uuid.uuid4()}/transcript"},
     }

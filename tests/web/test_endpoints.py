@@ -67,7 +67,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     assert HEARING_ROUTES and all("{id}" in e.path for e in HEARING_ROUTES)
     assert {label(e) for e in api.endpoints if e.roles} == {
         "PATCH /hearings/{id}/transcript/{segment_id}", "GET /hearings/{id}/attendance",
-        "GET /hearings/{id}/identity-checks", "GET /hearings/{id}/identity-checks/{seq}/still"}
+        "GET /hearings/{id}/identity-checks", "GET /hearings/{id}/identity-checks/{seq}/still",
+        "POST /hearings/{id}/signing/corrections/{request_id}"}
 
 
 def test_a_route_cannot_be_declared_unguarded_by_mistake() -> None:
