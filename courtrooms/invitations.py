@@ -239,7 +239,8 @@ class Invitations(Scheduling):
         JOIN_WINDOW_LEAD ahead of its start, not past its scheduled end and `join_grace`.
         Exhibits follow the same window."""
         if hearing.state in FINISHED_STATES:
-            raise HearingFinished(f"the hearing is {hearing.state.value}")
+            raise HearingFinished(f"the hearing is {hearing.state.value}",
+                                  hearing_id=str(hearing.id), state=hearing.state.value)
         opens = hearing.scheduled_start - JOIN_WINDOW_LEAD
         if self.clock() < opens:
             raise AccessDenied(

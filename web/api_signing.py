@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 from courtrooms.models import CONTROL_ROLES, Participant
 from courtrooms.schemas import CorrectionRequestIn, DecisionIn, RefusalIn, SignatureIn
 from courtrooms.signing import SigningState
+from signaling.review import COMPOSITE_DIR
 from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, file_inside, path_id, respond
 from web.errors import ApiError
-from web.keys import HUB, VIEWINGS
+from web.keys import HUB, RECORDINGS, VIEWINGS
 
 routes = EndpointTable(API_PREFIX)
 
@@ -65,6 +66,8 @@ class SigningOut(BaseModel):
     signers: list[SignerOut]
     corrections: list[CorrectionOut]
     you: uuid.UUID | None = Field(description="The caller, when a participant")
+    recording: bool = Field(default=False, description="The recording to replay lines with "
+                            "is ready (GET .../signing/recording)")
 
 
 def _out(state: SigningState, you: Participant | None) -> SigningOut:
@@ -101,7 +104,9 @@ async def get_signing(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     state = await request.app[HUB].signing.state(hearing_id)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "signing.viewed")
-    return respond(_out(state, request[CALLER].participant))
+    files, _ = await request.app[RECORDINGS].of_hearing(hearing_id)
+    return respond(_out(state, request[CALLER].participant).model_copy(
+        update={"recording": any(f.kind == "composite" for f in files)}))
 
 
 @routes.route("POST", "/hearings/{id}/signing/signature", auth="participant", tag="signing",
@@ -182,4 +187,25 @@ async def signature(request: web.Request) -> web.StreamResponse:
                        "the signature is not on this server")
     return web.FileResponse(path, headers={
         "Content-Type": "image/png", "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
+@routes.route("GET", "/hearings/{id}/signing/recording", auth="participant", tag="signing",
+              summary="The hearing's composite recording, to replay a line before signing (HTTP "
+                      "range requests supported; 0 s is the timeline's 0 s)", errors=(404, 409))
+async def signing_recording(request: web.Request) -> web.StreamResponse:
+    hearing_id = path_id(request)
+    await request.app[HUB].signing.state(hearing_id)  # closed, and the caller signs it
+    recordings = request.app[RECORDINGS]
+    files, _ = await recordings.of_hearing(hearing_id)
+    composite = next((f for f in files if f.kind == "composite"), None)
+    if composite is None:
+        raise ApiError(404, "not_found", "the hearing's recording is still being prepared; "
+                       "try again in a few minutes")
+    path = file_inside([recordings.data_dir / COMPOSITE_DIR], recordings.path_of(composite),
+                       "the recording is not on this server")
+    await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "recording.viewed",
+                                      recording_id=str(composite.id))
+    return web.FileResponse(path, headers={
+        "Content-Type": composite.media_type, "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff"})

@@ -28,13 +28,14 @@ def _kiosk(request: web.Request) -> bool:
     return request.query.get("kiosk") == "1"
 
 
-def _refused(request: web.Request, heading: str, message: str, state: str) -> web.Response:
+def _refused(request: web.Request, heading: str, message: str, state: str,
+             sign_url: str | None = None) -> web.Response:
     kiosk = _kiosk(request)
     return render(
         request, "join_refused.html", heading, status=403, styles=("/static/hearing.css",),
         body_attrs={"data-state": state, "data-kiosk": "1" if kiosk else None},
         scripts=(KIOSK_RETURN,) if kiosk else (),
-        heading=heading, message=message, state=state, kiosk=kiosk,
+        heading=heading, message=message, state=state, kiosk=kiosk, sign_url=sign_url,
     )
 
 
@@ -55,7 +56,12 @@ async def join(request: web.Request) -> web.Response:
     try:
         grant = await request.app[REGISTRY].resolve_join_token(token)
     except HearingFinished as e:
-        return _refused(request, "庭审已结束", e.message, "ended")
+        # A closed hearing's record is read and signed with the same link (/sign).
+        signable = e.details.get("state") == "closed" and isinstance(
+            e.details.get("hearing_id"), str)
+        return _refused(request, "庭审已结束", e.message, "ended",
+                        sign_url=f"/sign/{e.details['hearing_id']}#{token}" if signable
+                        else None)
     except AccessDenied as e:
         return _refused(request, "无法加入", _reason(e, request.app[SETTINGS].court_zone),
                         "error")

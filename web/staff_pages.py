@@ -1,4 +1,5 @@
-"""Pages for court staff: scheduling, hearings live now (supervision), and review.
+"""Pages for court staff: scheduling, hearings live now (supervision), and review; and the
+page where participants read and sign a closed hearing's record.
 
 Each page is a shell: the data comes from the REST API, called by the page's script with the
 admin token the clerk signs in with (kept in sessionStorage, sent as a bearer). /schedule, /live
@@ -37,5 +38,24 @@ async def review(request: web.Request) -> web.Response:
     )
 
 
+async def sign(request: web.Request) -> web.Response:
+    """A participant reads and signs the closed hearing's record (their token in the
+    fragment, as the judge's on the review)."""
+    raw = request.match_info["hearing_id"]
+    try:
+        hearing_id = uuid.UUID(raw)
+        await request.app[REGISTRY].get_hearing(hearing_id)
+    except (ValueError, NotFound):
+        return render(
+            request, "review_missing.html", "未找到 Not found", status=404, styles=STYLES,
+            body_attrs={"class": "staff-page", "data-state": "not-found"}, raw_id=raw,
+        )
+    return render(
+        request, "sign.html", "签署庭审笔录 Sign the record", styles=("/static/sign.css",),
+        body_attrs={"data-hearing-id": str(hearing_id)}, scripts=("/static/sign.js",),
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/review/{hearing_id}", review)
+    app.router.add_get("/sign/{hearing_id}", sign)

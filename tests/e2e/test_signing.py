@@ -1,0 +1,129 @@
+"""Signing the trial record in real Chromium, each participant in their own browser from their
+own link once the hearing is closed: a correction asked for and accepted, a signature drawn
+with the mouse, a refusal noted, the judge and the clerk last, and the record final."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from playwright.async_api import Page
+
+from courtrooms.transcripts import SpokenLine
+from tests.e2e.conftest import Pages
+from tests.e2e.test_hearing_room import API, schedule
+from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url
+from web.keys import HUB
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def open_signing(pages: Pages, client: Any, token: str, name: str) -> Page:
+    """From the join link of the closed hearing, as a participant would come back to it."""
+    page = await pages.open(join_url(client, token), name, timezone_id="Asia/Shanghai",
+                            locale="zh-CN")
+    await page.locator("#sign-link").click()
+    await page.locator("#lines li").first.wait_for(timeout=STATE_TIMEOUT_MS)
+    return page
+
+
+async def draw_signature(page: Page) -> None:
+    box = await page.locator("#pad").bounding_box()
+    assert box is not None
+    x, y = box["x"], box["y"]
+    await page.mouse.move(x + 30, y + 120)
+    await page.mouse.down()
+    for i in range(1, 12):
+        await page.mouse.move(x + 30 + i * 25, y + (40 if i % 2 else 120), steps=4)
+    await page.mouse.up()
+
+
+async def signer_status(page: Page, participant_id: str) -> str | None:
+    return await page.locator(f'#signers li[data-participant-id="{participant_id}"]'
+                              ).get_attribute("data-status")
+
+
+async def wait_status(page: Page, participant_id: str, status: str) -> None:
+    await page.locator(f'#signers li[data-participant-id="{participant_id}"]'
+                       f'[data-status="{status}"]').wait_for(timeout=STATE_TIMEOUT_MS)
+
+
+async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
+    client, admin, clock, pages
+):
+    hearing = await schedule(client, admin, clock, auto_admit=True,
+                             roles=("judge", "defendant", "lawyer"))
+    r = await client.post(f"{API}/hearings/{hearing.id}/participants", headers=admin,
+                          json={"name": "刘书记", "role": "clerk", "location": "courtroom"})
+    clerk = await r.json()
+    transcripts = client.server.app[HUB].transcripts
+    for role, start, text in (("judge", 2.0, "现在开庭。"), ("defendant", 6.0, "我叫张三三。")):
+        await transcripts.add(uuid.UUID(hearing.id), SpokenLine(
+            uuid.UUID(hearing.ids[role]), start, start + 3, text, "zh"))
+    for action in ("open", "start", "close"):
+        r = await client.post(f"{API}/hearings/{hearing.id}/{action}", headers=admin)
+        assert r.status == 200, await r.text()
+
+    lawyer = await open_signing(pages, client, hearing.tokens["lawyer"], "lawyer")
+    assert "现在开庭。" in await lawyer.locator("#lines").inner_text()
+    # The lawyer asks for the defendant's name to be corrected.
+    line = lawyer.locator("#lines li").nth(1)
+    await line.locator('[data-action="ask"]').click()
+    await line.locator("textarea").fill("我叫张三。")
+    await line.locator('input[name="reason"]').fill("名字多了一个字")
+    await line.locator('button[type="submit"]').click()
+    await lawyer.locator('#corrections li[data-status="pending"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+
+    # The clerk accepts it; the line reads as corrected everywhere.
+    clerk_page = await open_signing(pages, client, clerk["token"], "clerk")
+    await clerk_page.locator('#corrections [data-action="accept"]').click()
+    await clerk_page.locator('#corrections li[data-status="accepted"]').wait_for(
+        timeout=STATE_TIMEOUT_MS)
+    assert "我叫张三。" in await clerk_page.locator("#lines").inner_text()
+    # The clerk cannot sign before the parties.
+    assert await clerk_page.locator("#sign-wait").is_visible()
+
+    # The lawyer reads the corrected version, draws a signature and signs it.
+    await lawyer.reload()
+    await lawyer.locator("#lines li").first.wait_for(timeout=STATE_TIMEOUT_MS)
+    assert "我叫张三。" in await lawyer.locator("#lines").inner_text()
+    assert await lawyer.locator("#sign-submit").is_disabled()  # nothing drawn yet
+    await draw_signature(lawyer)
+    await lawyer.locator("#sign-submit").click()
+    await wait_status(lawyer, hearing.ids["lawyer"], "signed")
+    assert await lawyer.locator("#my-signature").is_hidden()
+
+    # The defendant refuses to sign, with a reason.
+    defendant = await open_signing(pages, client, hearing.tokens["defendant"], "defendant")
+    defendant.once("dialog", lambda d: asyncio.ensure_future(d.accept("不认可笔录内容")))
+    await defendant.locator("#sign-refuse").click()
+    await wait_status(defendant, hearing.ids["defendant"], "refused")
+
+    # The judge, then the clerk, sign last: the record is final.
+    judge = await open_signing(pages, client, hearing.tokens["judge"], "judge")
+    await draw_signature(judge)
+    await judge.locator("#sign-submit").click()
+    await wait_status(judge, hearing.ids["judge"], "signed")
+    await clerk_page.reload()
+    await clerk_page.locator("#lines li").first.wait_for(timeout=STATE_TIMEOUT_MS)
+    await draw_signature(clerk_page)
+    await clerk_page.locator("#sign-submit").click()
+    await clerk_page.locator("#sign-final:not([hidden])").wait_for(timeout=STATE_TIMEOUT_MS)
+
+    r = await client.get(f"{API}/hearings/{hearing.id}/signing", headers=admin)
+    state = await r.json()
+    assert state["final"] is True
+    assert {s["role"]: s["status"] for s in state["signers"]} == {
+        "defendant": "refused", "lawyer": "signed", "judge": "signed", "clerk": "signed"}
+    assert [c["status"] for c in state["corrections"]] == ["accepted"]
+    # The drawn signature is what the server keeps.
+    r = await client.get(f"{API}/hearings/{hearing.id}/signing/{hearing.ids['lawyer']}"
+                         "/signature", headers=admin)
+    assert r.status == 200 and (await r.read())[:8] == b"\x89PNG\r\n\x1a\n"
+    # Apart from the join link's own answer (403: the hearing is over; the page offers signing).
+    errors = {name: [e for e in log if "status of 403" not in e]
+              for name, log in pages.errors().items()}
+    assert not any(errors.values()), errors
