@@ -86,7 +86,8 @@ class InProcessBus(LiveBus):
             path = self._path(hearing_id)
             seats = {}
             if path is not None and path.exists():
-                seats = {r["participant_id"]: Seat(**r) for r in json.loads(path.read_text())}
+                seats = {r["participant_id"]: Seat.stored(r)
+                         for r in json.loads(path.read_text())}
             self._seats[hearing_id] = seats
         return list(seats.values())
 
@@ -138,7 +139,7 @@ class RedisBus(LiveBus):
     async def load_seats(self, hearing_id: str) -> list[Seat]:
         raw = await self.cluster.redis.hgetall(seats_key(hearing_id))
         rows = sorted((json.loads(v) for v in raw.values()), key=lambda r: r["order"])
-        return [Seat(**{k: v for k, v in r.items() if k != "order"}) for r in rows]
+        return [Seat.stored(r) for r in rows]
 
     async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
                           order: dict[str, int]) -> None:

@@ -4,7 +4,7 @@ and the hearing itself."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from courtrooms.models import Hearing, Participant, Role
@@ -41,12 +41,22 @@ class Seat:
 
     @property
     def identity_state(self) -> str:
-        """verified or refused while on the device and session it was checked on; else
-        unchecked (a new device or session is checked again)."""
+        """verified while on the device and session it was checked on, else unchecked (a new
+        device or session is checked again); a refusal stands on any device until the court
+        checks again (a new tab must not shed it)."""
         check = self.identity
-        if check is None or check.get("device") != self.device:
+        if check is None:
             return "unchecked"
-        return str(check["outcome"])
+        if check["outcome"] == "refused" or check.get("device") == self.device:
+            return str(check["outcome"])
+        return "unchecked"
+
+    @classmethod
+    def stored(cls, data: dict[str, Any]) -> Seat:
+        """A seat as the bus stored it; fields this version does not know (written by a newer
+        process during a rolling upgrade) are left out rather than failing the take-up."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
     def muted(self) -> bool:

@@ -5,6 +5,7 @@ keeps the check and a new browser session does not."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import uuid
@@ -262,3 +263,62 @@ async def test_nothing_is_verified_on_a_camera_switched_off_or_a_shared_screen(
     await judge.wait_for(lambda: judge.seat(l_id)["screen_sharing"] is False)
     await judge.send(verify)
     await judge.wait_for(lambda: judge.seat(l_id)["identity"] == "verified")
+
+
+async def test_a_refusal_is_not_shed_by_joining_in_a_new_session(
+    auto_hearing, participants  # noqa: F811
+):
+    """Refused, the participant opens a new tab (a new session id, which the browser makes
+    up): the court's console must still say refused, not 'not checked yet', until the court
+    checks again."""
+    hearing = auto_hearing
+    d_id = hearing.ids["defendant"]
+    c = await seated(hearing, participants, "defendant")
+    judge = c["judge"]
+    await judge.send({"type": "command", "action": "refuse_identity", "participant_id": d_id,
+                      "reason": "证件照片与本人不符"})
+    await judge.wait_for(lambda: judge.seat(d_id)["identity"] == "refused")
+    await c["defendant"].close()
+    await judge.wait_for(lambda: judge.seat(d_id)["present"] is False)
+    again = await rejoined(hearing, participants, "defendant",
+                           {"device": "another-device-01", "session": "session-cccccccc"})
+    await judge.wait_for(lambda: judge.seat(d_id)["present"] is True)
+    assert judge.seat(d_id)["identity"] == "refused"
+    assert judge.seat(d_id)["identity_reason"] == "证件照片与本人不符"
+    # Checked again on the new device, and verified: that holds there.
+    await judge.wait_for(lambda: judge.frames_from(d_id, "video") > 5)
+    await judge.send({"type": "command", "action": "verify_identity", "participant_id": d_id})
+    await judge.wait_for(lambda: judge.seat(d_id)["identity"] == "verified")
+    assert again.closed_code is None
+
+
+async def test_the_courts_connection_is_not_held_while_a_still_is_awaited(
+    auto_hearing, participants, monkeypatch  # noqa: F811
+):
+    """A keyframe can take seconds to come; meanwhile the judge's other messages are served,
+    and a second check of the same person is refused as under way."""
+    from media.room import MediaRoom
+
+    released = asyncio.Event()
+    real_still = MediaRoom.still
+
+    async def slow_still(self: MediaRoom, participant_id: str) -> bytes:
+        await released.wait()
+        return await real_still(self, participant_id)
+
+    monkeypatch.setattr(MediaRoom, "still", slow_still)
+    hearing = auto_hearing
+    d_id = hearing.ids["defendant"]
+    c = await seated(hearing, participants, "defendant")
+    judge = c["judge"]
+    await judge.send({"type": "command", "action": "verify_identity", "participant_id": d_id})
+    mark = len(judge.messages)
+    await judge.send({"type": "ping", "ref": "still-waiting"})
+    pong = await judge.next_message("pong", after=mark)
+    assert pong["ref"] == "still-waiting"
+    message = await refused(judge, {"type": "command", "action": "verify_identity",
+                                    "participant_id": d_id}, "busy", "participant_id")
+    assert "under way" in message
+    assert judge.seat(d_id)["identity"] == "unchecked"
+    released.set()
+    await judge.wait_for(lambda: judge.seat(d_id)["identity"] == "verified")
