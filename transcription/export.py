@@ -11,16 +11,17 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
-from docx.shared import Pt, RGBColor
+from docx.shared import Mm, Pt, RGBColor
 
 from config.timezone import zone_label
-from transcription.labels import kind_label, role_label
+from transcription.labels import cause_label, kind_label, role_label
 
 # Cues need a positive duration; a zero-length line is shown for this long.
 MIN_CUE_S = 0.01
@@ -42,6 +43,25 @@ FIELD_LABELS = {
         "gap": "【记录中断】{speaker}自 {start} {until}的发言未能转写，以庭审录音为准。",
         "gap_until": "至 {end} ",
         "gap_open": "起",
+        "judges": "审判人员",
+        "clerks": "书记员",
+        "identity": "身份核验",
+        "identity_verified": "{at} {who}：身份核验通过",
+        "identity_refused": "{at} {who}：身份核验未通过（{reason}）",
+        "notes": "到庭及中断情况",
+        "left": "{at} {who}离开庭审（{cause}）",
+        "returned": "{at} {who}重新加入",
+        "warned": "{at} 法庭警告{who}：{detail}",
+        "recording_gap": "{at} {who}的录音录像中断 {detail} 秒",
+        "recess": "{at} 休庭",
+        "resume": "{at} 继续开庭",
+        "interrupted": "{at} 庭审服务中断，转入休庭",
+        "signatures": "签名",
+        "signed": "{who}（签名）{at}",
+        "signed_earlier": "{who}：签署的是笔录的较早版本，未就最终版本签名",
+        "refused_to_sign": "{who}：拒绝签名（{reason}）",
+        "not_signed": "{who}：未签名",
+        "page": "第 {page} 页 共 {pages} 页",
     },
     "en": {
         "title": "Trial record",
@@ -60,6 +80,25 @@ FIELD_LABELS = {
                "transcribed; the recording is authoritative.",
         "gap_until": "to {end} ",
         "gap_open": "on ",
+        "judges": "Judges",
+        "clerks": "Clerk",
+        "identity": "Identity checks",
+        "identity_verified": "{at} {who}: identity verified",
+        "identity_refused": "{at} {who}: identity not verified ({reason})",
+        "notes": "Attendance and interruptions",
+        "left": "{at} {who} left the hearing ({cause})",
+        "returned": "{at} {who} rejoined",
+        "warned": "{at} the court warned {who}: {detail}",
+        "recording_gap": "{at} the recording of {who} was interrupted for {detail} s",
+        "recess": "{at} recess",
+        "resume": "{at} the hearing resumed",
+        "interrupted": "{at} the hearing's server failed; in recess",
+        "signatures": "Signatures",
+        "signed": "{who} (signature) {at}",
+        "signed_earlier": "{who}: signed an earlier version, not the final one",
+        "refused_to_sign": "{who}: refused to sign ({reason})",
+        "not_signed": "{who}: not signed",
+        "page": "Page {page} of {pages}",
     },
 }
 
@@ -101,6 +140,48 @@ class RecordGap:
     role: str
     start: float
     end: float | None  # None: until the end of the hearing
+
+
+@dataclass(frozen=True, slots=True)
+class CourtNote:
+    """What the court's document notes besides the lines, at the court's local time: an
+    absence and its cause, a return, a warning, a recording gap, a recess."""
+
+    at: datetime  # the court's local time
+    kind: str  # left | returned | warned | recording_gap | recess | resume | interrupted
+    name: str = ""
+    role: str = ""
+    detail: str = ""  # the cause (a code), the warning's words, the gap's seconds
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityNote:
+    at: datetime  # the court's local time
+    name: str
+    role: str
+    outcome: str  # verified | refused
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureEntry:
+    """A participant's place in the signature block."""
+
+    name: str
+    role: str
+    status: str  # signed | stale | refused | pending
+    at: datetime | None = None  # the court's local time
+    reason: str | None = None
+    picture: bytes | None = None  # the drawn signature (PNG)
+
+
+@dataclass(frozen=True, slots=True)
+class CourtDocument:
+    """What the court's trial record holds beyond the lines (all optional)."""
+
+    identity: Sequence[IdentityNote] = ()
+    notes: Sequence[CourtNote] = ()
+    signatures: Sequence[SignatureEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +275,6 @@ def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, 
     if header.ended_at is not None:
         when += f" {labels['to']} {_datetime(header.ended_at, language)}"
     when += _zone(header.started_at, language)
-    people = labels["list_sep"].join(
-        f"{role_label(role, language)} {name}" for name, role in header.participants
-    )
     fields = [
         (labels["court"], header.court),
         (labels["case_number"], header.case_number),
@@ -207,7 +285,17 @@ def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, 
     fields.append((labels["time"], when))
     if header.courtroom:
         fields.append((labels["courtroom"], header.courtroom))
-    fields.append((labels["participants"], people))
+    # 审判人员, 书记员, then each party's role with its people; observers and supervisors are
+    # not participants of the record.
+    groups: dict[str, list[str]] = {}
+    for name, role in header.participants:
+        if role != "observer":
+            groups.setdefault(role, []).append(name)
+    named = {"judge": labels["judges"], "clerk": labels["clerks"]}
+    for role in ["judge", "clerk", *(r for r in groups if r not in named)]:
+        if role in groups:
+            fields.append((named.get(role, role_label(role, language)),
+                           labels["list_sep"].join(groups[role])))
     return fields
 
 
@@ -235,6 +323,44 @@ def gap_text(gap: RecordGap, language: str = "zh") -> str:
                                 start=_clock(gap.start, ".")[:8], until=until)
 
 
+def _who(name: str, role: str, language: str) -> str:
+    return f"{role_label(role, language)} {name}".strip() if language == "en" \
+        else f"{role_label(role, language)}{name}"
+
+
+def _hm(moment: datetime) -> str:
+    return f"{moment:%H:%M}"
+
+
+def identity_lines(extras: CourtDocument, language: str = "zh") -> list[str]:
+    labels = FIELD_LABELS[_lang(language)]
+    return [labels[f"identity_{n.outcome}"].format(
+        at=_hm(n.at), who=_who(n.name, n.role, language), reason=n.reason or "")
+        for n in sorted(extras.identity, key=lambda n: n.at)]
+
+
+def note_lines(extras: CourtDocument, language: str = "zh") -> list[str]:
+    labels = FIELD_LABELS[_lang(language)]
+    out = []
+    for note in sorted(extras.notes, key=lambda n: n.at):
+        detail = cause_label(note.detail, language) if note.kind == "left" else note.detail
+        out.append(labels[note.kind].format(
+            at=_hm(note.at), who=_who(note.name, note.role, language), cause=detail,
+            detail=detail))
+    return out
+
+
+def signature_line(entry: SignatureEntry, language: str = "zh") -> str:
+    labels = FIELD_LABELS[_lang(language)]
+    who = _who(entry.name, entry.role, language)
+    if entry.status == "signed":
+        return labels["signed"].format(
+            who=who, at=_datetime(entry.at, language) if entry.at else "")
+    if entry.status == "refused":
+        return labels["refused_to_sign"].format(who=who, reason=entry.reason or "")
+    return labels["signed_earlier" if entry.status == "stale" else "not_signed"].format(who=who)
+
+
 def _entries(lines: Iterable[SpeakerLine], gaps: Iterable[RecordGap]
              ) -> list[SpeakerLine | RecordGap]:
     """Lines and gaps in the order they happened (a gap before a line starting with it)."""
@@ -243,13 +369,22 @@ def _entries(lines: Iterable[SpeakerLine], gaps: Iterable[RecordGap]
 
 
 def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: str = "zh",
-            gaps: Iterable[RecordGap] = ()) -> str:
-    """The record as plain text: the header, then `[00:01:02] 审判员 张三：…` lines, and where
-    speech could not be transcribed, a note saying so."""
+            gaps: Iterable[RecordGap] = (), extras: CourtDocument = CourtDocument()) -> str:
+    """The record as plain text: the header, the identity checks, then `[00:01:02] 审判员
+    张三：…` lines (where speech could not be transcribed, a note saying so), attendance and
+    interruptions, and the signatures."""
     labels = FIELD_LABELS[_lang(language)]
     out = [f"{header.court} {labels['title']}", ""]
     out += [f"{name}{labels['colon']}{value}" for name, value in _header_fields(header, language)]
     out.append("")
+    if extras.identity:
+        out += [labels["identity"], *identity_lines(extras, language), ""]
+    tail = []
+    if extras.notes:
+        tail += ["", labels["notes"], *note_lines(extras, language)]
+    if extras.signatures:
+        tail += ["", labels["signatures"],
+                 *(signature_line(e, language) for e in extras.signatures)]
     for entry in _entries(lines, gaps):
         stamp = _clock(entry.start, ".")[:8]
         if isinstance(entry, RecordGap):
@@ -258,14 +393,21 @@ def to_text(header: TrialRecordHeader, lines: Iterable[SpeakerLine], language: s
         label = speaker_label(entry, language)
         out.append(f"[{stamp}] {label}{labels['colon']}{_one_line(entry.text)}"
                    f"{_recovered(entry, language)}")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + tail) + "\n"
 
 
 def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: str = "zh",
-            gaps: Iterable[RecordGap] = ()) -> bytes:
-    """The record as a Word document: the court's header, then speaker-labelled lines."""
+            gaps: Iterable[RecordGap] = (), extras: CourtDocument = CourtDocument()) -> bytes:
+    """The record as the court's Word document: A4, the court and 庭审笔录 heading, time,
+    place and who took part, the identity checks, the speaker-labelled lines, attendance and
+    interruptions, the signature block with the drawn signatures, page numbers."""
     labels = FIELD_LABELS[_lang(language)]
     document = Document()
+    section = document.sections[0]
+    section.page_width, section.page_height = Mm(210), Mm(297)
+    section.left_margin = section.right_margin = Mm(28)
+    section.top_margin, section.bottom_margin = Mm(25), Mm(25)
+    _page_numbers(section.footer.paragraphs[0], labels["page"])
     normal = document.styles["Normal"]
     normal.font.name = DOCX_FONT
     normal.font.size = Pt(12)
@@ -290,6 +432,10 @@ def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: s
         cells[0].text = name
         cells[1].text = value
 
+    if extras.identity:
+        _heading(document, labels["identity"])
+        for text in identity_lines(extras, language):
+            document.add_paragraph(text)
     document.add_paragraph()
     for line in _entries(lines, gaps):
         paragraph = document.add_paragraph()
@@ -306,6 +452,42 @@ def to_docx(header: TrialRecordHeader, lines: Sequence[SpeakerLine], language: s
             note = paragraph.add_run(mark)
             note.font.size = Pt(9)
             note.font.color.rgb = RGBColor(0x70, 0x70, 0x70)
+    if extras.notes:
+        _heading(document, labels["notes"])
+        for text in note_lines(extras, language):
+            document.add_paragraph(text)
+    if extras.signatures:
+        _heading(document, labels["signatures"])
+        for entry in extras.signatures:
+            paragraph = document.add_paragraph(signature_line(entry, language))
+            if entry.status == "signed" and entry.picture:
+                paragraph.add_run().add_picture(io.BytesIO(entry.picture), width=Mm(40))
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def _heading(document: Any, text: str) -> None:
+    paragraph = document.add_paragraph()
+    run = paragraph.add_run(text)
+    run.bold = True
+    run.font.size = Pt(13)
+
+
+def _page_numbers(paragraph: Any, template: str) -> None:
+    """`第 {page} 页 共 {pages} 页` in the footer, the numbers as Word fields."""
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    before, rest = template.split("{page}")
+    middle, after = rest.split("{pages}")
+    for text, field_code in ((before, "PAGE"), (middle, "NUMPAGES"), (after, None)):
+        if text:
+            paragraph.add_run(text)
+        if field_code is not None:
+            simple = OxmlElement("w:fldSimple")
+            simple.set(qn("w:instr"), field_code)
+            run = OxmlElement("w:r")
+            number = OxmlElement("w:t")
+            number.text = "1"
+            run.append(number)
+            simple.append(run)
+            paragraph._p.append(simple)

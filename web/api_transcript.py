@@ -33,6 +33,7 @@ from transcription.export import (
 from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, path_id, respond
 from web.errors import ApiError
 from web.keys import HUB, REGISTRY, SETTINGS, VIEWINGS
+from web.record_document import court_document
 
 routes = EndpointTable(API_PREFIX)
 
@@ -164,6 +165,9 @@ async def export_transcript(request: web.Request) -> web.Response:
         courtroom = await registry.get_courtroom(hearing.courtroom_id)
         court, room = (await registry.get_court(courtroom.court_id)).name, courtroom.name
     zone = request.app[SETTINGS].court_zone
+    hub = request.app[HUB]
+    extras = await court_document(hearing, await registry.hearing_events(hearing_id),
+                                  hub.identity, hub.signing, zone)
     header = TrialRecordHeader(
         court=court, case_number=hearing.case_number, kind=hearing.kind.value,
         # In the court's local time, as every document a court reads.
@@ -179,9 +183,9 @@ async def export_transcript(request: web.Request) -> web.Response:
     elif fmt == "srt":
         content = to_srt(records, language)
     elif fmt == "txt":
-        content = to_text(header, records, language, gaps)
+        content = to_text(header, records, language, gaps, extras)
     else:
-        content = to_docx(header, records, language, gaps)
+        content = to_docx(header, records, language, gaps, extras)
     media_type, extension = EXPORTS[fmt]
     name = f"trial-record-{hearing_id}.{extension}"
     data = content.encode("utf-8") if isinstance(content, str) else content

@@ -5,9 +5,13 @@ with the mouse, a refusal noted, the judge and the clerk last, and the record fi
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import docx
 import pytest
 from playwright.async_api import Page
 
@@ -18,6 +22,7 @@ from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url
 from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 async def open_signing(pages: Pages, client: Any, token: str, name: str) -> Page:
@@ -123,6 +128,26 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
     r = await client.get(f"{API}/hearings/{hearing.id}/signing/{hearing.ids['lawyer']}"
                          "/signature", headers=admin)
     assert r.status == 200 and (await r.read())[:8] == b"\x89PNG\r\n\x1a\n"
+    # The court's document: the signature block with both drawn signatures and the refusal,
+    # the time of each signature in Beijing time.
+    r = await client.get(f"{API}/hearings/{hearing.id}/transcript/export/docx", headers=admin)
+    document = docx.Document(io.BytesIO(await r.read()))
+    paragraphs = [p.text for p in document.paragraphs if p.text]
+    block = paragraphs[paragraphs.index("签名") + 1:]
+    signed_at = {s["role"]: datetime.fromisoformat(s["at"]).astimezone(BEIJING)
+                 for s in state["signers"]}
+    assert block == [
+        "被告人张三：拒绝签名（不认可笔录内容）",
+        f"律师李明（签名）{signed_at['lawyer']:%Y年%-m月%-d日 %H:%M}",
+        f"审判员王建国（签名）{signed_at['judge']:%Y年%-m月%-d日 %H:%M}",
+        f"书记员刘书记（签名）{signed_at['clerk']:%Y年%-m月%-d日 %H:%M}"], block
+    # One picture per signature (identical drawings may share one stored image).
+    assert len(document.inline_shapes) == 3
+    pictures = [part.blob for part in document.part.package.parts
+                if part.content_type == "image/png"]
+    assert pictures and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
+    assert "[00:00:06] 被告人 张三：我叫张三。" in paragraphs  # the accepted correction
+
     # Apart from the join link's own answer (403: the hearing is over; the page offers signing).
     errors = {name: [e for e in log if "status of 403" not in e]
               for name, log in pages.errors().items()}

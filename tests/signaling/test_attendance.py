@@ -4,7 +4,9 @@ court's warnings, and the report that tells a walk-out from a network failure.""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -124,3 +126,15 @@ async def test_joins_and_departures_are_logged_with_their_cause_and_warnings_rea
     r = await client.get(f"/api/v1/hearings/{hearing.id}/attendance",
                          headers={"Authorization": f"Bearer {hearing.tokens['lawyer']}"})
     assert r.status in (401, 403), await r.text()
+
+    # The court's document notes the same, in Beijing time, each cause in the court's words.
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/export/txt", headers=admin)
+    text = await r.text()
+    section = text[text.index("到庭及中断情况"):].splitlines()[1:]
+    beijing = ZoneInfo("Asia/Shanghai")
+    left = [datetime.fromisoformat(x["left_at"]).astimezone(beijing) for x in a["absences"]]
+    warned = datetime.fromisoformat(a["warnings"][0]["at"]).astimezone(beijing)
+    assert f"{warned:%H:%M} 法庭警告律师Lawyer Li：请勿打断法庭" in section, section
+    for at, cause in zip(left, ("主动离开", "网络中断", "主动离开"), strict=True):
+        assert f"{at:%H:%M} 律师Lawyer Li离开庭审（{cause}）" in section, section
+    assert sum("律师Lawyer Li重新加入" in line for line in section) == 2, section

@@ -12,8 +12,12 @@ import srt
 import webvtt
 
 from transcription.export import (
+    CourtDocument,
+    CourtNote,
+    IdentityNote,
     RecordGap,
     RecordLine,
+    SignatureEntry,
     TrialRecordHeader,
     to_docx,
     to_srt,
@@ -70,7 +74,9 @@ def test_plain_text_has_the_header_and_one_line_per_utterance() -> None:
     assert "案号：（2026）京0105刑初123号" in lines
     assert "类型：庭审" in lines
     assert "时间：2026年11月23日 09:30 至 2026年11月23日 11:05（北京时间）" in lines
-    assert "参加人员：审判员 张三、书记员 李四、被告人 王五、律师 赵六" in lines
+    # The court's format: 审判人员 and 书记员, then each party's role with its people.
+    assert lines[7:11] == ["地点：第三法庭", "审判人员：张三", "书记员：李四", "被告人：王五"]
+    assert "律师：赵六" in lines
     assert lines[-3:] == [
         "[00:00:01] 审判员 张三：现在开庭。",
         "[00:00:10] 书记员 李四：请坐。",
@@ -93,12 +99,8 @@ def test_docx_reads_back_with_header_table_and_labelled_lines() -> None:
     assert table["类型"] == "庭审"
     assert table["案由"] == "王五盗窃案"
     assert table["地点"] == "第三法庭"
-    assert table["参加人员"].split("、") == [
-        "审判员 张三",
-        "书记员 李四",
-        "被告人 王五",
-        "律师 赵六",
-    ]
+    assert (table["审判人员"], table["书记员"], table["被告人"], table["律师"]) == (
+        "张三", "李四", "王五", "赵六")
     speaker_runs = [p.runs[1] for p in document.paragraphs if p.text.startswith("[")]
     assert all(run.bold for run in speaker_runs)
 
@@ -159,3 +161,58 @@ def test_the_record_notes_speech_that_could_not_be_transcribed_where_it_happened
     paragraphs = [p.text for p in docx.Document(io.BytesIO(to_docx(HEADER, LINES, gaps=gaps)))
                   .paragraphs if p.text.startswith("[")]
     assert paragraphs == body
+
+
+def test_the_courts_document_has_identity_checks_attendance_signatures_and_page_numbers(
+) -> None:
+    """The DOCX in the court's format: A4, observers not listed, the identity checks before the
+    lines, attendance and interruptions after them, the signature block with the drawn
+    signatures, page numbers in the footer."""
+    from tests.courtrooms.test_signing import signature
+
+    zone = ZoneInfo("Asia/Shanghai")
+    local = lambda h, m: datetime(2026, 11, 23, h, m, tzinfo=zone)  # noqa: E731
+    header = TrialRecordHeader(
+        court=HEADER.court, case_number=HEADER.case_number, kind="arraignment",
+        started_at=HEADER.started_at, ended_at=HEADER.ended_at,
+        participants=(*HEADER.participants, ("赵监督", "observer")), courtroom="第三法庭")
+    extras = CourtDocument(
+        identity=[IdentityNote(local(9, 25), "王五", "defendant", "verified"),
+                  IdentityNote(local(9, 26), "赵六", "lawyer", "refused", "律师证已过期")],
+        notes=[CourtNote(local(10, 42), "left", "王五", "defendant", "network_lost"),
+               CourtNote(local(10, 44), "returned", "王五", "defendant"),
+               CourtNote(local(10, 15), "recess"), CourtNote(local(10, 30), "resume"),
+               CourtNote(local(10, 50), "warned", "赵六", "lawyer", "请遵守法庭纪律。"),
+               CourtNote(local(10, 51), "recording_gap", "王五", "defendant", "12.5")],
+        signatures=[SignatureEntry("王五", "defendant", "refused", reason="不认可"),
+                    SignatureEntry("赵六", "lawyer", "signed", local(11, 20), None, signature()),
+                    SignatureEntry("张三", "judge", "signed", local(11, 30), None, signature(4)),
+                    SignatureEntry("李四", "clerk", "pending")])
+    document = docx.Document(io.BytesIO(to_docx(header, LINES, extras=extras)))
+    section = document.sections[0]
+    assert (round(section.page_width.mm), round(section.page_height.mm)) == (210, 297)
+    table = {row.cells[0].text: row.cells[1].text for row in document.tables[0].rows}
+    assert "赵监督" not in "".join(table.values()) and "旁听/监督" not in table
+    paragraphs = [p.text for p in document.paragraphs if p.text]
+    first_line = paragraphs.index("[00:00:01] 审判员 张三：现在开庭。")
+    assert paragraphs[2:first_line] == [
+        "身份核验", "09:25 被告人王五：身份核验通过",
+        "09:26 律师赵六：身份核验未通过（律师证已过期）"]
+    notes = paragraphs.index("到庭及中断情况")
+    assert paragraphs[notes + 1:notes + 7] == [
+        "10:15 休庭", "10:30 继续开庭", "10:42 被告人王五离开庭审（网络中断）",
+        "10:44 被告人王五重新加入", "10:50 法庭警告律师赵六：请遵守法庭纪律。",
+        "10:51 被告人王五的录音录像中断 12.5 秒"]
+    block = paragraphs[paragraphs.index("签名") + 1:]
+    assert block == ["被告人王五：拒绝签名（不认可）", "律师赵六（签名）2026年11月23日 11:20",
+                     "审判员张三（签名）2026年11月23日 11:30", "书记员李四：未签名"]
+    # The two drawn signatures are in the document as pictures, byte for byte.
+    pictures = {part.blob for part in document.part.package.parts
+                if part.content_type == "image/png"}
+    assert pictures == {signature(), signature(4)}
+    footer = section.footer.paragraphs[0]._p.xml
+    assert 'w:instr="PAGE"' in footer and 'w:instr="NUMPAGES"' in footer
+    assert "第 " in footer and " 页 共 " in footer
+    text = to_text(header, LINES, extras=extras)
+    assert "身份核验" in text and "10:42 被告人王五离开庭审（网络中断）" in text
+    assert text.rstrip().endswith("书记员李四：未签名")

@@ -727,7 +727,9 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
                       ("GET", "/hearings/{id}/attendance"),
                       ("GET", "/hearings/{id}/transcript/{segment_id}/revisions"),
                       ("PATCH", "/hearings/{id}/transcript/{segment_id}"),
-                      ("GET", "/hearings/{id}/transcript/export/{format}")}
+                      ("GET", "/hearings/{id}/transcript/export/{format}"),
+                      ("GET", "/hearings/{id}/identity-checks"),
+                      ("GET", "/hearings/{id}/identity-checks/{seq}/still")}
 
 
 async def test_every_admin_endpoint_refuses_missing_or_wrong_credentials(
