@@ -1,7 +1,8 @@
 """The review composite: one MP4 per hearing, every participant's recording on one timeline.
 
 A grid of all participants' video (each tile captioned, a placeholder card while a participant
-has no picture), a mix of all their audio, and a recess card during recesses, rendered from the
+has no picture), a mix of all their audio, a recess card during recesses, and burned in along
+the bottom the case number and the court's wall clock (`media.stamp`), rendered from the
 per-participant Matroska/WebM recording files. Video goes through the Debian `ffmpeg` CLI (one
 `-filter_complex` graph, `media.filtergraph`, H.264 out); audio is decoded with PyAV and mixed
 in Python (`media.audiomix`), placing every decoded frame at its own timestamp, then piped to
@@ -38,6 +39,7 @@ from media.composite_sources import (
 )
 from media.errors import CompositeCancelled, CompositeError
 from media.filtergraph import FilterGraph, chinese_font
+from media.stamp import Stamp
 
 KEYFRAME_INTERVAL_S = 2  # seeking in the review player lands within this
 X264_PRESET = "veryfast"
@@ -71,10 +73,14 @@ def render_composite(
     recesses: Sequence[tuple[float, float]] = (),
     size: tuple[int, int] = (1280, 720),
     fps: int = 25,
+    stamp: Stamp | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> CompositeResult:
     """Render the hearing timeline 0..`timeline_end` into one MP4 (H.264 + AAC, faststart).
+
+    With a `stamp`, a band along the bottom carries the case number and, when the stamp has an
+    origin, the wall-clock time of every frame in the stamp's zone.
 
     Blocks until done. `on_progress` is called from this thread with fractions rising to 1.0.
     Setting `cancel` stops the render and raises `CompositeCancelled`; on any error nothing is
@@ -83,7 +89,7 @@ def render_composite(
     began = time.monotonic()
     if cancel is None:
         cancel = threading.Event()
-    _check_arguments(sources, output, timeline_end, recesses, size, fps)
+    _check_arguments(sources, output, timeline_end, recesses, size, fps, stamp)
     font = chinese_font()
     recess_windows = merge_windows([(max(0.0, a), min(timeline_end, b)) for a, b in recesses])
     recess_windows = [(a, b) for a, b in recess_windows if b > a]
@@ -100,7 +106,7 @@ def render_composite(
     output = output.absolute()
     partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial")
     with tempfile.TemporaryDirectory(prefix="tingshen-composite-") as work:
-        graph = FilterGraph(Path(work), size, fps, timeline_end, font)
+        graph = FilterGraph(Path(work), size, fps, timeline_end, font, stamp)
         script = graph.build(participants, probes, recess_windows)
         inputs = [p for p in probes if p.video_windows]
         command = _ffmpeg_command(inputs, script, partial, timeline_end, fps)
@@ -133,6 +139,7 @@ def _check_arguments(
     recesses: Sequence[tuple[float, float]],
     size: tuple[int, int],
     fps: int,
+    stamp: Stamp | None,
 ) -> None:
     if not math.isfinite(timeline_end) or timeline_end <= 0:
         raise CompositeError(f"timeline_end must be a positive number of seconds: {timeline_end}")
@@ -143,6 +150,10 @@ def _check_arguments(
         raise CompositeError(f"fps must be between 1 and 60: {fps}")
     if not sources:
         raise CompositeError("a composite needs at least one recording file")
+    if stamp is not None and stamp.origin is not None and not (
+        math.isfinite(stamp.origin) and stamp.origin >= 0
+    ):
+        raise CompositeError(f"the stamp's origin must be a Unix time: {stamp.origin}")
     if not output.parent.is_dir():
         raise CompositeError(f"the composite's directory does not exist: {output.parent}")
     for start, end in recesses:

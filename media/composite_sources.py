@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 
 from media.errors import CompositeError
+from media.stamp import one_line
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,7 @@ def participants_of(sources: Sequence[CompositeSource]) -> list[Participant]:
     seen: dict[str, Participant] = {}
     for s in sources:
         if s.participant_id not in seen:
-            # One line of printable text: drawtext breaks lines at newlines.
-            caption = " ".join("".join(c for c in s.caption if c.isprintable() or c.isspace())
-                               .split())
-            seen[s.participant_id] = Participant(s.participant_id, caption)
+            seen[s.participant_id] = Participant(s.participant_id, one_line(s.caption))
     return list(seen.values())
 
 

@@ -1,5 +1,6 @@
 """The review composite's picture: the tile layout, and the ffmpeg filter graph that draws the
-tiles, their captions and placeholder cards, and the recess card over the hearing timeline."""
+tiles, their captions and placeholder cards, the recess card over the hearing timeline, and the
+stamp (the case number and the court's wall clock, `media.stamp`) in a band along the bottom."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from media.composite_sources import Participant, Probe, Window, merge_windows, subtract_windows
 from media.errors import CompositeError
+from media.stamp import CLOCK_SAMPLE, Stamp, clock_spans, one_line
 
 GUTTER_PX = 4
 VIDEO_ASPECT = 16 / 9
@@ -75,6 +77,39 @@ def tile_layout(count: int, size: tuple[int, int]) -> list[Tile]:
     return tiles
 
 
+@dataclass(frozen=True)
+class StampLayout:
+    """Where the stamp goes: a band along the bottom (the tiles are laid out above it), the
+    case number at its left, the clock ending `margin` from its right edge."""
+
+    band: Rect
+    fontsize: int
+    margin: int
+
+    @property
+    def clock_x(self) -> str:
+        """drawtext's x: the clock's right edge stays put whatever its width."""
+        x, _, w, _ = self.band
+        return f"{x + w - self.margin}-tw"
+
+    @property
+    def text_y(self) -> str:
+        _, y, _, h = self.band
+        return f"{y}+({h}-{self.fontsize})/2"
+
+
+def stamp_layout(size: tuple[int, int]) -> StampLayout:
+    width, height = size
+    band = _even(min(40, max(20, height // 24)))
+    return StampLayout((0, height - band, width, band), max(8, int(band * 0.6)),
+                       max(4, width // 80))
+
+
+def picture_area(size: tuple[int, int], *, stamped: bool) -> tuple[int, int]:
+    """The part of the canvas the tiles (and the recess card) cover, from its top left."""
+    return (size[0], stamp_layout(size).band[1]) if stamped else size
+
+
 def _value(text: str) -> str:
     """Escape a filter option value for a filtergraph (ffmpeg-filters, "Notes on filtergraph
     escaping"): once for the option parser, once more for the graph parser."""
@@ -103,13 +138,15 @@ class FilterGraph:
     """Writes the `-filter_complex_script` and the caption files it reads."""
 
     def __init__(
-        self, work: Path, size: tuple[int, int], fps: int, end: float, font: Path
+        self, work: Path, size: tuple[int, int], fps: int, end: float, font: Path,
+        stamp: Stamp | None = None,
     ) -> None:
         self.work = work
         self.width, self.height = size
         self.fps = fps
         self.end = end
         self.font = font
+        self.stamp = stamp
         self._texts = 0
 
     def _text_file(self, text: str) -> Path:
@@ -135,6 +172,42 @@ class FilterGraph:
         }
         return "drawtext=" + ":".join(f"{k}={_value(v)}" for k, v in options.items())
 
+    def _stamp(self) -> tuple[list[str], list[str]]:
+        """The stamp: the case number, drawn once with the background, and the clock, drawn
+        on every frame (last, over everything else)."""
+        if self.stamp is None:
+            return [], []
+        layout = stamp_layout((self.width, self.height))
+        x, y, w, h = layout.band
+        fontsize, margin = layout.fontsize, layout.margin
+        background = [_drawbox((x, y, w, h), CAPTION_BAND)]
+        clocks = []
+        clock_width = 0
+        if self.stamp.origin is not None:
+            spans = clock_spans(self.stamp.origin, self.end, self.stamp.zone)
+            for span in spans:
+                # The file's text is expanded: %{pts:...} becomes the time (`ClockSpan.text`).
+                options = {
+                    "fontfile": str(self.font),
+                    "textfile": str(self._text_file(span.text())),
+                    "expansion": "normal",
+                    "fontcolor": "white",
+                    "fontsize": str(fontsize),
+                    "x": layout.clock_x,
+                    "y": layout.text_y,
+                }
+                if len(spans) > 1:
+                    options["enable"] = _enable([span.window])
+                clocks.append("drawtext=" + ":".join(f"{k}={_value(v)}"
+                                                     for k, v in options.items()))
+                clock_width = max(clock_width, int(
+                    _text_em(f"{CLOCK_SAMPLE} {span.label}") * fontsize) + 2 * margin)
+        case_number = one_line(self.stamp.case_number)
+        if case_number:
+            background.append(self._drawtext(case_number, (x, y, w - clock_width, h), fontsize,
+                                             centre=False))
+        return background, clocks
+
     def _still(self, color: str, size: tuple[int, int], texts: Sequence[str]) -> str:
         """A picture drawn once and repeated at the output rate: a chain with no input.
 
@@ -159,7 +232,8 @@ class FilterGraph:
         probes: Sequence[Probe],
         recesses: Sequence[Window],
     ) -> Path:
-        tiles = tile_layout(len(participants), (self.width, self.height))
+        area_w, area_h = picture_area((self.width, self.height), stamped=self.stamp is not None)
+        tiles = tile_layout(len(participants), (area_w, area_h))
         video_inputs = [p for p in probes if p.video_windows]
         covered = {
             person.participant_id: merge_windows([
@@ -181,6 +255,8 @@ class FilterGraph:
             if person.caption:
                 background.append(self._drawtext(person.caption, tile.caption,
                                                  tile.caption[3] * 0.6, centre=False))
+        stamp_background, clocks = self._stamp()
+        background += stamp_background
         chains = [self._still(BACKGROUND, (self.width, self.height), background)
                   + f",trim=end={self.end:.3f}[base0]"]
         main, step = "base0", 0
@@ -217,17 +293,18 @@ class FilterGraph:
                 overlay(f"pic{index}", f"{x}+({w}-w)/2", f"{y}+({h}-h)/2",
                         _enable(probe.video_windows), ":eof_action=pass")
         for number, (start, end) in enumerate(recesses):
-            title = (0, self.height // 2 - self.height // 8, self.width, self.height // 6)
-            when = (0, self.height // 2 + self.height // 12, self.width, self.height // 12)
+            # The stamp's band stays in sight: the case number, and the clock running on.
+            title = (0, area_h // 2 - area_h // 8, area_w, area_h // 6)
+            when = (0, area_h // 2 + area_h // 12, area_w, area_h // 12)
             texts = [
-                self._drawtext(RECESS_TITLE, title, self.height / 9, centre=True),
-                self._drawtext(f"{_clock(start)} – {_clock(end)}", when, self.height / 24,
+                self._drawtext(RECESS_TITLE, title, area_h / 9, centre=True),
+                self._drawtext(f"{_clock(start)} – {_clock(end)}", when, area_h / 24,
                                centre=True),
             ]
-            chains.append(self._still(RECESS_CARD, (self.width, self.height), texts)
+            chains.append(self._still(RECESS_CARD, (area_w, area_h), texts)
                           + f"[recess{number}]")
             overlay(f"recess{number}", 0, 0, _enable([(start, end)]), ":shortest=1")
-        chains.append(f"[{main}]null[vout]")
+        chains.append(f"[{main}]{','.join(clocks) or 'null'}[vout]")
         script = self.work / "graph.txt"
         script.write_text(";\n".join(chains) + "\n", encoding="utf-8")
         return script

@@ -54,7 +54,7 @@ class Hub:
     ) -> None:
         self.registry = registry
         self.recordings = recordings
-        self.composites = CompositeJobs(registry, recordings)
+        self.composites = CompositeJobs(registry, recordings, zone=settings.court_zone)
         self.transcripts = Transcripts(registry.db, registry.clock)
         self.exhibits = Exhibits(registry.db, registry.clock, settings.data_dir)
         self.identity = IdentityChecks(registry.db, registry.clock, settings.data_dir)

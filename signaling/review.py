@@ -4,7 +4,8 @@ Renders run in the composites' own thread pool, a few at a time (`RENDER_WORKERS
 the event loop's default executor: a render holds its thread for as long as the hearing
 lasts, and the live hearings' departures, rejoins and file hashing need that executor. Each
 render's timeline is capped by the hearing's wall-clock time (a participant's timestamps
-cannot make a 14 s session into hours), and a render past its deadline is cancelled.
+cannot make a 14 s session into hours), and a render past its deadline is cancelled. Every
+composite carries the case number and the court's wall clock (`stamp_of`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from courtrooms.labels import ROLE_ZH
-from courtrooms.models import Participant, Recording, RecordingSegment, RecordingStatus
+from courtrooms.models import (
+    Hearing,
+    Participant,
+    Recording,
+    RecordingSegment,
+    RecordingStatus,
+)
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.registry import Registry
 from media.composite import render_composite
 from media.composite_sources import CompositeSource
 from media.errors import CompositeCancelled, CompositeError
+from media.stamp import Stamp
 from signaling.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,12 @@ def timeline_limit(segments: list[RecordingSegment], now: float | None) -> float
     return max(ends) + TIMELINE_MARGIN_S if ends else None
 
 
+def stamp_of(hearing: Hearing, zone: ZoneInfo) -> Stamp:
+    """What the hearing's composite carries burned in: its case number, and the wall clock
+    from its timeline's origin in the court's zone (`court_time_zone`)."""
+    return Stamp(case_number=hearing.case_number, origin=hearing.timeline_origin, zone=zone)
+
+
 async def render_hearing(
     registry: Registry,
     recordings: Recordings,
@@ -90,11 +105,13 @@ async def render_hearing(
     on_progress: Callable[[float], None],
     cancel: threading.Event,
     *,
+    zone: ZoneInfo,
     executor: concurrent.futures.Executor | None = None,
     on_timeline: Callable[[float], None] | None = None,
 ) -> Path:
     """Render the hearing's composite (in a thread of `executor`, the default one only for
-    the command line) and enter it in the record. `on_timeline` learns its length first."""
+    the command line) and enter it in the record. `on_timeline` learns its length first;
+    `zone` is the court's, in which the composite's clock shows the time."""
     files, segments = await recordings.of_hearing(hearing_id)
     hearing = await registry.get_hearing(hearing_id)
     people = {p.id: p for p in await registry.list_participants(hearing_id)}
@@ -117,7 +134,8 @@ async def render_hearing(
     output.parent.mkdir(parents=True, exist_ok=True)
     render = functools.partial(
         render_composite, sources, output, timeline_end=timeline_end,
-        recesses=recesses_of(segments), on_progress=on_progress, cancel=cancel,
+        recesses=recesses_of(segments), stamp=stamp_of(hearing, zone),
+        on_progress=on_progress, cancel=cancel,
     )
     result = await asyncio.get_running_loop().run_in_executor(executor, render)
     await recordings.add_composite(
@@ -144,10 +162,11 @@ class CompositeJobs:
     """Owns the background renders of this process: at most one per hearing, at most
     `workers` at once in a pool of their own, each cancelled past its deadline."""
 
-    def __init__(self, registry: Registry, recordings: Recordings, *,
+    def __init__(self, registry: Registry, recordings: Recordings, *, zone: ZoneInfo,
                  workers: int = RENDER_WORKERS) -> None:
         self.registry = registry
         self.recordings = recordings
+        self.zone = zone  # the court's: the composites' clock shows its time
         self._progress: dict[uuid.UUID, CompositeProgress] = {}
         self._cancels: dict[uuid.UUID, threading.Event] = {}  # one render per hearing
         self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -255,7 +274,8 @@ class CompositeJobs:
                     raise CompositeCancelled("the composite render was cancelled")
                 progress.started_at = time.monotonic()
                 await render_hearing(self.registry, self.recordings, hearing_id, report,
-                                     cancel, executor=self._pool, on_timeline=deadline)
+                                     cancel, zone=self.zone, executor=self._pool,
+                                     on_timeline=deadline)
         except CompositeCancelled:
             if progress.deadline is not None and time.monotonic() >= progress.deadline:
                 progress.state, progress.error = "failed", "the render took too long"

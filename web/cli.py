@@ -218,7 +218,7 @@ async def _render(settings: Settings, hearing: str) -> int:
         recordings = Recordings(db, utcnow, settings.data_dir)
         with progress_bar("composite") as advance:
             path = await render_hearing(registry, recordings, hearing_id, advance,
-                                        threading.Event())
+                                        threading.Event(), zone=settings.court_zone)
     except (CourtroomsError, CompositeError) as e:
         print(f"tingshen render: {e}", file=sys.stderr)
         return 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import subprocess
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import av
 import numpy as np
@@ -19,7 +21,8 @@ import pytest
 from media.composite import CompositeResult, render_composite
 from media.composite_sources import CompositeSource
 from media.errors import CompositeCancelled, CompositeError
-from media.filtergraph import Tile, tile_layout
+from media.filtergraph import Tile, chinese_font, picture_area, stamp_layout, tile_layout
+from media.stamp import Stamp
 from tests.durable import fsynced
 from tests.probe import ffprobe
 
@@ -318,3 +321,111 @@ def test_the_composite_is_on_the_disk_before_it_is_in_place(hearing, tmp_path, m
     assert len(synced) == 2
     assert synced[0].name.endswith(".partial") and synced[0].parent == tmp_path
     assert synced[1] == tmp_path  # then the rename
+
+
+# -- the stamp: the case number and the court's wall clock, burned in ---------------------------
+
+HOSTILE_CASE = "(2026)京0105刑初1024号 '%{pts}\\:;[vout],x=0"
+SIZE = (1280, 720)
+
+
+def reference_band(text: str, tmp_path: Path) -> np.ndarray:
+    """The stamp's band holding only `text` where the clock goes, drawn by drawtext from a file
+    with expansion off: what the composite's band must show at that second."""
+    layout = stamp_layout(SIZE)
+    _, y, w, h = layout.band
+    textfile = tmp_path / "reference.txt"
+    textfile.write_text(text, encoding="utf-8")
+    draw = (f"drawtext=fontfile={chinese_font()}:textfile={textfile}:expansion=none"
+            f":fontcolor=white:fontsize={layout.fontsize}"
+            f":x={layout.clock_x}:y={layout.text_y.replace(str(y), '0', 1)}")
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i",
+         f"color=c=black:s={w}x{h}:r=25:d=0.04", "-vf", f"format=yuv420p,{draw}",
+         "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        capture_output=True, check=True,
+    )
+    return np.frombuffer(result.stdout, np.uint8).reshape(h, w, 3).astype(np.float32)
+
+
+def clock_region(picture: np.ndarray) -> np.ndarray:
+    """The right half of the band, where the clock is."""
+    _, y, w, h = stamp_layout(SIZE).band
+    return region(picture, (w // 2, y, w - w // 2, h))
+
+
+def case_region(picture: np.ndarray) -> np.ndarray:
+    _, y, w, h = stamp_layout(SIZE).band
+    return region(picture, (0, y, w // 2, h))
+
+
+def reads(picture: np.ndarray, expected: str, others: list[str], tmp_path: Path) -> bool:
+    """The clock shows `expected`: no pixel far from that text drawn alone, where the other
+    readings differ in a digit's worth of pixels (a digit is a few dozen)."""
+    shown = clock_region(picture)
+
+    def wrong_pixels(text: str) -> int:
+        reference = clock_region_of(reference_band(text, tmp_path))
+        return int((np.abs(shown - reference).max(axis=2) > 64).sum())
+
+    return wrong_pixels(expected) <= 2 and all(wrong_pixels(other) > 20 for other in others)
+
+
+def clock_region_of(band: np.ndarray) -> np.ndarray:
+    w = band.shape[1]
+    return band[:, w // 2:]
+
+
+def render_stamped(hearing: Hearing, tmp_path: Path, stamp: Stamp, name: str) -> Path:
+    out = tmp_path / name
+    source = CompositeSource(hearing.files["judge1"], "judge", "审判长 张三", 0.0, 4.0)
+    render_composite([source], out, timeline_end=2.6, recesses=[(2.0, 2.6)], stamp=stamp)
+    return out
+
+
+def test_the_stamp_burns_in_the_case_number_and_the_courts_clock(hearing, tmp_path):
+    # 09:31:05.5 Beijing time: the clock turns at 0.5 s, 1.5 s and 2.5 s on the timeline.
+    origin = datetime(2026, 11, 23, 9, 31, 5, 500_000, tzinfo=ZoneInfo("Asia/Shanghai"))
+    stamp = Stamp(HOSTILE_CASE, origin.timestamp(), ZoneInfo("Asia/Shanghai"))
+    out = render_stamped(hearing, tmp_path, stamp, "stamped.mp4")
+    at = frames_at(out, [0.2, 0.6, 1.0, 1.6, 2.4])
+
+    # The clock's digits change from one second to the next, and only then.
+    def changed(a: float, b: float) -> int:
+        return int((np.abs(clock_region(at[a]) - clock_region(at[b])) > 64).sum())
+
+    assert changed(0.6, 1.0) == 0 and changed(1.6, 2.4) == 0
+    assert changed(0.2, 0.6) > 20 and changed(1.0, 1.6) > 20
+    # It reads the court's local time, origin + t.
+    day = "2026-11-23 09:31:"
+    assert reads(at[0.2], f"{day}05 北京时间", [f"{day}06 北京时间"], tmp_path)
+    assert reads(at[1.0], f"{day}06 北京时间", [f"{day}05 北京时间", f"{day}07 北京时间"],
+                 tmp_path)
+    assert reads(at[2.4], f"{day}07 北京时间", [f"{day}06 北京时间", f"{day}08 北京时间"],
+                 tmp_path)  # in the recess: the clock runs on
+
+    # The case number is there, drawn as given: its `%{pts}` is not expanded into a time.
+    assert case_region(at[0.6]).max() > 200
+    assert np.abs(case_region(at[0.2]) - case_region(at[2.4])).max() < 40
+    plain = render_stamped(hearing, tmp_path,
+                           Stamp("(2026)京0105刑初1024号", origin.timestamp(), stamp.zone),
+                           "plain.mp4")
+    assert np.abs(case_region(frames_at(plain, [0.6])[0.6]) - case_region(at[0.6])).mean() > 3
+
+    # The tile sits above the band; during the recess the card leaves the band in sight.
+    tile = tile_layout(1, picture_area(SIZE, stamped=True))[0]
+    assert tile.caption[1] + tile.caption[3] <= stamp_layout(SIZE).band[1]
+    assert region(at[1.0], card_corner(tile)).std() > 20
+    assert looks_like(region(at[2.4], card_corner(tile)), RECESS_RGB)
+    assert case_region(at[2.4]).max() > 200
+
+
+def test_the_clock_follows_a_daylight_saving_change(hearing, tmp_path):
+    berlin = ZoneInfo("Europe/Berlin")
+    change = datetime(2026, 10, 25, 1, 0, 0, tzinfo=UTC).timestamp()  # 03:00 CEST -> 02:00 CET
+    out = render_stamped(hearing, tmp_path, Stamp("", change - 1.5, berlin), "dst.mp4")
+    at = frames_at(out, [0.2, 1.0, 2.0])
+    before, after = "2026-10-25 02:59:59 UTC+02:00", "2026-10-25 02:00:00 UTC+01:00"
+    assert reads(at[1.0], before, [after, "2026-10-25 03:00:00 UTC+02:00"], tmp_path)
+    assert reads(at[2.0], after, [before, "2026-10-25 03:00:00 UTC+02:00"], tmp_path)
+    assert case_region(at[1.0]).max() < 40  # no case number: the band is empty there

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,10 +21,13 @@ from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.registry import Registry
 from media.composite import CompositeResult
 from media.errors import CompositeCancelled
+from media.stamp import Stamp
 from signaling.review import CompositeJobs
 from tests.courtrooms.builders import add_judge, make_hearing
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class StandIn:
@@ -34,15 +38,17 @@ class StandIn:
         self.running = 0
         self.most = 0
         self.timelines: list[float] = []
+        self.stamps: list[Stamp] = []
         self.threads: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, sources: Any, output: Path, *, timeline_end: float, recesses: Any,
-                 on_progress: Any, cancel: threading.Event) -> CompositeResult:
+                 stamp: Stamp, on_progress: Any, cancel: threading.Event) -> CompositeResult:
         with self._lock:
             self.running += 1
             self.most = max(self.most, self.running)
             self.timelines.append(timeline_end)
+            self.stamps.append(stamp)
             self.threads.add(threading.current_thread().name)
         try:
             while not self.release.wait(0.01):
@@ -98,7 +104,7 @@ async def test_six_renders_leave_the_default_executor_free(registry: Registry, t
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(6))
     recordings = Recordings(registry.db, registry.clock, tmp_path)
     hearings = [await recorded_hearing(registry, recordings, 60, 60) for _ in range(6)]
-    jobs = CompositeJobs(registry, recordings)
+    jobs = CompositeJobs(registry, recordings, zone=ZONE)
     for hearing_id in hearings:
         jobs.start(hearing_id)
     await wait_for(lambda: standin.running == review.RENDER_WORKERS)
@@ -127,11 +133,26 @@ async def test_the_composite_never_runs_past_the_hearings_wall_clock_time(
         registry: Registry, tmp_path: Path, standin: StandIn) -> None:
     recordings = Recordings(registry.db, registry.clock, tmp_path)
     hearing_id = await recorded_hearing(registry, recordings, 14, 12.4 * 3600)
-    jobs = CompositeJobs(registry, recordings)
+    jobs = CompositeJobs(registry, recordings, zone=ZONE)
     standin.release.set()
     jobs.start(hearing_id)
     await wait_for(lambda: jobs.status(hearing_id).state == "done")
     assert standin.timelines == [pytest.approx(14 + review.TIMELINE_MARGIN_S, abs=0.01)]
+    await jobs.aclose()
+
+
+async def test_the_composite_carries_the_case_number_and_the_courts_clock(
+        registry: Registry, tmp_path: Path, standin: StandIn) -> None:
+    recordings = Recordings(registry.db, registry.clock, tmp_path)
+    hearing_id = await recorded_hearing(registry, recordings, 10, 10)
+    hearing = await registry.get_hearing(hearing_id)
+    berlin = ZoneInfo("Europe/Berlin")  # `court_time_zone`, whatever it is set to
+    jobs = CompositeJobs(registry, recordings, zone=berlin)
+    standin.release.set()
+    jobs.start(hearing_id)
+    await wait_for(lambda: jobs.status(hearing_id).state == "done")
+    assert hearing.timeline_origin is not None
+    assert standin.stamps == [Stamp(hearing.case_number, hearing.timeline_origin, berlin)]
     await jobs.aclose()
 
 
@@ -142,7 +163,7 @@ async def test_a_render_past_its_deadline_is_cancelled_and_a_stuck_one_reported(
     hearing_id = await recorded_hearing(registry, recordings, 10, 10)
     monkeypatch.setattr(review, "DEADLINE_BASE_S", 0.2)
     monkeypatch.setattr(review, "DEADLINE_PER_SECOND", 0.0)
-    jobs = CompositeJobs(registry, recordings)
+    jobs = CompositeJobs(registry, recordings, zone=ZONE)
     jobs.start(hearing_id)
     await wait_for(lambda: jobs.status(hearing_id).state == "failed")
     assert "too long" in (jobs.status(hearing_id).error or "")
@@ -161,7 +182,7 @@ async def test_a_render_past_its_deadline_is_cancelled_and_a_stuck_one_reported(
     assert jobs.stuck(time.monotonic() + 0.3 + review.CLOSE_TIMEOUT_S)
     # Queued longer than allowed: stuck too.
     monkeypatch.setattr(review, "QUEUE_STUCK_S", 0.0)
-    busy = CompositeJobs(registry, recordings, workers=1)
+    busy = CompositeJobs(registry, recordings, zone=ZONE, workers=1)
     busy.start(hearing_id)
     busy.start(other)
     await wait_for(lambda: busy.queued == 1)
@@ -176,7 +197,7 @@ async def test_stopping_the_server_stops_six_renders_at_once(registry: Registry,
     """SIGTERM once hung behind six renders on the default executor."""
     recordings = Recordings(registry.db, registry.clock, tmp_path)
     hearings = [await recorded_hearing(registry, recordings, 60, 60) for _ in range(6)]
-    jobs = CompositeJobs(registry, recordings)
+    jobs = CompositeJobs(registry, recordings, zone=ZONE)
     for hearing_id in hearings:
         jobs.start(hearing_id)
     await wait_for(lambda: standin.running == review.RENDER_WORKERS)
