@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from courtrooms.models import HearingKind, HearingState, Location, RecordingStatus, Role
+from courtrooms.models import (
+    ID_DIGITS_ROLES,
+    HearingKind,
+    HearingState,
+    Location,
+    RecordingStatus,
+    Role,
+)
 
 MAX_HEARING_LENGTH = timedelta(days=7)
 MAX_PAGE = 200
@@ -57,6 +65,23 @@ Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 # A participant's own language: a code like the hearing's, or "auto" (detected utterance by
 # utterance: an interpreter speaks both).
 ParticipantLanguage = Annotated[str, StringConstraints(pattern=r"^([a-z]{2,3}|auto)$")]
+
+ID_DIGITS_PATTERN = "^[0-9]{3}[0-9Xx]$"
+
+
+def _id_digits(value: str) -> str:
+    if re.fullmatch(ID_DIGITS_PATTERN, value) is None:
+        raise ValueError("must be the last 4 characters of the ID number: 4 digits, or 3 "
+                         "digits and X")
+    return value.upper()
+
+
+# The last 4 characters of a Chinese resident ID number (the last may be X), kept as X.
+IdNumberLast4 = Annotated[
+    str,
+    AfterValidator(_id_digits),
+    WithJsonSchema({"type": "string", "pattern": ID_DIGITS_PATTERN, "writeOnly": True}),
+]
 
 
 def _utc(value: datetime) -> datetime:
@@ -251,6 +276,13 @@ class ParticipantIn(Input):
         "defendant), or 'auto' to detect it per utterance (an interpreter); their lines in "
         "the record are recognized in it and marked with it. None: the hearing's",
     )
+    id_number_last4: IdNumberLast4 | None = Field(
+        default=None,
+        description="The last 4 characters of the participant's ID number, when the court has "
+        "them: asked for on the join page at each join. Write-only: only a salted hash is "
+        "kept, and no answer carries them (`id_digits_on_file` says whether they are). Not "
+        "for the judge, the clerk or an observer",
+    )
 
     @field_validator("terminal_id")
     @classmethod
@@ -260,6 +292,14 @@ class ParticipantIn(Input):
         if terminal_id is not None and info.data.get("location") is not Location.PRISON:
             raise ValueError("terminal_id is only for a participant whose location is prison")
         return terminal_id
+
+    @field_validator("id_number_last4")
+    @classmethod
+    def _id_digits_for_parties(cls, digits: str | None, info: ValidationInfo) -> str | None:
+        role = info.data.get("role")
+        if digits is not None and role is not None and role not in ID_DIGITS_ROLES:
+            raise ValueError(f"a {role.value} is not asked for ID number digits at the join")
+        return digits
 
 
 class ParticipantOut(Output):
@@ -271,6 +311,9 @@ class ParticipantOut(Output):
     terminal_id: uuid.UUID | None
     may_review: bool = False
     language: str | None = None
+    id_digits_on_file: bool = Field(
+        default=False, description="Whether the last digits of their ID number are on file "
+        "(asked for at the join); the digits themselves are never returned")
     created_at: datetime
 
 
@@ -440,7 +483,8 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 class SignatureIn(Input):
     record_sha256: Sha256
     signature_png: Annotated[str, StringConstraints(
-        pattern=r"^[A-Za-z0-9+/]+={0,2}$", max_length=400_000)] = Field(
+        # A PNG's base64 always begins with its signature's, iVBORw0KGgo.
+        pattern=r"^iVBORw0KGgo[A-Za-z0-9+/]*={0,2}$", max_length=400_000)] = Field(
         description="The drawn signature, a PNG in base64")
 
 
@@ -460,6 +504,46 @@ class DecisionIn(Input):
     accept: bool
     reason: Reason | None = None
 
+
+
+class RecordEditIn(Input):
+    """A structural edit of the record by the clerk: it makes the record's next version."""
+
+    action: Literal["delete", "insert", "speaker", "merge", "split"]
+    line_ids: list[uuid.UUID] = Field(default=[], max_length=2, description=(
+        "delete, speaker, split: one line; merge: two lines next to each other"))
+    participant_id: uuid.UUID | None = Field(
+        default=None, description="insert, speaker: who said it")
+    text: Annotated[str, _limit(4000), _Printable] | None = Field(
+        default=None, description="insert: the words")
+    start: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="insert: seconds on the hearing timeline")
+    end: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    at: Annotated[int, Field(ge=1, le=4000)] | None = Field(
+        default=None, description="split: where the text is cut (characters)")
+    reason: Reason | None = None
+
+
+class VersionQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        default=None, description="The version to read; the newest when omitted")
+
+
+class RecordVersionOut(Output):
+    version: int
+    lines: int
+    made_by: str | None = Field(description="Who edited it; null for the live record and "
+                                "retranscriptions")
+    at: datetime | None
+    edit: str | None = Field(description="delete, insert, speaker, merge or split")
+    from_version: int | None
+    reason: str | None
+
+
+class RecordVersionList(BaseModel):
+    items: list[RecordVersionOut]
 
 
 class UntranscribedOut(Output):

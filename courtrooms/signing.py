@@ -213,6 +213,10 @@ class Signing:
             raise NotFound("Correction request", request_id)
         if request.status != "pending":
             raise NotEditable(f"the request was already {request.status}")
+        if accept and not any(line.id == request.line_id for line in state.lines):
+            raise NotEditable("the line was edited since the correction was asked for (the "
+                              "record has a newer version): ask again on the line as it reads "
+                              "now")
         if accept:
             await self.transcripts.correct(hearing_id, request.line_id, request.text, actor)
         async with self.db.write() as session:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from courtrooms import anchor, audit
 from courtrooms.audit import Finding
 from courtrooms.database import Database
+from courtrooms.editing import DraftLine, RecordEdit, apply
 from courtrooms.errors import AccessDenied, InvalidInput, NotEditable, NotFound, RecordSealed
 from courtrooms.models import (
     AuditEvent,
@@ -37,9 +38,21 @@ from courtrooms.models import (
 SEALED = "transcript.sealed"
 SEALED_BY_JUDGE = "transcript.sealed_by_judge"
 CORRECTED = "transcript.corrected"
+EDITED = "transcript.edited"
 # Speech the live transcriber missed and the recording could not give back (audited at close).
 INCOMPLETE = "transcript.incomplete"
 LIVE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    version: int
+    lines: int
+    made_by: str | None  # None: the live record or a retranscription
+    at: datetime | None
+    edit: str | None  # delete | insert | speaker | merge | split
+    from_version: int | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -210,6 +223,66 @@ class Transcripts:
                                data={"segment_id": str(line.id), "revision": line.revision,
                                      "text_sha256": text_sha256(text)})
             return line
+
+    async def edit(self, hearing_id: uuid.UUID, change: RecordEdit, actor: str
+                   ) -> tuple[int, list[TrialRecordLine]]:
+        """The clerk's structural edit: the newest version's lines, changed, become the next
+        version (the earlier one stays as it was). Refused once the judge sealed the record."""
+        async with self.db.write() as session:
+            hearing = await _unsealed(session, hearing_id)
+            version, rows = await _record(session, hearing_id)
+            if change.participant_id is not None:
+                speaker = await session.get(Participant, change.participant_id)
+                if (speaker is None or speaker.hearing_id != hearing_id
+                        or speaker.role is Role.OBSERVER):
+                    raise InvalidInput("the speaker must be a participant of the hearing "
+                                       "(not an observer)", field="participant_id")
+            drafts = [DraftLine(r.participant_id, r.start, r.end, r.text, r.language,
+                                tuple(tuple(w) for w in r.words or ()), bool(r.recovered), r.id)
+                      for r in rows]
+            edited = apply(drafts, change, hearing.language or "zh")
+            now, new_version = self.clock(), await latest_version_of(session, hearing_id) + 1
+            made = [TrialRecordLine(
+                hearing_id=hearing_id, participant_id=d.participant_id, version=new_version,
+                start=d.start, end=d.end, text=d.text[:4000], language=d.language,
+                words=[list(w) for w in d.words], recovered=d.recovered, created_at=now,
+                updated_at=now) for d in edited]
+            session.add_all(made)
+            await session.flush()
+            await audit.append(session, actor=actor, action=EDITED, at=now,
+                               hearing_id=hearing_id, data={
+                                   "edit": change.action, "from_version": version,
+                                   "version": new_version,
+                                   "line_ids": [str(x) for x in change.line_ids],
+                                   "participant_id": str(change.participant_id)
+                                   if change.participant_id else None,
+                                   "reason": change.reason,
+                                   "record_sha256": record_sha256(made)})
+            return new_version, sorted(made, key=lambda li: li.start)
+
+    async def versions(self, hearing_id: uuid.UUID) -> list[RecordVersion]:
+        """Every version of the record: the live one, each retranscription and each edit
+        (who made it, when, what it changed)."""
+        async with self.db.read() as session:
+            if await session.get(Hearing, hearing_id) is None:
+                raise NotFound("Hearing", hearing_id)
+            counts = dict((await session.execute(
+                select(TrialRecordLine.version, func.count()).where(
+                    TrialRecordLine.hearing_id == hearing_id)
+                .group_by(TrialRecordLine.version))).all())
+            edits = {int(e.data["version"]): e for e in await session.scalars(
+                select(AuditEvent).where(AuditEvent.hearing_id == hearing_id,
+                                         AuditEvent.action == EDITED))}
+        out = []
+        for number in sorted(counts.keys() | edits.keys()):  # an edit may leave no line
+            event = edits.get(number)
+            out.append(RecordVersion(
+                version=number, lines=int(counts.get(number, 0)),
+                made_by=event.actor if event else None, at=event.at if event else None,
+                edit=event.data["edit"] if event else None,
+                from_version=event.data.get("from_version") if event else None,
+                reason=event.data.get("reason") if event else None))
+        return out
 
     async def revisions(self, hearing_id: uuid.UUID, line_id: uuid.UUID
                         ) -> list[LineRevision]:

@@ -11,14 +11,19 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.timezone import local
+from courtrooms.editing import RecordEdit
 from courtrooms.models import REVIEW_ROLES, Hearing
 from courtrooms.schemas import (
     LineCorrection,
+    RecordEditIn,
+    RecordVersionList,
+    RecordVersionOut,
     RevisionList,
     RevisionOut,
     Transcript,
     TranscriptLine,
     UntranscribedOut,
+    VersionQuery,
 )
 from courtrooms.transcripts import LIVE_VERSION
 from transcription.export import (
@@ -30,7 +35,7 @@ from transcription.export import (
     to_text,
     to_webvtt,
 )
-from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, path_id, respond
+from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, path_id, query, respond
 from web.errors import ApiError
 from web.keys import HUB, REGISTRY, SETTINGS, VIEWINGS
 from web.record_document import court_document
@@ -50,12 +55,16 @@ async def _lines(request: web.Request, hearing_id: uuid.UUID) -> tuple[int, list
     return version, lines
 
 
-async def _record(request: web.Request, hearing_id: uuid.UUID
+async def _record(request: web.Request, hearing_id: uuid.UUID, version: int | None = None
                   ) -> tuple[int, list[TranscriptLine], list[UntranscribedOut]]:
-    """The record's newest version, its lines and (for the live version) its holes, each named
-    with its speaker."""
+    """A version of the record (the newest unless named), its lines and the live record's
+    holes (speech never transcribed), each named with its speaker."""
     transcripts = request.app[HUB].transcripts
-    version, rows = await transcripts.of_hearing(hearing_id)
+    version, rows = await transcripts.of_hearing(hearing_id, version)
+    if not rows and version != LIVE_VERSION and version not in {
+            v.version for v in await transcripts.versions(hearing_id)}:
+        raise ApiError(404, "not_found", f"the record has no version {version}",
+                       field="version")
     people = {p.id: p for p in await request.app[REGISTRY].list_participants(hearing_id)}
 
     def named(participant_id: uuid.UUID) -> dict[str, Any]:
@@ -65,9 +74,8 @@ async def _record(request: web.Request, hearing_id: uuid.UUID
 
     lines = [TranscriptLine.model_validate(row).model_copy(update=named(row.participant_id))
              for row in rows]
-    holes = [] if version != LIVE_VERSION else [
-        UntranscribedOut.model_validate(span).model_copy(update=named(span.participant_id))
-        for span in await transcripts.untranscribed(hearing_id)]
+    holes = [UntranscribedOut.model_validate(span).model_copy(update=named(span.participant_id))
+             for span in await transcripts.untranscribed(hearing_id)]
     return version, lines, holes
 
 
@@ -93,13 +101,15 @@ def _seal_of(hearing: Hearing) -> RecordSeal | None:
     return None if hearing.record_sealed_at is None else RecordSeal.model_validate(hearing)
 
 
-@routes.route("GET", "/hearings/{id}/transcript", auth="review",
-              summary="The trial record: who said what, when, and the judge's seal",
-              tag="transcript", response=SealedTranscript, errors=(404,))
+@routes.route("GET", "/hearings/{id}/transcript", auth="review", query=VersionQuery,
+              summary="The trial record: who said what, when, and the judge's seal (the "
+                      "newest version, or the one asked for)",
+              tag="transcript", response=SealedTranscript, errors=(404, 422))
 async def get_transcript(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
+    asked = query(request, VersionQuery)
     hearing = await request.app[REGISTRY].get_hearing(hearing_id)
-    version, lines, holes = await _record(request, hearing_id)
+    version, lines, holes = await _record(request, hearing_id, asked.version)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.viewed")
     return respond(SealedTranscript(version=version, items=lines, untranscribed=holes,
                                     sealed=_seal_of(hearing)))
@@ -130,6 +140,31 @@ async def correct_line(request: web.Request) -> web.Response:
                                                request[CALLER].actor)
     _, lines = await _lines(request, hearing_id)
     return respond(next(line for line in lines if line.id == line_id))
+
+
+@routes.route("POST", "/hearings/{id}/transcript/edits", auth="review",
+              summary="The clerk deletes, inserts, re-attributes, merges or splits lines: the "
+                      "record's next version (the earlier one is kept); refused once sealed",
+              tag="transcript", body=RecordEditIn, response=Transcript, status=201,
+              errors=(403, 404, 409, 422), roles=REVIEW_ROLES)
+async def edit_record(request: web.Request) -> web.Response:
+    hearing_id = path_id(request)
+    given = await body(request, RecordEditIn)
+    version, _ = await request.app[HUB].transcripts.edit(hearing_id, RecordEdit(
+        given.action, tuple(given.line_ids), given.participant_id, given.text, given.start,
+        given.end, given.at, given.reason), request[CALLER].actor)
+    _, lines, _ = await _record(request, hearing_id, version)
+    return respond(Transcript(version=version, items=lines), status=201)
+
+
+@routes.route("GET", "/hearings/{id}/transcript/versions", auth="review",
+              summary="Every version of the record: the live one, retranscriptions and the "
+                      "clerk's edits (who, when, what)", tag="transcript",
+              response=RecordVersionList, errors=(404,))
+async def record_versions(request: web.Request) -> web.Response:
+    versions = await request.app[HUB].transcripts.versions(path_id(request))
+    return respond(RecordVersionList(items=[RecordVersionOut.model_validate(v)
+                                            for v in versions]))
 
 
 @routes.route("GET", "/hearings/{id}/transcript/{segment_id}/revisions", auth="review",

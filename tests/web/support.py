@@ -209,6 +209,8 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
         ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
         ("PATCH", "/hearings/{id}/transcript/{segment_id}"): {"text": "被告人：我认罪。"},
         ("POST", "/session"): {"token": "test-admin-token-0123456789abcdef"},
+        ("POST", "/hearings/{id}/transcript/edits"): {
+            "action": "delete", "line_ids": [world.segment_id if world else str(uuid.uuid4())]},
         ("POST", "/hearings/{id}/signing/signature"): {
             "record_sha256": "0" * 64, "signature_png": "iVBORw0KGgo="},
         ("POST", "/hearings/{id}/signing/refusal"): {"reason": "不同意笔录内容"},

@@ -729,6 +729,8 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
                       ("PATCH", "/hearings/{id}/transcript/{segment_id}"),
                       ("GET", "/hearings/{id}/transcript/export/{format}"),
                       ("GET", "/hearings/{id}/identity-checks"),
+                      ("POST", "/hearings/{id}/transcript/edits"),
+                      ("GET", "/hearings/{id}/transcript/versions"),
                       ("GET", "/hearings/{id}/identity-checks/{seq}/still")}
 
 

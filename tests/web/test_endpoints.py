@@ -68,7 +68,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     assert {label(e) for e in api.endpoints if e.roles} == {
         "PATCH /hearings/{id}/transcript/{segment_id}", "GET /hearings/{id}/attendance",
         "GET /hearings/{id}/identity-checks", "GET /hearings/{id}/identity-checks/{seq}/still",
-        "POST /hearings/{id}/signing/corrections/{request_id}"}
+        "POST /hearings/{id}/signing/corrections/{request_id}",
+        "POST /hearings/{id}/transcript/edits"}
 
 
 def test_a_route_cannot_be_declared_unguarded_by_mistake() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ from web.endpoints import Endpoint
 # rate-limited, which fuzzing it here would only exercise as refusals.
 BODY_ENDPOINTS = [e for e in api.endpoints
                   if e.body is not None and (e.method, e.path) != ("POST", "/api/v1/session")]
-LIST_ENDPOINTS = [e for e in api.endpoints if e.query is not None and e.method == "GET"]
+# Pages of lists (a query with limit and offset); a version of the record is fuzzed apart.
+LIST_ENDPOINTS = [e for e in api.endpoints if e.query is not None and e.method == "GET"
+                  and "limit" in e.query.model_fields]
 # Body endpoints that only answer a question: a valid body changes nothing either.
 # Signing the record: only once the hearing is closed, and only by its participants.
 NEEDS_A_CLOSED_HEARING = {
@@ -68,10 +71,13 @@ def endpoint_id(endpoint: Endpoint) -> str:
 class FieldSpec:
     name: str
     json_types: frozenset[str]  # JSON types the field accepts ("null" when it may be null)
-    kind: str  # "text", "uuid", "datetime", "enum", "pattern", "boolean" or "array"
+    kind: str  # "text", "uuid", "datetime", "enum", "pattern", "boolean", "array",
+    # "number" or "integer"
     required: bool
     item_kind: str | None = None  # an array's items: "text" or "uuid"
     max_items: int | None = None
+    bounds: tuple[float, float] | None = None  # a number's least and greatest values
+    pattern: str | None = None  # what a "pattern" field's text must match
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,6 +106,12 @@ def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
             specs.append(FieldSpec(name, types, "array", name in required, item_kind,
                                    main["maxItems"]))
             continue
+        if main["type"] in ("number", "integer"):
+            # Every number is bounded: its wrong values are out of its range.
+            assert "maximum" in main and "minimum" in main, (model, name, main)
+            specs.append(FieldSpec(name, types, main["type"], name in required,
+                                   bounds=(main["minimum"], main["maximum"])))
+            continue
         if main["type"] == "boolean":
             kind = "boolean"
         elif "enum" in main:
@@ -113,7 +125,7 @@ def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
         else:
             assert main["type"] == "string" and "maxLength" in main, (model, name, main)
             kind = "text"
-        specs.append(FieldSpec(name, types, kind, name in required))
+        specs.append(FieldSpec(name, types, kind, name in required, pattern=main.get("pattern")))
     return specs
 
 
@@ -201,7 +213,9 @@ def invalid_cases(base: dict[str, Any], specs: list[FieldSpec]) -> st.SearchStra
                 .map(with_value(spec))
             )
         if spec.kind in ("uuid", "enum", "pattern"):
-            strategies.append(plain_text.filter(lambda t: len(t) > 3 and not t.isdigit())
+            # Not text the field takes: "auto" is a language, "123X" the end of an ID number.
+            strategies.append(plain_text.filter(lambda t, s=spec: len(t) > 3 and not t.isdigit()
+                                                and not (s.pattern and re.search(s.pattern, t)))
                               .map(with_value(spec)))
         if spec.kind == "text":
             strategies.append(st.sampled_from(["", " ", "\u3000", "   \t "]).map(with_value(spec)))
@@ -230,6 +244,7 @@ def test_the_fuzzed_endpoints_are_all_the_body_and_list_endpoints() -> None:
         "POST /hearings/conflicts", "PATCH /hearings/{id}", "POST /hearings/{id}/participants",
         "PUT /hearings/{id}/participants/{participant_id}/review",
         "PATCH /hearings/{id}/transcript/{segment_id}", "POST /hearings/{id}/links",
+        "POST /hearings/{id}/transcript/edits",
         "POST /hearings/{id}/signing/signature", "POST /hearings/{id}/signing/refusal",
         "POST /hearings/{id}/signing/corrections",
         "POST /hearings/{id}/signing/corrections/{request_id}",
@@ -252,6 +267,14 @@ def fixed_cases(base: dict[str, Any], specs: list[FieldSpec]) -> list[Case]:
         if spec.required:
             cases.append((encode({k: v for k, v in base.items() if k != spec.name}), 422,
                           "invalid", spec.name))
+        if spec.kind in ("number", "integer"):
+            assert spec.bounds is not None
+            low, high = spec.bounds
+            numbers: list[Any] = [{}, [], "1", True, low - 1, high + 1, 10**30]
+            numbers += [1.5] if spec.kind == "integer" else []
+            cases += [(encode({**base, spec.name: v}), 422, "invalid", spec.name)
+                      for v in numbers]
+            continue
         wrong: list[Any] = [1, 1.5, {}, 10**30]
         wrong += [] if spec.kind == "array" else [[]]
         wrong += [] if "null" in spec.json_types else [None]
