@@ -14,6 +14,7 @@ import {
   $, API, api, clock, confirmDialog, el, errorText, fileLink, fmtDateTime, fmtSeconds, openable,
   session, showStatus, startStaffPage,
 } from "/static/staff/common.js";
+import { compare, loadVersions, structureTools } from "/static/staff/record-edits.js";
 
 const COMPOSITE_POLL_MS = 2000;
 // A line stays current a little past its end, so a short pause between sentences does not
@@ -71,6 +72,7 @@ async function reload() {
   }
   $("staff-nav").hidden = session.kind !== "admin";
   await Promise.all([loadRecordings(), loadTranscript(), loadExhibits(), loadAttendance()]);
+  await loadVersions(edits).catch((e) => showStatus(errorText(e), "error"));
   renderHead();
   renderRecordings();
   renderTranscript();
@@ -165,6 +167,16 @@ function renderSeal() {
   }
   box.replaceChildren(button);
 }
+
+// What the structural edits (record-edits.js) need of this page.
+const edits = {
+  api, base, S, who: (by) => sealedBy(by),
+  reload: async () => {
+    await loadTranscript();
+    await loadVersions(edits);
+    renderTranscript();
+  },
+};
 
 function sealedBy(by) {
   if (!by) return "";
@@ -466,9 +478,21 @@ function lineItem(line) {
   if (!S.sealed && S.canCorrect && S.editing !== line.id) {
     const edit = el("button", { type: "button", class: "quiet small edit", "data-action": "edit" }, t("更正"));
     edit.addEventListener("click", (e) => { e.stopPropagation(); startEdit(line); });
-    head.append(edit);
+    // Delete, insert after, change the speaker, merge with the next, split.
+    const adjust = el("button", { type: "button", class: "quiet small", "data-action": "structure",
+      "aria-expanded": String(S.structure === line.id) }, t("调整"));
+    adjust.addEventListener("click", (e) => {
+      e.stopPropagation();
+      S.structure = S.structure === line.id ? null : line.id;
+      replaceLine(line);
+    });
+    head.append(edit, adjust);
   }
   item.append(head);
+  if (S.structure === line.id && !S.sealed) {
+    const next = S.lines[S.lines.findIndex((l) => l.id === line.id) + 1] || null;
+    item.append(structureTools(line, next, edits));
+  }
   if (S.editing === line.id) {
     item.append(editor(line));
   } else {
@@ -715,6 +739,10 @@ const CAUSES = {
 async function loadAttendance() {
   try {
     S.attendance = (await api(`${base}/attendance`, { keepSession: true })).items;
+    // Everyone of the hearing, spoken or not (the speakers a line may be given to).
+    for (const a of S.attendance) {
+      if (!S.people.has(a.participant_id)) S.people.set(a.participant_id, { name: a.name, role: a.role });
+    }
     S.attendanceError = null;
   } catch (e) {
     S.attendance = null;
@@ -769,6 +797,8 @@ function init() {
     showStatus(t("无法播放该录像文件。"), "error");
   });
   $("transcript-search").addEventListener("input", search);
+  $("compare-run").addEventListener("click",
+    () => compare(edits).catch((e) => showStatus(errorText(e), "error")));
   $("transcript-search").addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
       e.preventDefault();
