@@ -30,7 +30,7 @@ async def open_signing(pages: Pages, client: Any, token: str, name: str) -> Page
     page = await pages.open(join_url(client, token), name, timezone_id="Asia/Shanghai",
                             locale="zh-CN")
     await page.locator("#sign-link").click()
-    await page.locator("#lines li").first.wait_for(timeout=STATE_TIMEOUT_MS)
+    await page.locator("#app").wait_for(timeout=STATE_TIMEOUT_MS)
     return page
 
 
@@ -72,6 +72,7 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
         assert r.status == 200, await r.text()
 
     lawyer = await open_signing(pages, client, hearing.tokens["lawyer"], "lawyer")
+    await lawyer.locator("#lines li").nth(1).wait_for(timeout=STATE_TIMEOUT_MS)
     assert "现在开庭。" in await lawyer.locator("#lines").inner_text()
     # The lawyer asks for the defendant's name to be corrected.
     line = lawyer.locator("#lines li").nth(1)
@@ -84,6 +85,7 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
 
     # The clerk accepts it; the line reads as corrected everywhere.
     clerk_page = await open_signing(pages, client, clerk["token"], "clerk")
+    await clerk_page.locator("#corrections li").first.wait_for(timeout=STATE_TIMEOUT_MS)
     await clerk_page.locator('#corrections [data-action="accept"]').click()
     await clerk_page.locator('#corrections li[data-status="accepted"]').wait_for(
         timeout=STATE_TIMEOUT_MS)
