@@ -7,6 +7,7 @@ checks and the attendance notes."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import datetime
 from typing import Any
@@ -92,7 +93,7 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
         await page.locator("#sign-submit").click()
         await wait_status(page, pid, "signed")
     page = await open_signing(pages, client, witness["token"], "sign-witness")
-    page.once("dialog", lambda d: __import__("asyncio").ensure_future(d.accept("未看完笔录")))
+    page.once("dialog", lambda d: asyncio.ensure_future(d.accept("未看完笔录")))
     await page.locator("#sign-refuse").click()
     await wait_status(page, w_id, "refused")
     page = await open_signing(pages, client, hearing.tokens["judge"], "sign-judge")
@@ -117,7 +118,8 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
     checks = (await r.json())["items"]
     checked = [datetime.fromisoformat(c["at"]).astimezone(BEIJING) for c in checks]
     assert [p for p in paragraphs if "身份核验通过" in p] == [
-        f"{checked[0]:%H:%M} 被告人张三：身份核验通过", f"{checked[1]:%H:%M} 律师李明：身份核验通过"]
+        f"{checked[0]:%H:%M} 被告人张三：身份核验通过",
+        f"{checked[1]:%H:%M} 律师李明：身份核验通过"]
     notes = paragraphs[paragraphs.index("到庭及中断情况") + 1:paragraphs.index("签名")]
     assert any(n.endswith("律师李明离开庭审（网络中断）") for n in notes), notes
     assert any(n.endswith("律师李明重新加入") for n in notes), notes
