@@ -15,7 +15,6 @@ from typing import Any
 import docx
 import pytest
 
-from tests.e2e.conftest import save_screenshot
 from tests.e2e.test_hearing_room import API, command, enter, open_page, row, schedule
 from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url, wait_state
 from tests.e2e.test_signing import BEIJING, draw_signature, open_signing, wait_status
@@ -104,7 +103,6 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
     await draw_signature(page)
     await page.locator("#sign-submit").click()
     await page.locator("#sign-final:not([hidden])").wait_for(timeout=STATE_TIMEOUT_MS)
-    await save_screenshot(page, "signing")
 
     # The court's document.
     r = await client.get(f"{API}/hearings/{hearing.id}/transcript/export/docx", headers=admin)

@@ -527,6 +527,7 @@ async def test_the_clerk_checks_identities_on_the_console_before_opening(
     await lawyer_row.locator('button[data-action="refuse_identity"]').click()
     refused = lawyer_row.locator('.tag.identity[data-identity="refused"]')
     await refused.wait_for(timeout=STATE_TIMEOUT_MS)
+    await save_screenshot(judge, "identity-checks")
     assert await refused.get_attribute("title") == "证件已过期"
 
     r = await client.get(f"{API}/hearings/{hearing.id}/identity-checks", headers=admin)

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from courtrooms.transcripts import SpokenLine
-from tests.e2e.conftest import open_staff_page
+from tests.e2e.conftest import open_staff_page, save_screenshot
 from tests.e2e.test_review import WAIT_MS, page_ready
 from tests.signaling.conftest import schedule
 from web.keys import HUB
@@ -69,6 +69,8 @@ async def test_the_judge_edits_the_record_and_compares_two_versions(client, admi
     await page.locator("#compare-b").select_option("4")
     await page.locator("#compare-run").click()
     await page.locator("#compare-table:not([hidden])").wait_for(timeout=WAIT_MS)
+    await page.locator("#compare-table").scroll_into_view_if_needed()
+    await save_screenshot(page, "record-versions")
     rows = await page.locator("#compare-table tbody tr").evaluate_all(
         "rs => rs.map(r => [r.dataset.change, ...[...r.cells].map(c => c.textContent)])")
     assert rows[0] == ["same", "Judge Wang 现在开庭。", "Judge Wang 现在开庭。"], rows

@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Page
 
 from courtrooms.transcripts import SpokenLine
-from tests.e2e.conftest import Pages
+from tests.e2e.conftest import Pages, save_screenshot
 from tests.e2e.test_hearing_room import API, schedule
 from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url
 from web.keys import HUB
@@ -102,6 +102,8 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
     await lawyer.locator("#sign-submit").click()
     await wait_status(lawyer, hearing.ids["lawyer"], "signed")
     assert await lawyer.locator("#my-signature").is_hidden()
+
+    await save_screenshot(lawyer, "signing")
 
     # The defendant refuses to sign, with a reason.
     defendant = await open_signing(pages, client, hearing.tokens["defendant"], "defendant")

@@ -83,6 +83,7 @@ function render() {
     me && !st.final ? el("button", { type: "button", class: "ask", dataset: { action: "ask" },
       onclick: (e) => askCorrection(line, e.target.closest("li")) }, t("申请更正")) : null)));
 
+  $("lines-empty").hidden = st.lines.length > 0;
   $("corrections-empty").hidden = st.corrections.length > 0;
   $("corrections").replaceChildren(...st.corrections.map((r) => {
     const line = st.lines.find((l) => l.id === r.line_id);
