@@ -81,6 +81,24 @@ class HearingFinished(AccessDenied):
     code = "hearing_finished"
 
 
+class IdDigitsRequired(AccessDenied):
+    """The participant's ID number digits are on file: the join must carry them."""
+
+    code = "id_digits_required"
+
+
+class IdDigitsWrong(AccessDenied):
+    """The digits given are not the ones on file; `tries_left` before the lockout."""
+
+    code = "id_digits_wrong"
+
+
+class IdDigitsLocked(AccessDenied):
+    """Too many wrong digits: no join of this participant is tried until `locked_until`."""
+
+    code = "id_digits_locked"
+
+
 class AuditChainBroken(CourtroomsError):
     code = "audit_chain_broken"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -19,9 +20,11 @@ from courtrooms.errors import (
     NotFound,
     ScheduleConflict,
 )
+from courtrooms.id_digits import hash_id_digits
 from courtrooms.models import (
     EDITABLE_STATES,
     FINISHED_STATES,
+    ID_DIGITS_ROLES,
     LIVE_STATES,
     Hearing,
     HearingState,
@@ -43,6 +46,16 @@ JOIN_GRACE = timedelta(hours=6)
 class JoinGrant:
     participant: Participant
     hearing: Hearing
+    # Through a prison terminal: its device key, or the token derived from it.
+    by_terminal: bool = False
+
+    @property
+    def needs_id_digits(self) -> bool:
+        """Whether joining takes the last digits of the participant's ID number: when the
+        court has them on file, for a party (not the court, not an observer), and not at a
+        prison terminal, which is in the prison."""
+        return (self.participant.id_digits_on_file and not self.by_terminal
+                and self.participant.role in ID_DIGITS_ROLES)
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,8 @@ class Invitations(Scheduling):
     async def add_participant(
         self, hearing_id: uuid.UUID, data: ParticipantIn, actor: str
     ) -> IssuedToken:
+        digits_hash = (None if data.id_number_last4 is None
+                       else await asyncio.to_thread(hash_id_digits, data.id_number_last4))
         async with self.db.write() as session:
             hearing = await self._hearing_with_participants(session, hearing_id)
             if hearing.state in FINISHED_STATES:
@@ -110,13 +125,17 @@ class Invitations(Scheduling):
                 location=data.location,
                 terminal_id=data.terminal_id,
                 language=data.language,
+                id_digits_hash=digits_hash,
                 created_at=self.clock(),
             )
             session.add(participant)
             await session.flush()
+            # The digits themselves go nowhere, the audit included: only that they are on file.
             await self._audit(
                 session, actor, "participant.added", hearing.id,
-                participant_id=participant.id, **data.model_dump(mode="json"),
+                participant_id=participant.id,
+                **data.model_dump(mode="json", exclude={"id_number_last4"}),
+                id_digits_on_file=digits_hash is not None,
             )
             token = await self._issue(session, hearing, participant, "invitation", actor)
             return token
@@ -232,7 +251,7 @@ class Invitations(Scheduling):
                 raise AccessDenied("this join token was revoked")
             hearing = await self._get(session, Hearing, participant.hearing_id)
             self.check_join_window(hearing)
-            return JoinGrant(participant, hearing)
+            return JoinGrant(participant, hearing, by_terminal=join_token.issued_to == "terminal")
 
     def check_join_window(self, hearing: Hearing) -> None:
         """Refuse unless the hearing's join links open now: not closed or cancelled, not before
@@ -314,4 +333,4 @@ class Invitations(Scheduling):
         if hearing is None or participant is None:
             raise AccessDenied("this prison terminal has no hearing now")
         self.check_join_window(hearing)
-        return JoinGrant(participant, hearing)
+        return JoinGrant(participant, hearing, by_terminal=True)

@@ -20,6 +20,7 @@ from courtrooms.models import (
     COURTROOM_ROLES,
     EDITABLE_STATES,
     FINISHED_STATES,
+    ID_DIGITS_ROLES,
     LIVE_STATES,
     REVIEW_ROLES,
 )
@@ -60,6 +61,8 @@ def vocabulary() -> dict[str, Any]:
             "consulting": _listed(CONSULTING_ROLES, ROLE_ZH),
             "counsel": _listed(COUNSEL_ROLES, ROLE_ZH),
             "in_courtroom": _listed(COURTROOM_ROLES, ROLE_ZH),
+            # Asked for the last digits of their ID number at the join, when on file.
+            "id_digits": _listed(ID_DIGITS_ROLES, ROLE_ZH),
         },
         "state_sets": {
             "active": _listed(ACTIVE_STATES, STATE_ZH),

@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -111,6 +112,9 @@ CONSULTING_ROLES = frozenset({Role.DEFENDANT, Role.PARTY})
 COUNSEL_ROLES = frozenset({Role.LAWYER})
 # Who sits in the courtroom unless the clerk says otherwise.
 COURTROOM_ROLES = frozenset({Role.JUDGE, Role.CLERK, Role.PROSECUTOR})
+# Who may be asked for the last digits of their ID number at each join, when the court has
+# them on file: everyone but the court and its observers.
+ID_DIGITS_ROLES = frozenset(Role) - CONTROL_ROLES - {Role.OBSERVER}
 
 
 class Location(enum.StrEnum):
@@ -233,9 +237,19 @@ class Participant(Base):
     # The language they speak when it is not the hearing's (a foreign defendant); None: the
     # hearing's.
     language: Mapped[str | None] = mapped_column(String(8))
+    # The last characters of their ID number, when the court has them: a party types them at
+    # each join. Only a salted scrypt hash is kept (`courtrooms/id_digits.py`), with the wrong
+    # tries since the last right one and the lockout they led to.
+    id_digits_hash: Mapped[str | None] = mapped_column(String(160))
+    id_digits_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    id_digits_locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")
+
+    @property
+    def id_digits_on_file(self) -> bool:
+        return self.id_digits_hash is not None
 
 
 class JoinToken(Base):

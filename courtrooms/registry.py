@@ -1,7 +1,7 @@
 """The registry: courts, courtrooms, prison terminals, hearings and participants, audited.
 
-Each part lives in its own module (`places`, `scheduling`, `invitations`, over `store`);
-`Registry` is all of them on one database.
+Each part lives in its own module (`places`, `scheduling`, `invitations`, `id_digits`, over
+`store`); `Registry` is all of them on one database.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from courtrooms import audit
 from courtrooms.errors import AccessDenied
+from courtrooms.id_digits import IdDigitChecks
 from courtrooms.invitations import Invitations
 from courtrooms.models import CONTROL_ROLES, AuditEvent, Hearing, Participant, Role
 from courtrooms.places import Places
@@ -31,7 +32,7 @@ class CourtWord(enum.StrEnum):
     RELEASED = "witness.released"
 
 
-class Registry(Places, Invitations):
+class Registry(Places, Invitations, IdDigitChecks):
     """Courts, courtrooms, prison terminals, hearings and participants, with their audit."""
 
     async def record(

@@ -38,6 +38,10 @@ class Inbound(BaseModel):
 # lives. An identity check holds for the device and session it was made on: a reconnect keeps
 # it, a new device or a new browser session asks for it again.
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+# The last 4 characters of the participant's ID number (the last may be X), when the court has
+# them on file: a party joins with them (docs/signaling.md).
+IdDigits = Annotated[str, StringConstraints(min_length=4, max_length=4,
+                                            pattern=r"^[0-9]{3}[0-9Xx]$")]
 
 
 class Join(Inbound):
@@ -47,6 +51,7 @@ class Join(Inbound):
     device_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     device: ClientId | None = None
     session: ClientId | None = None
+    id_digits: IdDigits | None = None
 
     @field_validator("v", mode="before")
     @classmethod

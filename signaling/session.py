@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 OUTBOX_MESSAGES = 256
 RATE_ERROR_INTERVAL_S = 1.0
+# What a refused join's error carries besides its code and message: the ID number digits'
+# tries left before the lockout, or when the lockout ends.
+JOIN_REFUSAL_DETAILS = ("tries_left", "locked_until")
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -334,7 +337,8 @@ class ParticipantSession:
                 await self.close(4000, e.message)
                 return None
             except AccessDenied as e:
-                self.send(error(e.code, e.message, ref=ref_of(raw)))
+                self.send(error(e.code, e.message, e.field, ref=ref_of(raw))
+                          | {k: v for k, v in e.details.items() if k in JOIN_REFUSAL_DETAILS})
             except Exception:
                 log.exception("join failed")
                 self.send(error("internal", "the server could not handle this join; retry",
@@ -347,9 +351,12 @@ class ParticipantSession:
         if (join.token is None) == (join.device_key is None):
             raise SignalingError("invalid", "join needs exactly one of token or device_key")
         if join.token is not None:
-            return await registry.resolve_join_token(join.token)
-        assert join.device_key is not None
-        return await registry.resolve_device_key(join.device_key)
+            grant = await registry.resolve_join_token(join.token)
+        else:
+            assert join.device_key is not None
+            grant = await registry.resolve_device_key(join.device_key)
+        await registry.check_id_digits(grant, join.id_digits)
+        return grant
 
     async def _serve(self, participant: Participant) -> None:
         while (raw := await self._next_text()) is not None:

@@ -136,9 +136,11 @@ class HearingClient:
         self._reader = asyncio.create_task(self._read())
 
     async def join(self, token: str | None = None, device_key: str | None = None,
-                   device: tuple[str, str] | None = None) -> None:
+                   device: tuple[str, str] | None = None, id_digits: str | None = None
+                   ) -> None:
         """Join with a join token or a terminal's device key; `device` is the browser's
-        (device id, session id), as the page sends them."""
+        (device id, session id), as the page sends them; `id_digits` the last digits of the
+        participant's ID number, when the court has them on file."""
         if self._ws is None:
             await self.connect()
         message: dict[str, Any] = {"type": "join"}
@@ -148,6 +150,8 @@ class HearingClient:
             message["device_key"] = device_key
         if device is not None:
             message["device"], message["session"] = device
+        if id_digits is not None:
+            message["id_digits"] = id_digits
         await self.send(message)
 
     async def send(self, message: dict[str, Any]) -> None:

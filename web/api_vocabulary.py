@@ -27,6 +27,9 @@ class RoleSets(BaseModel):
     consulting: list[str] = Field(description="May ask for a private consultation")
     counsel: list[str] = Field(description="Whom a consultation is with")
     in_courtroom: list[str] = Field(description="Seated in the courtroom unless told otherwise")
+    id_digits: list[str] = Field(
+        description="Asked for the last digits of their ID number at each join, when the court "
+        "has them on file")
 
 
 class StateSets(BaseModel):

@@ -77,6 +77,8 @@ async def join(request: web.Request) -> web.Response:
         # A detainee cannot switch the camera off or the page's language (kiosk discipline;
         # the server refuses the camera too).
         "data-in-prison": "1" if p.location is Location.PRISON else None,
+        # The court has the last digits of their ID number: the page asks before joining.
+        "data-id-digits": "1" if grant.needs_id_digits else None,
     }
     return render(
         request, "join.html", h.title, body_attrs=attrs, scripts=("/static/join.js",),

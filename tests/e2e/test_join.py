@@ -176,3 +176,53 @@ async def test_an_invalid_token_gets_403_and_never_goes_live(client, pages):
     assert "无法加入" in await page.content()
     await asyncio.sleep(0.5)
     assert await body_state(page) == "error"
+
+
+async def test_a_party_types_the_last_digits_of_their_id_number_to_join(
+    client, admin, clock, pages
+):
+    """The court has them on file: the page asks before joining, again when they are wrong,
+    and joins with them; a reconnect does not ask again, and the browser stores none."""
+    hearing = await schedule(client, admin, clock, auto_admit=True, id_digits={"lawyer": "107X"})
+    lawyer = await open_joined(pages, join_url(client, hearing.tokens["lawyer"]), "lawyer")
+    await wait_state(lawyer, "id-digits")
+    form = lawyer.locator("#id-digits")
+    await form.get_by_text("请输入您的身份证号码后四位").wait_for()
+    assert await lawyer.evaluate("window.tingshen.ws") is None  # nobody joined yet
+    digits = lawyer.locator("#id-digits-input")
+    # Malformed: the page says so itself.
+    await digits.fill("10a7")
+    await lawyer.locator("#id-digits-submit").click()
+    await form.get_by_text("请输入 4 位：数字，末位可以是 X。").wait_for()
+    assert await body_state(lawyer) == "id-digits"
+    # Wrong: the server refuses, and the page asks again with the tries left.
+    await digits.fill("1071")
+    await lawyer.locator("#id-digits-submit").click()
+    await form.get_by_text("号码不符，还可以再试 4 次。").wait_for(timeout=STATE_TIMEOUT_MS)
+    assert await body_state(lawyer) == "id-digits"
+    assert await digits.input_value() == ""
+    await save_screenshot(lawyer, "join-id-digits")  # docs/screenshots, on request only
+    # Right (an x is an X): in.
+    await digits.fill("107x")
+    await digits.press("Enter")
+    await wait_state(lawyer, "live")
+    stored = await lawyer.evaluate(
+        "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert "107" not in stored, stored
+    # The socket drops: the page rejoins with the digits it kept, without asking.
+    await lawyer.evaluate("""() => {
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(document.body.dataset.state))
+        .observe(document.body, { attributes: true, attributeFilter: ["data-state"] });
+      window.tingshen.ws.close();
+    }""")
+    await lawyer.wait_for_function("() => window.tingshen.connected === false",
+                                   timeout=STATE_TIMEOUT_MS)
+    await lawyer.wait_for_function("() => window.tingshen.connected === true",
+                                   timeout=STATE_TIMEOUT_MS)
+    assert await body_state(lawyer) == "live"
+    assert "id-digits" not in await lawyer.evaluate("window.__states")
+    r = await client.get(f"/api/v1/audit?hearing_id={hearing.id}&limit=200", headers=admin)
+    failed = [e for e in (await r.json())["items"] if e["action"] == "participant.id_digits_failed"]
+    assert len(failed) == 1, failed
+    assert not pages.errors()["lawyer"], pages.console["lawyer"]

@@ -4,6 +4,7 @@ conflicts flagged before saving, reschedule it, reissue a link, and view by pris
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -144,6 +145,19 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
     await person(page, 1, "刘书记", "clerk", "courtroom")
     await person(page, 2, "赵某", "defendant", "prison", terminal)
     assert await conflict_state(page) == "ok"
+    # The last digits of a party's ID number, when the court has them (asked for at each
+    # join); the judge and clerk are not asked. Malformed ones are caught before anything
+    # is saved.
+    rows = page.locator("#form-people .person-row")
+    for i in (0, 1):
+        assert await rows.nth(i).locator("[name=id_number_last4]").is_hidden()
+    await rows.nth(2).locator("[name=id_number_last4]").fill("12a4")
+    await page.locator("#form-save").click()
+    await page.locator("#form-error").get_by_text("身份证后四位应为").wait_for(timeout=WAIT_MS)
+    assert await rows.nth(2).locator("[name=id_number_last4]").get_attribute(
+        "aria-invalid") == "true"
+    assert (await api(client, admin, "GET", "/hearings"))["total"] == 0
+    await rows.nth(2).locator("[name=id_number_last4]").fill("123x")
     # While unsaved, the calendar already shows where it would go.
     draft = page.locator(f'.lane[data-lane="{room1}"][data-day="{start:%Y-%m-%d}"] .hb.draft')
     await draft.wait_for(timeout=WAIT_MS)
@@ -160,6 +174,9 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
     detail = await api(client, admin, "GET", f"/hearings/{hearing['id']}")
     assert sorted((p["name"], p["role"], p["terminal_id"]) for p in detail["participants"]) == [
         ("刘书记", "clerk", None), ("王审判", "judge", None), ("赵某", "defendant", terminal)]
+    assert {p["name"]: p["id_digits_on_file"] for p in detail["participants"]} == {
+        "刘书记": False, "王审判": False, "赵某": True}
+    assert "123x" not in json.dumps(detail).lower()
     # Each invitation: the participant's join link (it opens for them once the hearing's
     # window opens), copy and a mailto.
     # (The registry's clock, the staff session's too, moves there and back: a clock jumping

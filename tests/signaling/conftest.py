@@ -21,7 +21,9 @@ class LiveHearing:
 
 
 async def schedule(client: TestClient, admin: dict[str, str], clock: FakeClock,
-                   auto_admit: bool = False) -> LiveHearing:
+                   auto_admit: bool = False, id_digits: dict[str, str] | None = None
+                   ) -> LiveHearing:
+    """`id_digits`: the last digits of the ID number on file, by role."""
     start = clock.now.isoformat()
     end = clock.now.replace(hour=clock.now.hour + 2).isoformat()
     r = await client.post("/api/v1/courts", json={"name": "Test Court"}, headers=admin)
@@ -46,6 +48,8 @@ async def schedule(client: TestClient, admin: dict[str, str], clock: FakeClock,
         {"name": "Lawyer Li", "role": "lawyer", "location": "remote"},
     ]
     for person in people:
+        if id_digits and person["role"] in id_digits:
+            person["id_number_last4"] = id_digits[person["role"]]
         r = await client.post(f"/api/v1/hearings/{hearing['id']}/participants", json=person,
                               headers=admin)
         assert r.status == 201, await r.text()

@@ -9,6 +9,7 @@ import { openExhibits, setupExhibits } from "/static/hearing/exhibits.js";
 import {
   setCameraOff, setMicMuted, startScreenShare, stopScreenShare, useLocalStream,
 } from "/static/hearing/media.js";
+import { askIdDigits, setupIdDigits } from "/static/hearing/id-digits.js";
 import { setupAudioUnblock, setupTranscript } from "/static/hearing/room.js";
 import { connect, leave } from "/static/hearing/signaling.js";
 import { S, isObserver, render, send } from "/static/hearing/state.js";
@@ -28,6 +29,7 @@ setupConsult();
 setupExhibits();
 setupTranscript();
 setupAudioUnblock();
+setupIdDigits();
 
 window.addEventListener("pagehide", leave);
 // Everything drawn by script is drawn again in the other language.
@@ -42,6 +44,8 @@ async function start() {
     const stream = await deviceCheck($("device-check"), { video: true, audio: true, kiosk: S.kiosk });
     useLocalStream(stream);
   }
+  // The court has the last digits of their ID number: asked for before the first join.
+  if (S.idDigitsOnFile) await askIdDigits();
   // Only now: the others see this person as present once they have chosen their devices.
   connect();
 }

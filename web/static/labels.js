@@ -29,6 +29,9 @@ export const CONSULTING_ROLES = new Set(VOCABULARY.role_sets.consulting);
 export const COUNSEL_ROLES = new Set(VOCABULARY.role_sets.counsel);
 export const CONSULT_ROLES = new Set([...CONSULTING_ROLES, ...COUNSEL_ROLES]);
 export const COURTROOM_ROLES = new Set(VOCABULARY.role_sets.in_courtroom);
+// Who may be asked for the last digits of their ID number at the join (not the court, not
+// observers).
+export const ID_DIGITS_ROLES = new Set(VOCABULARY.role_sets.id_digits);
 export const EDITABLE_STATES = new Set(VOCABULARY.state_sets.editable);
 export const FINISHED_STATES = new Set(VOCABULARY.state_sets.finished);
 // The states each hearing command may be given in.

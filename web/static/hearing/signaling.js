@@ -5,6 +5,7 @@ import { status } from "/static/hearing/dom.js";
 import { dropPeer, onOffer } from "/static/hearing/media.js";
 import { showCaption, setRecord } from "/static/hearing/room.js";
 import { consultationsChanged } from "/static/hearing/consult.js";
+import { ID_DIGITS_ERRORS, askIdDigits } from "/static/hearing/id-digits.js";
 import { S, nameOf, render, send } from "/static/hearing/state.js";
 
 const CLOSE_ENDED = 4000;
@@ -30,6 +31,7 @@ export function connect() {
   ws.addEventListener("open", () => send({
     type: "join", v: 1, token: S.token, device: clientId(localStorage, "tingshen.device"),
     session: clientId(sessionStorage, "tingshen.session"),
+    ...(S.idDigits ? { id_digits: S.idDigits } : {}),
   }));
   ws.addEventListener("message", (event) => {
     if (ws !== S.ws) return;
@@ -181,6 +183,8 @@ async function handle(message) {
         presenter_id: message.presenter_id || null };
       break;
     case "alert":
+      if (message.code === "recording_gap") S.recordingGaps.add(message.participant_id);
+      if (message.code === "recording_gap_ended") S.recordingGaps.delete(message.participant_id);
       if (message.code === "warning") {
         // The court warned this participant: in its own words, kept in the audit.
         status(t("法庭警告：{text}", { text: message.message }), "warn");
@@ -245,6 +249,17 @@ function updateMe() {
 }
 
 function onError(message) {
+  if (ID_DIGITS_ERRORS.has(message.code)) {
+    // Not joined: this socket goes quietly (no reconnecting), and a new one joins with the
+    // digits once they are typed.
+    const ws = S.ws;
+    S.ws = null;
+    S.connected = false;
+    S.reconnecting = false;
+    if (ws) ws.close(1000);
+    askIdDigits(message).then(connect);
+    return;
+  }
   // The server's own words, with its code: they name the problem exactly.
   const text = `${message.code}: ${message.message}`;
   if (message.code === "hearing_finished") {

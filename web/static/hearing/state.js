@@ -15,11 +15,16 @@ export const S = {
   participantId: body.dataset.participantId,
   kiosk: params.get("kiosk") === "1",
   inPrison: body.dataset.inPrison === "1", // no camera switch, no language switch
+  // The court has the last digits of this person's ID number on file: joining takes them.
+  idDigitsOnFile: body.dataset.idDigits === "1",
+  idDigits: null, // as typed, for every join of this page (never stored)
+  idDigitsAsk: null, // the form is up: why the server asked ({code, tries_left, locked_until})
   ws: null,
   pc: null,
   slots: [],
   participants: [],
   expected: [], // for the court: every participant of the hearing, joined or not
+  recordingGaps: new Set(), // for the court: whose recording has a gap now
   me: null, // my seat, from the server
   hearingState: body.dataset.hearingState || "scheduled",
   interruptedAt: null, // when the server holding the hearing died in session; until the court decides
@@ -102,6 +107,7 @@ export function pageState() {
   if (S.fatal) return "error";
   if (S.ended || FINISHED_STATES.has(S.hearingState)) return "ended";
   if (S.deviceCheck) return "device-check";
+  if (S.idDigitsAsk) return "id-digits";
   if (!S.admitted) return "lobby";
   if (myConsultation()) return "consultation";
   return S.hearingState === "recess" ? "recess" : "live";

@@ -1,5 +1,6 @@
 // English for the Chinese strings of this part (one `"中文": "English",` per line).
 export default {
+  "录制中断：{names}": "Recording interrupted: {names}",
   "{name}拒绝签署的理由": "Why {name} refuses to sign",
   "{who} 申请将 {at} 处更正为：{text}": "{who} asks for the line at {at} to read: {text}",
   "不予采纳": "Refuse",
@@ -205,4 +206,12 @@ export default {
   "错误": "Error",
   "庭审因服务器故障于 {at} 中断，中断期间未录制。请确认各方已重新连接后继续开庭。": "The hearing was interrupted at {at} by a server failure; nothing was recorded meanwhile. Resume once everyone is back.",
   "庭审因服务器故障于 {at} 中断，中断期间未录制。请等待法官继续开庭。": "The hearing was interrupted at {at} by a server failure; nothing was recorded meanwhile. Please wait for the judge to resume.",
+  "身份核验": "Identity check",
+  "请输入您的身份证号码后四位": "Enter the last 4 characters of your ID number",
+  "法院登记了您的身份证号码。每次加入庭审，请输入号码的最后四位（末位可能是 X）。": "The court has your ID number on file. Each time you join the hearing, enter its last 4 characters (the last may be X).",
+  "身份证号码后四位": "Last 4 characters of your ID number",
+  "确认并加入": "Confirm and join",
+  "号码不符，还可以再试 {n} 次。": "These do not match; {n} more tries.",
+  "输入错误次数过多，请于 {at} 后再试。": "Too many wrong tries: try again after {at}.",
+  "请输入 4 位：数字，末位可以是 X。": "Enter 4 characters: digits, the last may be X.",
 };

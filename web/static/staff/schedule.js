@@ -4,7 +4,7 @@
 import { atHour, courtDay, courtParts } from "/static/court-time.js";
 import { t } from "/static/i18n.js";
 import {
-  TIME_ZONE, TIME_ZONE_LABEL, COURTROOM_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
+  TIME_ZONE, TIME_ZONE_LABEL, COURTROOM_ROLES, ID_DIGITS_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
   locationLabel, roleLabel, stateLabel,
 } from "/static/labels.js";
 import {
@@ -341,17 +341,25 @@ function field(zh, control, wide = false) {
   return el("label", { class: `field${wide ? " wide" : ""}` }, tx(zh, "span", { class: "label" }), control);
 }
 
-// A participant row of the form: name, role, location, and terminal for the prison.
+// The last 4 characters of a resident ID number: digits, the last may be X.
+const ID_DIGITS = /^[0-9]{3}[0-9Xx]$/;
+
+// A participant row of the form: name, role, location, terminal for the prison, and for a
+// party the last digits of their ID number when the court has them (asked for at each join;
+// sent once, never shown again).
 function personRow(person = {}) {
   const role = optionsOf(ROLE_ZH, "role", person.role || "party");
   const location = optionsOf(LOCATION_ZH, "location", person.location || "remote");
   const terminal = terminalOptions(person.terminal_id);
   const name = el("input", { name: "name", maxlength: "200", value: person.name || "", ...txAttr("aria-label", "姓名"), ...txAttr("placeholder", "姓名") });
+  const digits = el("input", { name: "id_number_last4", maxlength: "4", autocomplete: "off", spellcheck: "false", pattern: "[0-9]{3}[0-9Xx]", ...txAttr("aria-label", "身份证号码后四位（可选，加入时核对）"), ...txAttr("placeholder", "身份证后四位（可选）") });
   const remove = el("button", { type: "button", class: "quiet small", "data-action": "remove" }, tx("移除"));
-  const row = el("div", { class: "person-row" }, name, role, location, remove, terminal);
+  const row = el("div", { class: "person-row" }, name, role, location, remove, digits, terminal);
   const sync = () => {
     terminal.hidden = terminal.disabled = location.value !== "prison";
     if (terminal.disabled) terminal.value = "";
+    digits.hidden = digits.disabled = !ID_DIGITS_ROLES.has(role.value);
+    if (digits.disabled) digits.value = "";
   };
   role.addEventListener("change", () => {
     if (COURTROOM_ROLES.has(role.value)) location.value = "courtroom";
@@ -374,7 +382,31 @@ function peopleOfForm(container) {
     role: row.querySelector("[name=role]").value,
     location: row.querySelector("[name=location]").value,
     terminal_id: row.querySelector("[name=terminal]").value || null,
+    id_number_last4: row.querySelector("[name=id_number_last4]").value.trim() || null,
   }));
+}
+
+// The participant fields of a row as the API takes them.
+function personBody(p) {
+  const body = { name: p.name, role: p.role, location: p.location };
+  if (p.location === "prison" && p.terminal_id) body.terminal_id = p.terminal_id;
+  if (p.id_number_last4) body.id_number_last4 = p.id_number_last4;
+  return body;
+}
+
+// The first row whose ID number digits are not 4 characters (digits, the last may be X),
+// marked and focused; null when all are well.
+function badIdDigits(people) {
+  let bad = null;
+  for (const p of people) {
+    const input = p.row.querySelector("[name=id_number_last4]");
+    const wrong = !!p.id_number_last4 && !ID_DIGITS.test(p.id_number_last4);
+    if (wrong) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    if (wrong && !bad) bad = p;
+  }
+  if (bad) bad.row.querySelector("[name=id_number_last4]").focus();
+  return bad;
 }
 
 function windowOfForm() {
@@ -664,6 +696,10 @@ async function saveNew(event) {
     return;
   }
   const people = peopleOfForm($("form-people")).filter((p) => p.name);
+  if (badIdDigits(people)) {
+    error.textContent = t("身份证后四位应为 4 位：数字，末位可以是 X。");
+    return;
+  }
   const { start, end } = windowOfForm();
   if (S.conflicts.length || S.checking || !start || !end || end <= start) return;
   const body = {
@@ -689,8 +725,7 @@ async function saveNew(event) {
   }
   const invited = [];
   for (const p of people) {
-    const person = { name: p.name, role: p.role, location: p.location };
-    if (p.location === "prison" && p.terminal_id) person.terminal_id = p.terminal_id;
+    const person = personBody(p);
     try {
       const got = await api(`/hearings/${hearing.id}/participants`, { method: "POST", body: person });
       rememberLink(got.id, got.join_url);
@@ -889,7 +924,8 @@ function participantsList(h) {
     reissue.addEventListener("click", () => reissueLink(h, p));
     reissue.disabled = FINISHED_STATES.has(h.state);
     list.append(el("li", { class: "invite", dataset: { participantId: p.id } },
-      el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${where}`), reissue),
+      el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${where}`
+        + (p.id_digits_on_file ? ` · ${t("加入时核对身份证后四位")}` : "")), reissue),
       link ? linkTools(link, ...invitation(h, p, link))
         : el("p", { class: "muted small-text" }, t("链接仅在创建或重新签发时显示；如需发送，请重新签发。"))));
   }
@@ -929,8 +965,11 @@ function addPersonForm(h) {
       error.textContent = t("请填写姓名。");
       return;
     }
-    const body = { name: p.name, role: p.role, location: p.location };
-    if (p.location === "prison" && p.terminal_id) body.terminal_id = p.terminal_id;
+    if (badIdDigits([p])) {
+      error.textContent = t("身份证后四位应为 4 位：数字，末位可以是 X。");
+      return;
+    }
+    const body = personBody(p);
     add.disabled = true;
     try {
       const got = await api(`/hearings/${h.id}/participants`, { method: "POST", body });
