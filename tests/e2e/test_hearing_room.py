@@ -558,3 +558,35 @@ async def test_the_clerk_checks_identities_on_the_console_before_opening(
     await defendant_row.locator('.tag.identity[data-identity="unchecked"]').wait_for(
         timeout=STATE_TIMEOUT_MS)
     assert not any(pages.errors().values()), pages.errors()
+
+
+async def test_the_header_says_when_someones_recording_has_a_gap(client, admin, clock, pages):
+    """A participant's browser stops sending audio with the connection up: the court's header
+    no longer says 'recording' but whose recording is interrupted, until the audio is back."""
+    hearing = await schedule(client, admin, clock, auto_admit=True,
+                             roles=("judge", "lawyer"))
+    judge = await enter(pages, client, hearing, "judge")
+    lawyer = await enter(pages, client, hearing, "lawyer")
+    await command(judge, "open")
+    await command(judge, "start")
+    label = judge.locator("#recording-label")
+    await judge.wait_for_function(
+        "() => document.querySelector('#recording-label').textContent === '录制中'",
+        timeout=STATE_TIMEOUT_MS)
+    sender = """stop => {
+      const s = window.tingshen.pc.getSenders().find(x => x.track?.kind === 'audio'
+        || x.__audio);
+      s.__audio = s.__audio || s.track;
+      return s.replaceTrack(stop ? null : s.__audio);
+    }"""
+    await lawyer.evaluate(sender, True)
+    await judge.wait_for_function(
+        "() => document.querySelector('#recording').dataset.mode === 'gap'",
+        timeout=STATE_TIMEOUT_MS)
+    assert await label.inner_text() == "录制中断：李明"
+    await lawyer.evaluate(sender, False)
+    await judge.wait_for_function(
+        "() => document.querySelector('#recording-label').textContent === '录制中'",
+        timeout=STATE_TIMEOUT_MS)
+    # Only the court is told (and the lawyer's own header never changed).
+    assert await lawyer.locator("#recording-label").inner_text() == "录制中"

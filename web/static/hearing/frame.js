@@ -5,7 +5,7 @@ import { roleLabel, stateLabel } from "/static/labels.js";
 import { $, el, formatRange, formatTime, setButton } from "/static/hearing/dom.js";
 import { hasAudio, hasVideo } from "/static/hearing/media.js";
 import { mayPresent } from "/static/hearing/exhibits.js";
-import { S, isControl, isObserver, myConsultation, onRender } from "/static/hearing/state.js";
+import { S, isControl, isObserver, myConsultation, nameOf, onRender } from "/static/hearing/state.js";
 import { byRole } from "/static/hearing/console.js";
 
 const KIOSK_RETURN_S = 10;
@@ -16,9 +16,14 @@ function renderMasthead(state) {
   const rec = $("recording");
   const consulting = state === "consultation";
   rec.hidden = !["in_session", "recess"].includes(S.hearingState) || state === "ended";
-  rec.dataset.mode = consulting ? "private" : S.hearingState === "recess" ? "recess" : "on";
+  // The court is told when someone's recording has a gap: the header says so until it ends.
+  const gap = S.hearingState === "in_session" && S.recordingGaps.size > 0;
+  rec.dataset.mode = consulting ? "private" : S.hearingState === "recess" ? "recess"
+    : gap ? "gap" : "on";
   $("recording-label").textContent = consulting ? t("不录制")
-    : S.hearingState === "recess" ? t("休庭") : t("录制中");
+    : S.hearingState === "recess" ? t("休庭")
+      : gap ? t("录制中断：{names}", { names: [...S.recordingGaps].map(nameOf).join(t("、")) })
+        : t("录制中");
   for (const node of document.querySelectorAll(".when[data-start]")) {
     const text = formatRange(node.dataset.start, node.dataset.end);
     if (node.textContent !== text) node.textContent = text;
