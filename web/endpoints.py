@@ -23,6 +23,7 @@ from courtrooms.models import Participant, Role
 from courtrooms.staff import SESSION_REF, SignedIn
 from web.errors import ApiError, validation_error
 from web.keys import ADMIN_TOKEN, LINKS, RECORDINGS, SETTINGS, STAFF_SESSIONS
+from web.links import PARAMS as LINK_PARAMS
 from web.links import BadLink
 
 API_PREFIX = "/api/v1"
@@ -312,7 +313,10 @@ async def body(request: web.Request, model: type[B]) -> B:
 
 def query(request: web.Request, model: type[Q]) -> Q:
     params: dict[str, str] = {}
+    signed = "sig" in request.query  # a signed link's own parameters are not the route's
     for key, value in request.query.items():
+        if signed and key in LINK_PARAMS:
+            continue
         if key in params:
             raise ApiError(422, "invalid", f"query parameter {key} is given twice", field=key)
         params[key] = value
