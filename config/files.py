@@ -25,3 +25,15 @@ def sync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """`data` at `path`, whole or not at all, on the disk before this returns: written beside
+    it, synced, renamed into place, the folder synced. Blocking: call it from a worker
+    thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(data)
+    sync_file(partial)
+    os.replace(partial, path)
+    sync_directory(path.parent)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -160,3 +162,26 @@ async def verify(session: AsyncSession) -> ChainReport:
             prev_hash = event.hash
             expected_seq += 1
             count += 1
+
+
+async def verify_files(session: AsyncSession, data_dir: Path, action: str, path_key: str,
+                       sha256_key: str, what: str) -> list[Finding]:
+    """Every file the chain's `action` events name (`data[path_key]`, under `data_dir`)
+    against the hash they hold (`data[sha256_key]`): missing or altered is a finding."""
+    events = (await session.scalars(select(AuditEvent).where(
+        AuditEvent.action == action).order_by(AuditEvent.seq))).all()
+    found = []
+    for event in events:
+        relative, digest = event.data.get(path_key), event.data.get(sha256_key)
+        if not isinstance(relative, str) or not isinstance(digest, str):
+            continue
+        where = f"hearing {event.hearing_id}: {what} {relative} (audit event {event.seq})"
+        try:
+            data = await asyncio.to_thread((data_dir / relative).read_bytes)
+        except OSError:
+            found.append(Finding(f"{where} is missing", event.hearing_id, event.at))
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            found.append(Finding(f"{where} was altered (sha256 differs from the record)",
+                                 event.hearing_id, event.at))
+    return found

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from config.files import sync_directory, sync_file
+from config.files import write_synced
 from courtrooms import audit
 from courtrooms.audit import Finding
 from courtrooms.database import Database
@@ -72,7 +71,7 @@ class IdentityChecks:
         if still is not None:
             digest = hashlib.sha256(still).hexdigest()
             relative = f"identity/{hearing_id}/{digest}.jpg"
-            await asyncio.to_thread(self._store, self.data_dir / relative, still)
+            await asyncio.to_thread(write_synced, self.data_dir / relative, still)
         async with self.db.write() as session:
             now = self.clock()
             event = await audit.append(
@@ -81,16 +80,6 @@ class IdentityChecks:
                       "reason": reason, "device": device, "still_sha256": digest,
                       "still": relative})
             return _check(event)
-
-    @staticmethod
-    def _store(path: Path, data: bytes) -> None:
-        """Write, sync, rename into place and sync the folder (blocking)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        sync_file(partial)
-        os.replace(partial, path)
-        sync_directory(path.parent)
 
     async def of_hearing(self, hearing_id: uuid.UUID) -> list[IdentityCheck]:
         """Every check of the hearing, oldest first."""
@@ -108,25 +97,8 @@ class IdentityChecks:
     async def verify(self) -> list[Finding]:
         """Every still picture the chain names, against the hash it holds."""
         async with self.db.read() as session:
-            events = (await session.scalars(select(AuditEvent).where(
-                AuditEvent.action == CHECKED).order_by(AuditEvent.seq))).all()
-        found = []
-        for event in events:
-            relative, digest = event.data.get("still"), event.data.get("still_sha256")
-            if not isinstance(relative, str) or not isinstance(digest, str):
-                continue
-            where = (f"hearing {event.hearing_id}: the identity check's picture {relative} "
-                     f"(audit event {event.seq})")
-            path = self.data_dir / relative
-            try:
-                data = await asyncio.to_thread(path.read_bytes)
-            except OSError:
-                found.append(Finding(f"{where} is missing", event.hearing_id, event.at))
-                continue
-            if hashlib.sha256(data).hexdigest() != digest:
-                found.append(Finding(f"{where} was altered (sha256 differs from the record)",
-                                     event.hearing_id, event.at))
-        return found
+            return await audit.verify_files(session, self.data_dir, CHECKED, "still",
+                                            "still_sha256", "the identity check's picture")
 
 
 def _check(event: AuditEvent) -> IdentityCheck:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.files import sync_directory, sync_file
+from config.files import write_synced
 from courtrooms import audit
 from courtrooms.audit import Finding
 from courtrooms.database import Database
@@ -145,7 +144,7 @@ class Signing:
         png = await asyncio.to_thread(_checked_signature, picture)
         digest = hashlib.sha256(png).hexdigest()
         relative = f"signatures/{hearing_id}/{digest}.png"
-        await asyncio.to_thread(_store, self.data_dir / relative, png)
+        await asyncio.to_thread(write_synced, self.data_dir / relative, png)
         async with self.db.write() as session:
             state = await _open_state(session, hearing_id)
             signer = state.signer(participant.id)
@@ -247,24 +246,8 @@ class Signing:
     async def verify(self) -> list[Finding]:
         """Every signature picture the chain names, against the hash it holds."""
         async with self.db.read() as session:
-            events = (await session.scalars(select(AuditEvent).where(
-                AuditEvent.action == SIGNED).order_by(AuditEvent.seq))).all()
-        found = []
-        for event in events:
-            relative, digest = event.data.get("signature"), event.data.get("signature_sha256")
-            if not isinstance(relative, str) or not isinstance(digest, str):
-                continue
-            where = (f"hearing {event.hearing_id}: the signature {relative} (audit event "
-                     f"{event.seq})")
-            try:
-                data = await asyncio.to_thread((self.data_dir / relative).read_bytes)
-            except OSError:
-                found.append(Finding(f"{where} is missing", event.hearing_id, event.at))
-                continue
-            if hashlib.sha256(data).hexdigest() != digest:
-                found.append(Finding(f"{where} was altered (sha256 differs from the record)",
-                                     event.hearing_id, event.at))
-        return found
+            return await audit.verify_files(session, self.data_dir, SIGNED, "signature",
+                                            "signature_sha256", "the signature")
 
 
 async def _open_state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
@@ -359,13 +342,3 @@ def _checked_signature(data: bytes) -> bytes:
     if ink < MIN_INK_PIXELS:
         raise InvalidInput("the signature is empty: draw it in the box", field="signature")
     return data
-
-
-def _store(path: Path, data: bytes) -> None:
-    """Write, sync, rename into place and sync the folder (blocking)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(data)
-    sync_file(partial)
-    os.replace(partial, path)
-    sync_directory(path.parent)

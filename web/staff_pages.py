@@ -21,7 +21,9 @@ from web.pages import render
 STYLES = ("/static/staff.css",)
 
 
-async def review(request: web.Request) -> web.Response:
+async def _page(request: web.Request, template: str, title: str, scripts: tuple[str, ...],
+                styles: tuple[str, ...], body_attrs: dict[str, str]) -> web.Response:
+    """The page of the hearing in the path, or the page saying there is no such hearing."""
     raw = request.match_info["hearing_id"]
     try:
         hearing_id = uuid.UUID(raw)
@@ -31,29 +33,20 @@ async def review(request: web.Request) -> web.Response:
             request, "review_missing.html", "未找到 Not found", status=404, styles=STYLES,
             body_attrs={"class": "staff-page", "data-state": "not-found"}, raw_id=raw,
         )
-    return render(
-        request, "review.html", "庭审回看 Review", styles=STYLES,
-        body_attrs={"class": "staff-page", "data-hearing-id": str(hearing_id)},
-        scripts=("/static/staff/review.js",),
-    )
+    return render(request, template, title, styles=styles, scripts=scripts,
+                  body_attrs={**body_attrs, "data-hearing-id": str(hearing_id)})
+
+
+async def review(request: web.Request) -> web.Response:
+    return await _page(request, "review.html", "庭审回看 Review",
+                       ("/static/staff/review.js",), STYLES, {"class": "staff-page"})
 
 
 async def sign(request: web.Request) -> web.Response:
     """A participant reads and signs the closed hearing's record (their token in the
     fragment, as the judge's on the review)."""
-    raw = request.match_info["hearing_id"]
-    try:
-        hearing_id = uuid.UUID(raw)
-        await request.app[REGISTRY].get_hearing(hearing_id)
-    except (ValueError, NotFound):
-        return render(
-            request, "review_missing.html", "未找到 Not found", status=404, styles=STYLES,
-            body_attrs={"class": "staff-page", "data-state": "not-found"}, raw_id=raw,
-        )
-    return render(
-        request, "sign.html", "签署庭审笔录 Sign the record", styles=("/static/sign.css",),
-        body_attrs={"data-hearing-id": str(hearing_id)}, scripts=("/static/sign.js",),
-    )
+    return await _page(request, "sign.html", "签署庭审笔录 Sign the record", ("/static/sign.js",),
+                       ("/static/sign.css",), {})
 
 
 def add_routes(app: web.Application) -> None:
