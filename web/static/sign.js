@@ -4,9 +4,9 @@
 import { formatCourt } from "/static/court-time.js";
 import { lang, t } from "/static/i18n.js";
 import { CONTROL_ROLES, roleLabel } from "/static/labels.js";
+import { $, el } from "/static/staff/common.js";
 
 const API = "/api/v1";
-const $ = (id) => document.getElementById(id);
 const hearingId = document.body.dataset.hearingId;
 // The join token comes in the fragment (never sent to the server); kept for this tab only, so
 // that a reload still works once it has left the address bar.
@@ -23,19 +23,6 @@ const token = (() => {
 })();
 const base = `${API}/hearings/${hearingId}/signing`;
 const S = { state: null, inked: false, me: null };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v == null) continue;
-    if (k === "class") node.className = v;
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  node.append(...children.flat().filter((c) => c != null && c !== false));
-  return node;
-}
 
 async function api(path, body = undefined) {
   const reply = await fetch(base + path, {
