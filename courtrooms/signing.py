@@ -40,7 +40,7 @@ from courtrooms.models import (
     Role,
     TrialRecordLine,
 )
-from courtrooms.transcripts import Transcripts, latest_version_of, record_sha256
+from courtrooms.transcripts import Transcripts, record_lines, record_sha256
 
 SIGNED = "record.signed"
 REFUSED = "record.signing_refused"
@@ -265,11 +265,7 @@ async def _state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
     if hearing.state is not HearingState.CLOSED:
         raise NotEditable("the record is signed once the hearing is closed",
                           state=hearing.state.value)
-    version = await latest_version_of(session, hearing_id)
-    lines = list((await session.scalars(
-        select(TrialRecordLine).where(TrialRecordLine.hearing_id == hearing_id,
-                                      TrialRecordLine.version == version)
-        .order_by(TrialRecordLine.start, TrialRecordLine.created_at))).all())
+    version, lines = await record_lines(session, hearing_id)
     current = record_sha256(lines)
     everyone = await session.scalars(select(Participant).where(
         Participant.hearing_id == hearing_id).order_by(Participant.created_at))

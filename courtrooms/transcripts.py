@@ -122,7 +122,7 @@ async def latest_version_of(session: AsyncSession, hearing_id: uuid.UUID) -> int
     return int(version or LIVE_VERSION)
 
 
-async def _record(
+async def record_lines(
     session: AsyncSession, hearing_id: uuid.UUID, version: int | None = None
 ) -> tuple[int, list[TrialRecordLine]]:
     if version is None:
@@ -187,7 +187,7 @@ class Transcripts:
         async with self.db.read() as session:
             if await session.get(Hearing, hearing_id) is None:
                 raise NotFound("Hearing", hearing_id)
-            return await _record(session, hearing_id, version)
+            return await record_lines(session, hearing_id, version)
 
     async def untranscribed(self, hearing_id: uuid.UUID) -> list[UntranscribedSpan]:
         """The live record's holes, from the audit (where the transcriber reported them)."""
@@ -230,7 +230,7 @@ class Transcripts:
         version (the earlier one stays as it was). Refused once the judge sealed the record."""
         async with self.db.write() as session:
             hearing = await _unsealed(session, hearing_id)
-            version, rows = await _record(session, hearing_id)
+            version, rows = await record_lines(session, hearing_id)
             if change.participant_id is not None:
                 speaker = await session.get(Participant, change.participant_id)
                 if (speaker is None or speaker.hearing_id != hearing_id
@@ -331,7 +331,7 @@ class Transcripts:
 
     async def _seal(self, session: AsyncSession, hearing_id: uuid.UUID, actor: str,
                     action: str) -> str:
-        version, lines = await _record(session, hearing_id)
+        version, lines = await record_lines(session, hearing_id)
         sha = record_sha256(lines)
         at = self.clock()
         data = {"record_sha256": sha, "version": version, "lines": len(lines),
@@ -380,7 +380,7 @@ async def _verify_judge_seal(session: AsyncSession, hearing_id: uuid.UUID,
     elif hearing.record_sha256 != seal.data.get("record_sha256"):
         found.append(Finding(f"{where}: the hearing's record_sha256 differs from the seal",
                              hearing_id, seal.at))
-    _, lines = await _record(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
+    _, lines = await record_lines(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
     if record_sha256(lines) != seal.data.get("record_sha256"):
         found.append(Finding(f"{where} was changed: its lines no longer hash to the seal",
                              hearing_id, seal.at))
@@ -389,7 +389,7 @@ async def _verify_judge_seal(session: AsyncSession, hearing_id: uuid.UUID,
 
 async def _verify_close_seal(session: AsyncSession, hearing_id: uuid.UUID, seal: AuditEvent,
                              corrections: list[AuditEvent]) -> list[Finding]:
-    _, lines = await _record(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
+    _, lines = await record_lines(session, hearing_id, int(seal.data.get("version", LIVE_VERSION)))
     # A line's first correction after the seal holds, as `before`, its text at the seal.
     first_after: dict[str, int] = {}
     for event in corrections:

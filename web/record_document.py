@@ -23,7 +23,7 @@ HEARING_NOTES = {"hearing.recess": "recess", "hearing.resume": "resume",
 
 async def court_document(hearing: Hearing, events: list[AuditEvent], identity: IdentityChecks,
                          signing: Signing, zone: ZoneInfo) -> CourtDocument:
-    people = {p.id: p for p in hearing.participants}
+    people = {str(p.id): p for p in hearing.participants}
 
     def local(event: AuditEvent, key: str = "wall") -> datetime:
         wall = event.data.get(key)
@@ -32,8 +32,7 @@ async def court_document(hearing: Hearing, events: list[AuditEvent], identity: I
         return moment.astimezone(zone)
 
     def who(event: AuditEvent) -> tuple[str, str]:
-        raw = event.data.get("participant_id")
-        person = next((p for pid, p in people.items() if str(pid) == raw), None)
+        person = people.get(str(event.data.get("participant_id")))
         return (person.name, person.role.value) if person is not None else ("", "")
 
     notes = []
@@ -57,7 +56,7 @@ async def court_document(hearing: Hearing, events: list[AuditEvent], identity: I
                                    str(event.data.get("seconds", ""))))
     checks = []
     for check in await identity.of_hearing(hearing.id):
-        person = people.get(check.participant_id)
+        person = people.get(str(check.participant_id))
         if person is not None:
             checks.append(IdentityNote(check.at.astimezone(zone), person.name,
                                        person.role.value, check.outcome, check.reason))
