@@ -31,15 +31,26 @@ export async function onOffer(message) {
   S.slots = message.slots || [];
   if (!S.pc) S.pc = newPeer(stream);
   const pc = S.pc;
-  await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
-  const answer = await pc.createAnswer();
-  await pc.setLocalDescription(answer);
+  // A connection closed mid-negotiation (the socket dropped) never settles these promises:
+  // the wait ends when the peer is dropped, or every later message would queue behind it.
+  const { dropped } = drops.get(pc);
+  await Promise.race([pc.setRemoteDescription({ type: "offer", sdp: message.sdp }), dropped]);
+  if (pc !== S.pc) return;
+  const answer = await Promise.race([pc.createAnswer(), dropped]);
+  if (pc !== S.pc) return;
+  await Promise.race([pc.setLocalDescription(answer), dropped]);
   if (pc !== S.pc) return;
   send({ type: "answer", sdp: pc.localDescription.sdp });
 }
 
+// Each peer's `dropped` promise and the `drop` that resolves it (in dropPeer).
+const drops = new WeakMap();
+
 function newPeer(stream) {
   const pc = new RTCPeerConnection({ iceServers: S.iceServers, bundlePolicy: "max-bundle" });
+  let drop;
+  const dropped = new Promise((resolve) => { drop = resolve; });
+  drops.set(pc, { dropped, drop });
   S.videoSender = null;
   // Before the first offer is applied, so that JSEP puts them on its first audio and video
   // m-sections: those are the ones the server receives (publishing).
@@ -86,7 +97,10 @@ function newPeer(stream) {
 }
 
 export function dropPeer() {
-  if (S.pc) S.pc.close();
+  if (S.pc) {
+    S.pc.close();
+    drops.get(S.pc).drop();
+  }
   S.pc = null;
   S.videoSender = null;
   S.slots = [];

@@ -92,14 +92,21 @@ function clientId(storage, key) {
   try {
     let id = storage.getItem(key);
     if (!id) {
-      id = crypto.randomUUID();
+      id = randomId();
       storage.setItem(key, id);
     }
     return id;
   } catch {
-    PAGE_IDS[key] = PAGE_IDS[key] || crypto.randomUUID();
+    PAGE_IDS[key] = PAGE_IDS[key] || randomId();
     return PAGE_IDS[key];
   }
+}
+
+// 128 random bits as hex. Not crypto.randomUUID: a court's server on a plain-http intranet
+// address is no secure context, where only getRandomValues exists.
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function handle(message) {
