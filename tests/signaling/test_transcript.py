@@ -33,6 +33,7 @@ from tests.signaling.test_recording import (
     sealed,
 )
 from tests.speech import SPEECH
+from tests.transcription.conftest import matched_in_order
 from tests.transcription.conftest import share_in_order as in_order
 from web.app import create_app
 from web.keys import HUB
@@ -326,22 +327,29 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
     await judge.wait_for(lambda: any(m["spilled"] > 0 for m in state()), within=90)
     assert any(m["state"] == "behind" for m in state())
     assert not alerts(lawyer, "record_behind")
-    # Every sentence of both speakers reaches the record, late, where it was said.
+    # Every sentence of both speakers reaches the record, late, in the speaker's own lines
+    # and in the order said. (Not by clock position: on a busy machine the clients' tracks
+    # run seconds behind the wall clock, and the server rightly places speech when it came.)
     expected = sum(len(s) for s in scripts.values())
     deadline = time.monotonic() + 180
     while True:
         lines = await record_of(client, hearing, admin)
         found = []
         for role, spans in scripts.items():
-            mine = [li for li in lines if li["participant_id"] == hearing.ids[role]]
-            for begin, end, text in spans:
-                said = speak_at - started
-                heard = " ".join(li["text"] for li in mine
-                                 if said + begin - 1.0 <= li["start"] < said + end + 0.5)
-                found.append(in_order(words(text), words(heard)) >= 0.6)
+            mine = sorted((li for li in lines if li["participant_id"] == hearing.ids[role]),
+                          key=lambda li: li["start"])
+            assert all(li["start"] >= speak_at - started - 1.0 for li in mine), mine
+            said = [words(text) for _, _, text in spans]
+            matched = matched_in_order([w for s in said for w in s],
+                                       words(" ".join(li["text"] for li in mine)))
+            at = 0
+            for sentence in said:
+                found.append(sum(matched[at:at + len(sentence)]) >= 0.6 * len(sentence))
+                at += len(sentence)
         if sum(found) == expected:
             break
-        assert time.monotonic() < deadline, (found, [li["text"] for li in lines])
+        assert time.monotonic() < deadline, (found, [(li["participant"], li["start"], li["text"])
+                                                     for li in lines])
         await asyncio.sleep(1.0)
     assert not alerts(judge, "record_stopped")
     await judge.wait_for(lambda: bool(alerts(judge, "record_caught_up")), within=30)
@@ -597,7 +605,12 @@ async def test_a_participant_is_recognized_in_their_own_language(
     def finals() -> list[dict[str, Any]]:
         return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
 
-    await judge.wait_for(lambda: bool(finals()) and time.time() > said_until + 3, within=90)
+    def heard_so_far() -> str:
+        return " ".join(m["text"] for m in finals())
+
+    # On a busy machine the record runs behind the speech: wait for it, not for a time.
+    await judge.wait_for(lambda: time.time() > said_until + 3
+                         and in_order(words(OPENING), words(heard_so_far())) >= 0.7, within=120)
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
     lines = (await r.json())["items"]
     assert lines and {line["participant"] for line in lines} == {"Robert Miller"}

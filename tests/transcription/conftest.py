@@ -63,6 +63,26 @@ def share_in_order(ref: Sequence[str], hyp: Sequence[str]) -> float:
     return row[-1] / max(1, len(ref))
 
 
+def matched_in_order(ref: Sequence[str], hyp: Sequence[str]) -> list[bool]:
+    """For each token of `ref`, whether it is in a longest common subsequence with `hyp`
+    (which of the words said the record holds, in order)."""
+    n, m = len(ref), len(hyp)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            table[i][j] = (table[i + 1][j + 1] + 1 if ref[i] == hyp[j]
+                           else max(table[i + 1][j], table[i][j + 1]))
+    matched, i, j = [False] * n, 0, 0
+    while i < n and j < m:
+        if ref[i] == hyp[j]:
+            matched[i], i, j = True, i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return matched
+
+
 def chunks(samples: np.ndarray, at: float, size: int = 320) -> list[tuple[np.ndarray, float]]:
     """The audio as the audio tap delivers it: 20 ms chunks with their timeline position."""
     return [(samples[i : i + size], at + i / 16_000) for i in range(0, samples.size, size)]
