@@ -28,8 +28,8 @@ pytestmark = [
     pytest.mark.timeout(240),
 ]
 
-SETTLE_S = 10.0
-WINDOW_S = 20.0
+SETTLE_S = 6.0
+WINDOW_S = 10.0
 
 # The page's inbound audio and video so far, from its RTCPeerConnection.
 INBOUND = """async () => {

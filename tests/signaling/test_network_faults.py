@@ -78,8 +78,10 @@ class Remote:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._reader.done():
                 tail = self.stderr.read_text()[-2000:]
+                errors = [e for e in self.events if e["event"] in ("error", "closed")][:6]
                 raise TimeoutError(f"remote participant: condition not met; last events "
-                                   f"{[e['event'] for e in self.events[-10:]]}; stderr: {tail}")
+                                   f"{[e['event'] for e in self.events[-10:]]}; its last "
+                                   f"errors {errors}; stderr: {tail}")
             with contextlib.suppress(TimeoutError):
                 async with self._changed:
                     await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))

@@ -287,7 +287,7 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
 ):
     from transcription.recognizer import Recognizer
 
-    # One utterance waits in memory, the rest on disk; each decode takes 2 s longer, and two
+    # One utterance waits in memory, the rest on disk; each decode takes 2.5 s longer, and two
     # people speak at once: the record falls far behind.
     recognizer = client.server.app[HUB].services.worker.recognizer
     monkeypatch.setattr(recognizer, "options",
@@ -295,7 +295,7 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
     original = Recognizer.transcribe
 
     def slow(self, *args, **kwargs):  # runs on the inference thread
-        time.sleep(2.0)
+        time.sleep(2.5)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Recognizer, "transcribe", slow)
@@ -303,8 +303,8 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
     hearing = auto_hearing
     judge = HearingClient(hearing.base_url, "judge")
     lawyer = HearingClient(hearing.base_url, "lawyer")
-    scripts = {"lawyer": talk(tmp_path / "lawyer.wav", [0, 1, 0, 1]),
-               "judge": talk(tmp_path / "judge.wav", [1, 0, 1])}
+    scripts = {"lawyer": talk(tmp_path / "lawyer.wav", [0, 1, 0]),
+               "judge": talk(tmp_path / "judge.wav", [1, 0])}
     tracks = {role: SpeechTrack(tmp_path / f"{role}.wav") for role in scripts}
     judge.audio, lawyer.audio = tracks["judge"], tracks["lawyer"]
     participants.extend([judge, lawyer])

@@ -34,8 +34,8 @@ pytestmark = [
 
 PUBLISHERS = ("judge", "lawyer", "prosecutor")
 AUDIO_FRAMES_PER_S = 50  # Opus, 20 ms a packet
-SETTLE_S = 10.0  # the server learns the link from the defendant's reports, then holds back
-WINDOW_S = 20.0
+SETTLE_S = 6.0  # the server learns the link from the defendant's reports, then holds back
+WINDOW_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,9 @@ def keyframe_requests(clients: dict[str, HearingClient]) -> int:
     return total
 
 
-@pytest.mark.parametrize("kbit", [None, 1000, 300])
+# The unlimited link, with adaptation on and off, is measured in `make bench` (bench_weak_links):
+# there the defendant gets every packet and full frame rate.
+@pytest.mark.parametrize("kbit", [1000, 300])
 async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     kbit, serve, remote, netns, participants, admin, clock, loops  # noqa: F811
 ):
@@ -85,8 +87,7 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     clients = await publishers(client, admin, hearing, loops, participants)
     judge = clients["judge"]
     defendant_id = hearing.ids["defendant"]
-    if kbit is not None:
-        await netns.limit_rate(kbit)  # the defendant's downlink, from before they join
+    await netns.limit_rate(kbit)  # the defendant's downlink, from before they join
     # No ping of its own (as a browser): the server's heartbeat (15 s) is what a weak link
     # must keep up with.
     defendant = await remote(hearing.base_url, hearing.tokens["defendant"], heartbeat_s=0,
@@ -97,11 +98,10 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     for c in clients.values():
         await c.wait_for(lambda c=c: c.frames.get("video", 0) > 30, within=30)
 
-    if kbit is not None:
-        # The court is told what the defendant's link carries and that videos are held back.
-        await judge.wait_for(lambda: any(
-            q["videos_held"] >= 1 and q["downlink_kbps"] is not None
-            for q in qualities(judge, defendant_id)), within=30)
+    # The court is told what the defendant's link carries and that videos are held back.
+    await judge.wait_for(lambda: any(
+        q["videos_held"] >= 1 and q["downlink_kbps"] is not None
+        for q in qualities(judge, defendant_id)), within=60)
     settled = time.time() + SETTLE_S
     first = await defendant.wait_for(lambda e: e["event"] == "frames" and e["t"] >= settled,
                                      within=SETTLE_S + 10)
@@ -127,15 +127,10 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     assert all(e["media"] == "connected" for e in defendant.events
                if e["event"] == "frames" and e["t"] >= first["t"])
     assert reports
-    if kbit is None:
-        # A link that carries everything gets everything.
-        assert all(q["videos_held"] == 0 for q in reports), reports
-        assert last["video"] - first["video"] >= 0.9 * 30 * len(PUBLISHERS) * span
-    else:
-        # The court sees the weak link and what is held back; the estimate is near the link.
-        assert all(q["videos_held"] >= 1 for q in reports), reports
-        assert all(q["downlink_kbps"] is not None and q["downlink_kbps"] <= kbit * 1.6
-                   for q in reports), reports
+    # The court sees the weak link and what is held back; the estimate is near the link.
+    assert all(q["videos_held"] >= 1 for q in reports), reports
+    assert all(q["downlink_kbps"] is not None and q["downlink_kbps"] <= kbit * 1.6
+               for q in reports), reports
     # The defendant's own voice still reaches the court (their uplink is not limited): what
     # the others received of what they sent (on a busy machine the defendant's process may
     # send less than 50 packets a second, and the clients sharing this process with the
