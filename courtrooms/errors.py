@@ -139,3 +139,16 @@ class SigningKeyError(CourtroomsError):
     """The audit's signing key cannot be read or created; the message names the file."""
 
     code = "signing_key"
+
+
+class LoginTaken(InvalidInput):
+    """Another staff account has this login (logins compare case-folded)."""
+
+    code = "login_taken"
+
+
+class SignInRefused(AccessDenied):
+    """A login and password that do not open an account: unknown, wrong or disabled (the
+    caller is not told which)."""
+
+    code = "sign_in_refused"

@@ -375,6 +375,48 @@ class Exhibit(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StaffRole(enum.StrEnum):
+    """What a member of staff does in the court; an account may hold several."""
+
+    ADMINISTRATOR = "administrator"  # courts, rooms, terminals and accounts
+    CLERK = "clerk"  # schedules hearings and keeps their record
+    JUDGE = "judge"  # runs, reviews and seals their hearings
+    SUPERVISOR = "supervisor"  # watches hearings of their court
+
+
+class StaffAccount(Base):
+    """A member of staff who signs in with a login and a password (only its argon2 hash is
+    kept). Never deleted, so that the audit's `account:<id>` always names someone; disabled
+    instead, which ends every session at once."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    # Compared case-folded: kept as typed at creation, `login_key` folded and unique.
+    login: Mapped[str] = mapped_column(String(64))
+    login_key: Mapped[str] = mapped_column(String(64), unique=True)
+    court_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("courts.id"), index=True)
+    # StaffRole values, in their declared order.
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def actor(self) -> str:
+        """How the audit names what this account does."""
+        return f"account:{self.id}"
+
+    @property
+    def staff_roles(self) -> frozenset[StaffRole]:
+        return frozenset(StaffRole(r) for r in self.roles)
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
 class StaffSession(Base):
     """A signed-in member of staff's browser session. The cookie holds a secret; only its
     SHA-256 is stored. It ends at sign-out, after `idle` without use, or at `expires_at`."""
@@ -383,6 +425,10 @@ class StaffSession(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the secret
     actor: Mapped[str] = mapped_column(String(200))
+    # The account signed in; None for a session opened with the admin token (bootstrap).
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("staff_accounts.id"), index=True
+    )
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -28,6 +28,7 @@ from courtrooms.models import (
     Location,
     RecordingStatus,
     Role,
+    StaffRole,
 )
 
 MAX_HEARING_LENGTH = timedelta(days=7)
@@ -581,8 +582,55 @@ class RevisionList(BaseModel):
     items: list[RevisionOut]
 
 
+LOGIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
+Login = Annotated[str, StringConstraints(pattern=LOGIN_PATTERN)]
+MIN_PASSWORD_LENGTH = 10
+# Long enough for any passphrase, short enough that hashing one is no burden.
+MAX_PASSWORD_LENGTH = 256
+Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH,
+                                json_schema_extra={"writeOnly": True})]
+
+
 class SignIn(Input):
-    token: Annotated[str, Field(min_length=1, max_length=512)]
+    """A member of staff's login and password; or, to set up the server, the admin token."""
+
+    login: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    password: Password | None = None
+    token: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SignIn:
+        if self.token is not None:
+            if self.login is not None or self.password is not None:
+                raise ValueError("sign in with a login and password, or with the token alone")
+        elif self.login is None or self.password is None:
+            raise ValueError("a login and a password are required")
+        return self
+
+
+class StaffAccountIn(Input):
+    """A new staff account (its password is given apart, never stored as given)."""
+
+    name: Name
+    login: Login
+    court_id: uuid.UUID | None = None
+    roles: Annotated[list[StaffRole], Field(min_length=1, max_length=len(StaffRole))]
+
+    @field_validator("roles")
+    @classmethod
+    def _distinct(cls, roles: list[StaffRole]) -> list[StaffRole]:
+        if len(set(roles)) != len(roles):
+            raise ValueError("each role at most once")
+        return roles
+
+
+class StaffAccountOut(Output):
+    id: uuid.UUID
+    name: str
+    login: str
+    court_id: uuid.UUID | None
+    roles: list[StaffRole]
+    disabled: bool
 
 
 class StaffSessionOut(BaseModel):
@@ -590,6 +638,8 @@ class StaffSessionOut(BaseModel):
     ended: bool = Field(default=False, description="A cookie was sent whose session has ended "
                                                    "(signed out, idle or expired)")
     actor: str | None = None
+    account: StaffAccountOut | None = Field(
+        default=None, description="The account signed in (none for the admin token)")
     csrf_token: str | None = Field(
         default=None, description="Send as X-CSRF-Token with every state-changing request")
     idle_minutes: float | None = Field(

@@ -15,7 +15,8 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from courtrooms.errors import InvalidTransition
+from courtrooms.accounts import NewPassword, StaffAccounts, new_password
+from courtrooms.errors import InvalidTransition, LoginTaken
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import (
     ACTIVE_STATES,
@@ -28,6 +29,7 @@ from courtrooms.models import (
     Location,
     PrisonTerminal,
     Role,
+    StaffRole,
 )
 from courtrooms.registry import Registry
 from courtrooms.schemas import (
@@ -36,6 +38,7 @@ from courtrooms.schemas import (
     HearingIn,
     ParticipantIn,
     PrisonTerminalIn,
+    StaffAccountIn,
 )
 
 DEMO_COURT = "演示人民法院 Demo People's Court"
@@ -53,7 +56,14 @@ CREATED_ID = {
     "courtroom.created": "courtroom_id",
     "terminal.created": "terminal_id",
     "hearing.created": None,
+    "account.created": "account_id",
 }
+# The demo court's staff: each run gives them new passwords, printed with the links.
+DEMO_STAFF = (
+    ("王审判员", "demo-judge", StaffRole.JUDGE),
+    ("赵书记员", "demo-clerk", StaffRole.CLERK),
+    ("孙监督员", "demo-supervisor", StaffRole.SUPERVISOR),
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Demo:
     terminal_key: str | None
     hearing: Hearing
     invites: list[DemoInvite]
+    # The demo court's judge, clerk and supervisor, with the passwords they have now.
+    staff: list[NewPassword]
 
 
 async def created_by_demo(registry: Registry) -> dict[str, list[uuid.UUID]]:
@@ -170,7 +182,33 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
     for person in people:
         issued = await registry.add_participant(hearing.id, person, ACTOR)
         invites.append(DemoInvite(person.name, person.role, person.location, issued.token))
-    return Demo(court, room, terminal, key, hearing, invites)
+    staff = await seed_staff(registry, court, created["account.created"])
+    return Demo(court, room, terminal, key, hearing, invites, staff)
+
+
+async def seed_staff(registry: Registry, court: Court, ids: list[uuid.UUID]
+                     ) -> list[NewPassword]:
+    """The demo's staff accounts, created once, each given a new password now. A login the
+    demo did not create (someone's own account) is left alone."""
+    accounts = StaffAccounts(registry.db, registry.clock)
+    seeded = []
+    for name, login, role in DEMO_STAFF:
+        password = new_password()
+        existing = await accounts.find(login)
+        try:
+            if existing is None:
+                account = await accounts.add(
+                    StaffAccountIn(name=name, login=login, court_id=court.id, roles=[role]),
+                    password, ACTOR)
+            elif existing.id in ids and not existing.disabled:
+                await accounts.set_password(login, password, ACTOR)
+                account = existing
+            else:
+                continue
+        except LoginTaken:
+            continue  # made meanwhile by someone else
+        seeded.append(NewPassword(account, password))
+    return seeded
 
 
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from courtrooms.errors import AccessDenied
+from courtrooms.accounts import StaffAccounts
+from courtrooms.errors import AccessDenied, SignInRefused
 from courtrooms.lifecycle import HearingAction
-from courtrooms.models import HearingState, Location, Role
+from courtrooms.models import HearingState, Location, Role, StaffRole
 from courtrooms.registry import Registry
 from courtrooms.schemas import (
     AuditQuery,
@@ -185,3 +186,32 @@ async def test_seeding_again_touches_nothing_the_demo_did_not_create(
     assert not [e for e in by_seed if e.hearing_id == own.id], by_seed
     assert not [e for e in by_seed if e.action == "terminal.key_rotated"], by_seed
 
+
+
+async def test_the_demo_court_has_a_judge_a_clerk_and_a_supervisor_with_fresh_passwords(
+    registry: Registry,
+) -> None:
+    accounts = StaffAccounts(registry.db, registry.clock)
+    first = await seed_demo(registry, "zh")
+    assert {frozenset(s.account.staff_roles) for s in first.staff} == {
+        frozenset({StaffRole.JUDGE}), frozenset({StaffRole.CLERK}),
+        frozenset({StaffRole.SUPERVISOR})}
+    for staff in first.staff:
+        assert staff.account.court_id == first.court.id
+        assert (await accounts.authenticate(staff.account.login, staff.password)).id == \
+            staff.account.id
+    # A second run keeps the accounts and gives them new passwords (printed again); the old
+    # ones open nothing. A disabled one is left disabled and not printed.
+    await accounts.disable(first.staff[2].account.login, "clerk:test")
+    second = await seed_demo(registry, "zh")
+    assert [s.account.id for s in second.staff] == [s.account.id for s in first.staff[:2]]
+    for old, new in zip(first.staff, second.staff, strict=False):
+        assert old.password != new.password
+        with pytest.raises(SignInRefused):
+            await accounts.authenticate(old.account.login, old.password)
+        assert (await accounts.authenticate(new.account.login, new.password)).id == \
+            new.account.id
+    assert len(await accounts.accounts()) == 3
+    await accounts.disable(first.staff[0].account.login, "clerk:test")
+    third = await seed_demo(registry, "zh")
+    assert [s.account.login for s in third.staff] == ["demo-clerk"]
