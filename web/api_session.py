@@ -1,9 +1,11 @@
 """Staff sign-in under /api/v1/session, and signed links for what a page cannot send a header
 with (players, images, downloads).
 
-Staff pages never hold the admin token: signing in with it opens a server-side session whose
-secret rides in an HttpOnly, SameSite=Strict cookie (Secure under https); state-changing
-requests also carry the session's CSRF token, which the page reads from GET /session.
+Staff sign in with their account's login and password, which opens a server-side session
+whose secret rides in an HttpOnly, SameSite=Strict cookie (Secure under https); state-changing
+requests also carry the session's CSRF token, which the page reads from GET /session. The
+admin token opens a session only until an administrator account exists (it sets the server
+up); as a bearer it stays the integrations' credential.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from courtrooms.schemas import LinkOut, LinkRequest, SignIn, StaffSessionOut
+from courtrooms.errors import SignInRefused
+from courtrooms.models import StaffAccount
+from courtrooms.schemas import (
+    LinkOut,
+    LinkRequest,
+    SignIn,
+    StaffAccountOut,
+    StaffSessionOut,
+)
 from courtrooms.staff import SignedIn
 from web.clients import client_address, over_https
 from web.endpoints import (
@@ -32,7 +42,7 @@ from web.endpoints import (
     staff_session,
 )
 from web.errors import ApiError
-from web.keys import LINKS, SETTINGS, SIGN_IN_LIMITS, STAFF_SESSIONS
+from web.keys import LINKS, SETTINGS, SIGN_IN_LIMITS, STAFF_ACCOUNTS, STAFF_SESSIONS
 
 routes = EndpointTable(API_PREFIX)
 # What a link may name: segments of RFC 3986's unreserved characters, none starting with a dot.
@@ -46,15 +56,47 @@ def _address(request: web.Request) -> str:
     return client_address(request)
 
 
-def _session_out(request: web.Request, signed_in: SignedIn) -> StaffSessionOut:
+async def _session_out(request: web.Request, signed_in: SignedIn) -> StaffSessionOut:
     sessions = request.app[STAFF_SESSIONS]
-    return StaffSessionOut(signed_in=True, actor=signed_in.actor, csrf_token=signed_in.csrf,
+    account = None
+    if signed_in.account_id is not None:
+        found = await request.app[STAFF_ACCOUNTS].get(signed_in.account_id)
+        account = StaffAccountOut.model_validate(found)
+    return StaffSessionOut(signed_in=True, actor=signed_in.actor, account=account,
+                           csrf_token=signed_in.csrf,
                            idle_minutes=sessions.idle.total_seconds() / 60,
                            expires_at=signed_in.expires_at)
 
 
+async def _signs_in(request: web.Request, given: SignIn, address: str) -> StaffAccount | None:
+    """The account the sign-in opens (None: the admin token's), or the refusal, audited."""
+    limits = request.app[SIGN_IN_LIMITS]
+    sessions = request.app[STAFF_SESSIONS]
+    accounts = request.app[STAFF_ACCOUNTS]
+    if given.token is not None:
+        if not is_admin_token(request, given.token):
+            limits.failed(address)
+            await sessions.refused(address, "wrong token")
+            raise ApiError(401, "unauthorized", "that token is not valid", field="token")
+        if await accounts.has_administrator():
+            await sessions.refused(address, "admin token sign-in is off")
+            raise ApiError(403, "token_sign_in_off", "an administrator account exists: staff "
+                           "sign in with their login and password (the admin token remains "
+                           "the API's bearer)", field="token")
+        return None
+    assert given.login is not None and given.password is not None  # SignIn's validator
+    try:
+        return await accounts.authenticate(given.login, given.password)
+    except SignInRefused as e:
+        limits.failed(address)
+        await sessions.refused(address, e.details["reason"],
+                               **{k: v for k, v in e.details.items() if k == "account_id"})
+        raise ApiError(401, "unauthorized", "that login and password do not open an account",
+                       field="password") from None
+
+
 @routes.route("POST", "/session", auth="none", body=SignIn, response=StaffSessionOut,
-              status=201, errors=(401, 429),
+              status=201, errors=(401, 403, 429),
               summary="Sign staff in: the session rides in an HttpOnly cookie", tag="session")
 async def sign_in(request: web.Request) -> web.Response:
     limits = request.app[SIGN_IN_LIMITS]
@@ -65,17 +107,17 @@ async def sign_in(request: web.Request) -> web.Response:
         await sessions.refused(address, "too many attempts")
         raise ApiError(429, "too_many_attempts", "too many failed sign-ins from this address; "
                        "wait a minute and try again", headers={"Retry-After": "60"})
-    if not is_admin_token(request, given.token):
-        limits.failed(address)
-        await sessions.refused(address, "wrong token")
-        raise ApiError(401, "unauthorized", "that token is not valid", field="token")
+    account = await _signs_in(request, given, address)
     # Signing in again in this browser ends the session it had: one session per browser.
     previous = request.cookies.get(STAFF_COOKIE)
     still = await sessions.find(previous) if previous else None
     if still is not None:
         await sessions.end(still, address)
-    secret, signed_in = await sessions.open(ADMIN_ACTOR, address)
-    response = respond(_session_out(request, signed_in), status=201)
+    if account is None:
+        secret, signed_in = await sessions.open(ADMIN_ACTOR, address)
+    else:
+        secret, signed_in = await sessions.open(account.actor, address, account)
+    response = respond(await _session_out(request, signed_in), status=201)
     public = request.app[SETTINGS].public_url or ""
     response.set_cookie(STAFF_COOKIE, secret, httponly=True, samesite="Strict",
                         secure=over_https(request) or public.startswith("https://"),
@@ -95,7 +137,7 @@ async def current_session(request: web.Request) -> web.Response:
         return respond(StaffSessionOut(signed_in=False, ended=True))
     if signed_in is None:
         return respond(StaffSessionOut(signed_in=False))
-    return respond(_session_out(request, signed_in))
+    return respond(await _session_out(request, signed_in))
 
 
 @routes.route("DELETE", "/session", auth="none", status=204, errors=(401, 403),
@@ -112,6 +154,19 @@ async def sign_out(request: web.Request) -> web.Response:
         signed_in = None  # already over: only the cookie is left to clear
     if signed_in is not None:
         await request.app[STAFF_SESSIONS].end(signed_in, _address(request))
+    response = web.Response(status=204)
+    response.del_cookie(STAFF_COOKIE, path="/")
+    return response
+
+
+@routes.route("DELETE", "/session/everywhere", auth="none", status=204, errors=(401, 403),
+              summary="Sign out everywhere: every session of the account signed in ends, this "
+                      "one too", tag="session")
+async def sign_out_everywhere(request: web.Request) -> web.Response:
+    signed_in = await staff_session(request)  # a live one, with its CSRF token
+    if signed_in is None:
+        raise ApiError(401, "unauthorized", "not signed in (no staff session cookie)")
+    await request.app[STAFF_SESSIONS].end_everywhere(signed_in, _address(request))
     response = web.Response(status=204)
     response.del_cookie(STAFF_COOKIE, path="/")
     return response

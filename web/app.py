@@ -12,6 +12,7 @@ from aiohttp import web
 
 from config import Settings, ensure_admin_token
 from courtrooms import anchor
+from courtrooms.accounts import StaffAccounts
 from courtrooms.database import Database, migrate
 from courtrooms.errors import SigningKeyError
 from courtrooms.models import utcnow
@@ -35,6 +36,7 @@ from web.keys import (
     REGISTRY,
     SETTINGS,
     SIGN_IN_LIMITS,
+    STAFF_ACCOUNTS,
     STAFF_SESSIONS,
     VIEWINGS,
 )
@@ -94,6 +96,7 @@ def create_app(
         staff_sessions.idle = timedelta(minutes=settings.staff_idle_minutes)
         staff_sessions.lifetime = timedelta(hours=settings.staff_session_hours)
         app[STAFF_SESSIONS] = staff_sessions
+        app[STAFF_ACCOUNTS] = StaffAccounts(db, clock)
         app[LINKS] = MediaLinks(signer.derive("tingshen signed links"))
         cluster: Cluster | None = None
         bus: LiveBus = InProcessBus(settings.data_dir / "live")

@@ -1,11 +1,12 @@
-"""`tingshen`: serve, migrate, seed the demo court, verify the audit chain, render composites,
-load-test a server."""
+"""`tingshen`: serve, migrate, seed the demo court, manage staff accounts, verify the audit
+chain, render composites, load-test a server."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import signal
@@ -16,18 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from tqdm import tqdm
 
 from config import Settings, SettingsError, ensure_admin_token, load_settings
 from config.logs import configure_logging
 from config.timezone import local_text, zone_label
+from courtrooms.accounts import NewPassword, StaffAccounts
 from courtrooms.database import Database, migrate
 from courtrooms.errors import CourtroomsError, SigningKeyError
 from courtrooms.integrity import verify_record
-from courtrooms.models import utcnow
+from courtrooms.models import StaffRole, utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
+from courtrooms.schemas import StaffAccountIn
 from courtrooms.seed import Demo, seed_demo
 from courtrooms.transcripts import Transcripts
 from media.errors import CompositeError
@@ -35,7 +39,7 @@ from signaling.retranscribe import NothingToTranscribe, retranscribe
 from signaling.review import render_hearing
 from transcription.errors import TranscriptionError
 from web.app import create_app
-from web.keys import REGISTRY
+from web.keys import REGISTRY, STAFF_ACCOUNTS
 from web.loadtest.cli import add_arguments as add_loadtest_arguments
 from web.loadtest.cli import main as loadtest
 from web.pages import court_time
@@ -60,6 +64,10 @@ def print_demo(demo: Demo, settings: Settings) -> None:
           f"({zone_label(zone, start, 'en')})")
     for invite in demo.invites:
         print(f"  {invite.role.value:<10} {invite.name:<8} {base}/join/{invite.token}")
+    for staff in demo.staff:
+        role = "/".join(staff.account.roles)
+        print(f"  staff {role:<10} {staff.account.name:<6} login {staff.account.login}  "
+              f"password {staff.password}  (new at each start)")
     if demo.terminal_key is not None:
         print(f"  prison terminal {demo.terminal.name} device key: {demo.terminal_key}"
               f"  (kiosk: {base}/terminal)")
@@ -69,18 +77,38 @@ def print_demo(demo: Demo, settings: Settings) -> None:
               f"was created; lost: POST /api/v1/prison-terminals/{demo.terminal.id}/rotate-key)")
 
 
-def print_staff_links(settings: Settings, token: str, generated: bool) -> None:
+def print_staff_links(settings: Settings, token: str, generated: bool,
+                      first: NewPassword | None = None) -> None:
+    if first is not None:
+        print(f"\nStaff sign-in: login {first.account.login} password {first.password}  "
+              f"(the first administrator, created now; shown once: `tingshen user passwd "
+              f"{first.account.login}` sets another, `tingshen user add` adds staff)")
+    else:
+        print("\nStaff sign-in: with your account (an administrator adds one: "
+              "`tingshen user add`)")
     if settings.admin_token:
         # The operator set it and knows it; a secret from the environment is not echoed into
         # terminals and logs.
-        print("\nStaff sign-in / API token: the one set in TINGSHEN_ADMIN_TOKEN")
+        print("API token (bearer, for integrations): the one set in TINGSHEN_ADMIN_TOKEN")
     else:
         origin = "generated now, kept in" if generated else "from"
-        print(f"\nStaff sign-in / API token ({origin} {settings.data_dir / 'admin_token'}): "
-              f"{token}")
+        print(f"API token (bearer, for integrations; {origin} "
+              f"{settings.data_dir / 'admin_token'}): {token}")
     base = settings.base_url
     print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
     print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
+
+
+SETUP_ACTOR = "system:setup"
+CLI_ACTOR = "system:cli"
+
+
+async def _first_administrator(settings: Settings) -> NewPassword | None:
+    db = Database(settings.database)
+    try:
+        return await StaffAccounts(db).ensure_administrator(SETUP_ACTOR)
+    finally:
+        await db.aclose()
 
 
 async def _serve(settings: Settings, seed: bool, worker: bool = False) -> int:
@@ -103,9 +131,10 @@ async def _serve(settings: Settings, seed: bool, worker: bool = False) -> int:
             sys.stdout.flush()
         else:
             print(f"Tingshen listening on {settings.base_url}")
+            first = await app[STAFF_ACCOUNTS].ensure_administrator(SETUP_ACTOR)
             if seed:
                 print_demo(await seed_demo(app[REGISTRY], settings.default_language), settings)
-            print_staff_links(settings, token, generated)
+            print_staff_links(settings, token, generated, first)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,11 +151,12 @@ def _supervise(settings: Settings, args: argparse.Namespace) -> int:
               "hearings between the workers", file=sys.stderr)
         return 2
     token, generated = ensure_admin_token(settings)
+    first = asyncio.run(_first_administrator(settings))
     if args.seed_demo:
         asyncio.run(_seed(settings))
     print(f"Tingshen listening on {settings.base_url} with {args.workers} workers "
           f"(Redis {settings.redis_url})")
-    print_staff_links(settings, token, generated)
+    print_staff_links(settings, token, generated, first)
     return Supervisor(worker_command(args.config, args.host, args.port), args.workers).run()
 
 
@@ -166,6 +196,63 @@ async def _verify(settings: Settings) -> int:
     print(f"verification failed: {len(report.findings) + (not chain.ok)} problems",
           file=sys.stderr)
     return 1
+
+
+class PasswordUnread(Exception):
+    """No password could be read (none given, or the two typed differ)."""
+
+
+def read_password(prompt: str = "Password") -> str:
+    """A password typed twice at a terminal, or the first line of stdin (a script's pipe):
+    never from the command line, where `ps` and the shell's history would keep it."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"{prompt}: ")
+        if getpass.getpass(f"{prompt} again: ") != first:
+            raise PasswordUnread("the two passwords typed differ")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise PasswordUnread("no password on stdin (give it as the first line)")
+    return line.rstrip("\r\n")
+
+
+async def _user(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.database)
+    accounts = StaffAccounts(db)
+    try:
+        if args.user_command == "list":
+            for account in await accounts.accounts():
+                state = "disabled" if account.disabled else "enabled"
+                print(f"{account.login:<20} {account.name:<10} {','.join(account.roles):<28} "
+                      f"{state}")
+            return 0
+        if args.user_command == "disable":
+            ended = await accounts.disable(args.login, CLI_ACTOR)
+            print(f"account {args.login} disabled; {ended} open sessions ended")
+            return 0
+        password = read_password()
+        if args.user_command == "add":
+            court_id = await accounts.court_named(args.court) if args.court else None
+            roles = [StaffRole(r) for r in dict.fromkeys(args.role)]
+            data = StaffAccountIn(name=args.name, login=args.login, court_id=court_id,
+                                  roles=roles)
+            account = await accounts.add(data, password, CLI_ACTOR)
+            print(f"account {account.login} added: {account.name}, "
+                  f"{', '.join(account.roles)}")
+            return 0
+        ended = await accounts.set_password(args.login, password, CLI_ACTOR)
+        print(f"password of {args.login} changed; {ended} open sessions ended")
+        return 0
+    except (CourtroomsError, PasswordUnread) as e:
+        print(f"tingshen user {args.user_command}: {e}", file=sys.stderr)
+        return 1
+    except ValidationError as e:
+        problem = e.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        print(f"tingshen user {args.user_command}: {where}: {problem['msg']}", file=sys.stderr)
+        return 2
+    finally:
+        await db.aclose()
 
 
 @contextlib.contextmanager
@@ -245,6 +332,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("seed-demo", help="schedule a demo hearing starting now; print its links")
     sub.add_parser("verify-audit", help="check the audit chain against its signed checkpoints, "
                                         "every seal, recording, composite and exhibit")
+    user = sub.add_parser("user", help="add staff accounts, set their passwords, disable them "
+                                       "(a password is typed at the prompt or piped on stdin)")
+    users = user.add_subparsers(dest="user_command", required=True)
+    add = users.add_parser("add", help="add a staff account")
+    add.add_argument("login", help="what they sign in with: letters, digits, . _ -")
+    add.add_argument("--name", required=True, help="their name, as the court writes it")
+    add.add_argument("--role", required=True, action="append",
+                     choices=[r.value for r in StaffRole],
+                     help="a role; give --role again for several")
+    add.add_argument("--court", default=None, help="their court, by id or exact name")
+    passwd = users.add_parser("passwd", help="set an account's password (its sessions end)")
+    passwd.add_argument("login")
+    disable = users.add_parser("disable",
+                               help="disable an account: it signs in no more and every "
+                                    "session it has ends at once")
+    disable.add_argument("login")
+    users.add_parser("list", help="list the staff accounts")
     render = sub.add_parser("render", help="render a hearing's review composite (MP4)")
     render.add_argument("hearing", help="the hearing's id")
     again = sub.add_parser("retranscribe",
@@ -287,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate(settings.database)
         asyncio.run(_seed(settings))
         return 0
+    if args.command == "user":
+        migrate(settings.database)
+        return asyncio.run(_user(settings, args))
     if args.command == "verify-audit":
         return asyncio.run(_verify(settings))
     if args.command == "render":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from config import Settings
+from courtrooms.accounts import StaffAccounts
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
 from courtrooms.staff import StaffSessions
@@ -21,5 +22,6 @@ HUB = web.AppKey("hub", Hub)
 OPENAPI = web.AppKey("openapi", dict)
 VIEWINGS = web.AppKey("viewings", Viewings)
 STAFF_SESSIONS = web.AppKey("staff_sessions", StaffSessions)
+STAFF_ACCOUNTS = web.AppKey("staff_accounts", StaffAccounts)
 LINKS = web.AppKey("links", MediaLinks)
 SIGN_IN_LIMITS = web.AppKey("sign_in_limits", SignInLimits)

@@ -516,7 +516,7 @@ async def test_what_a_killed_server_never_transcribed_is_recovered_when_the_hear
                       PYTHONPATH=f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     try:
         token = re.search(r"judge\s+\S+\s+\S+/join/(\S+)", out)
-        admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
+        admin_token = re.search(r"^API token \([^)]*\): (\S+)", out, re.MULTILINE)
         assert token and admin_token, out
         admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
         judge = HearingClient(base, "judge")

@@ -717,7 +717,8 @@ def test_the_api_table_is_what_the_auth_test_walks() -> None:
               if e.auth in ("none", "device")}
     assert public <= {("GET", "/join/{token}"), ("GET", "/terminal/assignment"),
                       ("GET", "/openapi.json"), ("GET", "/vocabulary"), ("POST", "/session"),
-                      ("GET", "/session"), ("DELETE", "/session")}
+                      ("GET", "/session"), ("DELETE", "/session"),
+                      ("DELETE", "/session/everywhere")}
     # Reviewing takes the admin token or a permitted participant's token (tests/web/
     # test_review.py); nothing else is open to anyone but the admin.
     review = {(e.method, e.path[len(API):]) for e in api.endpoints if e.auth == "review"}

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from config import Settings
-from courtrooms.schemas import AuditQuery
+from courtrooms.models import StaffAccount, StaffRole
+from courtrooms.schemas import AuditQuery, StaffAccountIn
 from courtrooms.secrets import digest
 from tests.conftest import ADMIN_TOKEN, FakeClock
 from tests.web.support import API, DatabaseState, World, assert_error, call
 from web.app import DATABASE, create_app
 from web.endpoints import STAFF_COOKIE
-from web.keys import REGISTRY
+from web.keys import REGISTRY, STAFF_ACCOUNTS
 from web.signin_limits import SIGN_IN_BURST, SignInLimits
 
 
@@ -356,3 +357,144 @@ async def sign_in_as(aiohttp_client: Any, settings: Settings, clock: FakeClock,
                        headers=headers)
     assert reply.status == 201, reply.text
     return str(reply.headers["Set-Cookie"])
+
+
+# -- accounts (issue 19) ------------------------------------------------------------------------
+
+PASSWORD = "审判员的密码 0123"
+
+
+async def add_account(client: TestClient, login: str = "wang.fang", name: str = "王芳",
+                      roles: tuple[StaffRole, ...] = (StaffRole.JUDGE,)) -> StaffAccount:
+    return await client.server.app[STAFF_ACCOUNTS].add(
+        StaffAccountIn(name=name, login=login, roles=list(roles)), PASSWORD, "clerk:test")
+
+
+async def sign_in_with(client: TestClient, login: str, password: str = PASSWORD,
+                       **headers: str) -> Any:
+    return await call(client, "POST", f"{API}/session",
+                      json={"login": login, "password": password}, headers=headers)
+
+
+async def test_staff_sign_in_with_their_login_and_act_as_their_account(
+    client: TestClient
+) -> None:
+    account = await add_account(client, roles=(StaffRole.JUDGE, StaffRole.SUPERVISOR))
+    reply = await sign_in_with(client, "Wang.Fang")  # the login's case does not matter
+    assert reply.status == 201, reply.text
+    assert "HttpOnly" in reply.headers["Set-Cookie"] and "SameSite=Strict" in \
+        reply.headers["Set-Cookie"]
+    body = reply.json
+    assert body["actor"] == f"account:{account.id}"
+    assert body["account"] == {"id": str(account.id), "name": "王芳", "login": "wang.fang",
+                               "court_id": None, "roles": ["judge", "supervisor"],
+                               "disabled": False}
+    assert PASSWORD not in reply.text
+    again = await call(client, "GET", f"{API}/session")
+    assert again.json["account"]["name"] == "王芳" and again.json["signed_in"] is True
+    # What the session does is audited as the account's, the sign-in naming the person.
+    made = await call(client, "POST", f"{API}/courts", json={"name": "朝阳区人民法院"},
+                      headers={"X-CSRF-Token": body["csrf_token"]})
+    assert made.status == 201, made.text
+    [signed] = await audited(client, "staff.signed_in")
+    assert signed.actor == f"account:{account.id}"
+    assert signed.data["login"] == "wang.fang" and signed.data["name"] == "王芳"
+    [created] = await audited(client, "court.created")
+    assert created.actor == f"account:{account.id}"
+
+
+async def test_a_wrong_password_is_refused_audited_and_counted(client: TestClient) -> None:
+    account = await add_account(client)
+    for login, password in (("wang.fang", "not the password"), ("nobody", PASSWORD),
+                            ("wang.fang", PASSWORD + "x")):
+        reply = await sign_in_with(client, login, password)
+        error = assert_error(reply, 401, "unauthorized")
+        assert error["message"] == "that login and password do not open an account"
+        assert password not in reply.text
+    refusals = await audited(client, "staff.sign_in_refused")
+    assert [(e.data["reason"], e.data.get("account_id")) for e in refusals] == [
+        ("wrong password", str(account.id)), ("unknown login", None),
+        ("wrong password", str(account.id))]
+    assert all(PASSWORD not in str(e.data) and "not the password" not in str(e.data)
+               for e in refusals)
+    # Five wrong tries from an address, then even the right password waits.
+    for _ in range(2):
+        await sign_in_with(client, "wang.fang", "still not it")
+    blocked = await sign_in_with(client, "wang.fang")
+    assert_error(blocked, 429, "too_many_attempts")
+    assert not [m for m in client.session.cookie_jar if m.key == STAFF_COOKIE]
+    async with client.server.app[DATABASE].read() as db:
+        assert not (await db.execute(sa.text("select id from staff_sessions"))).all()
+    # Half a sign-in names the problem.
+    for half in ({"login": "wang.fang"}, {"password": PASSWORD},
+                 {"login": "wang.fang", "password": PASSWORD, "token": ADMIN_TOKEN}):
+        assert_error(await call(client, "POST", f"{API}/session", json=half), 422, "invalid")
+
+
+async def test_a_disabled_account_s_open_session_is_refused_at_its_next_request(
+    client: TestClient
+) -> None:
+    await add_account(client)
+    csrf = (await sign_in_with(client, "wang.fang")).json["csrf_token"]
+    assert (await call(client, "GET", f"{API}/courts")).status == 200
+    await client.server.app[STAFF_ACCOUNTS].disable("wang.fang", "clerk:test")
+    assert_error(await call(client, "GET", f"{API}/courts"), 401, "session_expired")
+    assert_error(await call(client, "POST", f"{API}/courts", json={"name": "停用之后"},
+                            headers={"X-CSRF-Token": csrf}), 401, "session_expired")
+    ended = await call(client, "GET", f"{API}/session")
+    assert ended.json["signed_in"] is False and ended.json["ended"] is True
+    # Nor can it sign in again, with the right password.
+    assert_error(await sign_in_with(client, "wang.fang"), 401, "unauthorized")
+    [refused] = await audited(client, "staff.sign_in_refused")
+    assert refused.data["reason"] == "account disabled"
+
+
+async def test_signing_out_everywhere_ends_every_session_of_the_account_only(
+    client: TestClient
+) -> None:
+    await add_account(client)
+    await add_account(client, "li.ming", "李明", (StaffRole.CLERK,))
+    browsers = []
+    for _ in range(3):
+        client.session.cookie_jar.clear()
+        csrf = (await sign_in_with(client, "wang.fang")).json["csrf_token"]
+        browsers.append({"Cookie": f"{STAFF_COOKIE}={cookie(client)}", "X-CSRF-Token": csrf})
+    client.session.cookie_jar.clear()
+    await sign_in_with(client, "li.ming")
+    someone_else = {"Cookie": f"{STAFF_COOKIE}={cookie(client)}"}
+    client.session.cookie_jar.clear()
+
+    forged = {**browsers[0], "X-CSRF-Token": "forged"}
+    assert_error(await call(client, "DELETE", f"{API}/session/everywhere", headers=forged),
+                 403, "csrf")
+    out = await call(client, "DELETE", f"{API}/session/everywhere", headers=browsers[1])
+    assert out.status == 204, out.text
+    assert f"{STAFF_COOKIE}=\"\"" in out.headers["Set-Cookie"]
+    for headers in browsers:
+        assert_error(await call(client, "GET", f"{API}/courts", headers=headers), 401,
+                     "session_expired")
+    assert (await call(client, "GET", f"{API}/courts", headers=someone_else)).status == 200
+    [event] = await audited(client, "staff.signed_out_everywhere")
+    assert event.data["sessions_ended"] == 3
+    assert_error(await call(client, "DELETE", f"{API}/session/everywhere"), 401,
+                 "unauthorized")
+
+
+async def test_the_admin_token_signs_in_only_until_an_administrator_exists(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """The token sets the server up; once an administrator has an account, people sign in
+    with theirs. As a bearer (integrations) it still works."""
+    await add_account(client)  # a judge is not an administrator
+    assert (await sign_in(client)).json["account"] is None
+    client.session.cookie_jar.clear()
+    await add_account(client, "root", "管理员", (StaffRole.ADMINISTRATOR,))
+    refused = await call(client, "POST", f"{API}/session", json={"token": ADMIN_TOKEN})
+    assert_error(refused, 403, "token_sign_in_off")
+    assert not [m for m in client.session.cookie_jar if m.key == STAFF_COOKIE]
+    assert (await call(client, "GET", f"{API}/courts", headers=admin)).status == 200
+    assert (await sign_in_with(client, "root")).status == 201
+    # A disabled administrator is none: the token opens the server again, to repair it.
+    await client.server.app[STAFF_ACCOUNTS].disable("root", "clerk:test")
+    client.session.cookie_jar.clear()
+    assert (await sign_in(client)).status == 201

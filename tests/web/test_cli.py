@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import io
 import json
 import os
 import queue
@@ -39,6 +40,16 @@ def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def http(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8")
+
+
+def post_json(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             return resp.status, resp.read().decode("utf-8")
@@ -107,7 +118,8 @@ def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) 
         assert set(links) == {"judge", "defendant", "lawyer"}, out
         assert len(set(links.values())) == 3
         device_key = re.search(r"device key: (\S+)  \(kiosk: (\S+)\)$", out, re.MULTILINE)
-        clerk = re.search(r"^Staff sign-in / API token \((.*)\): (\S+)$", out, re.MULTILINE)
+        clerk = re.search(r"^API token \(bearer, for integrations; (.*)\): (\S+)$", out,
+                          re.MULTILINE)
         assert device_key and clerk, out
         token = clerk.group(2)
         assert "generated" in clerk.group(1)
@@ -132,6 +144,20 @@ def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) 
         assert hearings["total"] == 1 and hearings["items"][0]["title"] == DEMO_TITLE
         status, _ = http(f"{base}/api/v1/hearings", {"Authorization": f"Bearer {token}x"})
         assert status == 401
+
+        # The first administrator, created at setup, and the demo's staff sign in with the
+        # passwords printed; the admin token no longer opens a session.
+        first = re.search(r"^Staff sign-in: login (\S+) password (\S+)  \(the first "
+                          r"administrator", out, re.MULTILINE)
+        staff = {role: (login, password) for role, login, password in re.findall(
+            r"^\s+staff (\w+)\s+\S+\s+login (\S+)  password (\S+)", out, re.MULTILINE)}
+        assert first and set(staff) == {"judge", "clerk", "supervisor"}, out
+        for login, password in (first.groups(), *staff.values()):
+            status, text = post_json(f"{base}/api/v1/session",
+                                     {"login": login, "password": password})
+            assert status == 201 and json.loads(text)["account"]["login"] == login, text
+        status, text = post_json(f"{base}/api/v1/session", {"token": token})
+        assert status == 403 and "token_sign_in_off" in text, text
 
         status, text = http(f"{base}/api/v1/terminal/assignment",
                             {"Authorization": f"Device {device_key.group(1)}"})
@@ -210,7 +236,7 @@ def test_a_killed_server_keeps_its_recording_and_recovers_it_at_start(tmp_path: 
     data_dir = tmp_path / "var"
     proc, out = start_server(data_dir, port, "--seed-demo")
     judge_token = re.search(r"judge\s+\S+\s+\S+/join/(\S+)", out)
-    admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
+    admin_token = re.search(r"^API token \([^)]*\): (\S+)", out, re.MULTILINE)
     assert judge_token and admin_token, out
     admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
     hearing_id, recorded = asyncio.run(record_then_kill(proc, base, judge_token.group(1), 6.0))
@@ -343,7 +369,7 @@ def test_a_closed_hearing_verifies_and_a_rewritten_chain_does_not(tmp_path: Path
     data_dir = tmp_path / "var"
     proc, out = start_server(data_dir, port, "--seed-demo")
     tokens = dict(re.findall(r"^\s+(judge|lawyer)\s+\S+\s+\S+/join/(\S+)$", out, re.MULTILINE))
-    admin_token = re.search(r"Staff sign-in / API token \([^)]*\): (\S+)", out)
+    admin_token = re.search(r"^API token \([^)]*\): (\S+)", out, re.MULTILINE)
     assert set(tokens) == {"judge", "lawyer"} and admin_token, out
     admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
     try:
@@ -377,7 +403,7 @@ def test_a_closed_hearing_verifies_and_a_rewritten_chain_does_not(tmp_path: Path
         db = Database(f"sqlite+aiosqlite:///{data_dir / 'tingshen.db'}")
         try:
             registry = Registry(db)
-            events, _ = await registry.audit_events(AuditQuery(limit=5))
+            events, _ = await registry.audit_events(AuditQuery(limit=50))
             target = next(e for e in events if e.action == "participant.added")
             await rechain(registry, target.seq, {**target.data, "name": "Someone Else"})
             assert (await registry.verify_audit()).ok  # the chain alone no longer tells
@@ -423,3 +449,82 @@ def test_a_signing_key_that_cannot_be_read_stops_start_up_with_one_clear_line(
     assert "cannot start" in result.stderr and f"{junk} is not a PEM private key" in result.stderr
     assert "Traceback" not in result.stderr
     assert junk.read_text() == "not a key\n"  # never replaced: it may be the court's key
+
+
+# -- staff accounts: tingshen user ... (issue 19) -----------------------------------------------
+
+class Terminal(io.StringIO):
+    """stdin as a person at a terminal: the password is typed at getpass's prompt."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_user_add_passwd_and_disable_read_passwords_never_from_argv(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from courtrooms.accounts import StaffAccounts
+    from courtrooms.database import Database
+    from courtrooms.errors import SignInRefused
+    from web.cli import main
+
+    monkeypatch.setenv("TINGSHEN_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("TINGSHEN_DATABASE_URL", database_url)
+
+    def run(*argv: str, stdin: str = "", typed: list[str] | None = None) -> tuple[int, str]:
+        if typed is not None:
+            answers = iter(typed)
+            monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+            monkeypatch.setattr("sys.stdin", Terminal(""))
+        else:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    court = "上海市第一中级人民法院"
+    password = "审判员的密码 0123"
+    # Piped on stdin (a script), the first line is the password.
+    code, out = run("user", "add", "wang.fang", "--name", "王芳", "--role", "judge",
+                    "--role", "supervisor", stdin=f"{password}\nignored\n")
+    assert code == 0 and "wang.fang added: 王芳, judge, supervisor" in out, out
+    assert password not in out
+    for argv, stdin, problem in (
+        (("add", "WANG.FANG", "--name", "又一个", "--role", "clerk"), password,
+         "exists already"),
+        (("add", "li.ming", "--name", "李明", "--role", "clerk"), "short", "10 to 256"),
+        (("add", "li.ming", "--name", "李明", "--role", "clerk"), "", "no password on stdin"),
+        (("add", "li.ming", "--name", "李明", "--role", "clerk", "--court", court), password,
+         "does not exist"),
+        (("add", "李明", "--name", "李明", "--role", "clerk"), password, "login"),
+        (("passwd", "nobody"), password, "does not exist"),
+    ):
+        code, out = run("user", *argv, stdin=stdin)
+        assert code != 0 and problem in out and "Traceback" not in out, (argv, out)
+    with pytest.raises(SystemExit):
+        run("user", "add", "li.ming", "--name", "李明", "--role", "bailiff", stdin=password)
+
+    # At a terminal: typed twice, and the two must agree.
+    code, out = run("user", "passwd", "wang.fang", typed=["新的密码 456789", "新的密码 456780"])
+    assert code == 1 and "differ" in out
+    code, out = run("user", "passwd", "wang.fang", typed=["新的密码 456789"] * 2)
+    assert code == 0 and "password of wang.fang changed" in out, out
+
+    async def check(login: str, given: str) -> bool:
+        db = Database(database_url)
+        try:
+            await StaffAccounts(db).authenticate(login, given)
+            return True
+        except SignInRefused:
+            return False
+        finally:
+            await db.aclose()
+
+    assert asyncio.run(check("wang.fang", "新的密码 456789"))
+    assert not asyncio.run(check("wang.fang", password))
+    code, out = run("user", "disable", "wang.fang")
+    assert code == 0 and "wang.fang disabled" in out
+    assert not asyncio.run(check("wang.fang", "新的密码 456789"))
+    code, out = run("user", "list")
+    assert code == 0 and re.search(r"^wang\.fang\s+王芳\s+judge,supervisor\s+disabled$", out,
+                                   re.MULTILINE), out

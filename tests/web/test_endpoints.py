@@ -62,7 +62,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     open_routes = {label(e) for e in api.endpoints if e.auth == "none"}
     assert "GET /openapi.json" in open_routes
     assert open_routes <= {"GET /openapi.json", "GET /vocabulary", "GET /join/{token}",
-                           "POST /session", "GET /session", "DELETE /session"}
+                           "POST /session", "GET /session", "DELETE /session",
+                           "DELETE /session/everywhere"}
     # Every route that takes a participant's token names the hearing it is checked against.
     assert HEARING_ROUTES and all("{id}" in e.path for e in HEARING_ROUTES)
     assert {label(e) for e in api.endpoints if e.roles} == {

@@ -228,6 +228,11 @@ async def test_responses_match_the_documented_statuses_and_schemas(
     session = await check(ep("POST", "/session"), body={"token": ADMIN_TOKEN}, headers={})
     await check(ep("GET", "/session"), headers={})
     await check(ep("DELETE", "/session"), headers={"X-CSRF-Token": session["csrf_token"]})
+    await check(ep("POST", "/session"), body={"login": "nobody", "password": "wrong"},
+                headers={})
+    session = await check(ep("POST", "/session"), body={"token": ADMIN_TOKEN}, headers={})
+    await check(ep("DELETE", "/session/everywhere"),
+                headers={"X-CSRF-Token": session["csrf_token"]})
     client.session.cookie_jar.clear()
 
     statuses = {status for _m, _p, status in checked}
