@@ -133,8 +133,10 @@ async def open_staff_page(pages: Pages, url: str, name: str,
     return await pages.open(url, name, timezone_id=timezone_id, locale="zh-CN")
 
 
-async def staff_sign_in(page: Page, token: str) -> None:
-    """Sign in on a staff page's form; returns once the page shows its data."""
-    await page.locator("#signin-token").fill(token)
+async def staff_sign_in(page: Page, secret: str, login: str = "") -> None:
+    """Sign in on a staff page's form with an account's `login` and password (`secret`), or
+    with the admin token as `secret` and no login; returns once the page shows its data."""
+    await page.locator("#signin-login").fill(login)
+    await page.locator("#signin-password").fill(secret)
     await page.locator("#signin-form button[type=submit]").click()
     await page.locator("#app").wait_for(state="visible")

@@ -126,7 +126,7 @@ async def test_clerk_creates_a_hearing_sees_it_on_the_calendar_and_conflicts_bef
     # Signed out, the page asks for the token; a wrong one is refused with a clear message.
     await page.locator("#signin-form").wait_for()
     assert await page.locator("#app").is_hidden()
-    await page.locator("#signin-token").fill("not-the-token")
+    await page.locator("#signin-password").fill("not-the-token")
     await page.locator("#signin-form button[type=submit]").click()
     await page.get_by_text("令牌不正确").wait_for(timeout=WAIT_MS)
     await staff_sign_in(page, ADMIN_TOKEN)

@@ -99,9 +99,9 @@ async def test_staff_pages_are_shells_under_the_csp_with_the_nav(
         # The shared nav marks where the reader is; the sign-in form is there, hidden.
         assert shell.current == [path], (path, shell.current)
         assert "hidden" not in shell.ids["staff-nav"]
-        for ident in ("signin-form", "signin-token", "app", "page-status"):
+        for ident in ("signin-form", "signin-login", "signin-password", "app", "page-status"):
             assert ident in shell.ids, (path, ident)
-        assert shell.ids["signin-token"]["type"] == "password"
+        assert shell.ids["signin-password"]["type"] == "password"
         assert "hidden" in shell.ids["app"], "the page waits for a sign-in before showing data"
 
 

@@ -67,7 +67,7 @@ export function debounce(fn, ms) {
 
 // Who this page acts as: a staff session (its cookie is the server's; the page holds only the
 // CSRF token it must send with changes), or a participant's join token (review only).
-export const session = { kind: null, token: null, csrf: null };
+export const session = { kind: null, token: null, csrf: null, account: null };
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -204,6 +204,7 @@ function showApp(show) {
   $("app").hidden = !show;
   $("signin").hidden = show;
   $("sign-out").hidden = !show || session.kind !== "admin";
+  $("sign-out-everywhere").hidden = !show || session.kind !== "admin" || !session.account;
   const who = $("signed-in-as");
   who.dataset.kind = show ? session.kind || "" : "";
   renderWho();
@@ -212,7 +213,9 @@ function showApp(show) {
 function renderWho() {
   const who = $("signed-in-as");
   if (!who) return;
-  who.textContent = who.dataset.kind === "admin" ? t("已登录：法院管理员")
+  const account = who.dataset.kind === "admin" && session.account;
+  who.textContent = account ? t("已登录：{name}", { name: account.name })
+    : who.dataset.kind === "admin" ? t("已登录：法院管理员")
     : who.dataset.kind === "participant" ? t("通过庭审链接访问") : "";
 }
 
@@ -221,9 +224,8 @@ function showSignIn(message = "") {
   const msg = $("signin-message");
   msg.textContent = message;
   msg.hidden = !message;
-  const input = $("signin-token");
-  input.value = "";
-  input.focus();
+  $("signin-password").value = "";
+  $("signin-login").focus();
 }
 
 function signedOut(error) {
@@ -231,37 +233,45 @@ function signedOut(error) {
   session.kind = null;
   session.token = null;
   session.csrf = null;
+  session.account = null;
   if (participant && participantStorage) {
     try { sessionStorage.removeItem(participantStorage); } catch { /* nothing kept */ }
   }
   showSignIn(participant
-    ? t("此回看链接无效、已被撤销或无权查看。法院工作人员可使用管理令牌登录。")
+    ? t("此回看链接无效、已被撤销或无权查看。法院工作人员可使用账号登录。")
     : t("令牌无效或登录已失效，请重新登录。"));
   if (error) error.handled = true;
 }
 
 async function signIn(event) {
   event.preventDefault();
-  const token = $("signin-token").value.trim();
+  // With a login: the account's password. Without: the admin token, which signs in only
+  // while the server has no administrator account yet (its setup).
+  const login = $("signin-login").value.trim();
+  const password = $("signin-password").value;
   const msg = $("signin-message");
-  if (!token) return;
+  if (!password.trim()) return;
   const button = event.submitter || $("signin-form").querySelector("button");
   button.disabled = true;
   msg.textContent = t("正在验证……");
   msg.hidden = false;
   session.kind = null;
   session.token = null;
-  const signed = await call("/session", { method: "POST", body: { token } }).catch((e) => e);
+  const body = login ? { login, password } : { token: password.trim() };
+  const signed = await call("/session", { method: "POST", body }).catch((e) => e);
   button.disabled = false;
   if (signed instanceof ApiError) {
-    msg.textContent = signed.status === 401 ? t("令牌不正确，请核对后重试。")
+    msg.textContent = signed.status === 401
+      ? (login ? t("登录名或密码不正确，请核对后重试。") : t("令牌不正确，请核对后重试。"))
+      : signed.code === "token_sign_in_off" ? t("本服务器已有管理员账号：请填写登录名，使用您的账号登录。")
       : signed.status === 429 ? t("尝试次数过多，请一分钟后再试。") : errorText(signed);
-    $("signin-token").select();
+    $("signin-password").select();
     return;
   }
-  $("signin-token").value = "";
+  $("signin-password").value = "";
   session.kind = "admin";
   session.csrf = signed.csrf_token;
+  session.account = signed.account;
   showApp(true);
   run();
 }
@@ -273,6 +283,7 @@ async function resumeSession() {
   if (!current.signed_in) return new ApiError(401, current.ended ? "session_expired" : "unauthorized", "");
   session.kind = "admin";
   session.csrf = current.csrf_token;
+  session.account = current.account;
   return null;
 }
 
@@ -305,7 +316,19 @@ export async function startStaffPage({ init = () => {}, reload, participantKey =
       await call("/session", { method: "DELETE" }).catch(() => null);
       session.kind = null;
       session.csrf = null;
+      session.account = null;
       showSignIn(t("已退出登录。"));
+    });
+    $("sign-out-everywhere").addEventListener("click", async () => {
+      const out = await call("/session/everywhere", { method: "DELETE" }).catch((e) => e);
+      if (out instanceof ApiError && out.status !== 401) {
+        showStatus(errorText(out), "error");
+        return;
+      }
+      session.kind = null;
+      session.csrf = null;
+      session.account = null;
+      showSignIn(t("已在所有设备上退出登录。"));
     });
     window.addEventListener("langchange", renderWho);
     init();
