@@ -101,12 +101,12 @@ class SpeechTrack(AudioStreamTrack):
 
 
 class TestCard(VideoStreamTrack):
-    """A camera for tests: a still 320x240 picture at 30 fps. Enough for every check on
-    video (frames counted, keyframes, recorded and composited), at a quarter of the pixels
-    of aiortc's 640x480 default: a suite with hundreds of these peers encodes and decodes
-    every frame on two cores."""
+    """A camera for tests: aiortc's still 640x480 picture at 30 fps, its planes made once.
+    (At 320x240 a defendant decoding behind 15 % loss on a busy machine stopped receiving
+    video altogether (tests/signaling/test_network_faults.py): not understood yet, noted in
+    issue 16; the size stays that of aiortc's own test track.)"""
 
-    WIDTH, HEIGHT = 320, 240
+    WIDTH, HEIGHT = 640, 480
 
     def __init__(self) -> None:
         super().__init__()

@@ -360,7 +360,12 @@ async def test_a_failing_record_does_not_leave_the_recordings_unsealed(
     listing = await recordings_of(client, hearing, admin)
     files = [f for f in listing["items"] if f["kind"] == "participant"]
     assert files and all(f["status"] == "complete" for f in files), files
-    actions = {e["action"] for e in await audit_actions(client, hearing, admin)}
+    # The record is sealed (or its failure audited) after the recordings: wait for either.
+    deadline = time.monotonic() + 30
+    while not ({"transcript.sealed", "hearing.sealing_failed"} & (actions := {
+            e["action"] for e in await audit_actions(client, hearing, admin)})):
+        assert time.monotonic() < deadline, actions
+        await asyncio.sleep(0.2)
     assert ("transcript.sealed" in actions) == (failing == "drain")
     assert ("hearing.sealing_failed" in actions) == (failing == "seal")
     assert client.server.app[HUB].composites.status(uuid.UUID(hearing.id)).state != "idle"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
@@ -86,8 +87,11 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
         return " ".join(m["text"] for m in finals())
 
     # On a busy machine the record runs behind the speech: wait for it, not for a time.
-    await judge.wait_for(lambda: time.time() > said_until + 3
-                         and in_order(words(OPENING), words(heard())) >= 0.7, within=90)
+    with contextlib.suppress(TimeoutError):
+        await judge.wait_for(lambda: time.time() > said_until + 3
+                             and in_order(words(OPENING), words(heard())) >= 0.7, within=90)
+    assert in_order(words(OPENING), words(heard())) >= 0.7, [
+        (m["start"], m["end"], m["text"]) for m in finals()]
     captions = [m for m in judge.messages if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id for m in captions), captions
     # Partial captions are best effort (skipped when the recognizer is behind; their rate is
@@ -352,7 +356,7 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
                                                      for li in lines])
         await asyncio.sleep(1.0)
     assert not alerts(judge, "record_stopped")
-    await judge.wait_for(lambda: bool(alerts(judge, "record_caught_up")), within=30)
+    await judge.wait_for(lambda: bool(alerts(judge, "record_caught_up")), within=90)
     assert all(not li["recovered"] for li in lines)
 
 

@@ -4,6 +4,8 @@ sent out again or released; each step is in the audit."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
@@ -85,6 +87,12 @@ async def test_a_witness_waits_outside_testifies_without_the_earlier_record_and_
     actions = [e["action"] for e in await audit_actions(client, hearing, admin)]
     for action in ("participant.admitted", "witness.sent_out", "witness.released"):
         assert action in actions, actions
-    r = await client.get(f"/api/v1/hearings/{hearing.id}/attendance", headers=admin)
-    [chen] = [a for a in (await r.json())["items"] if a["name"] == "Witness Chen"]
+    # The departure is logged on its own time (after the socket closed): wait for it.
+    deadline = time.monotonic() + 20
+    while True:
+        r = await client.get(f"/api/v1/hearings/{hearing.id}/attendance", headers=admin)
+        [chen] = [a for a in (await r.json())["items"] if a["name"] == "Witness Chen"]
+        if chen["absences"][-1]["cause"] == "released" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert chen["absences"][-1]["cause"] == "released" and not chen["absences"][-1]["walk_out"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json as jsonlib
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -261,6 +263,19 @@ class DatabaseState:
             ).first()
         return Snapshot(tables, (int(head[0]), str(head[1])) if head else None)
 
+    async def settled(self, within: float = 15.0) -> Snapshot:
+        """A snapshot once what is being written has been written: two alike in a row (a join
+        audits its arrival after the welcome, on its own time)."""
+        deadline = time.monotonic() + within
+        last = await self.snapshot()
+        while True:
+            await asyncio.sleep(0.3)
+            now = await self.snapshot()
+            if now == last:
+                return now
+            assert time.monotonic() < deadline, "the database never settled"
+            last = now
+
     async def baseline(self) -> Snapshot:
         """The first snapshot taken through this fixture: for tests that must change nothing."""
         if self._baseline is None:
@@ -270,7 +285,9 @@ class DatabaseState:
     async def assert_unchanged(self, before: Snapshot, what: str = "") -> None:
         after = await self.snapshot()
         assert after.audit_head == before.audit_head, f"audit chain grew: {what}"
-        assert after.counts == before.counts, f"row counts changed: {what}"
+        grew = {n: (c, after.counts.get(n)) for n, c in before.counts.items()
+                if after.counts.get(n) != c}
+        assert not grew, f"row counts changed (before, after): {grew}: {what}"
         changed = [n for n in before.tables if before.tables[n] != after.tables.get(n)]
         assert not changed, f"rows of {changed} changed: {what}"
 

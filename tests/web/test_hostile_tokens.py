@@ -485,7 +485,7 @@ async def test_a_judge_commands_nobody_of_another_hearing(
     await other.join(party_b["token"])
     await judge_a.next_message("welcome")
     await other.next_message("welcome")
-    before = await db_state.snapshot()
+    before = await db_state.settled()
     for action in ("admit", "remove", "mute", "unmute", "permit_review", "revoke_review",
                    "grant_consultation", "deny_consultation", "end_consultation"):
         for target in (party_b["id"], court.other_judge_token[:64], str(uuid.uuid4())):
