@@ -14,7 +14,11 @@ host candidates on every interface but loopback and on random ports, with no set
   on the sender's wall clock for recording;
 - reports what a subscriber says of its downlink (receiver reports' loss and round trip),
   and lets the server hold a packet to a subscriber before it is encrypted and sent (pacing);
-- restricts host candidates to configured addresses and UDP ports to a configured range.
+- restricts host candidates to configured addresses and UDP ports to a configured range;
+- keeps ICE consent (RFC 7675) for as long as the peer answers within 30 s, however late each
+  answer: aioice gives each consent check one try of 0.5 s and drops the connection after six
+  misses, so a peer (or this process) a second behind on its socket lost every connection 30 s
+  after it was made, media flowing all along.
 
 Every access is checked at import time so that an incompatible aiortc fails loudly, at once.
 """
@@ -26,10 +30,13 @@ import contextvars
 import errno
 import inspect
 import itertools
+import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 import aiortc
 import aiortc.rtcrtpreceiver as _receiver_module
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
@@ -61,6 +68,10 @@ for _owner, _name in (
     (RTCRtpSender, "_handle_rtcp_packet"),
     (RTCDtlsTransport, "_send_rtp"),
     (aioice.ice, "get_host_addresses"),
+    (aioice.ice, "CONSENT_INTERVAL"),
+    (aioice.ice, "CONSENT_FAILURES"),
+    (aioice.ice.Connection, "query_consent"),
+    (aioice.ice.Connection, "build_request"),
 ):
     if not hasattr(_owner, _name):
         raise UnsupportedAiortc(f"aiortc/aioice no longer has {_name}")
@@ -72,6 +83,12 @@ if not all(f"self.{name} = " in inspect.getsource(RTCRtpSender)
 if not hasattr(_receiver_module.TimestampMapper(), "_origin"):
     raise UnsupportedAiortc("aiortc's TimestampMapper no longer keeps _origin")
 
+if "self._nominated" not in inspect.getsource(aioice.ice.Connection):
+    raise UnsupportedAiortc("aioice's Connection no longer keeps _nominated")
+if "self._connection = " not in inspect.getsource(aiortc.RTCIceTransport):
+    raise UnsupportedAiortc("aiortc's RTCIceTransport no longer keeps _connection")
+
+log = logging.getLogger(__name__)
 EncodedFrameCallback = Callable[[str, JitterFrame], None]
 
 
@@ -341,3 +358,61 @@ class UdpPortRange:
             vars(self._loop).pop("create_datagram_endpoint", None)
             self._loop = None
 
+
+
+# -- ICE: consent freshness -------------------------------------------------------------------
+
+# A consent check's STUN transaction is sent at 0, 0.5, 1.5 and 3.5 s and ends at 7.5 s: an
+# answer up to that late still counts.
+CONSENT_RETRANSMISSIONS = 3
+_CONSENT_EXPIRED = "_tingshen_consent_expired"
+
+
+def consent_expired(pc: aiortc.RTCPeerConnection) -> bool:
+    """Whether `pc` lost its ICE consent (aiortc then closes the connection: it never says
+    failed)."""
+    return any(
+        getattr(t.sender.transport.transport._connection, _CONSENT_EXPIRED, False)
+        for t in pc.getTransceivers() if t.sender.transport is not None
+    )
+
+
+async def _query_consent(self: aioice.ice.Connection) -> None:
+    """RFC 7675: a check every 4-6 s; consent expires when no check has been answered for
+    30 s (aioice's interval times its failure count), however late each answer came."""
+    assert self.remote_password is not None
+    key = self.remote_password.encode("utf8")
+    interval = aioice.ice.CONSENT_INTERVAL
+    expiry = interval * aioice.ice.CONSENT_FAILURES
+    loop = asyncio.get_running_loop()
+    answered = loop.time()
+    checks: set[asyncio.Task[None]] = set()
+
+    async def check(pair: Any, request: Any) -> None:
+        nonlocal answered
+        try:
+            await pair.protocol.request(request, pair.remote_addr, integrity_key=key,
+                                        retransmissions=CONSENT_RETRANSMISSIONS)
+        except (aioice.stun.TransactionError, ConnectionError):
+            return  # no answer, or the connection closed meanwhile
+        answered = loop.time()
+
+    try:
+        while True:
+            await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+            if loop.time() - answered > expiry:
+                log.info("ICE consent expired: no check answered for %.0f s", expiry)
+                setattr(self, _CONSENT_EXPIRED, True)
+                self._query_consent_task = None
+                await self.close()
+                return
+            for pair in self._nominated.values():
+                task = asyncio.create_task(check(pair, self.build_request(pair, nominate=False)))
+                checks.add(task)
+                task.add_done_callback(checks.discard)
+    finally:
+        for task in checks:
+            task.cancel()
+
+
+aioice.ice.Connection.query_consent = _query_consent  # type: ignore[method-assign]

@@ -31,6 +31,7 @@ from media.aiortc_adapter import (
     DROP,
     PADDING_BYTES,
     capture_encoded,
+    consent_expired,
     hook_sends,
     is_padding,
     on_keyframe_request,
@@ -58,6 +59,13 @@ FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx"
 ANSWER_TIMEOUT_S = 20.0
 # Each remote candidate is kept and checked for the connection's life; a browser sends a few.
 MAX_REMOTE_CANDIDATES = 64
+# Why a connection failed, as the participant is told (`media_failed`).
+FAILURES = {
+    "ice": "no media path to the server, or the server's checks on it went unanswered for "
+           "30 s (a firewall, a network change, a link that stopped)",
+    "dtls": "the media encryption handshake (DTLS) with the server failed",
+    "no_answer": f"no answer to the server's offer within {ANSWER_TIMEOUT_S:.0f} s",
+}
 # The digests aiortc checks a peer's DTLS certificate with, and their sizes in bytes.
 FINGERPRINT_BYTES = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 
@@ -164,6 +172,9 @@ class ParticipantPeer:
         self._negotiation: asyncio.Task[None] | None = None
         self._renegotiate = False
         self._candidates = 0
+        # Why the connection failed, once it has: a key of `FAILURES`.
+        self.failure: str | None = None
+        self._closing = False
 
     @property
     def pc(self) -> RTCPeerConnection:
@@ -190,7 +201,15 @@ class ParticipantPeer:
             self.audio_tap.start()
 
     def _on_connection_state(self) -> None:
-        self.events.connection_state_changed(self.pc.connectionState)
+        state = self.pc.connectionState
+        if state == "closed" and not self._closing and consent_expired(self.pc):
+            # aiortc closes, never fails, a connection whose ICE consent expired (its sockets
+            # close under DTLS first): lost, though nobody closed it.
+            state = "failed"
+            self.failure = self.failure or "ice"
+        elif state == "failed" and self.failure is None:
+            self.failure = "ice" if self.pc.iceConnectionState == "failed" else "dtls"
+        self.events.connection_state_changed(state)
 
     def _on_track(self, track: Any) -> None:
         receiver = next(
@@ -373,6 +392,7 @@ class ParticipantPeer:
                 await asyncio.wait_for(self._answer, ANSWER_TIMEOUT_S)
             except TimeoutError:
                 log.warning("participant %s did not answer the offer", self.participant_id)
+                self.failure = "no_answer"
                 self.events.connection_state_changed("failed")
                 return
             finally:
@@ -450,6 +470,7 @@ class ParticipantPeer:
         }
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._prober is not None:
             self._prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,7 +18,7 @@ from courtrooms.errors import AccessDenied, HearingFinished
 from courtrooms.invitations import JoinGrant
 from courtrooms.models import CONSULTING_ROLES, COUNSEL_ROLES, Location, Participant
 from media.errors import NegotiationError
-from media.peer import SlotInfo
+from media.peer import FAILURES, SlotInfo
 from signaling.cluster import CLOSE_CLUSTER_UNAVAILABLE, CLOSE_HOLDER_LOST, RelayedSocket
 from signaling.errors import Forbidden, NotAdmitted, SignalingError
 from signaling.hearing import LiveHearing
@@ -180,8 +180,14 @@ class ParticipantSession:
         self.send({"type": "slots", "slots": [s.__dict__ for s in slots]})
 
     def connection_state_changed(self, state: str) -> None:
-        if self.live is not None:
-            self._spawn(self.live.connection_state(self.participant_id, state))
+        if self.live is None:
+            return
+        peer = self.live.peer(self.participant_id)
+        if state == "failed" and peer is not None and peer.failure is not None:
+            # Told why; `media_restart` (as the page sends on a failed connection) retries.
+            self.send({"type": "media_failed", "reason": peer.failure,
+                       "message": FAILURES[peer.failure] + "; send media_restart to retry"})
+        self._spawn(self.live.connection_state(self.participant_id, state))
 
     # -- tasks ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -136,6 +137,45 @@ async def test_media_clients_answer_offers_and_receive_frames(
     assert report.errors == {} and report.disconnections == {}
     await eventually(lambda: not hub.connections and not hub.hearings)
     assert await hearing_states(server, run.hearing_ids) == {"cancelled"}
+
+
+@sqlite_only
+async def test_a_media_client_told_its_connection_failed_connects_again(
+    server: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Consent checks every ~1 s: a connection whose checks go unanswered is lost after 6 s.
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 1)
+    async with LoadRun(plan(server, hearings=1, participants=2, media=True)) as run:
+        await run.schedule()
+        await run.join()
+        first, second = run.clients
+        assert first.peer is not None and second.peer is not None
+        await eventually(lambda: run.tally.frames["video"] > 10, 20)
+        # The first client's link stops, its WebSocket still up.
+        lost_pc = first.peer.pc
+        assert lost_pc is not None
+        pairs = [pair for t in lost_pc.getTransceivers() if t.sender.transport is not None
+                 for pair in t.sender.transport.transport._connection._nominated.values()]
+        sockets = {id(pair.protocol) for pair in pairs}
+        addresses = {(pair.local_candidate.host, pair.local_candidate.port) for pair in pairs}
+        original = aioice.ice.StunProtocol.datagram_received
+
+        def cut(self: Any, data: bytes, addr: tuple[str, int]) -> None:
+            if id(self) not in sockets and addr not in addresses:
+                original(self, data, addr)
+
+        monkeypatch.setattr(aioice.ice.StunProtocol, "datagram_received", cut)
+        await eventually(lambda: run.tally.media_failures["ice"] == 1, 20)
+        monkeypatch.setattr(aioice.ice.StunProtocol, "datagram_received", original)
+        # Retried at once: a new connection, and media both ways again.
+        frames = run.tally.frames["audio"]
+        await eventually(lambda: first.peer is not None and first.peer.pc is not lost_pc
+                         and first.peer.connected and run.tally.frames["audio"] > frames + 100,
+                         20)
+        report = await run.finish()
+
+    assert report.media_failures == {"ice": 1} and report.peers_connected == 2
+    assert report.errors == {} and report.disconnections == {}
 
 
 @sqlite_only

@@ -50,6 +50,8 @@ class Tally:
     in_flight: int = 0  # pings not yet answered by held clients
     all_answered: asyncio.Event = field(default_factory=asyncio.Event)
     offers: int = 0
+    # The server's `media_failed`, by reason; each answered with a `media_restart`.
+    media_failures: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)
     captions: int = 0
     lag_s: float = 0.0
@@ -207,6 +209,12 @@ class LoadClient:
             answer = await self.peer.answer(str(data["sdp"]))
             self._tally.offers += 1
             await self._send({"type": "answer", "sdp": answer})
+        elif kind == "media_failed":
+            # As the page does: a new peer connection, same seat (the server offers again).
+            self._tally.media_failures[str(data.get("reason"))] += 1
+            if self.peer is not None:
+                await self.peer.aclose()
+            await self._send({"type": "media_restart"})
         elif kind == "caption" and data.get("final"):
             self._tally.captions += 1
         elif kind == "transcription":

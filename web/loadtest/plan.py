@@ -109,6 +109,8 @@ class LoadReport:
     pong: Spread = field(default_factory=lambda: Spread.of([]))
     offers_answered: int = 0
     peers_connected: int = 0
+    # Connections the server said failed (`media_failed`, by reason), each retried.
+    media_failures: dict[str, int] = field(default_factory=dict)
     frames_received: dict[str, int] = field(default_factory=dict)
     # While held: frames a second on each received slot that carries someone (sent: audio
     # 1000 / AUDIO_FRAME_MS, video VIDEO_FPS); below that, media was lost or late.
@@ -152,6 +154,8 @@ class LoadReport:
             lines.append(f"  media: {self.offers_answered} offers answered, "
                          f"{self.peers_connected} peers connected, frames received "
                          f"{counts(self.frames_received)}")
+            lines.append(f"  media connections failed and retried: "
+                         f"{counts(self.media_failures)}")
             rates = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(self.frame_rates.items()))
             lines.append(f"  frames per received track while held: {rates or 'none'} (sent: "
                          f"audio {1000 // AUDIO_FRAME_MS}/s, video {VIDEO_FPS}/s)")

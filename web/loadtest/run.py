@@ -273,6 +273,7 @@ class LoadRun:
         report.pings, report.pongs = tally.pings, len(tally.pong_s)
         report.pong = Spread.of(tally.pong_s)
         report.offers_answered = tally.offers
+        report.media_failures = dict(tally.media_failures)
         report.frames_received = dict(tally.frames)
         report.captions_received = tally.captions
         report.max_recognizer_lag_s = round(tally.lag_s, 2)
