@@ -274,7 +274,7 @@ async def test_a_consultation_stays_private_after_the_holder_is_killed(cluster: 
             assert cluster.holder(hearing_id) not in (None, holder)
             # The seats still say so, on every screen, and the routing follows the seats.
             for c in clients.values():
-                await c.wait_for(lambda c=c: consulting(c), 30)
+                await c.wait_for(lambda c=c: consulting(c), 60)
             await lawyer.wait_for(lambda: lawyer.frames_from(ids["defendant"], "audio") > 30,
                                   30)
             # The take-up interrupted the hearing; the court resumes it, still in consultation.
