@@ -81,9 +81,10 @@ run: run-system-deps $(RUN_INSTALLED)
 	exec $(BIN)/tingshen serve --seed-demo
 
 # The suite runs in this many processes (pytest-xdist): its tests mostly wait on real media,
-# browsers and timers (on two cores, two workers kept them busy 60% of the time; three cut
-# the suite from 21.5 to 14.8 minutes on a loaded machine). 0 runs it in this process.
-PYTEST_WORKERS ?= 3
+# browsers and timers, so two halve its time even on two cores. Three were no faster on a
+# quiet machine (14.6 min against 13.8: the media tests slowed 2-4 times) and failed more
+# tests by load. 0 runs it in this process.
+PYTEST_WORKERS ?= 2
 
 # Every check runs even if an earlier one fails, so one run shows all problems; the exit code
 # is non-zero if any failed (pytest's 5, "no tests collected", included).
