@@ -100,7 +100,7 @@ class SpeechTrack(AudioStreamTrack):
         return frame
 
 
-class TestCard(VideoStreamTrack):
+class StillCamera(VideoStreamTrack):
     """A camera for tests: aiortc's still 640x480 picture at 30 fps, its planes made once.
     (At 320x240 a defendant decoding behind 15 % loss on a busy machine stopped receiving
     video altogether (tests/signaling/test_network_faults.py): not understood yet, noted in
@@ -147,7 +147,7 @@ class HearingClient:
         self.audio: AudioStreamTrack = BeepTrack()
         # The video sent: a test card, encoded live, unless a test gives its own (one with
         # `request_keyframe()` is told of the server's keyframe requests).
-        self.video_source: Callable[[], MediaStreamTrack] = TestCard
+        self.video_source: Callable[[], MediaStreamTrack] = StillCamera
         # Received media is counted frame by frame as it arrives; decoding it as well (True)
         # proves it decodes, at a cost: a suite of such peers on two cores does little else.
         self.decode = False

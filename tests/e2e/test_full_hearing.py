@@ -121,7 +121,9 @@ async def test_a_full_hearing_from_the_schedule_to_the_review(
     await wait_state(lawyer, "lobby")
     for page in (defendant, lawyer):
         assert await text(page, ".lobby-title") == TITLE
-        assert await text(page, "#lobby-wait") == "等待法官准许进入"
+        # Connecting first ("正在连接法庭…"), then waiting for the court.
+        await page.locator("#lobby-wait", has_text="等待法官准许进入").wait_for(
+            timeout=STATE_TIMEOUT_MS)
         assert await page.locator("#room").is_hidden()
     await save_screenshot(defendant, "full-hearing-lobby")
 

@@ -96,10 +96,12 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
         settled = time.monotonic() + SETTLE_S
         await judge.wait_for(lambda: time.monotonic() >= settled, within=SETTLE_S + 5)
         first: dict[str, Any] = await page.evaluate(INBOUND)
+        sent_first = sum(c.audio.sent for c in clients.values())
         started = time.monotonic()
         await judge.wait_for(lambda: time.monotonic() >= started + WINDOW_S,
                              within=WINDOW_S + 5)
         last: dict[str, Any] = await page.evaluate(INBOUND)
+        sent = sum(c.audio.sent for c in clients.values()) - sent_first
         span = time.monotonic() - started
     finally:
         await pages.aclose()
@@ -110,7 +112,10 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
           f"({heard:.1%} heard); {last['framesDecoded'] - first['framesDecoded']} frames")
     assert last["state"] == "connected"
     # Three voices at 50 packets a second each: they arrived, and (nearly) none was lost.
-    assert received >= 0.95 * 3 * 50 * span, (received, span)
+    # (What the publishers sent in the window: on a busy machine their process, which is the
+    # server's too, sends late, and what was not sent cannot be heard.)
+    assert sent >= 0.5 * 3 * 50 * span, (sent, span)
+    assert received >= 0.95 * sent, (received, sent, span)
     # Issue 16's goal is 99% at 1 Mbit/s and 95% at 300 kbit/s. Chromium measured 95.8-99.4%
     # at 300 kbit/s on a quiet machine; the probes that look for room cost a little, more
     # when the machine is busy, hence the margin here (the aiortc test holds 95%).

@@ -14,7 +14,7 @@ import av
 import pytest
 
 from courtrooms.identity import IdentityChecks
-from tests.clients import HearingClient, TestCard
+from tests.clients import HearingClient, StillCamera
 from tests.signaling.test_recording import audit_actions, auto_hearing  # noqa: F401
 from web.keys import HUB
 
@@ -90,7 +90,7 @@ async def test_the_court_checks_identity_with_a_still_kept_on_the_record(
     assert hashlib.sha256(jpeg).hexdigest() == checks[0]["data"]["still_sha256"]
     with av.open(io.BytesIO(jpeg)) as still:
         picture = next(still.decode(video=0))
-        assert (picture.width, picture.height) == (TestCard.WIDTH, TestCard.HEIGHT), picture
+        assert (picture.width, picture.height) == (StillCamera.WIDTH, StillCamera.HEIGHT), picture
     r = await client.get(f"/api/v1/hearings/{hearing.id}/identity-checks/"
                          f"{listed[0]['seq']}/still", headers={
                              "Authorization": f"Bearer {hearing.tokens['lawyer']}"})
