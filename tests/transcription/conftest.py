@@ -55,12 +55,7 @@ def in_order(reference: str, hypothesis: str) -> float:
 def share_in_order(ref: Sequence[str], hyp: Sequence[str]) -> float:
     """Share of the tokens of `ref` found in `hyp` in the same order (the longest common
     subsequence over the length of `ref`)."""
-    row = [0] * (len(hyp) + 1)
-    for r in ref:
-        prev = 0
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], prev + 1 if r == h else max(row[j], row[j - 1])
-    return row[-1] / max(1, len(ref))
+    return sum(matched_in_order(ref, hyp)) / max(1, len(ref))
 
 
 def matched_in_order(ref: Sequence[str], hyp: Sequence[str]) -> list[bool]:
