@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Response, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -99,7 +100,58 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
 async def pass_device_check(page: Page, timeout_ms: float = 20_000) -> None:
     """Press the device check's "进入" button with the devices it chose: the page then joins."""
     check = page.locator("#device-check")
-    await check.get_by_role("button", name="进入").click(timeout=timeout_ms)
+    try:
+        await check.get_by_role("button", name="进入").click(timeout=timeout_ms)
+    except PlaywrightTimeoutError as e:
+        raise AssertionError(f"no device check to pass: {await snapshot(page)}") from e
+
+
+async def device_check_shown(page: Page, timeout_ms: float) -> None:
+    """Until the device check's "进入" button is drawn: the page's scripts have loaded and run."""
+    try:
+        await page.locator("#device-check").get_by_role("button", name="进入").wait_for(
+            timeout=timeout_ms)
+    except PlaywrightTimeoutError as e:
+        raise AssertionError(f"no device check after {timeout_ms / 1000:.0f} s: "
+                             f"{await snapshot(page)}") from e
+
+
+# What a participant's page shows and holds, for a failure's message: a wait that timed out
+# then says where the page was (loading, checking devices, connecting, in the lobby…).
+SNAPSHOT = """() => {
+  const t = window.tingshen;
+  const text = (id) => { const n = document.getElementById(id); return n && n.textContent; };
+  return {
+    url: location.pathname, ready: document.readyState, visibility: document.visibilityState,
+    state: document.body && document.body.dataset.state,
+    scripts: performance.getEntriesByType("resource").length,
+    page: t ? {connected: t.connected, socket: t.ws && t.ws.readyState,
+               hearing: t.hearingState, admitted: t.me && t.me.admitted,
+               peer: t.pc && t.pc.connectionState} : "no window.tingshen (scripts not run)",
+    check: {summary: text("dc-summary"), join: text("dc-join"),
+            disabled: !!(document.getElementById("dc-join") || {}).disabled,
+            connection: text("dc-connection")},
+    status: text("status"), lobby: text("lobby-wait"),
+  };
+}"""
+
+
+async def snapshot(page: Page) -> dict[str, Any] | str:
+    try:
+        return await page.evaluate(SNAPSHOT)  # type: ignore[no-any-return]
+    except Exception as e:  # a closed or crashed page says so
+        return f"page not readable: {e}"
+
+
+async def wait_for_state(page: Page, state: str, timeout_ms: float) -> None:
+    """Until the page's `body[data-state]` is `state` (polled on a timer, not on animation
+    frames, which a busy headless browser may not draw); a timeout says where the page was."""
+    try:
+        await page.wait_for_function("s => document.body.dataset.state === s", arg=state,
+                                     timeout=timeout_ms, polling=200)
+    except PlaywrightTimeoutError as e:
+        raise AssertionError(f"page not {state!r} after {timeout_ms / 1000:.0f} s: "
+                             f"{await snapshot(page)}") from e
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

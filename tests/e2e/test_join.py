@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
-from tests.e2e.conftest import Pages, pass_device_check, save_screenshot
+from tests.e2e.conftest import Pages, pass_device_check, save_screenshot, wait_for_state
 from tests.signaling.conftest import schedule
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-STATE_TIMEOUT_MS = 20_000
+STATE_TIMEOUT_MS = 30_000
 
 # What this page receives, from its own RTCPeerConnection's statistics.
 INBOUND = """async () => {
@@ -41,9 +41,7 @@ async def open_joined(pages: Pages, url: str, name: str) -> Page:
 
 
 async def wait_state(page: Page, state: str) -> None:
-    await page.wait_for_function(
-        "s => document.body.dataset.state === s", arg=state, timeout=STATE_TIMEOUT_MS
-    )
+    await wait_for_state(page, state, STATE_TIMEOUT_MS)
 
 
 async def body_state(page: Page) -> str | None:
