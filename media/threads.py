@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from config.threads import name_this_thread, retire_this_thread
+
 END_POLL_S = 0.01
 
 
@@ -23,9 +25,11 @@ def start_thread(target: Callable[[], None], name: str) -> asyncio.Future[None]:
     ended: asyncio.Future[None] = loop.create_future()
 
     def run() -> None:
+        name_this_thread(name)
         try:
             target()
         finally:
+            retire_this_thread(name)
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, ended)
 

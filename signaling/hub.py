@@ -105,11 +105,13 @@ class Hub:
 
     async def start_transcription(self) -> None:
         """Load the Whisper model once for the process (a missing model stops start-up)."""
-        model = await asyncio.to_thread(
-            load_model, self.settings.whisper_model, self.settings.data_dir,
-            device=self.settings.whisper_device,
-        )
-        self.services.worker = InferenceWorker(await asyncio.to_thread(Recognizer, model))
+        settings = self.settings
+
+        def build() -> Recognizer:
+            return Recognizer(load_model(settings.whisper_model, settings.data_dir,
+                                         device=settings.whisper_device))
+
+        self.services.worker = await InferenceWorker.load(build)
 
     async def recover_recordings(self) -> None:
         """Finish the files a killed server left behind: everything readable is kept. Files

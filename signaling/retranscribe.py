@@ -68,9 +68,9 @@ async def retranscribe(
               and f.status != RecordingStatus.RECORDING and recordings.path_of(f).is_file()]
     if not usable:
         raise NothingToTranscribe("the hearing has no finished recording to transcribe")
-    whisper = await asyncio.to_thread(load_model, model, data_dir)
     options = dataclasses.replace(TranscriptionOptions(), beam_size=beam_size, partials=False)
-    worker = InferenceWorker(await asyncio.to_thread(Recognizer, whisper, options))
+    worker = await InferenceWorker.load(
+        lambda: Recognizer(load_model(model, data_dir), options))
     version = await transcripts.latest_version(hearing_id) + 1
     lines = 0
 

@@ -30,6 +30,8 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
+from config.threads import RECOGNITION, name_this_thread, thread_cpu_seconds
+from config.threads import RECOGNITION_THREAD as INFERENCE_THREAD
 from transcription.errors import UnknownSpeaker
 from transcription.options import SAMPLE_RATE, TranscriptionOptions
 from transcription.recognizer import Recognition, Recognizer, build_prompt
@@ -115,6 +117,21 @@ OnPartial = Callable[[Partial], Awaitable[None]]
 OnFailure = Callable[[BaseException], None]
 
 
+@dataclass(slots=True)
+class RecognitionCpu:
+    """CPU seconds (all of the recognizer's threads) spent on finals and on partials, and on
+    voice detection on the event loop, by every hearing of the process; they only grow."""
+
+    finals_s: float = 0.0
+    partials_s: float = 0.0
+    voice_detection_s: float = 0.0
+
+
+def _inference_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=INFERENCE_THREAD,
+                              initializer=name_this_thread, initargs=(INFERENCE_THREAD,))
+
+
 class InferenceWorker:
     """The process's one inference thread, shared by every hearing's transcriber.
 
@@ -123,11 +140,25 @@ class InferenceWorker:
     partials slow down (rather than delay finals) when decodes get slow.
     """
 
-    def __init__(self, recognizer: Recognizer) -> None:
+    def __init__(self, recognizer: Recognizer,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self.recognizer = recognizer
         self._partial_share = recognizer.options.max_partial_share
         self._partials_from = 0.0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._executor = executor or _inference_thread()
+        self.cpu = RecognitionCpu()
+
+    @classmethod
+    async def load(cls, build: Callable[[], Recognizer]) -> InferenceWorker:
+        """`build` (which loads the model) run in the inference thread itself: the compute
+        threads CTranslate2 starts then carry its name, and its CPU is told apart."""
+        executor = _inference_thread()
+        try:
+            recognizer = await asyncio.get_running_loop().run_in_executor(executor, build)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(recognizer, executor)
 
     def partials_allowed(self) -> bool:
         return self.partials_wait() <= 0
@@ -139,12 +170,26 @@ class InferenceWorker:
     async def run(self, fn: Callable[..., T], *args: Any, partial: bool = False) -> T:
         began = time.monotonic()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._measured, partial, fn, *args)
         finally:
             if partial:
                 ended = time.monotonic()
                 share = self._partial_share
                 self._partials_from = ended + (ended - began) * (1 - share) / share
+
+    def _measured(self, partial: bool, fn: Callable[..., T], *args: Any) -> T:
+        # In the inference thread, where decodes run one at a time: what the recognition
+        # threads spent meanwhile is this decode's.
+        before = thread_cpu_seconds(RECOGNITION)
+        try:
+            return fn(*args)
+        finally:
+            spent = thread_cpu_seconds(RECOGNITION) - before
+            if partial:
+                self.cpu.partials_s += spent
+            else:
+                self.cpu.finals_s += spent
 
     async def aclose(self) -> None:
         """Wait for the decode in progress, then stop the thread."""
@@ -340,7 +385,9 @@ class HearingTranscriber:
         speaker = self._speakers.get(participant_id)
         if speaker is None or not speaker.present:
             raise UnknownSpeaker(f"participant {participant_id} was not added to the hearing")
+        began = time.thread_time()
         events = speaker.detector.push(samples, at)
+        self._worker.cpu.voice_detection_s += time.thread_time() - began
         speaker.last_fed = self._clock()
         self._handle(speaker, events)
         self._maybe_ask_partial(speaker)

@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from config.threads import cpu_seconds_by_kind
 from courtrooms.database import Database
 from courtrooms.models import HearingState, Role
 from signaling.hub import Hub
@@ -170,6 +171,7 @@ class TingshenCollector(Collector):
         yield from self._hearings(hub)
         yield from self._media(hub)
         yield from self._transcription(hub)
+        yield from self._cpu(hub)
         yield from self._errors(hub)
 
     def _hearings(self, hub: Hub | None) -> Iterator[Metric]:
@@ -283,6 +285,36 @@ class TingshenCollector(Collector):
              "the recording.", counters.recoveries_failed if counters else 0),
         ):
             yield CounterMetricFamily(f"tingshen_{name}", doc, value=value)
+
+    def _cpu(self, hub: Hub | None) -> Iterator[Metric]:
+        """The process's CPU by what it was spent on, from its named threads (a court sizes
+        its servers from these: docs/operations.md)."""
+        threads = cpu_seconds_by_kind()
+        if not threads:
+            return
+        worker = hub.services.worker if hub is not None else None
+        finals, partials, detection = ((worker.cpu.finals_s, worker.cpu.partials_s,
+                                        worker.cpu.voice_detection_s)
+                                       if worker is not None else (0.0, 0.0, 0.0))
+        parts = {
+            # The event loop: forwarding, ICE, DTLS and SRTP, signaling, the API.
+            "event_loop": threads["event_loop"] - detection,
+            "voice_detection": detection,
+            "audio_decoding": threads["audio_decoding"],
+            "recording": threads["recording"],
+            "recognition_finals": finals,
+            "recognition_partials": partials,
+            # Loading the model, and what the tick-grained thread clocks leave over.
+            "recognition_other": threads["recognition"] - finals - partials,
+            "other": threads["other"],
+        }
+        cpu = CounterMetricFamily(
+            "tingshen_cpu_seconds", "CPU seconds this process spent, by part of the work.",
+            labels=["part"],
+        )
+        for part, seconds in parts.items():
+            cpu.add_metric([part], max(0.0, seconds))
+        yield cpu
 
     def _errors(self, hub: Hub | None) -> Iterator[Metric]:
         http_errors = CounterMetricFamily(

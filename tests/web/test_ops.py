@@ -316,6 +316,18 @@ async def test_metrics_follow_a_live_hearing(
         assert value(samples, "tingshen_recognizer_lag_max_seconds") >= 0
         recorded = value(samples, "tingshen_recording_bytes_total")
         await wait_metric(client, lambda s: value(s, "tingshen_recording_bytes_total") > recorded)
+        # The CPU by part of the work: recording, decoding the audio and detecting voice in
+        # it grow while the two are in session (the thread clocks tick every 10 ms).
+        cpu_before = samples
+        samples = await wait_metric(client, lambda s: all(
+            value(s, "tingshen_cpu_seconds_total", part=part)
+            > value(cpu_before, "tingshen_cpu_seconds_total", part=part)
+            for part in ("recording", "audio_decoding", "voice_detection", "event_loop")))
+        assert {dict(labels)["part"] for name, labels in samples
+                if name == "tingshen_cpu_seconds_total"} == {
+            "event_loop", "voice_detection", "audio_decoding", "recording",
+            "recognition_finals", "recognition_partials", "recognition_other", "other"}
+        cpu_during = samples
     finally:
         for c in (judge, defendant, stranger):
             await c.close()
@@ -329,6 +341,9 @@ async def test_metrics_follow_a_live_hearing(
     # Counters keep what the hearing did after it has gone.
     assert value(samples, "tingshen_recording_bytes_total") > recorded
     assert value(samples, "tingshen_forwarded_bytes_total") > bytes_before
+    # The recorders' threads have ended; what they spent is still counted.
+    assert value(samples, "tingshen_cpu_seconds_total", part="recording") >= value(
+        cpu_during, "tingshen_cpu_seconds_total", part="recording")
 
 
 
