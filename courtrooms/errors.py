@@ -75,6 +75,12 @@ class AccessDenied(CourtroomsError):
     code = "access_denied"
 
 
+class NotPermitted(AccessDenied):
+    """A member of staff's account lacks the role, or the hearing is not theirs (access.py)."""
+
+    code = "not_permitted"
+
+
 class HearingFinished(AccessDenied):
     """The hearing is closed or cancelled: nobody can join it any more."""
 

@@ -192,6 +192,16 @@ class Hearing(Base):
     courtroom_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("courtrooms.id"), index=True
     )
+    # The court it is heard by (its courtroom's, when it has one): whose clerks and
+    # supervisors may act on it.
+    court_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("courts.id"), index=True)
+    # Its judge and clerk as staff accounts (courtrooms/access.py), set at scheduling.
+    judge_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("staff_accounts.id"), index=True
+    )
+    clerk_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("staff_accounts.id"), index=True
+    )
     scheduled_start: Mapped[datetime]
     scheduled_end: Mapped[datetime]
     language: Mapped[str] = mapped_column(String(8))

@@ -7,21 +7,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from courtrooms import access
+from courtrooms.access import ADMIN, EVERYWHERE, HearingScope, Permission, Reach, StaffMember
 from courtrooms.errors import InvalidInput, NotEditable, NotFound, ScheduleConflict
 from courtrooms.lifecycle import HearingAction, next_state
 from courtrooms.models import (
     ACTIVE_STATES,
     EDITABLE_STATES,
     FINISHED_STATES,
+    Court,
     Courtroom,
     Hearing,
     HearingState,
     Participant,
     Role,
+    StaffAccount,
+    StaffRole,
 )
 from courtrooms.schemas import HearingIn, HearingPatch, HearingQuery, check_window
 from courtrooms.store import Store
@@ -34,6 +39,24 @@ def name_key(name: str) -> str:
     (王　芳 for 王芳), and the judge must still be found double-booked.
     """
     return "".join(name.split()).casefold()
+
+
+def scope_of(hearing: Hearing) -> HearingScope:
+    return HearingScope(hearing.court_id, hearing.judge_account_id, hearing.clerk_account_id)
+
+
+def within(reach: Reach) -> ColumnElement[bool]:
+    """The hearings `reach` covers, as a condition on `Hearing` (`Reach.covers` in SQL)."""
+    if reach.everything:
+        return true()
+    parts = [column == value for column, value in (
+        (Hearing.court_id, reach.court_id), (Hearing.judge_account_id, reach.judge_of),
+        (Hearing.clerk_account_id, reach.clerk_of)) if value is not None]
+    return or_(*parts) if parts else false()
+
+
+# Which role an account given as a hearing's judge or clerk must hold.
+_BENCH_ROLES = {"judge_account_id": StaffRole.JUDGE, "clerk_account_id": StaffRole.CLERK}
 
 
 class Scheduling(Store):
@@ -97,14 +120,65 @@ class Scheduling(Store):
             ]
         return found
 
-    async def _check_courtroom(self, session: AsyncSession, courtroom_id: uuid.UUID) -> None:
-        if await session.get(Courtroom, courtroom_id) is None:
+    async def _check_courtroom(self, session: AsyncSession, courtroom_id: uuid.UUID
+                               ) -> uuid.UUID:
+        """The court of the courtroom, if it exists."""
+        room = await session.get(Courtroom, courtroom_id)
+        if room is None:
             raise InvalidInput(f"courtroom {courtroom_id} does not exist", field="courtroom_id")
+        return room.court_id
 
-    async def create_hearing(self, data: HearingIn, actor: str, default_language: str) -> Hearing:
+    async def _court(self, session: AsyncSession, data: HearingIn, staff: StaffMember
+                     ) -> uuid.UUID | None:
+        """The court a new hearing is heard by: its courtroom's, else the one named, else the
+        scheduling clerk's."""
+        if data.courtroom_id is not None:
+            court_id = await self._check_courtroom(session, data.courtroom_id)
+            if data.court_id is not None and data.court_id != court_id:
+                raise InvalidInput(f"courtroom {data.courtroom_id} is not of court "
+                                   f"{data.court_id}", field="court_id")
+            return court_id
+        if data.court_id is not None:
+            if await session.get(Court, data.court_id) is None:
+                raise InvalidInput(f"court {data.court_id} does not exist", field="court_id")
+            return data.court_id
+        return staff.court_id
+
+    async def _check_bench(self, session: AsyncSession, field: str,
+                           account_id: uuid.UUID | None, court_id: uuid.UUID | None) -> None:
+        """Refuse as a hearing's judge (or clerk) an account that is not one, is disabled, or
+        is of another court than the hearing's."""
+        if account_id is None:
+            return
+        role = _BENCH_ROLES[field]
+        account = await session.get(StaffAccount, account_id)
+        if account is None:
+            raise InvalidInput(f"account {account_id} does not exist", field=field)
+        if role not in account.staff_roles or account.disabled:
+            raise InvalidInput(f"account {account_id} ({account.name}) is not an enabled "
+                               f"{role.value}'s", field=field)
+        if None not in (account.court_id, court_id) and account.court_id != court_id:
+            raise InvalidInput(f"account {account_id} ({account.name}) is of another court "
+                               "than the hearing's", field=field)
+
+    async def hearing_scope(self, hearing_id: uuid.UUID) -> HearingScope:
+        """What decides who on the staff may act on the hearing (courtrooms/access.py)."""
+        async with self.db.read() as session:
+            return scope_of(await self._get(session, Hearing, hearing_id))
+
+    async def create_hearing(self, data: HearingIn, actor: str, default_language: str,
+                             staff: StaffMember = ADMIN) -> Hearing:
+        """Schedule `data`, as `staff` may: a clerk for their court (they are its clerk unless
+        another is named)."""
         async with self.db.write() as session:
-            if data.courtroom_id is not None:
-                await self._check_courtroom(session, data.courtroom_id)
+            court_id = await self._court(session, data, staff)
+            clerk_id = data.clerk_account_id
+            if clerk_id is None and StaffRole.CLERK in staff.roles and not staff.token:
+                clerk_id = staff.account_id
+            access.check(staff, Permission.SCHEDULE, HearingScope(court_id))
+            await self._check_bench(session, "judge_account_id", data.judge_account_id,
+                                    court_id)
+            await self._check_bench(session, "clerk_account_id", clerk_id, court_id)
             conflicts = await self._conflicts(
                 session, None, data.scheduled_start, data.scheduled_end, data.courtroom_id, [], []
             )
@@ -116,6 +190,9 @@ class Scheduling(Store):
                 title=data.title,
                 kind=data.kind,
                 courtroom_id=data.courtroom_id,
+                court_id=court_id,
+                judge_account_id=data.judge_account_id,
+                clerk_account_id=clerk_id,
                 scheduled_start=data.scheduled_start,
                 scheduled_end=data.scheduled_end,
                 language=data.language or default_language,
@@ -128,7 +205,9 @@ class Scheduling(Store):
             await session.flush()
             await self._audit(
                 session, actor, "hearing.created", hearing.id,
-                **data.model_dump(mode="json", exclude={"language"}), language=hearing.language,
+                **data.model_dump(mode="json", exclude={"language", "court_id",
+                                                        "clerk_account_id"}),
+                language=hearing.language, court_id=court_id, clerk_account_id=clerk_id,
             )
             return hearing
 
@@ -167,10 +246,13 @@ class Scheduling(Store):
                 data.courtroom_id, judge_keys, terminals,
             )
 
-    async def list_hearings(self, query: HearingQuery) -> tuple[list[Hearing], int]:
-        """Hearings in the query's window, with their participants loaded."""
+    async def list_hearings(self, query: HearingQuery, reach: Reach = EVERYWHERE
+                            ) -> tuple[list[Hearing], int]:
+        """Hearings in the query's window (among those `reach` covers), with their
+        participants loaded."""
         stmt = (
             select(Hearing)
+            .where(within(reach))
             .order_by(Hearing.scheduled_start, Hearing.id)
             .options(selectinload(Hearing.participants))
         )
@@ -210,8 +292,10 @@ class Scheduling(Store):
             return await self._hearing_with_participants(session, hearing_id)
 
     async def update_hearing(
-        self, hearing_id: uuid.UUID, data: HearingPatch, actor: str
+        self, hearing_id: uuid.UUID, data: HearingPatch, actor: str, staff: StaffMember = ADMIN
     ) -> Hearing:
+        """Change the hearing as `data` says; moved to another court's courtroom, it is that
+        court's, which `staff` must schedule for (the route let them change this hearing)."""
         changes = data.changes()
         async with self.db.write() as session:
             hearing = await self._hearing_with_participants(session, hearing_id)
@@ -231,7 +315,16 @@ class Scheduling(Store):
                 raise InvalidInput(str(e), field="scheduled_end") from e
             room = changes.get("courtroom_id", hearing.courtroom_id)
             if "courtroom_id" in changes and room is not None:
-                await self._check_courtroom(session, room)
+                room_court = await self._check_courtroom(session, room)
+                if room_court != hearing.court_id:
+                    changes["court_id"] = room_court
+                    access.check(staff, Permission.SCHEDULE, HearingScope(room_court))
+            court_id: uuid.UUID | None = changes.get("court_id", hearing.court_id)
+            for field in _BENCH_ROLES:
+                if field in changes or "court_id" in changes:
+                    await self._check_bench(session, field,
+                                            changes.get(field, getattr(hearing, field)),
+                                            court_id)
             if {"scheduled_start", "scheduled_end", "courtroom_id"} & changes.keys():
                 conflicts = await self._conflicts(
                     session,

@@ -173,6 +173,13 @@ class HearingIn(Input):
     title: Title
     kind: HearingKind
     courtroom_id: uuid.UUID | None = None
+    court_id: uuid.UUID | None = Field(
+        None, description="The court hearing it: its courtroom's (then this may be left out), "
+        "else the scheduling clerk's")
+    judge_account_id: uuid.UUID | None = Field(
+        None, description="The judge's staff account: they see, run, review and seal it")
+    clerk_account_id: uuid.UUID | None = Field(
+        None, description="The clerk's staff account (the scheduling clerk's when left out)")
     scheduled_start: Moment
     scheduled_end: Moment
     language: Language | None = None
@@ -185,13 +192,19 @@ class HearingIn(Input):
         return end
 
 
+NULLABLE_PATCH = frozenset({"courtroom_id", "judge_account_id", "clerk_account_id"})
+
+
 class HearingPatch(Input):
-    """Only the fields present change; `courtroom_id: null` unassigns the courtroom."""
+    """Only the fields present change; `courtroom_id: null` unassigns the courtroom (and
+    `judge_account_id: null` or `clerk_account_id: null` the judge's or clerk's account)."""
 
     case_number: CaseNumber | None = None
     title: Title | None = None
     kind: HearingKind | None = None
     courtroom_id: uuid.UUID | None = None
+    judge_account_id: uuid.UUID | None = None
+    clerk_account_id: uuid.UUID | None = None
     scheduled_start: Moment | None = None
     scheduled_end: Moment | None = None
     language: Language | None = None
@@ -199,7 +212,7 @@ class HearingPatch(Input):
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> HearingPatch:
-        for name in self.model_fields_set - {"courtroom_id"}:
+        for name in self.model_fields_set - NULLABLE_PATCH:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -337,6 +350,9 @@ class HearingOut(Output):
     kind: HearingKind
     state: HearingState
     courtroom_id: uuid.UUID | None
+    court_id: uuid.UUID | None = None
+    judge_account_id: uuid.UUID | None = None
+    clerk_account_id: uuid.UUID | None = None
     scheduled_start: datetime
     scheduled_end: datetime
     language: str

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from courtrooms.access import ADMIN, StaffMember
 from courtrooms.models import StaffAccount, StaffRole, StaffSession
 from courtrooms.secrets import digest, new_secret
 from courtrooms.store import Store
@@ -42,12 +43,21 @@ class SignedIn:
     # The account signed in, and what it may do; None (and no roles) for the admin token.
     account_id: uuid.UUID | None = None
     roles: frozenset[StaffRole] = frozenset()
+    court_id: uuid.UUID | None = None
+
+    @property
+    def member(self) -> StaffMember:
+        """Who acts, for courtrooms/access.py (the admin token's session: the administrator)."""
+        if self.account_id is None:
+            return ADMIN
+        return StaffMember(self.account_id, self.roles, self.court_id)
 
 
 def _signed_in(row: StaffSession, account: StaffAccount | None) -> SignedIn:
-    return SignedIn(row.actor, row.csrf, row.id, row.expires_at,
-                    account.id if account is not None else None,
-                    account.staff_roles if account is not None else frozenset())
+    if account is None:
+        return SignedIn(row.actor, row.csrf, row.id, row.expires_at)
+    return SignedIn(row.actor, row.csrf, row.id, row.expires_at, account.id,
+                    account.staff_roles, account.court_id)
 
 
 async def end_sessions(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> int:

@@ -8,6 +8,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from courtrooms.access import Permission
 from courtrooms.attendance import ParticipantAttendance, attendance
 from courtrooms.models import CONTROL_ROLES
 from web.endpoints import API_PREFIX, EndpointTable, path_id, respond
@@ -42,6 +43,8 @@ class AttendanceOut(BaseModel):
     network_failures: int
     absences: list[AbsenceOut]
     warnings: list[WarningOut]
+    interprets_for_id: uuid.UUID | None = Field(
+        default=None, description="An interpreter's party: the participant they interpret for")
 
 
 class AttendanceReport(BaseModel):
@@ -57,10 +60,12 @@ def _out(a: ParticipantAttendance) -> AttendanceOut:
                              in_session=x.in_session, walk_out=x.walk_out)
                   for x in a.absences],
         warnings=[WarningOut(at=w.at, by=w.by, reason=w.reason) for w in a.warnings],
+        interprets_for_id=a.interprets_for_id,
     )
 
 
 @routes.route("GET", "/hearings/{id}/attendance", auth="review", roles=CONTROL_ROLES,
+              staff=Permission.SEE,
               summary="Who attended: each participant's joins, absences with their cause "
                       "(a walk-out apart from a network failure) and the court's warnings",
               tag="hearings", response=AttendanceReport, errors=(404,))

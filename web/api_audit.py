@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
+from courtrooms.access import Permission
 from courtrooms.schemas import AuditEventOut, AuditQuery, Page
 from web.endpoints import API_PREFIX, EndpointTable, page, query, respond
 from web.keys import REGISTRY
@@ -13,6 +14,7 @@ routes = EndpointTable(API_PREFIX)
 
 
 @routes.route("GET", "/audit", summary="The audit trail, oldest first", tag="audit",
+              staff=Permission.AUDIT,
               query=AuditQuery, response=Page[AuditEventOut])
 async def list_audit(request: web.Request) -> web.Response:
     q = query(request, AuditQuery)
@@ -28,6 +30,7 @@ class AuditReport(BaseModel):
 
 
 @routes.route("GET", "/audit/verify", summary="Check the audit chain", tag="audit",
+              staff=Permission.AUDIT,
               response=AuditReport)
 async def verify_audit(request: web.Request) -> web.Response:
     report = await request.app[REGISTRY].verify_audit()

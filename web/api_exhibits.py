@@ -20,6 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from courtrooms.access import Permission
 from courtrooms.exhibits import (
     HEARING_BYTES,
     HEARING_EXHIBITS,
@@ -130,7 +131,7 @@ class _Upload:
                     self.request[CALLER].actor, f"{self.received:,}")
 
 
-@routes.route("POST", "/hearings/{id}/exhibits", auth="participant",
+@routes.route("POST", "/hearings/{id}/exhibits", staff=Permission.RUN, auth="participant",
               summary=f"Present an exhibit: the body is the PDF, PNG or JPEG file itself, at most "
                       f"{MAX_EXHIBIT_BYTES // MIB} MiB (not by observers); a participant "
                       f"presents at most {PARTICIPANT_EXHIBITS} exhibits and "
@@ -161,7 +162,7 @@ async def add_exhibit(request: web.Request) -> web.Response:
     return respond(ExhibitOut.model_validate(exhibit), 201)
 
 
-@routes.route("GET", "/hearings/{id}/exhibits", auth="participant",
+@routes.route("GET", "/hearings/{id}/exhibits", staff=Permission.SEE, auth="participant",
               summary="The hearing's exhibits, in the order presented", tag="exhibits",
               response=ExhibitList, errors=(403, 404))
 async def list_exhibits(request: web.Request) -> web.Response:
@@ -176,6 +177,7 @@ async def _exhibit(request: web.Request) -> Exhibit:
 
 
 @routes.route("GET", "/hearings/{id}/exhibits/{exhibit_id}/file", auth="participant",
+              staff=Permission.SEE,
               summary="An exhibit's file as presented", tag="exhibits", errors=(403, 404),
               raw_response=tuple(TYPES))
 async def exhibit_file(request: web.Request) -> web.StreamResponse:
@@ -195,6 +197,7 @@ async def exhibit_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/hearings/{id}/exhibits/{exhibit_id}/pages/{n}", auth="participant",
+              staff=Permission.SEE,
               summary="Page n (from 1) of an exhibit as a PNG about 1600 px wide; an image has "
                       "one page", tag="exhibits", errors=(403, 404), raw_response=("image/png",))
 async def exhibit_page(request: web.Request) -> web.StreamResponse:

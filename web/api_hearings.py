@@ -9,6 +9,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from courtrooms.access import Permission, reach
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import LIVE_STATES, Role
 from courtrooms.schemas import (
@@ -29,6 +30,7 @@ from web.endpoints import (
     path_id,
     query,
     respond,
+    staff_member,
 )
 from web.keys import HUB, REGISTRY, SETTINGS
 
@@ -38,11 +40,12 @@ MAX_PEOPLE = 100
 
 
 @routes.route("POST", "/hearings", summary="Schedule a hearing", tag="hearings", body=HearingIn,
+              staff=Permission.SCHEDULE,
               response=HearingOut, status=201, errors=(409, 422))
 async def create_hearing(request: web.Request) -> web.Response:
     hearing = await request.app[REGISTRY].create_hearing(
         await body(request, HearingIn), request[CALLER].actor,
-        request.app[SETTINGS].default_language,
+        request.app[SETTINGS].default_language, staff_member(request),
     )
     return respond(HearingOut.model_validate(hearing), 201)
 
@@ -53,13 +56,14 @@ class HearingListItem(HearingOut):
     )
 
 
-@routes.route("GET", "/hearings",
+@routes.route("GET", "/hearings", staff=Permission.SEE,
               summary="List hearings overlapping [from, to), by courtroom, prison terminal or "
                       "state (several states comma-separated)",
               tag="hearings", query=HearingQuery, response=Page[HearingListItem])
 async def list_hearings(request: web.Request) -> web.Response:
     q = query(request, HearingQuery)
-    hearings, total = await request.app[REGISTRY].list_hearings(q)
+    hearings, total = await request.app[REGISTRY].list_hearings(
+        q, reach(staff_member(request), Permission.SEE))
     items = [
         HearingListItem(**HearingOut.model_validate(h).model_dump(),
                         terminal_ids=[p.terminal_id for p in h.participants if p.terminal_id])
@@ -104,7 +108,7 @@ class ScheduleConflicts(BaseModel):
     )
 
 
-@routes.route("POST", "/hearings/conflicts",
+@routes.route("POST", "/hearings/conflicts", staff=Permission.SCHEDULE,
               summary="Check a schedule before saving it: the conflicts a create or move would "
                       "meet (nothing is saved)",
               tag="hearings", body=ScheduleCheck, response=ScheduleConflicts, errors=(404, 409))
@@ -123,13 +127,14 @@ class LiveHearingOut(BaseModel):
     observers: int = Field(description="Observers connected now")
 
 
-@routes.route("GET", "/hearings/live",
+@routes.route("GET", "/hearings/live", staff=Permission.SEE,
               summary="Hearings open, in session or in recess, with who is connected now",
               tag="hearings", query=PageQuery, response=Page[LiveHearingOut])
 async def live_hearings(request: web.Request) -> web.Response:
     q = query(request, PageQuery)
     hearings, total = await request.app[REGISTRY].list_hearings(
-        HearingQuery(state=LIVE_STATES, limit=q.limit, offset=q.offset)
+        HearingQuery(state=LIVE_STATES, limit=q.limit, offset=q.offset),
+        reach(staff_member(request), Permission.SEE),
     )
     items = []
     for h in hearings:
@@ -144,6 +149,7 @@ async def live_hearings(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}", summary="Get a hearing with its participants",
+              staff=Permission.SEE,
               tag="hearings", response=HearingDetail, errors=(404,))
 async def get_hearing(request: web.Request) -> web.Response:
     hearing = await request.app[REGISTRY].get_hearing(path_id(request))
@@ -151,17 +157,21 @@ async def get_hearing(request: web.Request) -> web.Response:
 
 
 @routes.route("PATCH", "/hearings/{id}", summary="Change or move a scheduled hearing",
+              staff=Permission.SCHEDULE,
               tag="hearings", body=HearingPatch, response=HearingDetail, errors=(404, 409, 422))
 async def update_hearing(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     hearing = await request.app[REGISTRY].update_hearing(
-        hearing_id, await body(request, HearingPatch), request[CALLER].actor
+        hearing_id, await body(request, HearingPatch), request[CALLER].actor,
+        staff_member(request),
     )
     return respond(HearingDetail.model_validate(hearing))
 
 
 def _transition_handler(action: HearingAction) -> None:
     @routes.route("POST", f"/hearings/{{id}}/{action.value}", tag="hearings",
+                  staff=(Permission.SCHEDULE if action is HearingAction.CANCEL
+                         else Permission.RUN),
                   summary=f"{action.value.capitalize()} the hearing", response=HearingDetail,
                   errors=(404, 409))
     async def handler(request: web.Request) -> web.Response:

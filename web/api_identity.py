@@ -9,6 +9,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from courtrooms.access import Permission
 from courtrooms.models import CONTROL_ROLES
 from web.endpoints import API_PREFIX, CALLER, EndpointTable, file_inside, path_id, respond
 from web.errors import ApiError
@@ -32,6 +33,7 @@ class IdentityCheckList(BaseModel):
 
 
 @routes.route("GET", "/hearings/{id}/identity-checks", auth="review", roles=CONTROL_ROLES,
+              staff=Permission.SEE,
               summary="The hearing's identity checks, oldest first", tag="hearings",
               response=IdentityCheckList, errors=(404,))
 async def list_checks(request: web.Request) -> web.Response:
@@ -42,6 +44,7 @@ async def list_checks(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/identity-checks/{seq}/still", auth="review",
+              staff=Permission.SEE,
               roles=CONTROL_ROLES, summary="The still picture (JPEG) taken at a check",
               tag="hearings", errors=(404,))
 async def still(request: web.Request) -> web.StreamResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
+from courtrooms.access import Permission
 from courtrooms.schemas import (
     HearingOut,
     JoinGrantOut,
@@ -32,6 +33,7 @@ class ParticipantList(BaseModel):
 
 
 @routes.route("POST", "/hearings/{id}/participants", summary="Invite a participant",
+              staff=Permission.SCHEDULE,
               tag="participants", body=ParticipantIn, response=ParticipantInvited, status=201,
               errors=(404, 409, 422))
 async def add_participant(request: web.Request) -> web.Response:
@@ -47,6 +49,7 @@ async def add_participant(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/participants", summary="List a hearing's participants",
+              staff=Permission.SEE,
               tag="participants", response=ParticipantList, errors=(404,))
 async def list_participants(request: web.Request) -> web.Response:
     people = await request.app[REGISTRY].list_participants(path_id(request))
@@ -54,7 +57,7 @@ async def list_participants(request: web.Request) -> web.Response:
                               for p in people]})
 
 
-@routes.route("DELETE", "/hearings/{id}/participants/{participant_id}",
+@routes.route("DELETE", "/hearings/{id}/participants/{participant_id}", staff=Permission.SCHEDULE,
               summary="Remove a participant before the hearing starts", tag="participants",
               status=204, errors=(404, 409))
 async def remove_participant(request: web.Request) -> web.Response:
@@ -65,6 +68,7 @@ async def remove_participant(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/participants/{participant_id}/token",
+              staff=Permission.SCHEDULE,
               summary="Revoke a participant's links and issue a new one", tag="participants",
               response=TokenIssued, status=201, errors=(404, 409))
 async def reissue_token(request: web.Request) -> web.Response:
@@ -83,6 +87,7 @@ async def reissue_token(request: web.Request) -> web.Response:
 
 
 @routes.route("DELETE", "/hearings/{id}/participants/{participant_id}/token",
+              staff=Permission.SCHEDULE,
               summary="Revoke all of a participant's join links", tag="participants",
               status=204, errors=(404,))
 async def revoke_tokens(request: web.Request) -> web.Response:

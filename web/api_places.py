@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from courtrooms.access import Permission
 from courtrooms.schemas import (
     CourtIn,
     CourtOut,
@@ -42,6 +43,7 @@ routes = EndpointTable(API_PREFIX)
 
 
 @routes.route("POST", "/courts", summary="Create a court", tag="courts", body=CourtIn,
+              staff=Permission.MANAGE_PLACES,
               response=CourtOut, status=201, errors=(422,))
 async def create_court(request: web.Request) -> web.Response:
     court = await request.app[REGISTRY].create_court(
@@ -51,6 +53,7 @@ async def create_court(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/courts", summary="List courts", tag="courts", query=PageQuery,
+              staff=Permission.READ_PLACES,
               response=Page[CourtOut])
 async def list_courts(request: web.Request) -> web.Response:
     q = query(request, PageQuery)
@@ -59,12 +62,14 @@ async def list_courts(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/courts/{id}", summary="Get a court", tag="courts", response=CourtOut,
+              staff=Permission.READ_PLACES,
               errors=(404,))
 async def get_court(request: web.Request) -> web.Response:
     return respond(CourtOut.model_validate(await request.app[REGISTRY].get_court(path_id(request))))
 
 
 @routes.route("PATCH", "/courts/{id}", summary="Rename a court", tag="courts", body=CourtPatch,
+              staff=Permission.MANAGE_PLACES,
               response=CourtOut, errors=(404, 422))
 async def update_court(request: web.Request) -> web.Response:
     court_id = path_id(request)
@@ -75,6 +80,7 @@ async def update_court(request: web.Request) -> web.Response:
 
 
 @routes.route("DELETE", "/courts/{id}", summary="Delete a court without courtrooms", tag="courts",
+              staff=Permission.MANAGE_PLACES,
               status=204, errors=(404, 409))
 async def delete_court(request: web.Request) -> web.Response:
     await request.app[REGISTRY].delete_court(path_id(request), request[CALLER].actor)
@@ -85,6 +91,7 @@ async def delete_court(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/courtrooms", summary="Create a courtroom", tag="courtrooms",
+              staff=Permission.MANAGE_PLACES,
               body=CourtroomIn, response=CourtroomOut, status=201, errors=(422,))
 async def create_courtroom(request: web.Request) -> web.Response:
     room = await request.app[REGISTRY].create_courtroom(
@@ -94,6 +101,7 @@ async def create_courtroom(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/courtrooms", summary="List courtrooms", tag="courtrooms",
+              staff=Permission.READ_PLACES,
               query=CourtroomQuery, response=Page[CourtroomOut])
 async def list_courtrooms(request: web.Request) -> web.Response:
     q = query(request, CourtroomQuery)
@@ -102,6 +110,7 @@ async def list_courtrooms(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/courtrooms/{id}", summary="Get a courtroom", tag="courtrooms",
+              staff=Permission.READ_PLACES,
               response=CourtroomOut, errors=(404,))
 async def get_courtroom(request: web.Request) -> web.Response:
     room = await request.app[REGISTRY].get_courtroom(path_id(request))
@@ -109,6 +118,7 @@ async def get_courtroom(request: web.Request) -> web.Response:
 
 
 @routes.route("PATCH", "/courtrooms/{id}", summary="Rename a courtroom", tag="courtrooms",
+              staff=Permission.MANAGE_PLACES,
               body=CourtroomPatch, response=CourtroomOut, errors=(404, 422))
 async def update_courtroom(request: web.Request) -> web.Response:
     room_id = path_id(request)
@@ -119,6 +129,7 @@ async def update_courtroom(request: web.Request) -> web.Response:
 
 
 @routes.route("DELETE", "/courtrooms/{id}", summary="Delete a courtroom no hearing used",
+              staff=Permission.MANAGE_PLACES,
               tag="courtrooms", status=204, errors=(404, 409))
 async def delete_courtroom(request: web.Request) -> web.Response:
     await request.app[REGISTRY].delete_courtroom(path_id(request), request[CALLER].actor)
@@ -129,6 +140,7 @@ async def delete_courtroom(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/prison-terminals", summary="Register a prison terminal (key shown once)",
+              staff=Permission.MANAGE_PLACES,
               tag="prison terminals", body=PrisonTerminalIn, response=PrisonTerminalCreated,
               status=201, errors=(422,))
 async def create_terminal(request: web.Request) -> web.Response:
@@ -140,6 +152,7 @@ async def create_terminal(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/prison-terminals", summary="List prison terminals", tag="prison terminals",
+              staff=Permission.READ_PLACES,
               query=PageQuery, response=Page[PrisonTerminalOut])
 async def list_terminals(request: web.Request) -> web.Response:
     q = query(request, PageQuery)
@@ -148,6 +161,7 @@ async def list_terminals(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/prison-terminals/{id}", summary="Get a prison terminal",
+              staff=Permission.READ_PLACES,
               tag="prison terminals", response=PrisonTerminalOut, errors=(404,))
 async def get_terminal(request: web.Request) -> web.Response:
     terminal = await request.app[REGISTRY].get_terminal(path_id(request))
@@ -155,6 +169,7 @@ async def get_terminal(request: web.Request) -> web.Response:
 
 
 @routes.route("PATCH", "/prison-terminals/{id}", summary="Update a prison terminal",
+              staff=Permission.MANAGE_PLACES,
               tag="prison terminals", body=PrisonTerminalPatch, response=PrisonTerminalOut,
               errors=(404, 422))
 async def update_terminal(request: web.Request) -> web.Response:
@@ -165,7 +180,7 @@ async def update_terminal(request: web.Request) -> web.Response:
     return respond(PrisonTerminalOut.model_validate(terminal))
 
 
-@routes.route("DELETE", "/prison-terminals/{id}",
+@routes.route("DELETE", "/prison-terminals/{id}", staff=Permission.MANAGE_PLACES,
               summary="Delete a prison terminal no hearing used", tag="prison terminals",
               status=204, errors=(404, 409))
 async def delete_terminal(request: web.Request) -> web.Response:
@@ -173,7 +188,7 @@ async def delete_terminal(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.route("POST", "/prison-terminals/{id}/rotate-key",
+@routes.route("POST", "/prison-terminals/{id}/rotate-key", staff=Permission.MANAGE_PLACES,
               summary="Replace a terminal's device key (new key shown once)",
               tag="prison terminals", response=PrisonTerminalCreated, errors=(404,))
 async def rotate_terminal_key(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from courtrooms.access import Permission
 from courtrooms.recordings import manifest_sha256
 from courtrooms.schemas import (
     CompositeStatus,
@@ -43,7 +44,7 @@ def _composite_status(request: web.Request, hearing_id: uuid.UUID) -> CompositeS
                            error=progress.error)
 
 
-@routes.route("GET", "/hearings/{id}/recordings", auth="review",
+@routes.route("GET", "/hearings/{id}/recordings", staff=Permission.SEE, auth="review",
               summary="The hearing's recordings: files, segments, offsets and hashes",
               tag="recordings", response=RecordingList, errors=(404,))
 async def list_recordings(request: web.Request) -> web.Response:
@@ -80,6 +81,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/recordings/{recording_id}/media", auth="review",
+              staff=Permission.SEE,
               summary="One recording file (HTTP range requests supported)", tag="recordings",
               errors=(404, 416))
 async def recording_media(request: web.Request) -> web.StreamResponse:
@@ -97,7 +99,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
     })
 
 
-@routes.route("GET", "/hearings/{id}/composite", auth="review",
+@routes.route("GET", "/hearings/{id}/composite", staff=Permission.SEE, auth="review",
               summary="Progress of the hearing's review composite", tag="recordings",
               response=CompositeStatus, errors=(404,))
 async def composite_status(request: web.Request) -> web.Response:
@@ -106,7 +108,7 @@ async def composite_status(request: web.Request) -> web.Response:
     return respond(_composite_status(request, hearing_id))
 
 
-@routes.route("POST", "/hearings/{id}/composite",
+@routes.route("POST", "/hearings/{id}/composite", staff=Permission.KEEP_RECORD,
               summary="Render (again) the hearing's review composite in the background",
               tag="recordings", response=CompositeStatus, status=202, errors=(404,))
 async def render_composite(request: web.Request) -> web.Response:
@@ -116,7 +118,7 @@ async def render_composite(request: web.Request) -> web.Response:
     return respond(_composite_status(request, hearing_id), 202)
 
 
-@routes.route("DELETE", "/hearings/{id}/composite",
+@routes.route("DELETE", "/hearings/{id}/composite", staff=Permission.KEEP_RECORD,
               summary="Cancel the hearing's review composite render, queued or running",
               tag="recordings", response=CompositeStatus, errors=(404,))
 async def cancel_composite(request: web.Request) -> web.Response:
@@ -126,7 +128,7 @@ async def cancel_composite(request: web.Request) -> web.Response:
     return respond(_composite_status(request, hearing_id))
 
 
-@routes.route("PUT", "/hearings/{id}/participants/{participant_id}/review",
+@routes.route("PUT", "/hearings/{id}/participants/{participant_id}/review", staff=Permission.RUN,
               summary="Allow or stop a participant reviewing the recordings", tag="recordings",
               body=ReviewPermission, response=ParticipantOut, errors=(404,))
 async def permit_review(request: web.Request) -> web.Response:

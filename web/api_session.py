@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from courtrooms.access import Permission
 from courtrooms.errors import SignInRefused
 from courtrooms.models import StaffAccount
 from courtrooms.schemas import (
@@ -173,6 +174,7 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/links", auth="participant", body=LinkRequest,
+              staff=Permission.SEE,
               response=LinkOut, status=201, errors=(401, 403, 404, 422),
               summary="A short-lived signed link to one of the hearing's files, for a player, "
                       "an image or a download (which cannot send a header)", tag="session")

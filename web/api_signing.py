@@ -13,6 +13,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from courtrooms.access import Permission
 from courtrooms.models import CONTROL_ROLES, Participant
 from courtrooms.schemas import CorrectionRequestIn, DecisionIn, RefusalIn, SignatureIn
 from courtrooms.signing import SigningState
@@ -97,6 +98,7 @@ def _participant(request: web.Request, what: str) -> Participant:
 
 
 @routes.route("GET", "/hearings/{id}/signing", auth="participant", tag="signing",
+              staff=Permission.SEE,
               summary="The closed hearing's record to read and sign: its lines, the version's "
                       "sha256, who signed or refused, and the corrections asked for",
               response=SigningOut, errors=(404, 409))
@@ -110,6 +112,7 @@ async def get_signing(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/signing/signature", auth="participant", tag="signing",
+              staff=Permission.KEEP_RECORD,
               summary="Sign the version read (its record_sha256) with a drawn signature; the "
                       "judge and clerk sign last", body=SignatureIn, response=SigningOut,
               errors=(403, 404, 409, 422))
@@ -127,6 +130,7 @@ async def sign(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/signing/refusal", auth="participant", tag="signing",
+              staff=Permission.KEEP_RECORD,
               summary="Refuse to sign, with the reason (the judge or clerk may note another "
                       "participant's refusal)", body=RefusalIn, response=SigningOut,
               errors=(403, 404, 409, 422))
@@ -147,6 +151,7 @@ async def refuse(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/signing/corrections", auth="participant", tag="signing",
+              staff=Permission.KEEP_RECORD,
               summary="Ask for a line to be corrected (the clerk accepts or refuses)",
               body=CorrectionRequestIn, response=SigningOut, errors=(403, 404, 409, 422))
 async def request_correction(request: web.Request) -> web.Response:
@@ -158,6 +163,7 @@ async def request_correction(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/signing/corrections/{request_id}", auth="participant",
+              staff=Permission.KEEP_RECORD,
               roles=CONTROL_ROLES, tag="signing",
               summary="The clerk or judge accepts a correction (the line is corrected) or "
                       "refuses it with a reason", body=DecisionIn, response=SigningOut,
@@ -172,6 +178,7 @@ async def decide(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/signing/{participant_id}/signature", auth="participant",
+              staff=Permission.SEE,
               tag="signing", summary="A participant's signature (PNG) as signed",
               errors=(404, 409))
 async def signature(request: web.Request) -> web.StreamResponse:
@@ -191,6 +198,7 @@ async def signature(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/hearings/{id}/signing/recording", auth="participant", tag="signing",
+              staff=Permission.SEE,
               summary="The hearing's composite recording, to replay a line before signing (HTTP "
                       "range requests supported; 0 s is the timeline's 0 s)", errors=(404, 409))
 async def signing_recording(request: web.Request) -> web.StreamResponse:

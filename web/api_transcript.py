@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.timezone import local
+from courtrooms.access import Permission
 from courtrooms.editing import RecordEdit
 from courtrooms.models import REVIEW_ROLES, Hearing
 from courtrooms.schemas import (
@@ -102,6 +103,7 @@ def _seal_of(hearing: Hearing) -> RecordSeal | None:
 
 
 @routes.route("GET", "/hearings/{id}/transcript", auth="review", query=VersionQuery,
+              staff=Permission.SEE,
               summary="The trial record: who said what, when, and the judge's seal (the "
                       "newest version, or the one asked for)",
               tag="transcript", response=SealedTranscript, errors=(404, 422))
@@ -115,7 +117,7 @@ async def get_transcript(request: web.Request) -> web.Response:
                                     sealed=_seal_of(hearing)))
 
 
-@routes.route("POST", "/hearings/{id}/transcript/seal", auth="participant",
+@routes.route("POST", "/hearings/{id}/transcript/seal", staff=Permission.SEAL, auth="participant",
               summary="The judge seals the closed hearing's trial record: hashed into the audit "
                       "chain, no corrections after (admin token or the judge's join token)",
               tag="transcript", response=RecordSeal, errors=(404, 409))
@@ -129,6 +131,7 @@ async def seal_transcript(request: web.Request) -> web.Response:
 
 
 @routes.route("PATCH", "/hearings/{id}/transcript/{segment_id}", auth="review",
+              staff=Permission.KEEP_RECORD,
               summary="Correct a line of the trial record (the earlier text is kept): the admin "
                       "token, or the hearing's judge or clerk; refused once the judge sealed it",
               tag="transcript", body=LineCorrection, response=TranscriptLine,
@@ -143,6 +146,7 @@ async def correct_line(request: web.Request) -> web.Response:
 
 
 @routes.route("POST", "/hearings/{id}/transcript/edits", auth="review",
+              staff=Permission.KEEP_RECORD,
               summary="The clerk deletes, inserts, re-attributes, merges or splits lines: the "
                       "record's next version (the earlier one is kept); refused once sealed",
               tag="transcript", body=RecordEditIn, response=Transcript, status=201,
@@ -157,7 +161,7 @@ async def edit_record(request: web.Request) -> web.Response:
     return respond(Transcript(version=version, items=lines), status=201)
 
 
-@routes.route("GET", "/hearings/{id}/transcript/versions", auth="review",
+@routes.route("GET", "/hearings/{id}/transcript/versions", staff=Permission.SEE, auth="review",
               summary="Every version of the record: the live one, retranscriptions and the "
                       "clerk's edits (who, when, what)", tag="transcript",
               response=RecordVersionList, errors=(404,))
@@ -168,6 +172,7 @@ async def record_versions(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/transcript/{segment_id}/revisions", auth="review",
+              staff=Permission.SEE,
               summary="A line's corrections: who, when, before, after", tag="transcript",
               response=RevisionList, errors=(404,))
 async def line_revisions(request: web.Request) -> web.Response:
@@ -178,6 +183,7 @@ async def line_revisions(request: web.Request) -> web.Response:
 
 
 @routes.route("GET", "/hearings/{id}/transcript/export/{format}", auth="review",
+              staff=Permission.SEE,
               summary="The trial record as WebVTT, SRT, plain text or DOCX", tag="transcript",
               errors=(404,))
 async def export_transcript(request: web.Request) -> web.Response:

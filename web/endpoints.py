@@ -2,6 +2,9 @@
 
 The table resolves who calls before a handler runs, from the credential the route declares, and
 hands the handler a `Caller` (`request[CALLER]`): a handler never checks credentials itself.
+Every route that staff may call names the `Permission` it needs (`staff=`); a staff account
+without a role granting it, or on a hearing outside its reach (another court's, another
+judge's), is refused with 403 `not_permitted` before the handler runs (courtrooms/access.py).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from courtrooms import access
+from courtrooms.access import ADMIN, Permission, StaffMember
 from courtrooms.models import Participant, Role
 from courtrooms.staff import SESSION_REF, SignedIn
 from web.errors import ApiError, validation_error
-from web.keys import ADMIN_TOKEN, LINKS, RECORDINGS, SETTINGS, STAFF_SESSIONS
+from web.keys import ADMIN_TOKEN, LINKS, RECORDINGS, REGISTRY, SETTINGS, STAFF_SESSIONS
 from web.links import PARAMS as LINK_PARAMS
 from web.links import BadLink
 
@@ -31,7 +36,8 @@ MAX_BODY_BYTES = 1024 * 1024
 ADMIN_ACTOR = "admin"
 # Who may call a route:
 # "admin": staff: the admin token as a bearer (integrations), or a staff session's cookie (the
-#   staff pages; a state-changing request also carries the session's X-CSRF-Token).
+#   staff pages; a state-changing request also carries the session's X-CSRF-Token); an
+#   account's session only with a role granting the route's `staff` permission.
 # "device": a prison terminal's `Authorization: Device <key>` (the key is checked by the look-up
 #   the route makes with it: a terminal's assignment).
 # "review": staff, or the join token of a participant of the path's hearing allowed to review
@@ -58,10 +64,12 @@ class Caller:
     device_key: str | None = None
     # The staff session, when staff called with its cookie (a link made then names it).
     session: SignedIn | None = None
+    # Staff: what their account may do (courtrooms/access.py); the admin token may do all.
+    staff: StaffMember | None = None
 
 
 CALLER = web.RequestKey("caller", Caller)
-STAFF = Caller(actor=ADMIN_ACTOR)
+STAFF = Caller(actor=ADMIN_ACTOR, staff=ADMIN)
 ANYONE = Caller(actor="anonymous")
 
 
@@ -81,8 +89,15 @@ class Endpoint:
     # Media types of a raw (not JSON) request body, and of a file answered instead of JSON.
     raw_body: tuple[str, ...] = ()
     raw_response: tuple[str, ...] = ()
-    # On "review" and "participant" routes: the roles a participant must have (staff always may).
+    # On "review" and "participant" routes: the roles a participant must have.
     roles: frozenset[Role] = frozenset()
+    # What staff need to call it (every route staff may call names one).
+    staff: Permission | None = None
+
+    @property
+    def on_hearing(self) -> bool:
+        """Whether its {id} is a hearing's, whose reach a staff account must have."""
+        return self.path.startswith(f"{API_PREFIX}/hearings/{{id}}")
 
 
 @dataclass
@@ -106,25 +121,33 @@ class EndpointTable:
         raw_body: tuple[str, ...] = (),
         raw_response: tuple[str, ...] = (),
         roles: Collection[Role] = (),
+        staff: Permission | None = None,
     ) -> Callable[[Handler], Handler]:
         if auth in ("review", "participant") and "{id}" not in path:
             raise ValueError(f"{method} {path}: a {auth!r} route names its hearing as {{id}}")
         if roles and auth not in ("review", "participant"):
             raise ValueError(f"{method} {path}: roles are a participant's, not {auth!r}'s")
+        if (staff is None) != (auth in ("none", "device")):
+            raise ValueError(f"{method} {path}: a route staff may call ({auth!r}) names the "
+                             "permission staff need, and only such a route")
         needed = frozenset(roles)
 
         def register(handler: Handler) -> Handler:
+            endpoint: Endpoint
+
             @functools.wraps(handler)
             async def guarded(request: web.Request) -> web.StreamResponse:
-                request[CALLER] = await resolve_caller(request, auth, needed)
+                caller = await resolve_caller(request, auth, needed)
+                if caller.staff is not None:
+                    await authorize(request, caller.staff, endpoint)
+                request[CALLER] = caller
                 return await handler(request)
 
-            self.endpoints.append(
-                Endpoint(
-                    method, self.prefix + path, guarded, summary, tag, auth, body, query,
-                    response, status, errors, raw_body, raw_response, needed,
-                )
+            endpoint = Endpoint(
+                method, self.prefix + path, guarded, summary, tag, auth, body, query,
+                response, status, errors, raw_body, raw_response, needed, staff,
             )
+            self.endpoints.append(endpoint)
             return handler
 
         return register
@@ -208,7 +231,7 @@ async def resolve_caller(request: web.Request, auth: Auth, roles: frozenset[Role
     if token is None:
         signed_in = await staff_session(request)
         if signed_in is not None:
-            return Caller(actor=signed_in.actor, session=signed_in)
+            return Caller(actor=signed_in.actor, session=signed_in, staff=signed_in.member)
     if auth == "admin":
         raise ApiError(401, "unauthorized",
                        "the bearer token is not valid" if token is not None
@@ -223,6 +246,25 @@ async def resolve_caller(request: web.Request, auth: Auth, roles: frozenset[Role
             return linked
         person = linked
     return admit(request, person, auth, roles)
+
+
+async def authorize(request: web.Request, member: StaffMember, endpoint: Endpoint) -> None:
+    """Refuse (403 not_permitted) a staff account without a role granting the endpoint's
+    permission, or whose reach does not cover the path's hearing."""
+    if member.token or endpoint.staff is None:
+        return
+    scope = None
+    if endpoint.on_hearing:
+        scope = await request.app[REGISTRY].hearing_scope(path_id(request))
+    access.check(member, endpoint.staff, scope)
+
+
+def staff_member(request: web.Request) -> StaffMember:
+    """The member of staff calling (on a route only staff call)."""
+    member = request[CALLER].staff
+    if member is None:
+        raise ApiError(403, "not_permitted", "only staff do this")
+    return member
 
 
 def admit(request: web.Request, person: Participant, auth: Auth, roles: frozenset[Role]
@@ -283,7 +325,7 @@ async def _link_holder(request: web.Request, hearing_id: uuid.UUID) -> Participa
         if signed_in is None:
             raise ApiError(401, "session_expired", "the staff session this link was made in "
                            "has ended (signed out, idle or expired)", headers=CHALLENGE)
-        return Caller(actor=signed_in.actor, session=signed_in)
+        return Caller(actor=signed_in.actor, session=signed_in, staff=signed_in.member)
     kind, _, ident = holder.who.partition(":")
     try:
         participant_id = uuid.UUID(ident)

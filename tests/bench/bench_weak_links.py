@@ -26,11 +26,11 @@ from typing import Any
 import aiohttp
 
 from tests.bench.bench_scale import Server
-from tests.bench.forwarding.clients import PreEncodedAudio, PreEncodedVideo
 from tests.bench.forwarding.loops import MediaLoops, encode_audio_loop, encode_video_loop
 from tests.bench.report import run_stamp, write_section
 from tests.clients import Api, HearingClient
 from tests.faults import ROOT, network_faults_unavailable, network_namespace
+from web.loadtest.encoded import PreEncodedAudio, PreEncodedVideo
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_weak_links"
 LINKS: tuple[int | None, ...] = (None, 1000, 300)

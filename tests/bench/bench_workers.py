@@ -2,8 +2,9 @@
 
 `tingshen serve --workers N` (PostgreSQL and redis-server of the benchmark's own) is loaded by
 `tingshen loadtest --media --in-session` with 1, 2, 3... hearings of four participants, each
-sending speech and a small video, until a step is not sustained. The baseline is the same
-ladder against one worker in the same run.
+sending speech and a webcam's video (both encoded once and replayed: the load clients encode
+nothing), until a step is not sustained. Each worker's `/metrics` splits its CPU by part.
+The baseline is the same ladder against one worker in the same run.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 import aiohttp
 import aiortc
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench.bench_scale import Server, raise_open_files
 from tests.bench.report import run_stamp, write_section
 from tests.servers import PostgresServer, RedisServer
 from tests.speech import SPEECH
-from web.loadtest.peer import VIDEO_FPS
+from web.loadtest.encoded import VideoFormat
 from web.loadtest.plan import LoadPlan, LoadReport
 from web.loadtest.run import run_load
 
@@ -34,6 +36,9 @@ PARTICIPANTS = 4
 SPEAKERS = 1  # one speaks at a time, as in court; the others' microphones carry silence
 HOLD_S = 45.0
 MAX_HEARINGS = 6
+VIDEO = VideoFormat()  # what a browser's webcam sends: 640x360 VP8 at 30 fps
+PARTS = ("event_loop", "voice_detection", "audio_decoding", "recording", "recognition_finals",
+         "recognition_partials", "recognition_other", "other")
 AUDIO_FPS = 50.0
 # A step is sustained when every peer connects and stays, media arrives at this share of its
 # rate, and the record keeps up within this lag (the judge's console turns amber at 3 s).
@@ -54,6 +59,8 @@ class Step:
     report: LoadReport
     server_cores: float
     holders: int
+    # Server cores by part of the work (from each worker's /metrics), over the step.
+    parts: dict[str, float]
 
     def failures(self) -> list[str]:
         r = self.report
@@ -66,7 +73,7 @@ class Step:
         video = r.frame_rates.get("video", 0.0)
         if audio < AUDIO_FPS * MIN_RATE_SHARE:
             out.append(f"audio {audio:.0f}/s per stream")
-        if video < VIDEO_FPS * MIN_RATE_SHARE:
+        if video < VIDEO.fps * MIN_RATE_SHARE:
             out.append(f"video {video:.0f}/s per stream")
         if r.max_recognizer_lag_s > MAX_LAG_S:
             out.append(f"recognizer lag {r.max_recognizer_lag_s:.1f} s")
@@ -82,6 +89,34 @@ class Step:
                 f"{r.frame_rates.get('video', 0):.1f} | {r.max_recognizer_lag_s:.1f} | "
                 f"{r.captions_received} | {self.server_cores:.2f} | "
                 f"{r.client_cpu_percent / 100:.2f} | {verdict} |")
+
+
+async def cpu_by_part(url: str, workers: int) -> dict[float, dict[str, float]]:
+    """Each worker's `tingshen_cpu_seconds_total` by part, keyed by the worker's start time
+    (the port reaches a worker the kernel picks: asked until every worker has answered)."""
+    seen: dict[float, dict[str, float]] = {}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(20 * workers):
+            async with session.get(f"{url}/metrics") as r:
+                body = await r.text()
+            started, parts = 0.0, {}
+            for family in text_string_to_metric_families(body):
+                for sample in family.samples:
+                    if sample.name == "process_start_time_seconds":
+                        started = sample.value
+                    elif sample.name == "tingshen_cpu_seconds_total":
+                        parts[sample.labels["part"]] = sample.value
+            seen[started] = parts
+            if len(seen) >= workers:
+                break
+    return seen
+
+
+def parts_used(before: dict[float, dict[str, float]], after: dict[float, dict[str, float]],
+               seconds: float) -> dict[str, float]:
+    """Cores each part used between two readings, summed over the workers."""
+    return {part: sum(after[w].get(part, 0.0) - before.get(w, {}).get(part, 0.0)
+                      for w in after) / seconds for part in PARTS}
 
 
 async def wait_quiet(server: Server) -> None:
@@ -117,7 +152,8 @@ async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s
             plan = LoadPlan(url=server.url, admin_token=server.token, hearings=hearings,
                             participants=PARTICIPANTS, media=True, in_session=True,
                             speech=SPEECH / "en_opening.wav", language="en", duration_s=hold_s,
-                            ping_s=0, speakers=SPEAKERS)
+                            ping_s=0, speakers=SPEAKERS, video=VIDEO)
+            parts0 = await cpu_by_part(server.url, workers)
             cpu0, t0 = server.cpu_seconds(), time.monotonic()
             holders_seen: set[str] = set()
 
@@ -134,8 +170,10 @@ async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s
                 report = await run_load(plan)
             finally:
                 watcher.cancel()
-            cores = (server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
-            step = Step(workers, hearings, report, cores, len(holders_seen))
+            took = time.monotonic() - t0
+            cores = (server.cpu_seconds() - cpu0) / took
+            parts = parts_used(parts0, await cpu_by_part(server.url, workers), took)
+            step = Step(workers, hearings, report, cores, len(holders_seen), parts)
             steps.append(step)
             print(step.row(), flush=True)
             if step.failures():
@@ -170,6 +208,11 @@ async def measure(hold_s: float) -> str:
         shutil.rmtree(pg_root, ignore_errors=True)
     one, two = sustained(results[1]), sustained(results[2])
     rows = "\n".join(s.row() for w in (1, 2) for s in results[w])
+    part_rows = "\n".join(
+        f"| {s.workers} | {s.hearings} | "
+        + " | ".join(f"{s.parts[p] / s.hearings:.3f}" for p in PARTS)
+        + f" | {sum(s.parts.values()) / s.hearings:.3f} |"
+        for w in (1, 2) for s in results[w])
     ratio = f"{two / one:.2f}" if one else "n/a (one worker sustained none)"
     return f"""### Hearings of four with recording and transcription: 2 workers vs 1
 
@@ -178,9 +221,9 @@ prosecutor; admitted at once), puts them in session (recording every participant
 everyone live with the multilingual **base** model, language en), and holds them {hold_s:.0f} s
 while one participant of each hearing speaks without pause (looped English speech,
 `tests/speech/en_opening.wav`), the others' microphones carry silence (still Opus, still
-recorded and run through the voice detector), and every client sends a small VP8 test card
-({VIDEO_FPS} fps). The load tool runs on the same 2 cores (aiortc encodes every
-client's video), so the figures are what this box sustains with its own load on it.
+recorded and run through the voice detector), and every client sends {VIDEO.label}.
+The load tool runs on the same 2 cores; it replays media encoded once before the run (its
+cost is the "client cores" column, measured apart from the server's).
 Sustained: every peer connected and stayed, audio and video arrive at ≥ {MIN_RATE_SHARE:.0%} of
 their rate per stream, recognizer lag ≤ {MAX_LAG_S:.0f} s, and trial-record lines arrive.
 "Holders" is how many workers held the step's hearings (the kernel spreads the first joins).
@@ -193,6 +236,17 @@ their rate per stream, recognizer lag ≤ {MAX_LAG_S:.0f} s, and trial-record li
 | hearings of four sustained, 1 worker (baseline) | {one} |
 | hearings of four sustained, 2 workers | {two} |
 | 2 workers ÷ 1 worker | {ratio} |
+
+Server cores per hearing by part of the work (`tingshen_cpu_seconds_total`, summed over the
+workers, divided by the step's hearings). *Event loop*: forwarding, ICE/DTLS/SRTP, signaling
+and the API; *voice detection* runs on it and is shown apart; *audio decoding*: Opus to 16 kHz
+for the recognizer; *recording*: the writers' threads; *recognition*: the inference thread and
+CTranslate2's compute threads, by finals, partials and the rest (loading, rounding of the
+10 ms thread clocks); *other*: every other thread (database, file hashing).
+
+| workers | hearings | {" | ".join(p.replace("_", " ") for p in PARTS)} | total |
+|---:|---:|{"---:|" * (len(PARTS) + 1)}
+{part_rows}
 """
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.bench.forwarding.clients import PreEncodedAudio, PreEncodedVideo
 from tests.bench.forwarding.loops import MediaLoops, encode_audio_loop, encode_video_loop
 from tests.clients import HearingClient
 from tests.signaling.conftest import schedule
@@ -26,6 +25,7 @@ from tests.signaling.test_network_faults import (  # noqa: F401  (fixtures)
     serve,
 )
 from tests.signaling.test_recording import command
+from web.loadtest.encoded import PreEncodedAudio, PreEncodedVideo
 
 pytestmark = [
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),

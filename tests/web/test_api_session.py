@@ -379,7 +379,7 @@ async def sign_in_with(client: TestClient, login: str, password: str = PASSWORD,
 async def test_staff_sign_in_with_their_login_and_act_as_their_account(
     client: TestClient
 ) -> None:
-    account = await add_account(client, roles=(StaffRole.JUDGE, StaffRole.SUPERVISOR))
+    account = await add_account(client, roles=(StaffRole.ADMINISTRATOR, StaffRole.SUPERVISOR))
     reply = await sign_in_with(client, "Wang.Fang")  # the login's case does not matter
     assert reply.status == 201, reply.text
     assert "HttpOnly" in reply.headers["Set-Cookie"] and "SameSite=Strict" in \
@@ -387,7 +387,7 @@ async def test_staff_sign_in_with_their_login_and_act_as_their_account(
     body = reply.json
     assert body["actor"] == f"account:{account.id}"
     assert body["account"] == {"id": str(account.id), "name": "王芳", "login": "wang.fang",
-                               "court_id": None, "roles": ["judge", "supervisor"],
+                               "court_id": None, "roles": ["administrator", "supervisor"],
                                "disabled": False}
     assert PASSWORD not in reply.text
     again = await call(client, "GET", f"{API}/session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import aioice.ice
+import av
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -23,6 +26,9 @@ from tests.speech import SPEECH
 from web.app import create_app
 from web.errors import LoadTestError
 from web.keys import HUB
+from web.loadtest.cli import video_format
+from web.loadtest.encoded import VideoFormat
+from web.loadtest.peer import EncodedMedia
 from web.loadtest.plan import LoadPlan
 from web.loadtest.run import LoadRun
 
@@ -221,3 +227,26 @@ def test_plans_that_cannot_run_are_refused_naming_the_problem(tmp_path: Path) ->
     not_wav.write_text("not audio")
     with pytest.raises(LoadTestError, match="cannot read it as WAV"):
         LoadRun(replace(ok, media=True, speech=not_wav))
+
+
+def test_the_camera_format_is_read_from_the_command_line_and_checked() -> None:
+    assert video_format("320x240@15") == VideoFormat(320, 240, 15, 266_666)
+    assert video_format("640x360@30") == VideoFormat()
+    for bad in ("640x360", "641x360@30", "640x360@0", "4000x360@30", "big"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            video_format(bad)
+
+
+def test_media_is_encoded_once_as_a_browser_would_send_it() -> None:
+    rate = 16_000
+    speech = (np.sin(np.arange(rate * 2) * 2 * np.pi * 300 / rate) * 8000).astype(np.int16)
+    media = EncodedMedia.encode((speech, rate), VideoFormat(160, 120, 15, 100_000))
+    assert len(media.speech) == 100 and len(media.silence) == 50  # 20 ms frames
+    assert len(media.video) == 4 * 15 and media.video[0][1] and media.fps == 15
+    # Real Opus and VP8: a decoder takes every frame back.
+    opus = av.CodecContext.create("opus", "r")
+    decoded = sum(f.samples for p in media.speech for f in opus.decode(av.Packet(p)))
+    assert abs(decoded - 2 * 48_000) <= 2 * 960
+    vp8 = av.CodecContext.create("vp8", "r")
+    pictures = [f for data, _ in media.video for f in vp8.decode(av.Packet(data))]
+    assert len(pictures) == 60 and (pictures[0].width, pictures[0].height) == (160, 120)

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from web.errors import LoadTestError
+from web.loadtest.encoded import VideoFormat
 from web.loadtest.plan import LoadPlan
 from web.loadtest.run import run_load
 
@@ -49,10 +51,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speakers", type=int, default=None, metavar="K",
                         help="with --media, only the first K participants of each hearing "
                              "speak; the others send silence (default: everyone speaks)")
+    parser.add_argument("--video", type=video_format, default=VideoFormat(),
+                        metavar="WxH@FPS",
+                        help="with --media, what each camera sends (default 640x360@30, "
+                             "as a browser's webcam; encoded once and replayed)")
     parser.add_argument("--baseline", type=int, default=0, metavar="N",
                         help="first time N bare connect+ping round trips (default 0)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the report as JSON")
+
+
+def video_format(text: str) -> VideoFormat:
+    """`640x360@30`: width and height (even, 64 to 1920) and frames a second (1 to 60); the
+    bitrate scales with the pixels from 800 kbit/s at 640x360."""
+    match = re.fullmatch(r"(\d+)x(\d+)@(\d+)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"--video must look like 640x360@30, not {text!r}")
+    width, height, fps = (int(g) for g in match.groups())
+    if not (64 <= width <= 1920 and 64 <= height <= 1920 and width % 2 == height % 2 == 0):
+        raise argparse.ArgumentTypeError("--video: width and height must be even, 64 to 1920")
+    if not 1 <= fps <= 60:
+        raise argparse.ArgumentTypeError("--video: frames a second must be 1 to 60")
+    bitrate = max(100_000, 800_000 * width * height // (640 * 360))
+    return VideoFormat(width, height, fps, bitrate)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -67,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         duration_s=args.duration, ramp_per_s=args.ramp, concurrency=args.concurrency,
         max_clients=args.max_clients, in_session=args.in_session, language=args.language,
         ping_s=args.ping, join_timeout_s=args.join_timeout, baseline_probes=args.baseline,
-        speakers=args.speakers,
+        speakers=args.speakers, video=args.video,
     )
     try:
         report = asyncio.run(run_load(plan))

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import numpy as np
 
-from web.loadtest.peer import MediaPeer
+from web.loadtest.peer import EncodedMedia, MediaPeer
 from web.loadtest.plan import LoadPlan
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,8 @@ class LoadClient:
         ws_url: str,
         plan: LoadPlan,
         tally: Tally,
-        audio: tuple[np.ndarray, int] | None,
+        media: EncodedMedia | None,
+        speaks: bool = True,
         on_settled: Callable[[], None] = lambda: None,
     ) -> None:
         self.invitation = invitation
@@ -76,7 +76,7 @@ class LoadClient:
         self._ws_url = ws_url
         self._plan = plan
         self._tally = tally
-        self.peer = MediaPeer(audio, tally.frames) if audio is not None else None
+        self.peer = MediaPeer(media, speaks, tally.frames) if media is not None else None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined = False
         self.dropped = False

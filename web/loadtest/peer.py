@@ -1,39 +1,34 @@
-"""What a load client sends and receives with `--media`: looped speech (or a tone), a small
-test card, and an aiortc peer that answers the server's offers and counts the frames it gets."""
+"""What a load client sends and receives with `--media`: looped speech (or a tone) and a
+moving test card, both encoded once before the run (web/loadtest/encoded.py), and an aiortc
+peer that answers the server's offers and counts the frames it gets without decoding them."""
 
 from __future__ import annotations
 
-import asyncio
-import fractions
 import random
-import time
 import wave
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
-from aiortc import (
-    AudioStreamTrack,
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCSessionDescription,
-    VideoStreamTrack,
-)
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from media.aiortc_adapter import capture_encoded
+from media.aiortc_adapter import capture_encoded, on_keyframe_request
 from web.errors import LoadTestError
+from web.loadtest.encoded import (
+    PreEncodedAudio,
+    PreEncodedVideo,
+    VideoFormat,
+    encode_opus,
+    encode_video,
+)
 
 AUDIO_FRAME_MS = 20
 TONE_HZ = 440
 TONE_RATE = 16_000
 TONE_AMPLITUDE = 6_000
-VIDEO_WIDTH, VIDEO_HEIGHT = 160, 120
-VIDEO_FPS = 15
-VIDEO_CLOCK_HZ = 90_000
 
 
 def load_speech(path: Path) -> tuple[np.ndarray, int]:
@@ -57,70 +52,32 @@ def tone() -> tuple[np.ndarray, int]:
     return (np.sin(2 * np.pi * TONE_HZ * t) * TONE_AMPLITUDE).astype(np.int16), TONE_RATE
 
 
-class LoopedAudio(AudioStreamTrack):
-    """Samples looped in real time, a 20 ms frame at a time, from `offset`."""
+@dataclass(frozen=True)
+class EncodedMedia:
+    """What every media client replays: a VP8 loop, and the speech and silence as Opus."""
 
-    def __init__(self, samples: np.ndarray, rate: int, offset: int = 0) -> None:
-        super().__init__()
-        self.samples, self.rate = samples, rate
-        self._position = offset % samples.size
-        self._pts = 0
-        self._t0: float | None = None
+    video: list[tuple[bytes, bool]]
+    speech: list[bytes]
+    silence: list[bytes]
+    fps: int
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        count = self.rate * AUDIO_FRAME_MS // 1000
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        else:
-            await asyncio.sleep(max(0.0, self._t0 + self._pts / self.rate - time.monotonic()))
-        chunk = np.take(self.samples, np.arange(self._position, self._position + count),
-                        mode="wrap")
-        self._position = (self._position + count) % self.samples.size
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self.rate
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, self.rate)
-        self._pts += count
-        return frame
-
-
-class TestCard(VideoStreamTrack):
-    """A small moving test card: cheap to encode, yet real VP8 for the server to forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._index = 0
-        self._t0: float | None = None
-        x = np.arange(VIDEO_WIDTH, dtype=np.uint16)
-        self._luma = np.tile((x * 255 // VIDEO_WIDTH).astype(np.uint8), (VIDEO_HEIGHT, 1))
-
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        else:
-            await asyncio.sleep(max(0.0, self._t0 + self._index / VIDEO_FPS - time.monotonic()))
-        image = np.full((VIDEO_HEIGHT * 3 // 2, VIDEO_WIDTH), 128, dtype=np.uint8)
-        image[:VIDEO_HEIGHT] = self._luma
-        bar = (self._index * 4) % VIDEO_WIDTH
-        image[:VIDEO_HEIGHT, bar:bar + 8] = 235  # a moving bar: every frame differs
-        frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
-        frame.pts = self._index * VIDEO_CLOCK_HZ // VIDEO_FPS
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
-        self._index += 1
-        return frame
+    @classmethod
+    def encode(cls, audio: tuple[np.ndarray, int], video: VideoFormat) -> EncodedMedia:
+        """Blocking (about a second of CPU): run it off the event loop."""
+        samples, rate = audio
+        return cls(encode_video(video), encode_opus(samples, rate),
+                   encode_opus(np.zeros(rate, dtype=np.int16), rate), video.fps)
 
 
 class MediaPeer:
     """A participant's aiortc peer: answers the server's offers, publishes, counts frames."""
 
-    def __init__(self, audio: tuple[np.ndarray, int], frames: Counter[str]) -> None:
-        self._audio = audio
+    def __init__(self, media: EncodedMedia, speaks: bool, frames: Counter[str]) -> None:
+        self._media = media
+        self._speaks = speaks
         self._frames = frames
         self.pc: RTCPeerConnection | None = None
+        self.video: PreEncodedVideo | None = None
 
     async def answer(self, sdp: str) -> str:
         """The answer to the server's offer; a new connection when the last one failed."""
@@ -134,10 +91,14 @@ class MediaPeer:
     async def _new_pc(self) -> None:
         await self.aclose()
         pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        samples, rate = self._audio
+        media = self._media
+        audio = media.speech if self._speaks else media.silence
         # Speakers start at different points of the recording, as people do.
-        pc.addTrack(LoopedAudio(samples, rate, random.randrange(samples.size)))
-        pc.addTrack(TestCard())
+        pc.addTrack(PreEncodedAudio(audio, random.randrange(len(audio))))
+        self.video = PreEncodedVideo(media.video, random.randrange(len(media.video)), media.fps)
+        pc.addTrack(self.video)
+        # A keyframe request jumps the loop to its next keyframe, as an encoder would make one.
+        on_keyframe_request(pc.getSenders()[-1], self.video.request_keyframe)
 
         @pc.on("track")
         def on_track(track: Any) -> None:

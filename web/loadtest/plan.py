@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from web.errors import LoadTestError
-from web.loadtest.peer import AUDIO_FRAME_MS, VIDEO_FPS
+from web.loadtest.encoded import VideoFormat
+from web.loadtest.peer import AUDIO_FRAME_MS
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class LoadPlan:
     # How many participants of each hearing speak (the rest send silence); None: everyone.
     # In court one person speaks at a time; everyone talking at once is the worst case.
     speakers: int | None = None
+    # What each media client's camera sends (encoded once, replayed).
+    video: VideoFormat = field(default_factory=VideoFormat)
 
     @property
     def clients(self) -> int:
@@ -113,8 +116,9 @@ class LoadReport:
     media_failures: dict[str, int] = field(default_factory=dict)
     frames_received: dict[str, int] = field(default_factory=dict)
     # While held: frames a second on each received slot that carries someone (sent: audio
-    # 1000 / AUDIO_FRAME_MS, video VIDEO_FPS); below that, media was lost or late.
+    # 1000 / AUDIO_FRAME_MS, video `video_fps`); below that, media was lost or late.
     frame_rates: dict[str, float] = field(default_factory=dict)
+    video_fps: int = 0
     client_cpu_percent: float = 0.0  # this process while held, of one core
     captions_received: int = 0  # final trial-record lines, summed over the clients
     max_recognizer_lag_s: float = 0.0  # from the judges' `transcription` messages
@@ -158,7 +162,7 @@ class LoadReport:
                          f"{counts(self.media_failures)}")
             rates = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(self.frame_rates.items()))
             lines.append(f"  frames per received track while held: {rates or 'none'} (sent: "
-                         f"audio {1000 // AUDIO_FRAME_MS}/s, video {VIDEO_FPS}/s)")
+                         f"audio {1000 // AUDIO_FRAME_MS}/s, video {self.video_fps}/s)")
             lines.append(f"  trial record: {self.captions_received} final captions received, "
                          f"recognizer lag up to {self.max_recognizer_lag_s:.1f} s")
         lines.append(f"  load client CPU while held: {self.client_cpu_percent:.0f}% of a core")

@@ -12,18 +12,18 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-import numpy as np
 
 from web.errors import LoadTestError
 from web.loadtest.client import Invitation, LoadClient, Tally
 from web.loadtest.court_api import CourtApi
-from web.loadtest.peer import load_speech, tone
+from web.loadtest.peer import EncodedMedia, load_speech, tone
 from web.loadtest.plan import LoadPlan, LoadReport, Spread
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ class LoadRun:
         self._audio = None
         if plan.media:
             self._audio = load_speech(plan.speech) if plan.speech is not None else tone()
-        self._report = LoadReport(plan.url, plan.hearings, plan.clients, plan.media)
+        self._media: EncodedMedia | None = None
+        self._report = LoadReport(plan.url, plan.hearings, plan.clients, plan.media,
+                                  video_fps=plan.video.fps if plan.media else 0)
         self._rest: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientSession | None = None
         self._cleaned = False
@@ -97,6 +99,11 @@ class LoadRun:
         if limit < needed:
             raise LoadTestError(f"{self.plan.clients} clients need about {needed} open files; "
                                 f"this process may open {limit} (ulimit -n)")
+        if self._audio is not None:
+            # Encoded once, off the event loop, before anyone joins.
+            with ThreadPoolExecutor(1, thread_name_prefix="load-encode") as encoder:
+                self._media = await asyncio.get_running_loop().run_in_executor(
+                    encoder, EncodedMedia.encode, self._audio, self.plan.video)
         self._rest = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=REST_IN_FLIGHT))
         self._ws = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self
@@ -202,8 +209,6 @@ class LoadRun:
         loop = asyncio.get_running_loop()
         started = loop.time()
         seated: Counter[str] = Counter()
-        silence = None if self._audio is None else (
-            np.zeros(self._audio[0].size, dtype=np.int16), self._audio[1])
         for i, invitation in enumerate(self.invitations):
             seated[invitation.hearing_id] += 1
             speaks = plan.speakers is None or seated[invitation.hearing_id] <= plan.speakers
@@ -211,7 +216,7 @@ class LoadRun:
                 await asyncio.sleep(max(0.0, started + i / plan.ramp_per_s - loop.time()))
             await gate.acquire()
             client = LoadClient(invitation, self._ws, self.ws_url, plan, self.tally,
-                                self._audio if speaks else silence, on_settled=gate.release)
+                                self._media, speaks, on_settled=gate.release)
             self.clients.append(client)
             self._tasks[client] = asyncio.create_task(client.run(), name=f"load-client-{i}")
         await asyncio.gather(*(c.settled.wait() for c in self.clients))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import multiprocessing
 import multiprocessing.connection
 import socket
@@ -13,15 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media.aiortc_adapter import capture_encoded, on_keyframe_request
 from tests.bench.forwarding.channel import Channel, child_setup
-from tests.bench.forwarding.loops import AUDIO_FRAME, FPS, MediaLoops
+from tests.bench.forwarding.loops import MediaLoops
 from tests.bench.forwarding.meters import cpu_seconds, inbound_rtp
+from web.loadtest.encoded import PreEncodedAudio, PreEncodedVideo
 
 CLIENT_RCVBUF = 4 * 1024 * 1024
 
@@ -45,75 +43,6 @@ def enlarge_receive_buffers(loop: asyncio.AbstractEventLoop, size: int) -> None:
         return transport, protocol
 
     loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign]
-
-
-class PreEncodedVideo(MediaStreamTrack):
-    """Replays the VP8 loop at 30 fps as `av.Packet`s; a PLI makes the next frame a keyframe
-    (by jumping to a keyframe of the loop, which keeps the stream decodable)."""
-
-    kind = "video"
-
-    def __init__(self, frames: list[tuple[bytes, bool]], offset: int) -> None:
-        super().__init__()
-        self.frames = frames
-        self.keyframes = [i for i, (_, key) in enumerate(frames) if key]
-        self.position = offset
-        self.sent = 0
-        self.started: float | None = None
-        self.keyframe_requests = 0
-        self._jump = False
-        self._time_base = fractions.Fraction(1, 90_000)
-
-    def request_keyframe(self) -> None:
-        self.keyframe_requests += 1
-        self._jump = True
-
-    async def recv(self) -> av.Packet:
-        now = time.monotonic()
-        if self.started is None:
-            self.started = now
-        else:
-            await asyncio.sleep(max(0.0, self.started + self.sent / FPS - now))
-        if self._jump:
-            self._jump = False
-            if not self.frames[self.position][1]:
-                self.position = next(
-                    (k for k in self.keyframes if k > self.position), self.keyframes[0]
-                )
-        data, _ = self.frames[self.position]
-        self.position = (self.position + 1) % len(self.frames)
-        packet = av.Packet(data)
-        packet.pts = self.sent * (90_000 // FPS)
-        packet.time_base = self._time_base
-        self.sent += 1
-        return packet
-
-
-class PreEncodedAudio(MediaStreamTrack):
-    """Replays the Opus loop as 20 ms `av.Packet`s."""
-
-    kind = "audio"
-
-    def __init__(self, frames: list[bytes], offset: int) -> None:
-        super().__init__()
-        self.frames = frames
-        self.position = offset
-        self.sent = 0
-        self.started: float | None = None
-        self._time_base = fractions.Fraction(1, 48_000)
-
-    async def recv(self) -> av.Packet:
-        now = time.monotonic()
-        if self.started is None:
-            self.started = now
-        else:
-            await asyncio.sleep(max(0.0, self.started + self.sent * 0.02 - now))
-        packet = av.Packet(self.frames[self.position])
-        self.position = (self.position + 1) % len(self.frames)
-        packet.pts = self.sent * AUDIO_FRAME
-        packet.time_base = self._time_base
-        self.sent += 1
-        return packet
 
 
 @dataclass
