@@ -99,11 +99,22 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
 
 async def pass_device_check(page: Page, timeout_ms: float = 20_000) -> None:
     """Press the device check's "进入" button with the devices it chose: the page then joins."""
-    check = page.locator("#device-check")
-    try:
-        await check.get_by_role("button", name="进入").click(timeout=timeout_ms)
-    except PlaywrightTimeoutError as e:
-        raise AssertionError(f"no device check to pass: {await snapshot(page)}") from e
+    button = page.locator("#device-check").get_by_role("button", name="进入")
+    gone = "() => document.body.dataset.state !== 'device-check'"
+    for attempt in (1, 2):
+        try:
+            await button.click(timeout=timeout_ms)
+        except PlaywrightTimeoutError as e:
+            raise AssertionError(f"no device check to pass: {await snapshot(page)}") from e
+        try:
+            # The page leaves the check at once (no network in between).
+            await page.wait_for_function(gone, timeout=5_000, polling=100)
+            return
+        except PlaywrightTimeoutError:
+            # Seen once in CI, under load: a click that left the page in the check. Said in
+            # the test's output, and pressed again as a person would.
+            print(f"device check still shown after click {attempt}: {await snapshot(page)}")
+    raise AssertionError(f"the device check stayed after two clicks: {await snapshot(page)}")
 
 
 async def device_check_shown(page: Page, timeout_ms: float) -> None:
