@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -128,6 +129,23 @@ class StaffAccounts(Store):
             return list((await session.scalars(
                 select(StaffAccount).order_by(StaffAccount.created_at, StaffAccount.login)
             )).all())
+
+    async def names(self, actors: Iterable[str | None]) -> dict[str, str]:
+        """The name of each account among `actors` as the audit names them (`account:<id>`),
+        read now: the data keeps the id, people read the name."""
+        ids: dict[uuid.UUID, str] = {}
+        for actor in actors:
+            kind, _, ident = (actor or "").partition(":")
+            if actor and kind == "account":
+                try:
+                    ids[uuid.UUID(ident)] = actor
+                except ValueError:
+                    continue
+        if not ids:
+            return {}
+        async with self.db.read() as session:
+            found = await session.scalars(select(StaffAccount).where(StaffAccount.id.in_(ids)))
+            return {ids[a.id]: a.name for a in found}
 
     async def court_named(self, court: str) -> uuid.UUID:
         """The id of a court given by its id or its exact name."""

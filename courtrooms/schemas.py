@@ -392,6 +392,8 @@ class AuditEventOut(Output):
     seq: int
     at: datetime
     actor: str
+    actor_name: str | None = Field(default=None, description="The account's name, when an "
+                                   "account acted (`account:<id>`), as it is now")
     action: str
     hearing_id: uuid.UUID | None
     data: dict[str, Any]
@@ -553,6 +555,8 @@ class RecordVersionOut(Output):
     lines: int
     made_by: str | None = Field(description="Who edited it; null for the live record and "
                                 "retranscriptions")
+    made_by_name: str | None = Field(default=None, description="The account's name, when an "
+                                     "account edited it")
     at: datetime | None
     edit: str | None = Field(description="delete, insert, speaker, merge or split")
     from_version: int | None
@@ -589,6 +593,8 @@ class LineCorrection(Input):
 class RevisionOut(Output):
     revision: int
     author: str
+    author_name: str | None = Field(default=None, description="The account's name, when an "
+                                    "account corrected it")
     at: datetime
     before: str
     after: str

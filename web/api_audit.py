@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from courtrooms.access import Permission
 from courtrooms.schemas import AuditEventOut, AuditQuery, Page
 from web.endpoints import API_PREFIX, EndpointTable, page, query, respond
-from web.keys import REGISTRY
+from web.keys import REGISTRY, STAFF_ACCOUNTS
 
 routes = EndpointTable(API_PREFIX)
 
@@ -19,7 +19,11 @@ routes = EndpointTable(API_PREFIX)
 async def list_audit(request: web.Request) -> web.Response:
     q = query(request, AuditQuery)
     items, total = await request.app[REGISTRY].audit_events(q)
-    return respond(page(AuditEventOut, items, total, q))
+    listed = page(AuditEventOut, items, total, q)
+    names = await request.app[STAFF_ACCOUNTS].names(e.actor for e in items)
+    for item in listed["items"]:
+        item["actor_name"] = names.get(item["actor"])
+    return respond(listed)
 
 
 class AuditReport(BaseModel):

@@ -38,7 +38,7 @@ from transcription.export import (
 )
 from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, path_id, query, respond
 from web.errors import ApiError
-from web.keys import HUB, REGISTRY, SETTINGS, VIEWINGS
+from web.keys import HUB, REGISTRY, SETTINGS, STAFF_ACCOUNTS, VIEWINGS
 from web.record_document import court_document
 
 routes = EndpointTable(API_PREFIX)
@@ -87,7 +87,10 @@ class RecordSeal(BaseModel):
 
     at: datetime = Field(validation_alias="record_sealed_at")
     by: str = Field(validation_alias="record_sealed_by",
-                    description="`admin`, or `participant:<id>` for the judge")
+                    description="`admin`, `participant:<id>` for the judge by their join "
+                    "token, or `account:<id>` for the judge's account")
+    by_name: str | None = Field(default=None, description="The judge's account's name, when "
+                                "their account sealed it")
     sha256: str = Field(validation_alias="record_sha256",
                         description="Hash of the record as sealed, also in the audit chain")
 
@@ -98,8 +101,15 @@ class SealedTranscript(Transcript):
     )
 
 
-def _seal_of(hearing: Hearing) -> RecordSeal | None:
-    return None if hearing.record_sealed_at is None else RecordSeal.model_validate(hearing)
+async def _seal_of(request: web.Request, hearing: Hearing) -> RecordSeal | None:
+    return None if hearing.record_sealed_at is None else await _seal(request, hearing)
+
+
+async def _seal(request: web.Request, hearing: Hearing) -> RecordSeal:
+    """The hearing's seal, its judge named by their account's name when it sealed."""
+    names = await request.app[STAFF_ACCOUNTS].names([hearing.record_sealed_by])
+    return RecordSeal.model_validate(hearing).model_copy(
+        update={"by_name": names.get(hearing.record_sealed_by or "")})
 
 
 @routes.route("GET", "/hearings/{id}/transcript", auth="review", query=VersionQuery,
@@ -114,7 +124,7 @@ async def get_transcript(request: web.Request) -> web.Response:
     version, lines, holes = await _record(request, hearing_id, asked.version)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "transcript.viewed")
     return respond(SealedTranscript(version=version, items=lines, untranscribed=holes,
-                                    sealed=_seal_of(hearing)))
+                                    sealed=await _seal_of(request, hearing)))
 
 
 @routes.route("POST", "/hearings/{id}/transcript/seal", staff=Permission.SEAL, auth="participant",
@@ -127,7 +137,7 @@ async def seal_transcript(request: web.Request) -> web.Response:
     hearing = await request.app[HUB].transcripts.seal_by_judge(
         hearing_id, caller.actor, caller.participant
     )
-    return respond(RecordSeal.model_validate(hearing))
+    return respond(await _seal(request, hearing))
 
 
 @routes.route("PATCH", "/hearings/{id}/transcript/{segment_id}", auth="review",
@@ -167,8 +177,10 @@ async def edit_record(request: web.Request) -> web.Response:
               response=RecordVersionList, errors=(404,))
 async def record_versions(request: web.Request) -> web.Response:
     versions = await request.app[HUB].transcripts.versions(path_id(request))
-    return respond(RecordVersionList(items=[RecordVersionOut.model_validate(v)
-                                            for v in versions]))
+    names = await request.app[STAFF_ACCOUNTS].names(v.made_by for v in versions)
+    return respond(RecordVersionList(items=[
+        RecordVersionOut.model_validate(v).model_copy(
+            update={"made_by_name": names.get(v.made_by or "")}) for v in versions]))
 
 
 @routes.route("GET", "/hearings/{id}/transcript/{segment_id}/revisions", auth="review",
@@ -179,7 +191,10 @@ async def line_revisions(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     revisions = await request.app[HUB].transcripts.revisions(
         hearing_id, path_id(request, "segment_id"))
-    return respond(RevisionList(items=[RevisionOut.model_validate(r) for r in revisions]))
+    names = await request.app[STAFF_ACCOUNTS].names(r.author for r in revisions)
+    return respond(RevisionList(items=[
+        RevisionOut.model_validate(r).model_copy(update={"author_name": names.get(r.author)})
+        for r in revisions]))
 
 
 @routes.route("GET", "/hearings/{id}/transcript/export/{format}", auth="review",

@@ -364,3 +364,36 @@ async def test_each_role_acts_on_its_court_s_and_its_own_hearings_only(
     assert ids(await call(client, "GET", f"{API}/hearings", headers=admin)) == {
         world.hearing_id, own.json["id"]}
     assert clerk.id != judge.id
+
+
+async def test_what_an_account_did_is_named_by_the_account_s_name_when_read(
+    client: TestClient, admin: dict[str, str], world: World,
+) -> None:
+    """The data keeps `account:<id>`; the record, its corrections and the audit name the
+    person, as the account is named now."""
+    judge, as_judge = await staff_account(client, "wang.judge", StaffRole.JUDGE,
+                                          world.court_id)
+    hearing = f"{API}/hearings/{world.hearing_id}"
+    assert (await call(client, "PATCH", hearing, headers=admin,
+                       json={"judge_account_id": str(judge.id)})).status == 200
+    corrected = await call(client, "PATCH", f"{hearing}/transcript/{world.segment_id}",
+                           json={"text": "现在开庭，核对当事人身份。"}, headers=as_judge)
+    assert corrected.status == 200, corrected.text
+    for action in ("open", "start", "close"):
+        moved = await call(client, "POST", f"{hearing}/{action}", headers=as_judge)
+        assert moved.status == 200, moved.text
+    sealed = await call(client, "POST", f"{hearing}/transcript/seal", headers=as_judge)
+    assert sealed.status == 200, sealed.text
+    assert sealed.json["by"] == judge.actor and sealed.json["by_name"] == "wang.judge"
+    record = await call(client, "GET", f"{hearing}/transcript", headers=admin)
+    assert record.json["sealed"]["by_name"] == "wang.judge"
+    [revision] = (await call(client, "GET",
+                             f"{hearing}/transcript/{world.segment_id}/revisions",
+                             headers=admin)).json["items"]
+    assert (revision["author"], revision["author_name"]) == (judge.actor, "wang.judge")
+    audit = await call(client, "GET", f"{API}/audit", headers=admin,
+                       params={"hearing_id": world.hearing_id, "limit": "200"})
+    named = {(e["action"], e["actor_name"]) for e in audit.json["items"]
+             if e["actor"] == judge.actor}
+    assert {("hearing.start", "wang.judge"), ("transcript.sealed_by_judge", "wang.judge")} <= named
+    assert all(e["actor_name"] is None for e in audit.json["items"] if e["actor"] == "admin")

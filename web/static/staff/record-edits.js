@@ -72,7 +72,7 @@ export async function loadVersions(ctx) {
   ctx.S.versions = items;
   const label = (v) => (v.edit
     ? t("第 {n} 版：{edit}（{who}，{at}）", { n: v.version, edit: t(EDITS[v.edit] || v.edit),
-      who: ctx.who(v.made_by), at: fmtDateTime(v.at) })
+      who: ctx.who(v.made_by, v.made_by_name), at: fmtDateTime(v.at) })
     : v.version === 1 ? t("第 1 版：庭审实时记录") : t("第 {n} 版：据录音重新转写", { n: v.version }));
   const box = $("versions");
   box.hidden = items.length < 2;

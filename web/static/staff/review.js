@@ -152,7 +152,7 @@ function renderSeal() {
   const box = $("seal-box");
   document.body.dataset.sealed = S.sealed ? "true" : "false";
   if (S.sealed) {
-    const who = sealedBy(S.sealed.by);
+    const who = sealedBy(S.sealed.by, S.sealed.by_name);
     box.replaceChildren(el("div", { class: "sealed", id: "sealed" },
       el("strong", {}, t("笔录已签章封存")),
       el("span", {}, t("{at}，签章人：{by}", { at: fmtDateTime(S.sealed.at), by: who })),
@@ -170,7 +170,7 @@ function renderSeal() {
 
 // What the structural edits (record-edits.js) need of this page.
 const edits = {
-  api, base, S, who: (by) => sealedBy(by),
+  api, base, S, who: (by, name) => sealedBy(by, name),
   reload: async () => {
     await loadTranscript();
     await loadVersions(edits);
@@ -178,8 +178,11 @@ const edits = {
   },
 };
 
-function sealedBy(by) {
+// Who acted, as the server names them: an account by its name (resolved when read), the admin
+// token as the court's administrator, a participant by their name and role.
+function sealedBy(by, name) {
   if (!by) return "";
+  if (name) return name;
   if (by === "admin") return t("法院管理员");
   const match = /^participant:(.+)$/.exec(by);
   const person = match && S.people.get(match[1]);
@@ -684,7 +687,7 @@ async function loadRevisions(id) {
     const node = $(`revisions-${id}`);
     if (!node) return;
     node.replaceChildren(...items.map((r) => el("li", { class: "revision" },
-      el("div", { class: "muted" }, t("第 {n} 版 · {at} · {who}", { n: r.revision, at: fmtDateTime(r.at), who: sealedBy(r.author) })),
+      el("div", { class: "muted" }, t("第 {n} 版 · {at} · {who}", { n: r.revision, at: fmtDateTime(r.at), who: sealedBy(r.author, r.author_name) })),
       el("div", { class: "before" }, el("span", { class: "label" }, t("原文")), " ", el("del", {}, r.before)),
       el("div", { class: "after" }, el("span", { class: "label" }, t("更正为")), " ", el("ins", {}, r.after)))));
     if (!items.length) node.replaceChildren(el("li", { class: "muted" }, t("没有修订记录。")));
