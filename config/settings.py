@@ -74,6 +74,11 @@ class Settings(BaseModel):
     whisper_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where Whisper runs: CUDA when present (auto), or forced"
     )
+    whisper_threads: int = Field(
+        default=0, ge=0, le=256,
+        description="CPU threads one Whisper decode uses; 0: the cores this process may use, "
+                    "shared among `serve --workers N`",
+    )
     ice_servers: list[IceServer] = Field(default_factory=list)
     ice_host_addresses: list[str] = Field(
         default_factory=list, description="Addresses offered as host ICE candidates"

@@ -31,7 +31,7 @@ from signaling.review import PARTIAL_STALE_S, CompositeJobs
 from signaling.seats import Seat
 from signaling.services import HearingServices
 from signaling.tasks import TaskSet
-from transcription.model import load_model
+from transcription.model import load_model, machine_threads
 from transcription.pipeline import InferenceWorker
 from transcription.recognizer import Recognizer
 
@@ -108,8 +108,9 @@ class Hub:
         settings = self.settings
 
         def build() -> Recognizer:
-            return Recognizer(load_model(settings.whisper_model, settings.data_dir,
-                                         device=settings.whisper_device))
+            return Recognizer(load_model(
+                settings.whisper_model, settings.data_dir, device=settings.whisper_device,
+                cpu_threads=settings.whisper_threads or machine_threads()))
 
         self.services.worker = await InferenceWorker.load(build)
 

@@ -249,6 +249,16 @@ def pick_compute_type(device: str) -> str:
     return "default"
 
 
+def machine_threads(workers: int = 1) -> int:
+    """Threads for one decode: the cores this process may run on, shared among `workers`
+    processes on the machine (more threads than cores only makes them wait for each other)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
 def load_model(
     model: str,
     data_dir: Path,

@@ -38,6 +38,7 @@ from media.errors import CompositeError
 from signaling.retranscribe import NothingToTranscribe, retranscribe
 from signaling.review import render_hearing
 from transcription.errors import TranscriptionError
+from transcription.model import machine_threads
 from web.app import create_app
 from web.keys import REGISTRY, STAFF_ACCOUNTS
 from web.loadtest.cli import add_arguments as add_loadtest_arguments
@@ -157,6 +158,10 @@ def _supervise(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Tingshen listening on {settings.base_url} with {args.workers} workers "
           f"(Redis {settings.redis_url})")
     print_staff_links(settings, token, generated, first)
+    if not settings.whisper_threads:
+        # Each worker loads its own recognizer: the cores are shared, not each taken whole
+        # (docs/operations.md, sizing).
+        os.environ["TINGSHEN_WHISPER_THREADS"] = str(machine_threads(args.workers))
     return Supervisor(worker_command(args.config, args.host, args.port), args.workers).run()
 
 

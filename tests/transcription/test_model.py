@@ -15,7 +15,13 @@ from config.settings import Settings
 from tests.transcription.conftest import load_wav, references, word_errors
 from transcription import model as model_module
 from transcription.errors import DeviceUnavailable, ModelCorrupt, ModelMissing
-from transcription.model import PACKAGED, WindowedWhisperModel, load_model, resolve_model
+from transcription.model import (
+    PACKAGED,
+    WindowedWhisperModel,
+    load_model,
+    machine_threads,
+    resolve_model,
+)
 from transcription.recognizer import Recognizer
 
 
@@ -215,3 +221,10 @@ def test_multilingual_base_transcribes_english(model_dir: Path) -> None:
     assert result.language == "en"
     assert word_errors(references()["en_witness.wav"], result.text) <= 0.2
     assert os.path.isfile(model_dir / "models" / "whisper-base" / "model.bin")
+
+
+def test_a_decode_s_threads_are_the_cores_shared_among_the_workers() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert machine_threads() == cores
+    assert machine_threads(2) == max(1, cores // 2)
+    assert machine_threads(cores * 4) == 1  # never none
