@@ -69,6 +69,8 @@ class ParticipantAttendance:
     absences: list[Absence] = field(default_factory=list)
     warnings: list[Warning] = field(default_factory=list)
     present: bool = False
+    # An interpreter's party.
+    interprets_for_id: uuid.UUID | None = None
 
     @property
     def walk_outs(self) -> int:
@@ -87,7 +89,9 @@ def attendance(events: Iterable[AuditEvent], participants: Iterable[Participant]
                ) -> list[ParticipantAttendance]:
     """Each participant's attendance, in the order they were invited, from the hearing's audit
     events (oldest first)."""
-    people = {p.id: ParticipantAttendance(p.id, p.name, p.role.value) for p in participants}
+    people = {p.id: ParticipantAttendance(p.id, p.name, p.role.value,
+                                          interprets_for_id=p.interprets_for_id)
+              for p in participants}
     in_session = False
     for event in events:
         action = event.action

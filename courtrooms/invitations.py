@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from courtrooms.errors import (
     AccessDenied,
@@ -25,6 +26,7 @@ from courtrooms.models import (
     EDITABLE_STATES,
     FINISHED_STATES,
     ID_DIGITS_ROLES,
+    INTERPRETED_ROLES,
     LIVE_STATES,
     Hearing,
     HearingState,
@@ -40,6 +42,21 @@ from courtrooms.secrets import digest, new_secret
 # A join token opens this long before the scheduled start.
 JOIN_WINDOW_LEAD = timedelta(minutes=30)
 JOIN_GRACE = timedelta(hours=6)
+# How long after the close a prison terminal's kiosk offers its detainee the record to sign.
+TERMINAL_SIGNING = timedelta(days=3)
+
+
+def _check_interpreted(hearing: Hearing, party_id: uuid.UUID) -> None:
+    """An interpreter interprets for a party or a witness of the same hearing."""
+    party = next((p for p in hearing.participants if p.id == party_id), None)
+    if party is None:
+        raise InvalidInput(f"participant {party_id} is not a participant of this hearing: "
+                           "invite the party first, then their interpreter",
+                           field="interprets_for_id")
+    if party.role not in INTERPRETED_ROLES:
+        allowed = ", ".join(sorted(r.value for r in INTERPRETED_ROLES))
+        raise InvalidInput(f"an interpreter interprets for a party ({allowed}), not for "
+                           f"{party.name}, a {party.role.value}", field="interprets_for_id")
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,15 @@ class TerminalAssignment:
     token: str | None
 
 
+@dataclass(frozen=True)
+class TerminalRecord:
+    """A closed hearing's record a prison terminal's detainee may sign at its kiosk."""
+
+    hearing: Hearing
+    participant: Participant
+    token: str
+
+
 class Invitations(Scheduling):
     """Who takes part in a hearing and how they get in: join tokens, and a prison terminal's
     device key standing for its participant while the hearing's join window is open."""
@@ -105,6 +131,8 @@ class Invitations(Scheduling):
                         "this prison terminal already has a participant in this hearing",
                         field="terminal_id",
                     )
+            if data.interprets_for_id is not None:
+                _check_interpreted(hearing, data.interprets_for_id)
             is_judge = data.role is Role.JUDGE
             conflicts = await self._conflicts(
                 session,
@@ -126,6 +154,7 @@ class Invitations(Scheduling):
                 terminal_id=data.terminal_id,
                 language=data.language,
                 id_digits_hash=digits_hash,
+                interprets_for_id=data.interprets_for_id,
                 created_at=self.clock(),
             )
             session.add(participant)
@@ -225,6 +254,12 @@ class Invitations(Scheduling):
                     f"participants of a hearing that is {hearing.state.value} stay on the record",
                     current_state=hearing.state.value,
                 )
+            interpreters = [p.name for p in hearing.participants
+                            if p.interprets_for_id == participant.id]
+            if interpreters:
+                raise NotEditable(
+                    f"{'、'.join(interpreters)} interpret(s) for {participant.name}: remove the "
+                    "interpreter first", interpreters=interpreters)
             await session.execute(
                 delete(JoinToken).where(JoinToken.participant_id == participant.id)
             )
@@ -236,6 +271,13 @@ class Invitations(Scheduling):
 
     async def resolve_join_token(self, token: str) -> JoinGrant:
         """The participant and hearing a join token opens, if it is valid now."""
+        grant = await self.token_grant(token)
+        self.check_join_window(grant.hearing)
+        return grant
+
+    async def token_grant(self, token: str) -> JoinGrant:
+        """The participant and hearing of a join token that is not revoked, at any time (the
+        record is signed after the hearing closed): what it would be asked at a join."""
         async with self.db.read() as session:
             row = (
                 await session.execute(
@@ -250,7 +292,6 @@ class Invitations(Scheduling):
             if join_token.revoked_at is not None:
                 raise AccessDenied("this join token was revoked")
             hearing = await self._get(session, Hearing, participant.hearing_id)
-            self.check_join_window(hearing)
             return JoinGrant(participant, hearing, by_terminal=join_token.issued_to == "terminal")
 
     def check_join_window(self, hearing: Hearing) -> None:
@@ -325,6 +366,34 @@ class Invitations(Scheduling):
                 elif known.revoked_at is not None:
                     token = None  # revoked by the court: the kiosk joins with its key or not
             return TerminalAssignment(terminal, hearing, participant, opens_at, token)
+
+    async def terminal_records(self, device_key: str) -> list[TerminalRecord]:
+        """The closed hearings whose record a prison terminal's detainee may sign there (closed
+        within TERMINAL_SIGNING), newest first, each with the terminal's token for them: the
+        one its kiosk joined with, derived from its key (issued now if it never joined)."""
+        async with self.db.write() as session:
+            terminal, _, _ = await self._terminal_hearing(session, device_key)
+            rows = (await session.execute(
+                select(Hearing, Participant)
+                .join(Participant, Participant.hearing_id == Hearing.id)
+                .where(Participant.terminal_id == terminal.id,
+                       Hearing.state == HearingState.CLOSED,
+                       Hearing.closed_at > self.clock() - TERMINAL_SIGNING)
+                .order_by(Hearing.closed_at.desc())
+                .options(selectinload(Hearing.participants)))).all()
+            found = []
+            for hearing, participant in rows:
+                token = hmac.new(device_key.encode(), f"join:{participant.id}".encode(),
+                                 hashlib.sha256).hexdigest()
+                known = await session.scalar(
+                    select(JoinToken).where(JoinToken.token_hash == digest(token)))
+                if known is None:
+                    await self._issue(session, hearing, participant, "terminal",
+                                      f"terminal:{terminal.id}", secret=token)
+                elif known.revoked_at is not None:
+                    continue  # revoked by the court
+                found.append(TerminalRecord(hearing, participant, token))
+            return found
 
     async def resolve_device_key(self, device_key: str) -> JoinGrant:
         """The participant a prison terminal is now, if its hearing's join window is open."""

@@ -115,6 +115,9 @@ COURTROOM_ROLES = frozenset({Role.JUDGE, Role.CLERK, Role.PROSECUTOR})
 # Who may be asked for the last digits of their ID number at each join, when the court has
 # them on file: everyone but the court and its observers.
 ID_DIGITS_ROLES = frozenset(Role) - CONTROL_ROLES - {Role.OBSERVER}
+# Whom an interpreter interprets for: a party (a defendant, a party to a civil case) or a
+# witness, who speaks another language than the court's.
+INTERPRETED_ROLES = frozenset({Role.DEFENDANT, Role.PARTY, Role.WITNESS})
 
 
 class Location(enum.StrEnum):
@@ -253,6 +256,8 @@ class Participant(Base):
     id_digits_hash: Mapped[str | None] = mapped_column(String(160))
     id_digits_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     id_digits_locked_until: Mapped[datetime | None]
+    # An interpreter's party: the participant of the same hearing they interpret for.
+    interprets_for_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("participants.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")

@@ -297,6 +297,12 @@ class ParticipantIn(Input):
         "kept, and no answer carries them (`id_digits_on_file` says whether they are). Not "
         "for the judge, the clerk or an observer",
     )
+    interprets_for_id: uuid.UUID | None = Field(
+        default=None,
+        description="For an interpreter: the participant of this hearing they interpret for (a "
+        "defendant, a party or a witness, invited first). Shown in the court's list, the "
+        "review and the trial record",
+    )
 
     @field_validator("terminal_id")
     @classmethod
@@ -315,6 +321,15 @@ class ParticipantIn(Input):
             raise ValueError(f"a {role.value} is not asked for ID number digits at the join")
         return digits
 
+    @field_validator("interprets_for_id")
+    @classmethod
+    def _only_interpreters(cls, party: uuid.UUID | None, info: ValidationInfo
+                           ) -> uuid.UUID | None:
+        role = info.data.get("role")
+        if party is not None and role is not None and role is not Role.INTERPRETER:
+            raise ValueError(f"only an interpreter interprets for someone, not a {role.value}")
+        return party
+
 
 class ParticipantOut(Output):
     id: uuid.UUID
@@ -328,6 +343,8 @@ class ParticipantOut(Output):
     id_digits_on_file: bool = Field(
         default=False, description="Whether the last digits of their ID number are on file "
         "(asked for at the join); the digits themselves are never returned")
+    interprets_for_id: uuid.UUID | None = Field(
+        default=None, description="An interpreter's party: the participant they interpret for")
     created_at: datetime
 
 
@@ -377,6 +394,16 @@ class JoinGrantOut(BaseModel):
     hearing: HearingOut
 
 
+class TerminalSigning(BaseModel):
+    """A closed hearing's record the terminal's detainee has still to sign or refuse."""
+
+    hearing: HearingOut
+    participant: ParticipantOut
+    token: str = Field(description="The terminal's join token for it (the one its kiosk "
+                       "joined with): the signing page's credential")
+    sign_url: str = Field(description="The signing page, the token in its fragment")
+
+
 class TerminalAssignment(BaseModel):
     """A prison terminal's current or next hearing, with a join token inside its window."""
 
@@ -386,6 +413,9 @@ class TerminalAssignment(BaseModel):
     opens_at: datetime | None
     token: str | None
     join_url: str | None
+    signing: list[TerminalSigning] = Field(
+        default_factory=list, description="Closed hearings (of the last 3 days) whose record "
+        "the detainee at this terminal has still to sign or refuse, newest first")
 
 
 class AuditEventOut(Output):
@@ -505,12 +535,19 @@ class SignatureIn(Input):
         # A PNG's base64 always begins with its signature's, iVBORw0KGgo.
         pattern=r"^iVBORw0KGgo[A-Za-z0-9+/]*={0,2}$", max_length=400_000)] = Field(
         description="The drawn signature, a PNG in base64")
+    id_digits: IdNumberLast4 | None = Field(
+        default=None, description="The last 4 characters of the signer's ID number, when the "
+        "court has them on file (the signing state's `id_digits`): checked as at the join, "
+        "with the same tries and lockout")
 
 
 class RefusalIn(Input):
     reason: Reason
     participant_id: uuid.UUID | None = Field(
         default=None, description="Noted by the judge or clerk for another participant")
+    id_digits: IdNumberLast4 | None = Field(
+        default=None, description="A participant's own refusal, as a signature: the last 4 "
+        "characters of their ID number when the court has them on file")
 
 
 class CorrectionRequestIn(Input):

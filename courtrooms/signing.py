@@ -5,6 +5,11 @@ and signs the exact version they read (its sha256) with a signature drawn on the
 refuses to sign, which is noted as such. The judge and the clerk sign last. The record is final
 when every participant signed the current version or a refusal is noted.
 
+At a recess the judge chooses, the judge opens signing of the record so far
+(`record.signing_opened`): the same links sign that version, in the same order, until the
+hearing resumes. What is signed or refused then is of that recess only (its events say
+`stage: recess`); the record is final only once the closed hearing's record is signed.
+
 Kept in the audit chain (ordered, dated, tamper-evident) with the signature pictures as files
 whose sha256 the chain holds (`verify` re-hashes them for `tingshen verify-audit`).
 """
@@ -23,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.files import write_synced
@@ -47,7 +52,11 @@ REFUSED = "record.signing_refused"
 REQUESTED = "record.correction_requested"
 DECIDED = "record.correction_decided"
 FINAL = "record.final"
-ACTIONS = (SIGNED, REFUSED, REQUESTED, DECIDED, FINAL)
+OPENED = "record.signing_opened"
+ACTIONS = (SIGNED, REFUSED, REQUESTED, DECIDED, FINAL, OPENED)
+# Where the hearing's recesses begin: signing opened before the latest of them is over.
+RECESS_BEGINS = ("hearing.recess", "hearing.interrupted")
+CLOSED_STAGE, RECESS_STAGE = "closed", "recess"
 MAX_SIGNATURE_BYTES = 256 * 1024
 MAX_SIGNATURE_PX = 2000
 # A signature is ink: a picture with almost nothing drawn is no signature.
@@ -98,6 +107,9 @@ class SigningState:
     signers: list[Signer]
     requests: list[CorrectionRequest] = field(default_factory=list)
     final_at: datetime | None = None
+    # closed: the closed hearing's record; recess: the record so far, at a recess the judge
+    # opened signing at.
+    stage: str = CLOSED_STAGE
 
     @property
     def final(self) -> bool:
@@ -162,7 +174,7 @@ class Signing:
                                    "participant_id": str(participant.id),
                                    "record_sha256": state.record_sha256,
                                    "version": state.version, "signature_sha256": digest,
-                                   "signature": relative})
+                                   "signature": relative, **_stage(state)})
             return await self._finalize(session, hearing_id)
 
     async def refuse(self, hearing_id: uuid.UUID, participant_id: uuid.UUID, reason: str,
@@ -178,8 +190,28 @@ class Signing:
             await audit.append(session, actor=actor, action=REFUSED, at=self.clock(),
                                hearing_id=hearing_id, data={
                                    "participant_id": str(participant_id), "reason": reason,
-                                   "record_sha256": state.record_sha256})
+                                   "record_sha256": state.record_sha256, **_stage(state)})
             return await self._finalize(session, hearing_id)
+
+    async def open_at_recess(self, hearing_id: uuid.UUID, actor: str) -> SigningState:
+        """The judge opens signing of the record so far, at a recess. Opened already at this
+        recess: the state as it is (nothing is written twice)."""
+        async with self.db.write() as session:
+            hearing = await session.get(Hearing, hearing_id)
+            if hearing is None:
+                raise NotFound("Hearing", hearing_id)
+            if hearing.state is not HearingState.RECESS:
+                raise NotEditable("signing of the record so far is opened at a recess",
+                                  state=hearing.state.value)
+            try:
+                return await _state(session, hearing_id)
+            except NotEditable:
+                pass  # not open yet at this recess
+            version, lines = await record_lines(session, hearing_id)
+            await audit.append(session, actor=actor, action=OPENED, at=self.clock(),
+                               hearing_id=hearing_id, data={
+                                   "record_sha256": record_sha256(lines), "version": version})
+            return await _state(session, hearing_id)
 
     async def request_correction(self, hearing_id: uuid.UUID, participant: Participant,
                                  line_id: uuid.UUID, text: str, reason: str | None
@@ -232,7 +264,7 @@ class Signing:
 
     async def _finalize(self, session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
         state = await _state(session, hearing_id)
-        if state.complete and not state.final:
+        if state.stage == CLOSED_STAGE and state.complete and not state.final:
             event = await audit.append(
                 session, actor="system", action=FINAL, at=self.clock(), hearing_id=hearing_id,
                 data={"record_sha256": state.record_sha256, "version": state.version,
@@ -258,12 +290,32 @@ async def _open_state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningSt
     return state
 
 
+def _stage(state: SigningState) -> dict[str, str]:
+    """What a signature or refusal event says of its stage (nothing: the closed record's)."""
+    return {} if state.stage == CLOSED_STAGE else {"stage": state.stage}
+
+
+async def _recess_opened_at(session: AsyncSession, hearing_id: uuid.UUID) -> int | None:
+    """The audit seq of signing opened at the current recess, if the judge opened it."""
+    recess_began = await session.scalar(select(func.max(AuditEvent.seq)).where(
+        AuditEvent.hearing_id == hearing_id, AuditEvent.action.in_(RECESS_BEGINS)))
+    opened = await session.scalar(select(func.max(AuditEvent.seq)).where(
+        AuditEvent.hearing_id == hearing_id, AuditEvent.action == OPENED))
+    if opened is None or (recess_began is not None and opened < recess_began):
+        return None
+    return int(opened)
+
+
 async def _state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
     hearing = await session.get(Hearing, hearing_id)
     if hearing is None:
         raise NotFound("Hearing", hearing_id)
-    if hearing.state is not HearingState.CLOSED:
-        raise NotEditable("the record is signed once the hearing is closed",
+    opened_at = None
+    if hearing.state is HearingState.RECESS:
+        opened_at = await _recess_opened_at(session, hearing_id)
+    if hearing.state is not HearingState.CLOSED and opened_at is None:
+        raise NotEditable("the record is signed once the hearing is closed, or at a recess "
+                          "when the judge opens signing of the record so far",
                           state=hearing.state.value)
     version, lines = await record_lines(session, hearing_id)
     current = record_sha256(lines)
@@ -273,13 +325,20 @@ async def _state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
     people = sorted((p for p in everyone if p.role is not Role.OBSERVER),
                     key=lambda p: p.role.value in _COURT)
     state = SigningState(hearing_id, current, version, lines,
-                         [Signer(p.id, p.name, p.role.value) for p in people])
+                         [Signer(p.id, p.name, p.role.value) for p in people],
+                         stage=CLOSED_STAGE if opened_at is None else RECESS_STAGE)
     by_id = {s.participant_id: s for s in state.signers}
     requests: dict[str, CorrectionRequest] = {}
     events = await session.scalars(select(AuditEvent).where(
         AuditEvent.hearing_id == hearing_id, AuditEvent.action.in_(ACTIONS))
         .order_by(AuditEvent.seq))
     for event in events:
+        # Signatures and refusals count in their own stage: the closed record's, or this
+        # recess's (since the judge opened it); corrections asked for stay asked for.
+        if event.action in (SIGNED, REFUSED) and (
+                event.data.get("stage", CLOSED_STAGE) != state.stage
+                or (opened_at is not None and event.seq < opened_at)):
+            continue
         _apply(state, by_id, requests, event)
     state.requests = list(requests.values())
     return state
@@ -288,6 +347,8 @@ async def _state(session: AsyncSession, hearing_id: uuid.UUID) -> SigningState:
 def _apply(state: SigningState, by_id: dict[uuid.UUID, Signer],
            requests: dict[str, CorrectionRequest], event: AuditEvent) -> None:
     data: dict[str, Any] = event.data
+    if event.action == OPENED:
+        return
     if event.action == FINAL:
         if data.get("record_sha256") == state.record_sha256:
             state.final_at = event.at

@@ -32,6 +32,7 @@ WITNESS_COMMANDS = ("send_out", "release")
 HEARING_ACTIONS = ("open", "start", "recess", "resume", "close")
 WITNESS = Role.WITNESS.value
 REVIEW_COMMANDS = ("permit_review", "revoke_review")
+OPEN_SIGNING = "open_signing"
 
 
 class CourtCommands:
@@ -45,6 +46,12 @@ class CourtCommands:
         if reason is not None and action not in ("warn", "refuse_identity"):
             raise SignalingError("invalid", f"{action} takes no reason; only warn and "
                                  "refuse_identity do", field="reason")
+        if action == OPEN_SIGNING:
+            if target_id is not None:
+                raise SignalingError("invalid", "open_signing applies to the hearing, not a "
+                                     "participant", field="participant_id")
+            await self._open_signing(actor)
+            return
         if action in HEARING_ACTIONS:
             if target_id is not None:
                 raise SignalingError(
@@ -188,6 +195,22 @@ class CourtCommands:
             await self.hearing.media.remove(seat.participant_id)
             await connection.close(*((4003, "released by the court") if released
                                      else (4001, "removed by the court")))
+
+    async def _open_signing(self, actor: Seat) -> None:
+        """At a recess the judge chooses, the parties sign the record so far on their own
+        links (courtrooms/signing.py); everyone here is told, and the court sees the version."""
+        if actor.role != Role.JUDGE.value:
+            raise Forbidden("only the judge opens signing of the record at a recess")
+        hearing = self.hearing
+        try:
+            state = await hearing.services.signing.open_at_recess(
+                hearing.hearing_uuid, f"participant:{actor.participant_id}")
+        except CourtroomsError as e:
+            raise SignalingError(e.code, e.message) from e
+        hearing.info["signing_open"] = True
+        for connection in list(hearing.connections.values()):
+            connection.send({"type": "signing", "open": True, "version": state.version,
+                             "record_sha256": state.record_sha256})
 
     async def _transition(self, actor: Seat, action: HearingAction) -> None:
         """The same transition as the REST API's: the registry changes the state, the bus

@@ -49,6 +49,7 @@ from signaling.seats import (
     expected_view,
     hearing_view,
     participants_message,
+    seat_party,
 )
 from signaling.services import HearingServices
 from signaling.stage import Stage
@@ -182,6 +183,7 @@ class LiveHearing:
         self.info["state"] = state
         if state != HearingState.RECESS.value:
             self.info["interrupted_at"] = None  # the court has decided
+            self.info["signing_open"] = False  # a recess's signing ends with it
         for connection in list(self.connections.values()):
             connection.send({"type": "hearing", "state": state})
         if state in FINISHED:
@@ -226,6 +228,7 @@ class LiveHearing:
                 participant_id=pid, name=participant.name, role=participant.role.value,
                 location=participant.location.value, language=participant.language,
                 admitted=await self.court.admits_on_arrival(participant),
+                interprets_for_id=seat_party(participant),
             )
             seat = replace(seat, present=True, connection="new", hand_raised=False,
                            screen_sharing=False, device=connection.device)

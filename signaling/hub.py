@@ -81,7 +81,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.services = HearingServices(
             registry=registry, recordings=recordings, transcripts=self.transcripts,
-            exhibits=self.exhibits, identity=self.identity, composites=self.composites, bus=bus,
+            exhibits=self.exhibits, identity=self.identity, signing=self.signing,
+            composites=self.composites, bus=bus,
             data_dir=settings.data_dir,
             ice_servers=[
                 RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)

@@ -130,7 +130,7 @@ class Command(Inbound):
         "admit", "remove", "mute", "unmute", "open", "start", "recess", "resume", "close",
         "permit_review", "revoke_review",
         "grant_consultation", "deny_consultation", "end_consultation", "warn",
-        "send_out", "release", "verify_identity", "refuse_identity",
+        "send_out", "release", "verify_identity", "refuse_identity", "open_signing",
     ]
     participant_id: Id | None = None
     # A warning's words, or why an identity check failed: said and kept in the audit.

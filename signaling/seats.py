@@ -38,6 +38,9 @@ class Seat:
     # the court's last identity check: {"outcome", "device", "at", "reason"}.
     device: str | None = None
     identity: dict[str, Any] | None = None
+    # An interpreter's party (their participant id): the court's list says whom they
+    # interpret for.
+    interprets_for_id: str | None = None
 
     @property
     def identity_state(self) -> str:
@@ -110,7 +113,14 @@ def consultations_message(seats: Iterable[Seat]) -> dict[str, Any]:
 def expected_view(participant: Participant) -> dict[str, Any]:
     """A participant of the hearing as the court's list shows one who has not joined."""
     return {"participant_id": str(participant.id), "name": participant.name,
-            "role": participant.role.value, "location": participant.location.value}
+            "role": participant.role.value, "location": participant.location.value,
+            "interprets_for_id": seat_party(participant)}
+
+
+def seat_party(participant: Participant) -> str | None:
+    """An interpreter's party as a seat names it."""
+    party = participant.interprets_for_id
+    return None if party is None else str(party)
 
 
 def hearing_view(hearing: Hearing) -> dict[str, Any]:
@@ -128,4 +138,6 @@ def hearing_view(hearing: Hearing) -> dict[str, Any]:
         # Its server died in session: in recess until the court resumes or closes it.
         "interrupted_at": (hearing.interrupted_at.isoformat()
                            if hearing.interrupted_at is not None else None),
+        # The judge opened signing of the record so far at this recess (the `signing` message).
+        "signing_open": False,
     }

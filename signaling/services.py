@@ -15,6 +15,7 @@ from courtrooms.exhibits import Exhibits
 from courtrooms.identity import IdentityChecks
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
+from courtrooms.signing import Signing
 from courtrooms.transcripts import Transcripts
 from media.counters import MediaCounters
 from signaling.bus import LiveBus
@@ -32,6 +33,7 @@ class HearingServices:
     transcripts: Transcripts
     exhibits: Exhibits
     identity: IdentityChecks
+    signing: Signing
     composites: CompositeJobs
     bus: LiveBus
     data_dir: Path

@@ -36,6 +36,7 @@ FIELD_LABELS = {
         "time": "时间",
         "courtroom": "地点",
         "participants": "参加人员",
+        "interprets_for": "{name}（为{role} {party}翻译）",
         "to": "至",
         "colon": "：",
         "list_sep": "、",
@@ -72,6 +73,7 @@ FIELD_LABELS = {
         "time": "Time",
         "courtroom": "Place",
         "participants": "Participants",
+        "interprets_for": "{name} (interpreting for {role} {party})",
         "to": "to",
         "colon": ": ",
         "list_sep": ", ",
@@ -196,6 +198,8 @@ class TrialRecordHeader:
     title: str | None = None
     ended_at: datetime | None = None
     courtroom: str | None = None
+    # Each interpreter's party: (interpreter's name, party's role, party's name).
+    interpreters: tuple[tuple[str, str, str], ...] = ()
 
 
 def _ordered(lines: Iterable[SpeakerLine]) -> list[SpeakerLine]:
@@ -287,8 +291,13 @@ def _header_fields(header: TrialRecordHeader, language: str) -> list[tuple[str, 
         fields.append((labels["courtroom"], header.courtroom))
     # 审判人员, 书记员, then each party's role with its people; observers and supervisors are
     # not participants of the record.
+    parties = {name: (role, party) for name, role, party in header.interpreters}
     groups: dict[str, list[str]] = {}
     for name, role in header.participants:
+        if role == "interpreter" and name in parties:
+            party_role, party = parties[name]
+            name = labels["interprets_for"].format(
+                name=name, role=role_label(party_role, language), party=party)
         if role != "observer":
             groups.setdefault(role, []).append(name)
     named = {"judge": labels["judges"], "clerk": labels["clerks"]}

@@ -43,6 +43,8 @@ class AttendanceOut(BaseModel):
     network_failures: int
     absences: list[AbsenceOut]
     warnings: list[WarningOut]
+    interprets_for_id: uuid.UUID | None = Field(
+        default=None, description="An interpreter's party: the participant they interpret for")
 
 
 class AttendanceReport(BaseModel):
@@ -58,6 +60,7 @@ def _out(a: ParticipantAttendance) -> AttendanceOut:
                              in_session=x.in_session, walk_out=x.walk_out)
                   for x in a.absences],
         warnings=[WarningOut(at=w.at, by=w.by, reason=w.reason) for w in a.warnings],
+        interprets_for_id=a.interprets_for_id,
     )
 
 

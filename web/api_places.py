@@ -22,6 +22,7 @@ from courtrooms.schemas import (
     PrisonTerminalOut,
     PrisonTerminalPatch,
     TerminalAssignment,
+    TerminalSigning,
 )
 from web.endpoints import (
     API_PREFIX,
@@ -34,7 +35,7 @@ from web.endpoints import (
     query,
     respond,
 )
-from web.keys import REGISTRY
+from web.keys import HUB, REGISTRY
 
 routes = EndpointTable(API_PREFIX)
 
@@ -206,6 +207,18 @@ async def terminal_assignment(request: web.Request) -> web.Response:
     key = request[CALLER].device_key
     assert key is not None  # the table resolved a "device" caller
     found = await request.app[REGISTRY].terminal_assignment(key)
+    signing = []
+    # The detainee signs the closed hearing's record at the kiosk, in the prison.
+    for record in await request.app[REGISTRY].terminal_records(key):
+        state = await request.app[HUB].signing.state(record.hearing.id)
+        signer = next((s for s in state.signers
+                       if s.participant_id == record.participant.id), None)
+        if state.final or signer is None or signer.done:
+            continue
+        signing.append(TerminalSigning(
+            hearing=HearingOut.model_validate(record.hearing),
+            participant=ParticipantOut.model_validate(record.participant), token=record.token,
+            sign_url=f"/sign/{record.hearing.id}?kiosk=1#{record.token}"))
     return respond(
         TerminalAssignment(
             terminal=PrisonTerminalOut.model_validate(found.terminal),
@@ -216,5 +229,6 @@ async def terminal_assignment(request: web.Request) -> web.Response:
             opens_at=found.opens_at,
             token=found.token,
             join_url=join_url(request, found.token) if found.token else None,
+            signing=signing,
         )
     )

@@ -1,7 +1,9 @@
-"""Signing the trial record under /api/v1 (courtrooms/signing.py): once the hearing is closed,
-each participant reads the record with their own link, asks for corrections, and signs the
-version they read with a drawn signature or refuses; the clerk decides corrections; the judge
-and the clerk sign last."""
+"""Signing the trial record under /api/v1 (courtrooms/signing.py): once the hearing is closed
+(or at a recess, when the judge opened signing of the record so far), each participant reads
+the record with their own link, asks for corrections, and signs the version they read with a
+drawn signature or refuses; the clerk decides corrections; the judge and the clerk sign last.
+A party whose ID number's last digits the court has on file gives them to sign or refuse, as
+at the join (a prison terminal's kiosk is not asked)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,23 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from courtrooms.access import Permission
+from courtrooms.invitations import JoinGrant
 from courtrooms.models import CONTROL_ROLES, Participant
 from courtrooms.schemas import CorrectionRequestIn, DecisionIn, RefusalIn, SignatureIn
 from courtrooms.signing import SigningState
 from signaling.review import COMPOSITE_DIR
-from web.endpoints import API_PREFIX, CALLER, EndpointTable, body, file_inside, path_id, respond
+from web.endpoints import (
+    API_PREFIX,
+    CALLER,
+    EndpointTable,
+    bearer,
+    body,
+    file_inside,
+    path_id,
+    respond,
+)
 from web.errors import ApiError
-from web.keys import HUB, RECORDINGS, VIEWINGS
+from web.keys import HUB, RECORDINGS, REGISTRY, VIEWINGS
 
 routes = EndpointTable(API_PREFIX)
 
@@ -69,6 +81,11 @@ class SigningOut(BaseModel):
     you: uuid.UUID | None = Field(description="The caller, when a participant")
     recording: bool = Field(default=False, description="The recording to replay lines with "
                             "is ready (GET .../signing/recording)")
+    stage: str = Field(description="closed: the closed hearing's record; recess: the record "
+                       "so far, at a recess the judge opened signing at (signatures then are "
+                       "of that recess only, and never make the record final)")
+    id_digits: bool = Field(default=False, description="The caller gives the last 4 "
+                            "characters of their ID number to sign or refuse (`id_digits`)")
 
 
 def _out(state: SigningState, you: Participant | None) -> SigningOut:
@@ -86,7 +103,7 @@ def _out(state: SigningState, you: Participant | None) -> SigningOut:
                            status=s.status, at=s.at, reason=s.reason,
                            signature_sha256=s.signature_sha256) for s in state.signers],
         corrections=[CorrectionOut(**vars(r)) for r in state.requests],
-        you=you.id if you is not None else None)
+        you=you.id if you is not None else None, stage=state.stage)
 
 
 def _participant(request: web.Request, what: str) -> Participant:
@@ -95,6 +112,21 @@ def _participant(request: web.Request, what: str) -> Participant:
         raise ApiError(403, "forbidden", f"{what} with their own link; staff do not do it "
                        "for them")
     return participant
+
+
+async def _grant(request: web.Request) -> JoinGrant | None:
+    """What the caller's join token grants, when a participant called with one."""
+    token = bearer(request)
+    if request[CALLER].participant is None or token is None:
+        return None
+    return await request.app[REGISTRY].token_grant(token)
+
+
+async def _check_id_digits(request: web.Request, digits: str | None) -> None:
+    """The signer's ID number digits, when the court has them (courtrooms/id_digits.py)."""
+    grant = await _grant(request)
+    if grant is not None:
+        await request.app[REGISTRY].check_id_digits(grant, digits)
 
 
 @routes.route("GET", "/hearings/{id}/signing", auth="participant", tag="signing",
@@ -107,8 +139,10 @@ async def get_signing(request: web.Request) -> web.Response:
     state = await request.app[HUB].signing.state(hearing_id)
     await request.app[VIEWINGS].audit(hearing_id, request[CALLER].actor, "signing.viewed")
     files, _ = await request.app[RECORDINGS].of_hearing(hearing_id)
+    grant = await _grant(request)
     return respond(_out(state, request[CALLER].participant).model_copy(
-        update={"recording": any(f.kind == "composite" for f in files)}))
+        update={"recording": any(f.kind == "composite" for f in files),
+                "id_digits": grant is not None and grant.needs_id_digits}))
 
 
 @routes.route("POST", "/hearings/{id}/signing/signature", auth="participant", tag="signing",
@@ -124,6 +158,8 @@ async def sign(request: web.Request) -> web.Response:
     except (binascii.Error, ValueError) as e:
         raise ApiError(422, "invalid", "signature_png is not base64",
                        field="signature_png") from e
+    await request.app[HUB].signing.state(path_id(request))  # open for signing, before a try
+    await _check_id_digits(request, given.id_digits)
     state = await request.app[HUB].signing.sign(path_id(request), participant,
                                                 given.record_sha256, picture)
     return respond(_out(state, participant))
@@ -145,6 +181,9 @@ async def refuse(request: web.Request) -> web.Response:
     if you is not None and whose != you.id and you.role not in CONTROL_ROLES:
         raise ApiError(403, "forbidden", "only the judge or the clerk note another "
                        "participant's refusal")
+    if you is not None and whose == you.id:
+        await request.app[HUB].signing.state(path_id(request))
+        await _check_id_digits(request, given.id_digits)
     state = await request.app[HUB].signing.refuse(path_id(request), whose, given.reason,
                                                   caller.actor)
     return respond(_out(state, you))

@@ -224,6 +224,7 @@ async def export_transcript(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     extras = await court_document(hearing, await registry.hearing_events(hearing_id),
                                   hub.identity, hub.signing, zone)
+    people = {p.id: p for p in hearing.participants}
     header = TrialRecordHeader(
         court=court, case_number=hearing.case_number, kind=hearing.kind.value,
         # In the court's local time, as every document a court reads.
@@ -231,6 +232,10 @@ async def export_transcript(request: web.Request) -> web.Response:
         ended_at=local(hearing.closed_at, zone) if hearing.closed_at is not None else None,
         participants=tuple((p.name, p.role.value) for p in hearing.participants),
         title=hearing.title, courtroom=room,
+        interpreters=tuple((p.name, people[p.interprets_for_id].role.value,
+                            people[p.interprets_for_id].name)
+                           for p in hearing.participants
+                           if p.interprets_for_id is not None and p.interprets_for_id in people),
     )
     language = hearing.language
     content: str | bytes

@@ -43,10 +43,12 @@ async def review(request: web.Request) -> web.Response:
 
 
 async def sign(request: web.Request) -> web.Response:
-    """A participant reads and signs the closed hearing's record (their token in the
-    fragment, as the judge's on the review)."""
+    """A participant reads and signs the closed hearing's record, or at a recess the record so
+    far (their token in the fragment, as the judge's on the review). `?kiosk=1`: a prison
+    terminal's kiosk (large controls, no language switch, back to the hearing or terminal)."""
+    kiosk = {"data-kiosk": "1"} if request.query.get("kiosk") == "1" else {}
     return await _page(request, "sign.html", "签署庭审笔录 Sign the record", ("/static/sign.js",),
-                       ("/static/sign.css",), {})
+                       ("/static/sign.css",), kiosk)
 
 
 def add_routes(app: web.Application) -> None:

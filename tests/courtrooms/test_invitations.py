@@ -4,6 +4,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,13 +13,17 @@ from sqlalchemy import select
 from courtrooms.errors import (
     AccessDenied,
     HearingFinished,
+    InvalidInput,
+    NotEditable,
 )
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import (
     JoinToken,
+    Location,
     Role,
 )
 from courtrooms.registry import Registry
+from courtrooms.schemas import ParticipantIn
 from tests.conftest import FakeClock
 from tests.courtrooms.builders import (
     ACTOR,
@@ -167,6 +172,53 @@ async def test_removed_participant_token_refused(registry: Registry) -> None:
     with pytest.raises(AccessDenied):
         await registry.resolve_join_token(issued.token)
     assert (await registry.get_hearing(hearing.id)).participants == []
+
+
+# -- interpreters --------------------------------------------------------------------------
+
+
+def interpreter(party: object) -> ParticipantIn:
+    return ParticipantIn(name="翻译 陈某", role=Role.INTERPRETER, location=Location.REMOTE,
+                         interprets_for_id=party)
+
+
+async def test_an_interpreter_is_linked_to_a_party_of_the_same_hearing(
+        registry: Registry) -> None:
+    hearing, other = await make_hearing(registry, 0, 1), await make_hearing(registry, 2, 3)
+    terminal, _ = await make_terminal(registry)
+    defendant = (await add_defendant(registry, hearing, terminal)).participant
+    judge = (await add_judge(registry, hearing)).participant
+    elsewhere = (await add_remote(registry, other)).participant
+    added = await registry.add_participant(hearing.id, interpreter(defendant.id), ACTOR)
+    assert added.participant.interprets_for_id == defendant.id
+    stored = {p.id: p for p in await registry.list_participants(hearing.id)}
+    assert stored[added.participant.id].interprets_for_id == defendant.id
+    for wrong, words in [(judge.id, "judge"), (elsewhere.id, "not a participant of this"),
+                         (terminal, "not a participant of this")]:
+        with pytest.raises(InvalidInput) as refused:
+            await registry.add_participant(hearing.id, interpreter(wrong), ACTOR)
+        assert refused.value.field == "interprets_for_id"
+        assert words in refused.value.message
+    assert len(await registry.list_participants(hearing.id)) == 3  # nothing more was added
+
+
+async def test_only_an_interpreter_names_a_party() -> None:
+    with pytest.raises(ValueError, match="only an interpreter"):
+        ParticipantIn(name="李律师", role=Role.LAWYER, location=Location.REMOTE,
+                      interprets_for_id=uuid.uuid4())
+
+
+async def test_a_party_with_an_interpreter_is_removed_after_them(registry: Registry) -> None:
+    hearing = await make_hearing(registry, 0, 1)
+    party = (await add_defendant(registry, hearing, (await make_terminal(registry))[0])
+             ).participant
+    linked = (await registry.add_participant(hearing.id, interpreter(party.id), ACTOR)
+              ).participant
+    with pytest.raises(NotEditable, match="翻译 陈某"):
+        await registry.remove_participant(hearing.id, party.id, ACTOR)
+    await registry.remove_participant(hearing.id, linked.id, ACTOR)
+    await registry.remove_participant(hearing.id, party.id, ACTOR)
+    assert await registry.list_participants(hearing.id) == []
 
 
 # -- terminal assignment -------------------------------------------------------------------

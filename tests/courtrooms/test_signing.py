@@ -135,3 +135,71 @@ async def test_a_record_is_signed_only_once_the_hearing_is_closed(
                       Transcripts(registry.db, registry.clock))
     with pytest.raises(NotEditable, match="closed"):
         await signing.state(hearing.id)
+
+
+async def test_at_a_recess_the_judge_chooses_the_record_so_far_is_signed(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Signing the record so far opens only at a recess and only when the judge opens it; it
+    signs that version, closes when the hearing resumes, and counts for that recess alone:
+    at the close everyone signs the whole record again, and only then is it final."""
+    hearing = await make_hearing(registry, 1, 2)
+    people = {}
+    for name, role in (("王审判", Role.JUDGE), ("刘书记", Role.CLERK), ("赵某", Role.PARTY),
+                       ("李律师", Role.LAWYER)):
+        people[role.value] = await registry.add_participant(hearing.id, ParticipantIn(
+            name=name, role=role, location=Location.REMOTE), ACTOR)
+    transcripts = Transcripts(registry.db, registry.clock)
+    signing = Signing(registry.db, registry.clock, tmp_path, transcripts)
+    judge_ref = f"participant:{people['judge'].participant.id}"
+    await transcripts.add(hearing.id, SpokenLine(people["judge"].participant.id, 1.0, 3.0,
+                                                 "现在开庭。", "zh"))
+    for action in (HearingAction.OPEN, HearingAction.START):
+        await registry.transition(hearing.id, action, ACTOR)
+    with pytest.raises(NotEditable, match="at a recess"):
+        await signing.open_at_recess(hearing.id, judge_ref)
+    await registry.transition(hearing.id, HearingAction.RECESS, ACTOR)
+    with pytest.raises(NotEditable, match="judge opens signing"):
+        await signing.state(hearing.id)  # a recess alone opens nothing
+
+    opened = await signing.open_at_recess(hearing.id, judge_ref)
+    assert opened.stage == "recess" and [li.text for li in opened.lines] == ["现在开庭。"]
+    assert (await signing.open_at_recess(hearing.id, judge_ref)).record_sha256 == \
+        opened.record_sha256  # opened once per recess
+    party, lawyer, judge, clerk = (people[r].participant
+                                   for r in ("party", "lawyer", "judge", "clerk"))
+    await signing.sign(hearing.id, party, opened.record_sha256, signature())
+    with pytest.raises(NotEditable, match="sign last"):
+        await signing.sign(hearing.id, judge, opened.record_sha256, signature())
+    await signing.refuse(hearing.id, lawyer.id, "休庭时不签", f"participant:{lawyer.id}")
+    await signing.sign(hearing.id, judge, opened.record_sha256, signature())
+    state = await signing.sign(hearing.id, clerk, opened.record_sha256, signature())
+    assert state.complete and not state.final  # a recess's signatures never finalize
+    events = [e for e in await registry.hearing_events(hearing.id)
+              if e.action.startswith("record.")]
+    assert [e.action for e in events] == ["record.signing_opened", "record.signed",
+                                          "record.signing_refused", "record.signed",
+                                          "record.signed"]
+    assert {e.data.get("stage") for e in events[1:]} == {"recess"}
+    assert events[1].data["record_sha256"] == opened.record_sha256
+
+    # Resumed: the recess's signing is over; the next recess opens afresh.
+    await registry.transition(hearing.id, HearingAction.RESUME, ACTOR)
+    with pytest.raises(NotEditable):
+        await signing.state(hearing.id)
+    await transcripts.add(hearing.id, SpokenLine(party.id, 5.0, 7.0, "我叫赵某。", "zh"))
+    await registry.transition(hearing.id, HearingAction.RECESS, ACTOR)
+    with pytest.raises(NotEditable):
+        await signing.state(hearing.id)
+    again = await signing.open_at_recess(hearing.id, judge_ref)
+    assert again.record_sha256 != opened.record_sha256 and len(again.lines) == 2
+    assert {s.status for s in again.signers} == {"pending"}
+
+    # Closed: the whole record, signed by everyone again; the recess's refusal is not its.
+    await registry.transition(hearing.id, HearingAction.CLOSE, ACTOR)
+    closed = await signing.state(hearing.id)
+    assert closed.stage == "closed" and {s.status for s in closed.signers} == {"pending"}
+    for who in (party, lawyer, judge):
+        await signing.sign(hearing.id, who, closed.record_sha256, signature())
+    final = await signing.sign(hearing.id, clerk, closed.record_sha256, signature())
+    assert final.final

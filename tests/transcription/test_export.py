@@ -105,6 +105,20 @@ def test_docx_reads_back_with_header_table_and_labelled_lines() -> None:
     assert all(run.bold for run in speaker_runs)
 
 
+def test_an_interpreter_is_listed_with_the_party_they_interpret_for() -> None:
+    header = TrialRecordHeader(
+        court=HEADER.court, case_number=HEADER.case_number, kind="trial",
+        started_at=HEADER.started_at,
+        participants=(*HEADER.participants, ("陈译", "interpreter"), ("周译", "interpreter")),
+        interpreters=(("陈译", "defendant", "王五"),))
+    document = docx.Document(io.BytesIO(to_docx(header, LINES)))
+    table = {row.cells[0].text: row.cells[1].text for row in document.tables[0].rows}
+    # One linked to their party, one the court did not link (listed as before).
+    assert table["翻译人员"] == "陈译（为被告人 王五翻译）、周译"
+    assert "Interpreter: 陈译 (interpreting for Defendant 王五), 周译" in to_text(
+        header, LINES, "en")
+
+
 def test_english_labels_and_pipeline_lines_export_too() -> None:
     line = FinalLine("p1", "Ann Lee", "judge", 2.0, 3.5, "The court is now in session.", (), "en")
     header = TrialRecordHeader(

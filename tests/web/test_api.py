@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 import uuid
@@ -182,6 +183,45 @@ async def test_prison_terminal_device_key_is_shown_only_at_creation_and_rotation
     gone = await call(client, "GET", API + "/terminal/assignment",
                       headers={"Authorization": f"Device {new_key}"})
     assert_error(gone, 403, "access_denied")
+
+
+async def test_a_terminal_offers_its_detainee_the_closed_record_to_sign(
+    client: TestClient, admin: dict[str, str], world: World, clock: FakeClock
+) -> None:
+    """The kiosk leaves the hearing room when the hearing closes; its terminal page then
+    offers the record to sign with the terminal's own token, until the detainee signed or
+    refused."""
+    from tests.courtrooms.test_signing import signature
+
+    device = {"Authorization": f"Device {world.device_key}"}
+    clock.now = HEARING_START
+    joined = await call(client, "GET", f"{API}/terminal/assignment", headers=device)
+    assert joined.json["signing"] == []
+    for action in ("open", "start", "close"):
+        reply = await call(client, "POST", f"{API}/hearings/{world.hearing_id}/{action}",
+                           headers=admin)
+        assert reply.status == 200, reply.text
+    after = await call(client, "GET", f"{API}/terminal/assignment", headers=device)
+    assert after.status == 200, after.text
+    assert after.json["hearing"] is None  # nothing to join
+    [offered] = after.json["signing"]
+    token = joined.json["token"]
+    assert offered["hearing"]["id"] == world.hearing_id
+    assert offered["participant"]["id"] == world.defendant_id and offered["token"] == token
+    assert offered["sign_url"] == f"/sign/{world.hearing_id}?kiosk=1#{token}"
+    base = f"{API}/hearings/{world.hearing_id}/signing"
+    read = await call(client, "GET", base, headers={"Authorization": f"Bearer {token}"})
+    signed = await call(client, "POST", base + "/signature", json={
+        "record_sha256": read.json["record_sha256"],
+        "signature_png": base64.b64encode(signature()).decode()},
+        headers={"Authorization": f"Bearer {token}"})
+    assert signed.status == 200, signed.text
+    done = await call(client, "GET", f"{API}/terminal/assignment", headers=device)
+    assert done.json["signing"] == []
+    # Days later the terminal no longer offers a closed hearing's record.
+    clock.now = HEARING_START + timedelta(days=4)
+    assert (await call(client, "GET", f"{API}/terminal/assignment", headers=device)
+            ).json["signing"] == []
 
 
 async def test_a_terminal_on_a_hearing_record_cannot_be_deleted(

@@ -87,3 +87,36 @@ async def test_the_api_document_says_the_field_is_write_only(client: TestClient)
     for out in ("ParticipantOut", "ParticipantInvited"):
         assert "id_number_last4" not in schemas[out]["properties"]
         assert schemas[out]["properties"]["id_digits_on_file"]["type"] == "boolean"
+
+
+async def test_an_interpreter_names_the_party_they_interpret_for(
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+) -> None:
+    party = await add(client, admin, world, name="Ivan Petrov", role="defendant")
+    lawyer = await add(client, admin, world, name="李律师", role="lawyer")
+    before = await db_state.snapshot()
+    for wrong, words in [(lawyer.json["id"], "not for 李律师, a lawyer"),
+                         (str(world.hearing_id), "is not a participant of this hearing"),
+                         ("not-an-id", "UUID")]:
+        reply = await add(client, admin, world, name="翻译 陈某", role="interpreter",
+                          interprets_for_id=wrong)
+        error = assert_error(reply, 422, "invalid")
+        assert error["field"] == "interprets_for_id" and words in error["message"], error
+    reply = await add(client, admin, world, name="王某", role="party",
+                      interprets_for_id=party.json["id"])
+    assert assert_error(reply, 422, "invalid")["field"] == "interprets_for_id"
+    await db_state.assert_unchanged(before, "refused interpreters")
+
+    added = await add(client, admin, world, name="翻译 陈某", role="interpreter",
+                      interprets_for_id=party.json["id"])
+    assert added.status == 201, added.text
+    assert added.json["interprets_for_id"] == party.json["id"]
+    listed = await call(client, "GET", f"{API}/hearings/{world.hearing_id}/participants",
+                        headers=admin)
+    by_name = {p["name"]: p for p in listed.json["items"]}
+    assert by_name["翻译 陈某"]["interprets_for_id"] == party.json["id"]
+    assert by_name["Ivan Petrov"]["interprets_for_id"] is None
+    # The party stays while their interpreter does: the link would dangle.
+    removed = await call(client, "DELETE", f"{API}/hearings/{world.hearing_id}/participants/"
+                         f"{party.json['id']}", headers=admin)
+    assert assert_error(removed, 409, "not_editable")

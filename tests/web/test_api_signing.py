@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import FakeClock
 from tests.courtrooms.test_signing import signature
-from tests.web.support import API, World, assert_error, call
+from tests.web.support import API, HEARING_START, World, assert_error, call
+from web.keys import HUB
 
 PEOPLE = (("刘书记", "clerk", "courtroom"), ("李律师", "lawyer", "remote"),
           ("监督员", "observer", "remote"))
@@ -120,3 +123,85 @@ async def test_an_open_hearing_has_nothing_to_sign_yet(
     reply = await call(client, "GET", f"{API}/hearings/{world.hearing_id}/signing",
                        headers=bearer(world.judge_token))
     assert_error(reply, 409, "not_editable")
+
+
+async def test_a_party_whose_id_digits_are_on_file_gives_them_to_sign(
+    client: TestClient, admin: dict[str, str], world: World, clock: FakeClock
+) -> None:
+    """As at the join: the signing state says the digits are asked for, a signature or the
+    party's own refusal without them or with wrong ones is refused (tries counted), the right
+    ones sign; a prison terminal's kiosk, in the prison, is not asked."""
+    hearing = f"{API}/hearings/{world.hearing_id}"
+    party = await call(client, "POST", f"{hearing}/participants", headers=admin, json={
+        "name": "王某", "role": "party", "location": "remote", "id_number_last4": "907X"})
+    terminal = await call(client, "POST", f"{API}/prison-terminals", headers=admin,
+                          json={"name": "终端二号", "prison": "北京市第一监狱"})
+    detainee = await call(client, "POST", f"{hearing}/participants", headers=admin, json={
+        "name": "刘某", "role": "defendant", "location": "prison",
+        "terminal_id": terminal.json["id"], "id_number_last4": "1234"})
+    assert party.status == detainee.status == 201, (party.text, detainee.text)
+    clock.now = HEARING_START
+    kiosk = await call(client, "GET", f"{API}/terminal/assignment",
+                       headers={"Authorization": f"Device {terminal.json['device_key']}"})
+    kiosk_token = kiosk.json["token"]
+    for action in ("open", "start", "close"):
+        assert (await call(client, "POST", f"{hearing}/{action}", headers=admin)).status == 200
+    base = f"{hearing}/signing"
+    read = await call(client, "GET", base, headers=bearer(party.json["token"]))
+    assert read.json["id_digits"] is True and read.json["stage"] == "closed"
+    assert (await call(client, "GET", base, headers=bearer(world.judge_token))
+            ).json["id_digits"] is False
+    sign = {"record_sha256": read.json["record_sha256"],
+            "signature_png": base64.b64encode(signature()).decode()}
+
+    async def as_party(path: str, body: dict[str, Any]) -> Any:
+        return await call(client, "POST", base + path, json=body,
+                          headers=bearer(party.json["token"]))
+
+    assert assert_error(await as_party("/signature", sign), 403,
+                        "id_digits_required")["field"] == "id_digits"
+    assert_error(await as_party("/refusal", {"reason": "不签"}), 403, "id_digits_required")
+    assert_error(await as_party("/signature", {**sign, "id_digits": "9071"}), 403,
+                 "id_digits_wrong")
+    assert_error(await as_party("/signature", {**sign, "id_digits": "12a4"}), 422, "invalid")
+    state = (await call(client, "GET", base, headers=bearer(world.judge_token))).json
+    assert {s["name"]: s["status"] for s in state["signers"]}["王某"] == "pending"
+    signed = await as_party("/signature", {**sign, "id_digits": "907x"})
+    assert signed.status == 200, signed.text
+    assert {s["name"]: s["status"] for s in signed.json["signers"]}["王某"] == "signed"
+
+    # The detainee signs at the kiosk with its token, not asked; their own link would be.
+    on_kiosk = await call(client, "GET", base, headers=bearer(kiosk_token))
+    assert on_kiosk.json["id_digits"] is False
+    assert (await call(client, "GET", base, headers=bearer(detainee.json["token"]))
+            ).json["id_digits"] is True
+    by_kiosk = await call(client, "POST", base + "/signature", json=sign,
+                          headers=bearer(kiosk_token))
+    assert by_kiosk.status == 200, by_kiosk.text
+    audit = await call(client, "GET", f"{API}/audit?hearing_id={world.hearing_id}&limit=200",
+                       headers=admin)
+    failed = [e for e in audit.json["items"] if e["action"] == "participant.id_digits_failed"]
+    assert [e["data"]["participant_id"] for e in failed] == [party.json["id"]]
+
+
+async def test_at_a_recess_the_judge_opened_the_record_so_far_is_signed(
+    client: TestClient, admin: dict[str, str], world: World
+) -> None:
+    hearing = f"{API}/hearings/{world.hearing_id}"
+    for action in ("open", "start", "recess"):
+        assert (await call(client, "POST", f"{hearing}/{action}", headers=admin)).status == 200
+    base = f"{hearing}/signing"
+    assert_error(await call(client, "GET", base, headers=bearer(world.defendant_token)), 409,
+                 "not_editable")
+    await client.server.app[HUB].signing.open_at_recess(
+        uuid.UUID(world.hearing_id), f"participant:{world.judge_id}")
+    read = await call(client, "GET", base, headers=bearer(world.defendant_token))
+    assert read.status == 200, read.text
+    assert read.json["stage"] == "recess" and read.json["final"] is False
+    signed = await call(client, "POST", base + "/signature", headers=bearer(
+        world.defendant_token), json={"record_sha256": read.json["record_sha256"],
+                                      "signature_png": base64.b64encode(signature()).decode()})
+    assert signed.status == 200, signed.text
+    assert (await call(client, "POST", f"{hearing}/resume", headers=admin)).status == 200
+    assert_error(await call(client, "GET", base, headers=bearer(world.defendant_token)), 409,
+                 "not_editable")

@@ -232,3 +232,21 @@ async def test_static_staff_pages_carry_the_bar_the_templates_render(client: Tes
         start = reply.text.index('<header class="staff-bar">')
         end = reply.text.index("</p>", reply.text.index('id="page-status"')) + len("</p>")
         assert reply.text[start:end] == bar.render(current=path), path
+
+
+@sqlite_only
+async def test_the_signing_page_has_what_its_script_uses_and_a_kiosk_mode(
+    client: TestClient, world: World
+) -> None:
+    """The signing page: every element sign.js reads (the ID digits, the recess notice, the
+    kiosk's way back), and at a prison terminal's kiosk no language switch and no link away."""
+    path = f"/sign/{world.hearing_id}"
+    shell = parse((await call(client, "GET", path)).text)
+    source = (STAFF_JS.parent / "sign.js").read_text(encoding="utf-8")
+    missing = sorted(set(re.findall(r'\$\("([\w-]+)"\)', source)) - set(shell.ids))
+    assert not missing, missing
+    assert "hidden" in shell.ids["sign-digits-row"] and "hidden" in shell.ids["sign-stage"]
+    plain = (await call(client, "GET", path)).text
+    kiosk = (await call(client, "GET", path + "?kiosk=1")).text
+    assert 'data-kiosk="1"' in kiosk and "data-kiosk" not in plain
+    assert "<a " not in kiosk

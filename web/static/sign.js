@@ -1,6 +1,9 @@
-// Reading and signing a closed hearing's trial record (/sign/{hearing}#{join token}): the
-// lines with a replay of the recording at each, corrections asked for and decided, who has
-// signed, and the participant's own signature drawn on a canvas, for the exact version shown.
+// Reading and signing a closed hearing's trial record (/sign/{hearing}#{join token}), or at a
+// recess the judge chose the record so far: the lines with a replay of the recording at each,
+// corrections asked for and decided, who has signed, and the participant's own signature drawn
+// on a canvas, for the exact version shown. The last digits of their ID number, when the court
+// has them, go with a signature or a refusal. `?kiosk=1` (a prison terminal): back to the
+// hearing (at a recess) or the terminal's page once signed or refused.
 import { formatCourt } from "/static/court-time.js";
 import { lang, t } from "/static/i18n.js";
 import { CONTROL_ROLES, roleLabel } from "/static/labels.js";
@@ -23,6 +26,10 @@ const token = (() => {
 })();
 const base = `${API}/hearings/${hearingId}/signing`;
 const S = { state: null, inked: false, me: null };
+const kiosk = document.body.dataset.kiosk === "1";
+const KIOSK_BACK_S = 20;
+const DIGITS = /^[0-9]{3}[0-9Xx]$/;
+let backTimer = null;
 
 async function api(path, body = undefined) {
   const reply = await fetch(base + path, {
@@ -59,6 +66,7 @@ function render() {
   $("sign-version").textContent = t("第 {n} 版 · 校验码 {sha}", { n: st.version,
     sha: st.record_sha256.slice(0, 16) });
   $("sign-final").hidden = !st.final;
+  $("sign-stage").hidden = st.stage !== "recess";
   $("sign-final").textContent = st.final
     ? t("笔录已生效（{at}）：各方均已签署或拒签。", { at: when(st.final_at) }) : "";
 
@@ -107,6 +115,45 @@ function render() {
     && s.status !== "signed" && s.status !== "refused");
   $("sign-wait").hidden = !waiting;
   $("sign-submit").disabled = !S.inked || waiting;
+  $("sign-digits-row").hidden = pad.hidden || !st.id_digits;
+  renderKiosk(me);
+}
+
+// At a kiosk the detainee cannot type an address: once done, the screen goes back by itself.
+function renderKiosk(me) {
+  if (!kiosk) return;
+  const recess = S.state.stage === "recess";
+  const done = S.state.final || !me || me.status === "signed" || me.status === "refused";
+  $("sign-kiosk").hidden = false;
+  $("sign-back").textContent = recess ? t("返回庭审") : t("返回终端首页");
+  if (!done || backTimer !== null) return;
+  let left = KIOSK_BACK_S;
+  const tick = () => {
+    $("sign-back-count").textContent = t("{n} 秒后自动返回", { n: left });
+    if (left <= 0) back();
+    left -= 1;
+  };
+  tick();
+  backTimer = setInterval(tick, 1000);
+}
+
+function back() {
+  clearInterval(backTimer);
+  location.replace(S.state && S.state.stage === "recess"
+    ? `/join/${encodeURIComponent(token)}?kiosk=1` : "/terminal");
+}
+
+// The ID number's last digits, when the court has them: null when they are asked for and not
+// (well) typed, which the page says.
+function digits(body) {
+  if (!S.state.id_digits) return body;
+  const typed = $("sign-digits").value.trim();
+  if (!DIGITS.test(typed)) {
+    status(t("请先输入身份证号码后四位（最后一位可为 X）。"), "error");
+    $("sign-digits").focus();
+    return null;
+  }
+  return { ...body, id_digits: typed };
 }
 
 async function load() {
@@ -156,8 +203,10 @@ function refuse(signer = null) {
   const reason = (window.prompt(signer ? t("{name}拒绝签署的理由", { name: signer.name })
     : t("拒绝签署的理由（将记入笔录）")) || "").trim();
   if (!reason) return;
-  const body = { reason };
+  let body = { reason };
   if (signer) body.participant_id = signer.participant_id;
+  else body = digits(body);
+  if (body === null) return;
   act(() => api("/refusal", body), t("已记录拒绝签署。"));
 }
 
@@ -197,10 +246,12 @@ function setupPad() {
   });
   $("sign-submit").addEventListener("click", () => {
     const png = canvas.toDataURL("image/png").split(",", 2)[1];
-    act(() => api("/signature", { record_sha256: S.state.record_sha256, signature_png: png }),
-      t("已签名。"));
+    const body = digits({ record_sha256: S.state.record_sha256, signature_png: png });
+    if (body === null) return;
+    act(() => api("/signature", body), t("已签名。"));
   });
   $("sign-refuse").addEventListener("click", () => refuse());
+  $("sign-back").addEventListener("click", back);
 }
 
 // The recording, through a short-lived signed link (a player cannot send the token).
@@ -247,5 +298,7 @@ async function start() {
 start().catch((e) => {
   $("sign-error").hidden = false;
   $("sign-error-text").textContent = e.message;
+  // A kiosk never stays on a page that cannot be used.
+  if (kiosk) setTimeout(() => location.replace("/terminal"), KIOSK_BACK_S * 1000);
 });
 window.addEventListener("langchange", () => { if (S.state) render(); });

@@ -286,10 +286,32 @@ function renderHearing() {
   renderCountdown();
 }
 
+// A closed hearing's record the detainee has still to sign: read and signed here, at the
+// kiosk, with the terminal's own token (never asked for ID digits: the terminal is in prison).
+function renderToSign() {
+  const offers = (S.data && S.data.signing) || [];
+  const shown = (S.view === "idle" || S.view === "waiting") && offers.length > 0;
+  $("to-sign").hidden = !shown;
+  if (!shown) return;
+  $("to-sign-list").replaceChildren(...offers.map((offer) => {
+    const li = document.createElement("li");
+    const go = document.createElement("button");
+    go.type = "button";
+    go.className = "primary";
+    go.dataset.hearingId = offer.hearing.id;
+    go.textContent = t("阅读并签署：{case}（{name}）", { case: offer.hearing.case_number,
+      name: offer.participant.name });
+    go.addEventListener("click", () => location.replace(offer.sign_url));
+    li.append(go);
+    return li;
+  }));
+}
+
 function render() {
   body.dataset.state = S.view;
   document.title = `${t("监所终端")} · 庭审 Tingshen`;
   for (const view of VIEWS) $(view).hidden = S.view !== view;
+  renderToSign();
   const terminal = S.data && S.data.terminal;
   $("terminal-name").textContent = terminal ? terminal.name : t("监所远程视频终端");
   $("prison").textContent = terminal ? terminal.prison : "";

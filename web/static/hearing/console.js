@@ -21,6 +21,12 @@ function renderCommands() {
   for (const button of document.querySelectorAll("[data-command]")) {
     button.disabled = !(COMMANDS_IN[button.dataset.command] || []).includes(S.hearingState);
   }
+  // At a recess the judge chooses, the parties sign the record so far.
+  const signing = $("open-signing");
+  signing.hidden = S.role !== "judge";
+  signing.disabled = S.hearingState !== "recess" || S.signingOpen;
+  signing.textContent = S.signingOpen && S.hearingState === "recess" ? t("休庭签署已开放")
+    : t("开放休庭签署");
   const confirm = $("confirm-close");
   if (!COMMANDS_IN.close.includes(S.hearingState)) confirm.hidden = true;
 }
@@ -146,6 +152,15 @@ function renderSignal(row, pid) {
   }
 }
 
+// Whom an interpreter interprets for: "为被告人 张某翻译" (the party joined or not).
+function interpreting(p) {
+  if (!p.interprets_for_id) return null;
+  const party = [...S.participants, ...S.expected]
+    .find((x) => x.participant_id === p.interprets_for_id);
+  return party ? el("span", { class: "interprets-for", dataset: { partyId: party.participant_id } },
+    t("为{role} {name}翻译", { role: roleLabel(party.role), name: party.name })) : null;
+}
+
 function flags(p) {
   const out = [];
   const tag = (text, kind = "") => out.push(el("span", { class: `tag ${kind}` }, text));
@@ -206,6 +221,7 @@ function rosterRow(p) {
       signal(),
       el("span", { class: "name" }, p.name),
       el("span", { class: "role" }, roleLabel(p.role)),
+      interpreting(p),
       p.location ? el("span", { class: "loc" }, locationLabel(p.location)) : null),
     el("div", { class: "flags" }, ...flags(p)),
     actions,
@@ -268,6 +284,7 @@ export function setupConsole() {
     send("close");
   });
   confirm.querySelector("[data-cancel]").addEventListener("click", () => { confirm.hidden = true; });
+  $("open-signing").addEventListener("click", () => send("open_signing"));
 }
 
 onRender(() => {

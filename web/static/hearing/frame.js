@@ -10,6 +10,34 @@ import { byRole } from "/static/hearing/console.js";
 
 const KIOSK_RETURN_S = 10;
 
+// The record's signing page with this person's link: a new tab in a browser; at a kiosk the
+// same screen, which comes back to the hearing (or, once it is closed, the terminal) after.
+export function signUrl() {
+  const kiosk = S.kiosk ? "?kiosk=1" : "";
+  return `/sign/${S.hearingId}${kiosk}#${encodeURIComponent(S.token)}`;
+}
+
+function mayOpenRecord() {
+  return !isObserver() && !!S.token;
+}
+
+// At a recess the judge chose, and once the hearing closed: the record to read and sign.
+function renderSigning(state) {
+  const open = S.signingOpen && S.hearingState === "recess" && state !== "ended"
+    && mayOpenRecord();
+  $("signing-open").hidden = !open;
+  const closed = state === "ended" && S.hearingState === "closed" && mayOpenRecord();
+  $("ended-sign").hidden = !closed;
+}
+
+// The signing page opens in a tab of its own; a kiosk (one screen, no tabs) goes there.
+function openRecord() {
+  if (S.kiosk) location.assign(signUrl());
+  else window.open(signUrl(), "_blank", "noopener");
+}
+
+for (const id of ["signing-link", "ended-sign"]) $(id).addEventListener("click", openRecord);
+
 function renderMasthead(state) {
   $("state").textContent = stateLabel(S.hearingState);
   $("state").dataset.state = S.hearingState;
@@ -109,10 +137,14 @@ function renderEnded(state) {
   if (kioskTimer === null) {
     let left = KIOSK_RETURN_S;
     const tick = () => {
-      $("kiosk-return").textContent = t("{n} 秒后返回终端首页", { n: left });
+      $("kiosk-return").textContent = S.hearingState === "closed" && mayOpenRecord()
+        ? t("{n} 秒后打开庭审笔录，请阅读并签名", { n: left })
+        : t("{n} 秒后返回终端首页", { n: left });
       if (left <= 0) {
         clearInterval(kioskTimer);
-        location.replace("/terminal");
+        // The detainee signs the closed hearing's record at the kiosk; then the terminal.
+        location.replace(S.hearingState === "closed" && mayOpenRecord() ? signUrl()
+          : "/terminal");
       }
       left -= 1;
     };
@@ -126,6 +158,7 @@ onRender((state) => {
   renderMasthead(state);
   renderBanner(state);
   renderInterrupted(state);
+  renderSigning(state);
   renderLobby(state);
   renderControls();
   renderEnded(state);

@@ -121,6 +121,7 @@ async function handle(message) {
       S.expected = message.expected || []; // the court's: everyone the hearing expects
       S.hearingState = message.hearing.state;
       S.interruptedAt = message.hearing.interrupted_at || null;
+      S.signingOpen = !!message.hearing.signing_open;
       S.hearingId = message.hearing.id || S.hearingId;
       S.admitted = !!S.me.admitted;
       S.handRaised = !!S.me.hand_raised;
@@ -136,7 +137,14 @@ async function handle(message) {
       break;
     case "hearing":
       S.hearingState = message.state;
-      if (message.state !== "recess") S.interruptedAt = null; // the court has decided
+      if (message.state !== "recess") {
+        S.interruptedAt = null; // the court has decided
+        S.signingOpen = false; // a recess's signing ends with it
+      }
+      break;
+    case "signing":
+      S.signingOpen = !!message.open;
+      if (S.role !== "observer") status(t("法官已开放休庭签署：请阅读并签署截至目前的庭审笔录"));
       break;
     case "admitted":
       S.admitted = true;

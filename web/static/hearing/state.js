@@ -28,6 +28,7 @@ export const S = {
   me: null, // my seat, from the server
   hearingState: body.dataset.hearingState || "scheduled",
   interruptedAt: null, // when the server holding the hearing died in session; until the court decides
+  signingOpen: false, // the judge opened signing of the record so far at this recess
   deviceCheck: true, // until the person has chosen their devices
   connected: false, // a `welcome` on the current socket
   reconnecting: false, // the socket dropped and a new one is on its way

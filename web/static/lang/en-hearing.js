@@ -1,5 +1,16 @@
 // English for the Chinese strings of this part (one `"中文": "English",` per line).
 export default {
+  "法官已开放休庭签署：请阅读并签署截至目前的庭审笔录": "The judge opened signing at this recess: read and sign the record so far",
+  "法官已开放休庭签署：请阅读并签署截至目前的庭审笔录。": "The judge opened signing at this recess: read and sign the record so far.",
+  "阅读并签署笔录": "Read and sign the record",
+  "开放休庭签署": "Open signing at this recess",
+  "休庭签署已开放": "Signing open at this recess",
+  "{n} 秒后打开庭审笔录，请阅读并签名": "The trial record opens in {n} s: read and sign it",
+  "休庭签署：以下是截至休庭时的庭审笔录。闭庭后还需签署完整笔录。": "Signing at a recess: this is the record up to the recess. The whole record is signed again once the hearing closes.",
+  "返回终端首页": "Back to the terminal's home page",
+  "{n} 秒后自动返回": "Going back in {n} s",
+  "请先输入身份证号码后四位（最后一位可为 X）。": "Enter the last 4 characters of your ID number first (the last may be X).",
+  "为{role} {name}翻译": "Interprets for {role} {name}",
   "录制中断：{names}": "Recording interrupted: {names}",
   "{name}拒绝签署的理由": "Why {name} refuses to sign",
   "{who} 申请将 {at} 处更正为：{text}": "{who} asks for the line at {at} to read: {text}",

@@ -1,6 +1,7 @@
 // English for the Chinese strings of the staff pages: scheduling, supervision, review
 // (one `"中文": "English",` per line).
 export default {
+  "（为{role} {name}翻译）": "(interprets for {role} {name})",
   "与下一行合并": "Merge with the next line",
   "删除本行": "Delete this line",
   "删除这一行？删除前的版本仍会保留。": "Delete this line? The version before the deletion is kept.",

@@ -1,5 +1,8 @@
 // English for the Chinese strings of this part (one `"中文": "English",` per line).
 export default {
+  "待签署的庭审笔录": "Trial records to sign",
+  "庭审已结束，请阅读庭审笔录并签名（或拒绝签名）。": "The hearing has ended: read the trial record and sign it (or refuse to sign).",
+  "阅读并签署：{case}（{name}）": "Read and sign: {case} ({name})",
   "监所终端": "Prison terminal",
   "监所远程视频终端": "Prison video terminal",
   "终端设置": "Terminal setup",

@@ -761,8 +761,12 @@ function renderAttendance() {
     return;
   }
   list.replaceChildren(...S.attendance.filter((a) => a.role !== "observer").map((a) => {
+    const party = a.interprets_for_id
+      && S.attendance.find((x) => x.participant_id === a.interprets_for_id);
     const head = el("div", {}, el("strong", {}, a.name), " ",
       el("span", { class: "muted" }, roleLabel(a.role)), " ",
+      party ? el("span", { class: "interprets-for" },
+        t("（为{role} {name}翻译）", { role: roleLabel(party.role), name: party.name }), " ") : null,
       a.joined_first
         ? el("span", {}, t("{at} 进入", { at: fmtDateTime(a.joined_first) }))
         : el("span", { class: "tag away" }, t("未出庭")));
