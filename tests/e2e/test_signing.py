@@ -105,11 +105,20 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
 
     await save_screenshot(lawyer, "signing")
 
-    # The defendant refuses to sign, with a reason.
-    defendant = await open_signing(pages, client, hearing.tokens["defendant"], "defendant")
+    # The defendant refuses to sign, with a reason, on a prison terminal's kiosk: no language
+    # switch, and once done the screen goes back to the terminal by itself.
+    defendant = await pages.open(
+        str(client.make_url(f"/sign/{hearing.id}")) + f"?kiosk=1#{hearing.tokens['defendant']}",
+        "defendant", timezone_id="Asia/Shanghai", locale="zh-CN")
+    await defendant.locator("#app").wait_for(timeout=STATE_TIMEOUT_MS)
+    assert await defendant.locator("#lang-switch").is_hidden()
+    assert await defendant.locator("#sign-kiosk").is_visible()
     defendant.once("dialog", lambda d: asyncio.ensure_future(d.accept("不认可笔录内容")))
     await defendant.locator("#sign-refuse").click()
     await wait_status(defendant, hearing.ids["defendant"], "refused")
+    assert await defendant.locator("#sign-back").inner_text() == "返回终端首页"
+    await defendant.locator("#sign-back-count").filter(has_text="秒后自动返回").wait_for(
+        timeout=STATE_TIMEOUT_MS)
 
     # The judge, then the clerk, sign last: the record is final.
     judge = await open_signing(pages, client, hearing.tokens["judge"], "judge")
