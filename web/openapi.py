@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
+from courtrooms.access import GRANTS as STAFF_GRANTS
+from courtrooms.access import Span, roles_for
 from web.endpoints import Endpoint, EndpointTable
 
 REF = "#/components/schemas/{model}"
@@ -88,6 +90,16 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
         "parameters": params,
     }
     op["security"] = SECURITY[endpoint.auth]
+    if endpoint.staff is not None:
+        # The staff roles the route accepts, and over which hearings each (the admin token:
+        # every route).
+        spans = {r.value: STAFF_GRANTS[r][endpoint.staff].value for r in roles_for(endpoint.staff)}
+        op["x-staff-roles"] = sorted(spans)
+        op["description"] = (f"Staff accounts: {endpoint.staff.value}, for "
+                             + "; ".join(f"{role} ({span} hearings)"
+                                         if span != Span.ALL.value or endpoint.on_hearing
+                                         else role for role, span in spans.items())
+                             + ". The admin token: always.")
     if endpoint.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -107,7 +119,7 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {str(endpoint.status): success}
     error_statuses = set(endpoint.errors)
     if endpoint.auth == "admin":
-        error_statuses.add(401)
+        error_statuses |= {401, 403}
     if endpoint.auth in ("review", "participant"):
         error_statuses |= {401, 403}
     if endpoint.body is not None:
