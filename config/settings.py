@@ -74,10 +74,14 @@ class Settings(BaseModel):
     whisper_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where Whisper runs: CUDA when present (auto), or forced"
     )
+    whisper_decodes: int = Field(
+        default=0, ge=0, le=64,
+        description="Whisper decodes run at once (hearings' finals and captions); 0: one per "
+                    "core this process may use, shared among `serve --workers N`",
+    )
     whisper_threads: int = Field(
         default=0, ge=0, le=256,
-        description="CPU threads one Whisper decode uses; 0: the cores this process may use, "
-                    "shared among `serve --workers N`",
+        description="CPU threads each Whisper decode uses; 0: one",
     )
     ice_servers: list[IceServer] = Field(default_factory=list)
     ice_host_addresses: list[str] = Field(

@@ -31,7 +31,7 @@ from signaling.review import PARTIAL_STALE_S, CompositeJobs
 from signaling.seats import Seat
 from signaling.services import HearingServices
 from signaling.tasks import TaskSet
-from transcription.model import load_model, machine_threads
+from transcription.model import decode_layout, load_model, machine_threads
 from transcription.pipeline import InferenceWorker
 from transcription.recognizer import Recognizer
 
@@ -107,13 +107,16 @@ class Hub:
     async def start_transcription(self) -> None:
         """Load the Whisper model once for the process (a missing model stops start-up)."""
         settings = self.settings
+        decodes, threads = decode_layout(machine_threads())
+        decodes = settings.whisper_decodes or decodes
+        threads = settings.whisper_threads or threads
 
         def build() -> Recognizer:
             return Recognizer(load_model(
                 settings.whisper_model, settings.data_dir, device=settings.whisper_device,
-                cpu_threads=settings.whisper_threads or machine_threads()))
+                cpu_threads=threads, decodes=decodes))
 
-        self.services.worker = await InferenceWorker.load(build)
+        self.services.worker = await InferenceWorker.load(build, decodes)
 
     async def recover_recordings(self) -> None:
         """Finish the files a killed server left behind: everything readable is kept. Files

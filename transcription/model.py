@@ -202,7 +202,7 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped libra
         return super().encode(features)
 
 
-_loaded: dict[tuple[str, str, str, int], WindowedWhisperModel] = {}
+_loaded: dict[tuple[str, str, str, int, int], WindowedWhisperModel] = {}
 _load_lock = threading.Lock()
 
 
@@ -250,13 +250,22 @@ def pick_compute_type(device: str) -> str:
 
 
 def machine_threads(workers: int = 1) -> int:
-    """Threads for one decode: the cores this process may run on, shared among `workers`
-    processes on the machine (more threads than cores only makes them wait for each other)."""
+    """The cores this process may run on, shared among `workers` processes on the machine
+    (more threads than cores only makes them wait for each other)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, cores // max(1, workers))
+
+
+def decode_layout(cores: int) -> tuple[int, int]:
+    """(decodes at once, threads each) for `cores` cores: one thread per decode, as many
+    decodes as cores. Two one-thread decodes at once got through more than one decode on two
+    threads (docs/benchmarks.md, *Recognition: batching and threads*): the threads of one
+    decode wait for each other at every layer, and for the busiest of them, when the event
+    loop or another process holds a core."""
+    return max(1, cores), 1
 
 
 def load_model(
@@ -266,6 +275,7 @@ def load_model(
     device: Device = "auto",
     compute_type: str | None = None,
     cpu_threads: int = 2,
+    decodes: int = 1,
 ) -> WindowedWhisperModel:
     """Load a Whisper model once per process (`pick_compute_type` unless `compute_type`).
 
@@ -277,25 +287,27 @@ def load_model(
     path = resolve_model(model, data_dir)
     chosen = pick_device(device)
     try:
-        return _load(model, path, chosen, compute_type, cpu_threads)
+        return _load(model, path, chosen, compute_type, cpu_threads, decodes)
     except DeviceUnavailable:
         if device == "cuda":
             raise
         log.warning("cannot run Whisper on CUDA, using the CPU", exc_info=True)
-        return _load(model, path, "cpu", compute_type, cpu_threads)
+        return _load(model, path, "cpu", compute_type, cpu_threads, decodes)
 
 
 def _load(
-    model: str, path: Path, device: str, compute_type: str | None, cpu_threads: int
+    model: str, path: Path, device: str, compute_type: str | None, cpu_threads: int,
+    decodes: int,
 ) -> WindowedWhisperModel:
     with _load_lock:
         try:
             compute = compute_type or pick_compute_type(device)
-            key = (str(path.resolve()), device, compute, cpu_threads)
+            key = (str(path.resolve()), device, compute, cpu_threads, decodes)
             loaded = _loaded.get(key)
             if loaded is None:
                 loaded = WindowedWhisperModel(
-                    str(path), device=device, compute_type=compute, cpu_threads=cpu_threads
+                    str(path), device=device, compute_type=compute, cpu_threads=cpu_threads,
+                    num_workers=decodes,
                 )
                 _check_mel_bins(model, path, loaded)
                 _loaded[key] = loaded

@@ -1,14 +1,15 @@
 """Live transcription of a hearing: each participant's audio in, attributed lines out.
 
 `feed` runs on the event loop and only finds utterances in the audio (webrtcvad, cheap); they
-wait in the hearing's queue for the process's single inference thread (`InferenceWorker`), which
-all hearings share. One thread because CTranslate2 already spreads one decode over the machine's
-two cores, and decodes in parallel would only slow each other and starve media forwarding of
-the CPU; each hearing submits one job at a time, so hearings take turns.
+wait in the hearing's queue for the process's inference threads (`InferenceWorker`), which all
+hearings share: as many decodes at once as cores, one thread each (a decode on one thread took
+as long as on two, and two at once got through 1.7 times as much: docs/benchmarks.md,
+*Recognition: batching and threads*). Each hearing submits one job at a time, so a hearing's
+lines stay in order and hearings take turns.
 
 When the recognizer falls behind, nothing is dropped: the first `max_queued_utterances` final
 utterances wait in memory, later ones are written to a spill file on disk and read back by
-the inference thread in their turn, and `lag_seconds` shows how far behind the record is.
+an inference thread in their turn, and `lag_seconds` shows how far behind the record is.
 Partial results are only best effort: one pending request per speaker (the newest audio),
 run only when no final is waiting and within the partials' share of the thread.
 """
@@ -119,46 +120,62 @@ OnFailure = Callable[[BaseException], None]
 
 @dataclass(slots=True)
 class RecognitionCpu:
-    """CPU seconds (all of the recognizer's threads) spent on finals and on partials, and on
-    voice detection on the event loop, by every hearing of the process; they only grow."""
+    """What the process's recognition spent, for /metrics: busy time of finals and partials
+    (decodes may overlap), voice detection's CPU on the event loop, and the recognition
+    threads' CPU once the model had loaded. Only grows."""
 
-    finals_s: float = 0.0
-    partials_s: float = 0.0
+    finals_busy_s: float = 0.0
+    partials_busy_s: float = 0.0
     voice_detection_s: float = 0.0
+    loading_s: float = 0.0
+
+    def split(self, recognition_s: float) -> tuple[float, float, float]:
+        """The recognition threads' CPU seconds as (finals, partials, loading): what they
+        spent after loading, shared by each kind's busy time."""
+        decoding = max(0.0, recognition_s - self.loading_s)
+        busy = self.finals_busy_s + self.partials_busy_s
+        if busy <= 0:
+            return 0.0, 0.0, recognition_s - decoding
+        finals = decoding * self.finals_busy_s / busy
+        return finals, decoding - finals, recognition_s - decoding
 
 
-def _inference_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=INFERENCE_THREAD,
+def _inference_threads(decodes: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=decodes, thread_name_prefix=INFERENCE_THREAD,
                               initializer=name_this_thread, initargs=(INFERENCE_THREAD,))
 
 
 class InferenceWorker:
-    """The process's one inference thread, shared by every hearing's transcriber.
+    """The process's inference threads, shared by every hearing's transcriber: `decodes`
+    decodes at once (each hearing's one after another; the model has as many replicas).
 
     Partials, across all hearings, get at most `max_partial_share` of the thread's time: after
     a partial decode of d seconds, the next may start d * (1 - share) / share later, so that
     partials slow down (rather than delay finals) when decodes get slow.
     """
 
-    def __init__(self, recognizer: Recognizer,
-                 executor: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, recognizer: Recognizer, executor: ThreadPoolExecutor | None = None,
+                 decodes: int = 1) -> None:
         self.recognizer = recognizer
+        self.decodes = decodes
         self._partial_share = recognizer.options.max_partial_share
         self._partials_from = 0.0
-        self._executor = executor or _inference_thread()
+        self._executor = executor or _inference_threads(decodes)
         self.cpu = RecognitionCpu()
 
     @classmethod
-    async def load(cls, build: Callable[[], Recognizer]) -> InferenceWorker:
-        """`build` (which loads the model) run in the inference thread itself: the compute
-        threads CTranslate2 starts then carry its name, and its CPU is told apart."""
-        executor = _inference_thread()
+    async def load(cls, build: Callable[[], Recognizer], decodes: int = 1) -> InferenceWorker:
+        """`build` (which loads the model) run in an inference thread: the compute threads
+        CTranslate2 starts then carry its name, and their CPU is told apart."""
+        executor = _inference_threads(decodes)
         try:
             recognizer = await asyncio.get_running_loop().run_in_executor(executor, build)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(recognizer, executor)
+        worker = cls(recognizer, executor, decodes)
+        worker.cpu.loading_s = thread_cpu_seconds(RECOGNITION)
+        return worker
 
     def partials_allowed(self) -> bool:
         return self.partials_wait() <= 0
@@ -170,26 +187,15 @@ class InferenceWorker:
     async def run(self, fn: Callable[..., T], *args: Any, partial: bool = False) -> T:
         began = time.monotonic()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._measured, partial, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
-            if partial:
-                ended = time.monotonic()
+            ended = time.monotonic()
+            if not partial:
+                self.cpu.finals_busy_s += ended - began
+            else:
+                self.cpu.partials_busy_s += ended - began
                 share = self._partial_share
                 self._partials_from = ended + (ended - began) * (1 - share) / share
-
-    def _measured(self, partial: bool, fn: Callable[..., T], *args: Any) -> T:
-        # In the inference thread, where decodes run one at a time: what the recognition
-        # threads spent meanwhile is this decode's.
-        before = thread_cpu_seconds(RECOGNITION)
-        try:
-            return fn(*args)
-        finally:
-            spent = thread_cpu_seconds(RECOGNITION) - before
-            if partial:
-                self.cpu.partials_s += spent
-            else:
-                self.cpu.finals_s += spent
 
     async def aclose(self) -> None:
         """Wait for the decode in progress, then stop the thread."""

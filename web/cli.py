@@ -158,10 +158,10 @@ def _supervise(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Tingshen listening on {settings.base_url} with {args.workers} workers "
           f"(Redis {settings.redis_url})")
     print_staff_links(settings, token, generated, first)
-    if not settings.whisper_threads:
+    if not settings.whisper_decodes:
         # Each worker loads its own recognizer: the cores are shared, not each taken whole
         # (docs/operations.md, sizing).
-        os.environ["TINGSHEN_WHISPER_THREADS"] = str(machine_threads(args.workers))
+        os.environ["TINGSHEN_WHISPER_DECODES"] = str(machine_threads(args.workers))
     return Supervisor(worker_command(args.config, args.host, args.port), args.workers).run()
 
 

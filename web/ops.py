@@ -293,9 +293,10 @@ class TingshenCollector(Collector):
         if not threads:
             return
         worker = hub.services.worker if hub is not None else None
-        finals, partials, detection = ((worker.cpu.finals_s, worker.cpu.partials_s,
-                                        worker.cpu.voice_detection_s)
-                                       if worker is not None else (0.0, 0.0, 0.0))
+        recognition = threads["recognition"]
+        finals, partials, loading = (worker.cpu.split(recognition) if worker is not None
+                                     else (0.0, 0.0, recognition))
+        detection = worker.cpu.voice_detection_s if worker is not None else 0.0
         parts = {
             # The event loop: forwarding, ICE, DTLS and SRTP, signaling, the API.
             "event_loop": threads["event_loop"] - detection,
@@ -304,8 +305,8 @@ class TingshenCollector(Collector):
             "recording": threads["recording"],
             "recognition_finals": finals,
             "recognition_partials": partials,
-            # Loading the model, and what the tick-grained thread clocks leave over.
-            "recognition_other": threads["recognition"] - finals - partials,
+            # Loading the model.
+            "recognition_other": loading,
             "other": threads["other"],
         }
         cpu = CounterMetricFamily(
