@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from courtrooms.access import Permission
+from courtrooms.models import Location, Role
 from courtrooms.schemas import (
     HearingOut,
+    Input,
     JoinGrantOut,
+    Name,
     ParticipantIn,
     ParticipantInvited,
     ParticipantOut,
@@ -23,7 +26,8 @@ from web.endpoints import (
     path_id,
     respond,
 )
-from web.keys import REGISTRY
+from web.errors import ApiError
+from web.keys import REGISTRY, STAFF_ACCOUNTS
 
 routes = EndpointTable(API_PREFIX)
 
@@ -40,6 +44,44 @@ async def add_participant(request: web.Request) -> web.Response:
     hearing_id = path_id(request)
     issued = await request.app[REGISTRY].add_participant(
         hearing_id, await body(request, ParticipantIn), request[CALLER].actor
+    )
+    out = ParticipantOut.model_validate(issued.participant).model_dump()
+    return respond(
+        ParticipantInvited(**out, token=issued.token, join_url=join_url(request, issued.token)),
+        201,
+    )
+
+
+class WatchIn(Input):
+    name: Name | None = Field(
+        default=None,
+        description="Only with the admin token, which names no one: how the observer is "
+        "shown. An account is named by its own name, and may not give another",
+    )
+
+
+@routes.route("POST", "/hearings/{id}/watch", summary="Watch a live hearing as an observer",
+              staff=Permission.WATCH,
+              tag="participants", body=WatchIn, response=ParticipantInvited, status=201,
+              errors=(404, 409, 422))
+async def watch(request: web.Request) -> web.Response:
+    """A supervisor's (or the administrator's) observer seat, named by their account: the
+    participants see who watches, as the audit names them."""
+    given = await body(request, WatchIn)
+    caller = request[CALLER]
+    account_id = caller.staff.account_id if caller.staff is not None else None
+    if account_id is not None:
+        if given.name is not None:
+            raise ApiError(422, "invalid", "name: an account watches under its own name")
+        name = (await request.app[STAFF_ACCOUNTS].get(account_id)).name
+    elif given.name is None:
+        raise ApiError(422, "invalid", "name: required with the admin token, which names no one")
+    else:
+        name = given.name
+    issued = await request.app[REGISTRY].add_participant(
+        path_id(request),
+        ParticipantIn(name=name, role=Role.OBSERVER, location=Location.REMOTE),
+        caller.actor,
     )
     out = ParticipantOut.model_validate(issued.participant).model_dump()
     return respond(

@@ -1,23 +1,28 @@
 """Supervision in real Chromium: hearings live now on /live with who is present, refreshed as
-real aiortc participants come; "watch" makes the supervisor an observer in a new tab."""
+real aiortc participants come; "watch" makes the supervisor, signed in with their account, an
+observer in a new tab, named by the account."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
 from playwright.async_api import Page
 
+from courtrooms.models import StaffRole
+from courtrooms.schemas import StaffAccountIn
 from tests.clients import HearingClient
-from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import open_staff_page, save_screenshot, staff_sign_in
 from tests.signaling.conftest import schedule
+from web.keys import STAFF_ACCOUNTS
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # The page polls every 5 s: a change shows within two polls.
 REFRESH_WAIT_MS = 12_000
+SUPERVISOR_PASSWORD = "监督员的测试密码 2026"
 
 
 async def transition(client: Any, admin: dict[str, str], hearing_id: str, action: str) -> None:
@@ -48,7 +53,13 @@ async def test_a_live_hearing_shows_with_who_is_present_and_a_supervisor_watches
     await page.reload()
     await page.locator("#signin-message").get_by_text("令牌无效").wait_for()
     assert await page.locator("#app").is_hidden()
-    await staff_sign_in(page, ADMIN_TOKEN)
+    # A supervisor of the hearing's court, with their own account.
+    court_id = (await (await client.get(f"/api/v1/hearings/{hearing.id}", headers=admin)
+                       ).json())["court_id"]
+    await client.server.app[STAFF_ACCOUNTS].add(
+        StaffAccountIn(name="陈监督", login="chen.sup", roles=[StaffRole.SUPERVISOR],
+                       court_id=uuid.UUID(court_id)), SUPERVISOR_PASSWORD, "test")
+    await staff_sign_in(page, SUPERVISOR_PASSWORD, login="chen.sup")
     # Scheduled is not live.
     await page.locator("#live-empty").wait_for(state="visible")
     assert await page.locator("#live-rows tr").count() == 0
@@ -77,13 +88,13 @@ async def test_a_live_hearing_shows_with_who_is_present_and_a_supervisor_watches
         assert "庭审中" in await row.inner_text()
         await save_screenshot(page, "live")
 
-        # Watch: the supervisor names themself once, the observer's link opens in a new tab.
-        await row.locator("[data-action=watch]").click()
-        await page.locator("#observer-form").wait_for(state="visible")
+        # Watch: the observer's link opens in a new tab, named by the supervisor's account
+        # (no name to type, and none to change).
+        assert await page.locator("#observer-rename").is_hidden()
         async with page.context.expect_page() as opened:
-            await page.locator("#observer-input").fill("陈监督")
-            await page.locator("#observer-form button[type=submit]").click()
+            await row.locator("[data-action=watch]").click()
         tab = await opened.value
+        assert await page.locator("#observer-form").is_hidden()
         await tab.wait_for_url("**/join/**", timeout=REFRESH_WAIT_MS)
         r = await client.get(f"/api/v1/hearings/{hearing.id}/participants", headers=admin)
         observers = [p for p in (await r.json())["items"] if p["role"] == "observer"]

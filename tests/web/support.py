@@ -208,6 +208,7 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
                                       "title": "张某盗窃案（改期）"},
         ("POST", "/hearings/{id}/participants"): {
             "name": "李律师", "role": "lawyer", "location": "remote"},
+        ("POST", "/hearings/{id}/watch"): {"name": "技术保障"},  # as the admin token watches
         ("PUT", "/hearings/{id}/participants/{participant_id}/review"): {"may_review": True},
         ("PATCH", "/hearings/{id}/transcript/{segment_id}"): {"text": "被告人：我认罪。"},
         ("POST", "/session"): {"token": "test-admin-token-0123456789abcdef"},

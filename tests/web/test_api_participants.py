@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from courtrooms.models import StaffRole
 from tests.conftest import FakeClock
 from tests.web.support import API, HEARING_START, DatabaseState, World, assert_error, call
 
@@ -120,3 +121,42 @@ async def test_an_interpreter_names_the_party_they_interpret_for(
     removed = await call(client, "DELETE", f"{API}/hearings/{world.hearing_id}/participants/"
                          f"{party.json['id']}", headers=admin)
     assert assert_error(removed, 409, "not_editable")
+
+
+async def test_a_supervisor_watches_their_court_s_hearing_under_their_account_s_name(
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+) -> None:
+    from tests.web.test_endpoints import staff_account
+
+    watch = f"{API}/hearings/{world.hearing_id}/watch"
+    supervisor, as_supervisor = await staff_account(client, "sun.sup", StaffRole.SUPERVISOR,
+                                                    world.court_id)
+    other = (await call(client, "POST", f"{API}/courts", json={"name": "海淀区人民法院"},
+                        headers=admin)).json["id"]
+    _, as_far_supervisor = await staff_account(client, "zhou.sup", StaffRole.SUPERVISOR, other)
+    _, as_clerk = await staff_account(client, "zhao.clerk", StaffRole.CLERK, world.court_id)
+
+    before = await db_state.snapshot()
+    # Another court's supervisor and a clerk may not; nobody picks another name.
+    assert_error(await call(client, "POST", watch, json={}, headers=as_far_supervisor), 403,
+                 "not_permitted")
+    assert_error(await call(client, "POST", watch, json={}, headers=as_clerk), 403,
+                 "not_permitted")
+    error = assert_error(await call(client, "POST", watch, json={"name": "法官王某"},
+                                    headers=as_supervisor), 422, "invalid")
+    assert "own name" in error["message"]
+    error = assert_error(await call(client, "POST", watch, json={}, headers=admin), 422,
+                         "invalid")
+    assert "name" in error["message"]
+    await db_state.assert_unchanged(before, "refused watches")
+
+    seat = await call(client, "POST", watch, json={}, headers=as_supervisor)
+    assert seat.status == 201, seat.text
+    assert seat.json["role"] == "observer" and seat.json["name"] == supervisor.name
+    assert "/join/" in seat.json["join_url"]
+    # The admin token names the observer itself.
+    named = await call(client, "POST", watch, json={"name": "技术保障"}, headers=admin)
+    assert named.status == 201 and named.json["name"] == "技术保障", named.text
+    people = (await call(client, "GET", f"{API}/hearings/{world.hearing_id}/participants",
+                         headers=admin)).json["items"]
+    assert [p["name"] for p in people if p["role"] == "observer"] == [supervisor.name, "技术保障"]

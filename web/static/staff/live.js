@@ -1,9 +1,11 @@
 // Supervision: the hearings live now, refreshed every 5 s, and "watch" as an observer (a
-// receive-only participant of the hearing, named once per browser tab).
+// receive-only participant of the hearing, named by the signed-in account; with the admin
+// token, which names no one, by a name typed once per browser tab).
 import { t } from "/static/i18n.js";
 import { kindLabel, stateLabel } from "/static/labels.js";
 import {
-  $, api, el, errorText, fmtSeconds, fmtTime, fmtWindow, listAll, showStatus, startStaffPage,
+  $, api, el, errorText, fmtSeconds, fmtTime, fmtWindow, listAll, session, showStatus,
+  startStaffPage,
 } from "/static/staff/common.js";
 
 const REFRESH_MS = 5000;
@@ -22,7 +24,7 @@ function store(key, value) {
   try { sessionStorage.setItem(key, JSON.stringify(value)); } catch { /* this page only */ }
 }
 
-const observerName = () => stored(NAME_KEY, "");
+const observerName = () => (session.account ? session.account.name : stored(NAME_KEY, ""));
 
 async function loadRooms() {
   const [courts, rooms] = await Promise.all([listAll("/courts"), listAll("/courtrooms")]);
@@ -88,6 +90,8 @@ function render(force = false) {
 function renderName() {
   const name = observerName();
   $("observer-name").textContent = name || t("（未设置）");
+  // An account watches under its own name.
+  $("observer-rename").hidden = !!session.account;
 }
 
 function askName(hearing) {
@@ -112,8 +116,8 @@ async function startWatching(h) {
   let url = watching[h.id];
   if (!url) {
     try {
-      const got = await api(`/hearings/${h.id}/participants`, {
-        method: "POST", body: { name, role: "observer", location: "remote" },
+      const got = await api(`/hearings/${h.id}/watch`, {
+        method: "POST", body: session.account ? {} : { name },
       });
       // This browser reached the server here: open the link on this origin.
       url = new URL(`/join/${encodeURIComponent(got.token)}`, location.origin).href;
