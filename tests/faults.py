@@ -152,8 +152,17 @@ class NetworkNamespace:
         prefix = self.network.prefixlen
         _run("ip", "netns", "add", self.name)
         try:
+            # No IPv6 on the link: its link-local addresses finish duplicate detection a second
+            # or two after the link comes up, and Chromium, told of an address change, fails
+            # every request then in flight (ERR_NETWORK_CHANGED: a page whose scripts never
+            # ran, one time in eight).
+            _run(*self.exec_args("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                                 "net.ipv6.conf.default.disable_ipv6=1"))
             _run("ip", "link", "add", self.root_if, "type", "veth", "peer", "name", self.ns_if,
                  "netns", self.name)
+            _run("sysctl", "-q", "-w", f"net.ipv6.conf.{self.root_if}.disable_ipv6=1")
+            _run(*self.exec_args("sysctl", "-q", "-w",
+                                 f"net.ipv6.conf.{self.ns_if}.disable_ipv6=1"))
             _run("ip", "addr", "add", f"{self.root_address}/{prefix}", "dev", self.root_if)
             _run("ip", "link", "set", self.root_if, "up")
             _run(*self.exec_args("ip", "addr", "add", f"{self.address}/{prefix}",

@@ -135,7 +135,8 @@ SNAPSHOT = """() => {
   return {
     url: location.pathname, ready: document.readyState, visibility: document.visibilityState,
     state: document.body && document.body.dataset.state,
-    scripts: performance.getEntriesByType("resource").length,
+    loaded: performance.getEntriesByType("resource").map(
+      (r) => `${new URL(r.name).pathname} ${Math.round(r.responseEnd)}ms`),
     page: t ? {connected: t.connected, socket: t.ws && t.ws.readyState,
                hearing: t.hearingState, admitted: t.me && t.me.admitted,
                peer: t.pc && t.pc.connectionState} : "no window.tingshen (scripts not run)",
@@ -147,9 +148,26 @@ SNAPSHOT = """() => {
 }"""
 
 
+# Whether the server answers this page now (a request the page's scripts make first).
+PROBE = """async () => {
+  const began = performance.now();
+  const stop = new AbortController();
+  setTimeout(() => stop.abort(), 5000);
+  try {
+    const reply = await fetch("/api/v1/vocabulary", {signal: stop.signal});
+    await reply.text();
+    return `HTTP ${reply.status} in ${Math.round(performance.now() - began)} ms`;
+  } catch (e) {
+    return `${e.name} after ${Math.round(performance.now() - began)} ms`;
+  }
+}"""
+
+
 async def snapshot(page: Page) -> dict[str, Any] | str:
     try:
-        return await page.evaluate(SNAPSHOT)  # type: ignore[no-any-return]
+        seen: dict[str, Any] = await page.evaluate(SNAPSHOT)
+        seen["server_now"] = await page.evaluate(PROBE)
+        return seen
     except Exception as e:  # a closed or crashed page says so
         return f"page not readable: {e}"
 
