@@ -475,7 +475,7 @@ async def test_screen_share_replaces_the_camera_and_takes_the_main_stage(
     assert not any(pages.errors().values()), pages.errors()
 
 
-async def test_a_kiosk_joins_by_itself_with_large_controls_and_goes_home_at_the_end(
+async def test_a_kiosk_joins_by_itself_with_large_controls_and_signs_the_record_at_the_end(
     client, admin, clock, pages
 ):
     hearing = await schedule(client, admin, clock, auto_admit=True, roles=("judge", "defendant"))
@@ -495,8 +495,11 @@ async def test_a_kiosk_joins_by_itself_with_large_controls_and_goes_home_at_the_
         r = await client.post(f"{API}/hearings/{hearing.id}/{action}", headers=admin)
         assert r.status == 200, await r.text()
     await wait_state(kiosk, "ended")
-    assert "秒后返回终端首页" in await text(kiosk, "#kiosk-return")
-    await kiosk.wait_for_url("**/terminal", timeout=15_000)
+    # Closed: the detainee reads and signs the record at the kiosk (tests/e2e/test_signing.py
+    # signs there), and the terminal's home comes after.
+    assert "秒后打开庭审笔录，请阅读并签名" in await text(kiosk, "#kiosk-return")
+    await kiosk.wait_for_url(f"**/sign/{hearing.id}?kiosk=1#*", timeout=15_000)
+    await kiosk.locator("#sign-kiosk").wait_for(timeout=15_000)
 
 
 async def test_the_clerk_checks_identities_on_the_console_before_opening(
