@@ -11,6 +11,7 @@ import asyncio
 import collections
 import http
 import logging
+import os
 from collections.abc import Iterator
 
 from aiohttp import web
@@ -309,6 +310,8 @@ class TingshenCollector(Collector):
             "recognition_other": loading,
             "other": threads["other"],
         }
+        # Which process answered: `serve --workers N` shares one port among N processes.
+        yield GaugeMetricFamily("tingshen_process_id", "This process's id.", value=os.getpid())
         cpu = CounterMetricFamily(
             "tingshen_cpu_seconds", "CPU seconds this process spent, by part of the work.",
             labels=["part"],

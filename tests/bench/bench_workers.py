@@ -92,8 +92,8 @@ class Step:
 
 
 async def cpu_by_part(url: str, workers: int) -> dict[float, dict[str, float]]:
-    """Each worker's `tingshen_cpu_seconds_total` by part, keyed by the worker's start time
-    (the port reaches a worker the kernel picks: asked until every worker has answered)."""
+    """Each worker's `tingshen_cpu_seconds_total` by part, keyed by its process id (the port
+    reaches a worker the kernel picks: asked until every worker has answered)."""
     seen: dict[float, dict[str, float]] = {}
     async with aiohttp.ClientSession() as session:
         for _ in range(20 * workers):
@@ -102,7 +102,7 @@ async def cpu_by_part(url: str, workers: int) -> dict[float, dict[str, float]]:
             started, parts = 0.0, {}
             for family in text_string_to_metric_families(body):
                 for sample in family.samples:
-                    if sample.name == "process_start_time_seconds":
+                    if sample.name == "tingshen_process_id":
                         started = sample.value
                     elif sample.name == "tingshen_cpu_seconds_total":
                         parts[sample.labels["part"]] = sample.value
@@ -210,7 +210,7 @@ async def measure(hold_s: float) -> str:
     rows = "\n".join(s.row() for w in (1, 2) for s in results[w])
     part_rows = "\n".join(
         f"| {s.workers} | {s.hearings} | "
-        + " | ".join(f"{s.parts[p] / s.hearings:.3f}" for p in PARTS)
+        + " | ".join(f"{max(0.0, s.parts[p]) / s.hearings:.3f}" for p in PARTS)
         + f" | {sum(s.parts.values()) / s.hearings:.3f} |"
         for w in (1, 2) for s in results[w])
     ratio = f"{two / one:.2f}" if one else "n/a (one worker sustained none)"
@@ -241,8 +241,8 @@ Server cores per hearing by part of the work (`tingshen_cpu_seconds_total`, summ
 workers, divided by the step's hearings). *Event loop*: forwarding, ICE/DTLS/SRTP, signaling
 and the API; *voice detection* runs on it and is shown apart; *audio decoding*: Opus to 16 kHz
 for the recognizer; *recording*: the writers' threads; *recognition*: the inference thread and
-CTranslate2's compute threads, by finals, partials and the rest (loading, rounding of the
-10 ms thread clocks); *other*: every other thread (database, file hashing).
+CTranslate2's compute threads, finals and partials sharing their CPU by busy time (loading
+the model is the rest); *other*: every other thread (database, file hashing).
 
 | workers | hearings | {" | ".join(p.replace("_", " ") for p in PARTS)} | total |
 |---:|---:|{"---:|" * (len(PARTS) + 1)}
