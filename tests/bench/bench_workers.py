@@ -95,7 +95,9 @@ async def cpu_by_part(url: str, workers: int) -> dict[float, dict[str, float]]:
     """Each worker's `tingshen_cpu_seconds_total` by part, keyed by its process id (the port
     reaches a worker the kernel picks: asked until every worker has answered)."""
     seen: dict[float, dict[str, float]] = {}
-    async with aiohttp.ClientSession() as session:
+    # A new connection each time: a kept-alive one always reaches the same worker.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)
+                                     ) as session:
         for _ in range(20 * workers):
             async with session.get(f"{url}/metrics") as r:
                 body = await r.text()
