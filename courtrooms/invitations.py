@@ -354,18 +354,27 @@ class Invitations(Scheduling):
             opens_at = hearing.scheduled_start - JOIN_WINDOW_LEAD
             token = None
             if self.clock() >= opens_at:
-                # One token per terminal and hearing, the same at every poll: derived from the
-                # key the kiosk holds (never stored), issued once.
-                token = hmac.new(device_key.encode(), f"join:{participant.id}".encode(),
-                                 hashlib.sha256).hexdigest()
-                known = await session.scalar(
-                    select(JoinToken).where(JoinToken.token_hash == digest(token)))
-                if known is None:
-                    await self._issue(session, hearing, participant, "terminal",
-                                      f"terminal:{terminal.id}", secret=token)
-                elif known.revoked_at is not None:
-                    token = None  # revoked by the court: the kiosk joins with its key or not
+                # None when the court revoked it: the kiosk then joins with its key or not.
+                token = await self._terminal_token(session, device_key, terminal, hearing,
+                                                   participant)
             return TerminalAssignment(terminal, hearing, participant, opens_at, token)
+
+    async def _terminal_token(self, session: AsyncSession, device_key: str,
+                              terminal: PrisonTerminal, hearing: Hearing,
+                              participant: Participant) -> str | None:
+        """The terminal's token for its participant: one per terminal and hearing, the same at
+        every poll, derived from the key the kiosk holds (never stored), issued once; None
+        when the court revoked it."""
+        token = hmac.new(device_key.encode(), f"join:{participant.id}".encode(),
+                         hashlib.sha256).hexdigest()
+        known = await session.scalar(
+            select(JoinToken).where(JoinToken.token_hash == digest(token)))
+        if known is None:
+            await self._issue(session, hearing, participant, "terminal",
+                              f"terminal:{terminal.id}", secret=token)
+        elif known.revoked_at is not None:
+            return None
+        return token
 
     async def terminal_records(self, device_key: str) -> list[TerminalRecord]:
         """The closed hearings whose record a prison terminal's detainee may sign there (closed
@@ -383,16 +392,10 @@ class Invitations(Scheduling):
                 .options(selectinload(Hearing.participants)))).all()
             found = []
             for hearing, participant in rows:
-                token = hmac.new(device_key.encode(), f"join:{participant.id}".encode(),
-                                 hashlib.sha256).hexdigest()
-                known = await session.scalar(
-                    select(JoinToken).where(JoinToken.token_hash == digest(token)))
-                if known is None:
-                    await self._issue(session, hearing, participant, "terminal",
-                                      f"terminal:{terminal.id}", secret=token)
-                elif known.revoked_at is not None:
-                    continue  # revoked by the court
-                found.append(TerminalRecord(hearing, participant, token))
+                token = await self._terminal_token(session, device_key, terminal, hearing,
+                                                   participant)
+                if token is not None:  # else revoked by the court
+                    found.append(TerminalRecord(hearing, participant, token))
             return found
 
     async def resolve_device_key(self, device_key: str) -> JoinGrant:
