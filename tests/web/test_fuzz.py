@@ -242,6 +242,7 @@ def test_the_fuzzed_endpoints_are_all_the_body_and_list_endpoints() -> None:
         "POST /courts", "PATCH /courts/{id}", "POST /courtrooms", "PATCH /courtrooms/{id}",
         "POST /prison-terminals", "PATCH /prison-terminals/{id}", "POST /hearings",
         "POST /hearings/conflicts", "PATCH /hearings/{id}", "POST /hearings/{id}/participants",
+        "POST /hearings/{id}/watch",
         "PUT /hearings/{id}/participants/{participant_id}/review",
         "PATCH /hearings/{id}/transcript/{segment_id}", "POST /hearings/{id}/links",
         "POST /hearings/{id}/transcript/edits",
