@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import docx
 import pytest
 
+from tests.e2e.conftest import pass_device_check
+from tests.e2e.link import Link, link_to
 from tests.e2e.test_hearing_room import API, command, enter, open_page, row, schedule
 from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url, wait_state
 from tests.e2e.test_signing import BEIJING, draw_signature, open_signing, wait_status
@@ -30,8 +33,14 @@ async def post(client: Any, admin: dict[str, str], path: str, body: dict[str, An
     return reply
 
 
+@pytest.fixture
+async def link(client: Any) -> AsyncIterator[Link]:
+    async with link_to(client.server.port) as link:
+        yield link
+
+
 async def test_an_arraignment_from_identity_checks_to_the_signed_record(
-    client, admin, clock, pages
+    client, admin, clock, pages, link
 ):
     hearing = await schedule(client, admin, clock, auto_admit=True)
     clerk = await post(client, admin, f"/hearings/{hearing.id}/participants",
@@ -42,7 +51,10 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
 
     judge = await enter(pages, client, hearing, "judge")
     defendant = await enter(pages, client, hearing, "defendant")
-    lawyer = await enter(pages, client, hearing, "lawyer")
+    # The lawyer's browser reaches the server through a link the test can cut.
+    lawyer = await open_page(pages, link.url(f"/join/{hearing.tokens['lawyer']}"), "lawyer")
+    await pass_device_check(lawyer)
+    await wait_state(lawyer, "live")
 
     # Identity checks before the session: each party holds an ID to the camera.
     for pid in (d_id, l_id):
@@ -67,9 +79,9 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
     await wait_state(witness_page, "lobby")
 
     # The lawyer's network drops and comes back.
-    await lawyer.context.set_offline(True)
+    await link.cut()
     await row(judge, l_id).get_by_text("未在线").wait_for(timeout=STATE_TIMEOUT_MS)
-    await lawyer.context.set_offline(False)
+    await link.restore()
     await wait_state(lawyer, "live")
     await row(judge, l_id).get_by_text("未在线").wait_for(state="detached",
                                                         timeout=STATE_TIMEOUT_MS)

@@ -31,10 +31,25 @@ async def open_signing(pages: Pages, client: Any, token: str, name: str) -> Page
                             locale="zh-CN")
     await page.locator("#sign-link").click()
     await page.locator("#app").wait_for(timeout=STATE_TIMEOUT_MS)
+    # The player appears above the pad once the recording's metadata loads, moving the pad: wait
+    # for it to settle, or strokes aimed at the pad land beside it.
+    await page.wait_for_function(
+        "() => !document.getElementById('player').hidden"
+        " || document.getElementById('player-empty').textContent !== ''",
+        timeout=STATE_TIMEOUT_MS, polling=100)
     return page
 
 
+INKED = """() => {
+  const pad = document.getElementById('pad');
+  const px = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;
+  for (let i = 3; i < px.length; i += 4) if (px[i]) return true;
+  return false;
+}"""
+
+
 async def draw_signature(page: Page) -> None:
+    await page.locator("#pad").scroll_into_view_if_needed()
     box = await page.locator("#pad").bounding_box()
     assert box is not None
     x, y = box["x"], box["y"]
@@ -43,6 +58,7 @@ async def draw_signature(page: Page) -> None:
     for i in range(1, 12):
         await page.mouse.move(x + 30 + i * 25, y + (40 if i % 2 else 120), steps=4)
     await page.mouse.up()
+    assert await page.evaluate(INKED), "the strokes did not land on the signature pad"
 
 
 async def signer_status(page: Page, participant_id: str) -> str | None:
