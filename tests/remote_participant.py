@@ -130,25 +130,39 @@ async def beep(client: HearingClient) -> None:
 
 
 async def report(client: HearingClient) -> None:
-    sent_before = 0  # audio packets sent over earlier connections
+    # Counts over earlier connections, and over the current one.
+    before = {"sent": 0, "received": 0, "lost": 0}
+    now = dict(before)
     pc_seen = None
-    sent = 0
     while True:
         await asyncio.sleep(REPORT_S)
         pc = client.pc
         if pc is not pc_seen:
-            sent_before, pc_seen = sent_before + sent, pc
-            sent = 0
+            before = {k: before[k] + now[k] for k in before}
+            now = dict.fromkeys(before, 0)
+            pc_seen = pc
         if pc is not None:
             for sender in pc.getSenders():
                 if sender.track is not None and sender.track.kind == "audio":
                     for stats in (await sender.getStats()).values():
                         if stats.type == "outbound-rtp":
-                            sent = stats.packetsSent
+                            now["sent"] = stats.packetsSent
+            # What the server sent of the others' voices: received, and lost on the way (from
+            # the gaps in each stream's sequence numbers).
+            received = lost = 0
+            for receiver in pc.getReceivers():
+                if receiver.track is not None and receiver.track.kind == "audio":
+                    for stats in (await receiver.getStats()).values():
+                        if stats.type == "inbound-rtp":
+                            received += stats.packetsReceived
+                            lost += max(0, stats.packetsLost)
+            now["received"], now["lost"] = received, lost
         # Frames received from the others since start, over every connection, and the audio
         # packets this participant sent.
         emit("frames", audio=client.frames.get("audio", 0), video=client.frames.get("video", 0),
-             audio_sent=sent_before + sent,
+             audio_sent=before["sent"] + now["sent"],
+             audio_received=before["received"] + now["received"],
+             audio_lost=before["lost"] + now["lost"],
              media=pc.connectionState if pc is not None else None)
 
 

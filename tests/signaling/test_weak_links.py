@@ -118,19 +118,27 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     published = sum(c.audio.sent for c in clients.values()) - sent_before
     assert published >= 0.5 * span * AUDIO_FRAMES_PER_S * len(PUBLISHERS), (published, span)
     heard = (last["audio"] - first["audio"]) / published
+    # What the link delivered of the audio the server sent the defendant, from the gaps in
+    # the streams' sequence numbers: the same counters at both ends of the window, so that
+    # neither process's lateness moves it.
+    received = last["audio_received"] - first["audio_received"]
+    delivered = received / max(1, received + last["audio_lost"] - first["audio_lost"])
     requests = (keyframe_requests(clients) - requests_before) / span / len(PUBLISHERS)
     reports = qualities(judge, defendant_id, mark)
-    print(f"{kbit} kbit/s: the defendant heard {heard:.1%} of the audio packets over "
+    print(f"{kbit} kbit/s: the defendant heard {heard:.1%} of the audio packets published "
+          f"({delivered:.1%} of those the server sent) over "
           f"{span:.0f} s, {last['video'] - first['video']} video frames; keyframe requests "
           f"{requests:.2f}/s per publisher; court saw "
           f"{[(q['downlink_kbps'], q['videos_held']) for q in reports]} (kbit/s, videos held)")
 
     # Audio first: the court is heard. Issue 16's goals are 99% at 1 Mbit/s and 95% at 300
-    # kbit/s (measured by `make bench BENCH=weak_links` over longer windows). A 10 s window's
-    # two ends see packets in flight and counts the defendant's busy process reports late:
-    # 98.7% to 100.6% was measured at 1 Mbit/s with two CPU hogs beside it, hence 98.5% here
-    # (before audio came first, 28-34%).
-    assert heard >= (0.95 if kbit == 300 else 0.985), heard
+    # kbit/s (measured by `make bench BENCH=weak_links` over longer windows): held here on
+    # what the link delivered of the audio sent to the defendant (before audio came first,
+    # 28-34% at 1 Mbit/s). Against what the publishers sent, the window's two ends are read
+    # in two processes at moments a busy machine moves apart (100.5% and, in CI, 90.2% were
+    # seen with nothing lost): that count only shows the server forwarded the court's audio.
+    assert delivered >= (0.95 if kbit == 300 else 0.99), delivered
+    assert heard >= 0.85, heard
     # Connected throughout: no rejoin, no media restart.
     assert not defendant.of("closed"), defendant.of("closed")
     assert all(e["media"] == "connected" for e in defendant.events
