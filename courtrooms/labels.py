@@ -21,6 +21,7 @@ from courtrooms.models import (
     EDITABLE_STATES,
     FINISHED_STATES,
     ID_DIGITS_ROLES,
+    INTERPRETED_ROLES,
     LIVE_STATES,
     REVIEW_ROLES,
 )
@@ -63,6 +64,8 @@ def vocabulary() -> dict[str, Any]:
             "in_courtroom": _listed(COURTROOM_ROLES, ROLE_ZH),
             # Asked for the last digits of their ID number at the join, when on file.
             "id_digits": _listed(ID_DIGITS_ROLES, ROLE_ZH),
+            # Whom an interpreter may interpret for.
+            "interpreted": _listed(INTERPRETED_ROLES, ROLE_ZH),
         },
         "state_sets": {
             "active": _listed(ACTIVE_STATES, STATE_ZH),

@@ -30,6 +30,7 @@ class RoleSets(BaseModel):
     id_digits: list[str] = Field(
         description="Asked for the last digits of their ID number at each join, when the court "
         "has them on file")
+    interpreted: list[str] = Field(description="Whom an interpreter may interpret for")
 
 
 class StateSets(BaseModel):

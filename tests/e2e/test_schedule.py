@@ -316,3 +316,52 @@ async def test_clerk_reschedules_with_the_conflict_check_and_reissues_a_link(
     r = await client.get(f"{API}/join/{judge['token']}")
     assert r.status == 403 and "revoked" in (await r.json())["error"]["message"]
     assert not any(pages.errors().values()), pages.errors()
+
+
+async def test_an_interpreter_is_linked_to_the_party_they_interpret_for(client, admin, pages):
+    """Issue 18: an interpreter names whom they interpret for, in a new hearing's form (a row
+    above the party's: the party is invited first) and when added to a hearing later."""
+    world = await court(client, admin)
+    room1 = world["rooms"][0]["id"]
+    page = await open_staff_page(pages, str(client.make_url("/schedule")), "clerk")
+    await staff_sign_in(page, ADMIN_TOKEN)
+    await open_form(page, CASE, "Smith 走私案", room1, this_week(4, 9), this_week(4, 10))
+    await person(page, 0, "王审判", "judge", "courtroom")
+    await person(page, 1, "周翻译", "interpreter", "courtroom")
+    await person(page, 2, "John Smith", "defendant", "remote")
+    rows = page.locator("#form-people .person-row")
+    assert await rows.nth(0).locator("[name=interprets_for]").is_hidden()
+    # Only parties and witnesses are offered, by the names typed above.
+    picker = rows.nth(1).locator("[name=interprets_for]")
+    await picker.focus()
+    offered = await picker.locator("option").all_inner_texts()
+    assert [o for o in offered if "John Smith" in o] and not [o for o in offered if "王审判" in o]
+    await picker.select_option(label=next(o for o in offered if "John Smith" in o))
+    await wait_conflict_state(page, "ok")
+    await page.locator("#form-save").click()
+    await page.locator("#invites li.invite").nth(2).wait_for(timeout=WAIT_MS)
+    [hearing] = (await api(client, admin, "GET", "/hearings"))["items"]
+    people = {p["name"]: p for p in
+              (await api(client, admin, "GET", f"/hearings/{hearing['id']}"))["participants"]}
+    assert people["周翻译"]["interprets_for_id"] == people["John Smith"]["id"]
+    assert people["王审判"]["interprets_for_id"] is None
+
+    # Later, a witness and their interpreter, from the hearing's details.
+    await api(client, admin, "POST", f"/hearings/{hearing['id']}/participants",
+              {"name": "Ana Lopez", "role": "witness", "location": "remote"}, 201)
+    await page.reload()
+    await page.locator(f'.hb[data-hearing-id="{hearing["id"]}"]').click()
+    add = page.locator("#add-person")
+    await add.locator("[name=name]").fill("钱翻译")
+    await add.locator("[name=role]").select_option("interpreter")
+    picker = add.locator("[name=interprets_for]")
+    await picker.focus()
+    offered = await picker.locator("option").all_inner_texts()
+    assert [o for o in offered if "Ana Lopez" in o] and [o for o in offered if "John Smith" in o]
+    await picker.select_option(label=next(o for o in offered if "Ana Lopez" in o))
+    await add.locator("button[type=submit]").click()
+    await page.locator("#participants").get_by_text("为 Ana Lopez 翻译").wait_for(timeout=WAIT_MS)
+    people = {p["name"]: p for p in
+              (await api(client, admin, "GET", f"/hearings/{hearing['id']}"))["participants"]}
+    assert people["钱翻译"]["interprets_for_id"] == people["Ana Lopez"]["id"]
+    assert real_errors(pages) == {"clerk": []}

@@ -33,6 +33,7 @@ async def test_the_vocabulary_names_every_value_and_the_sets_the_server_uses(
     assert v["role_sets"]["counsel"] == ["lawyer"]
     assert v["role_sets"]["id_digits"] == [
         "prosecutor", "lawyer", "defendant", "party", "witness", "interpreter"]
+    assert v["role_sets"]["interpreted"] == ["defendant", "party", "witness"]
     assert v["state_sets"]["finished"] == ["closed", "cancelled"]
     assert v["state_sets"]["editable"] == ["scheduled", "open"]
     assert set(v["state_sets"]["live"]) | {"scheduled"} == set(v["state_sets"]["active"])

@@ -32,6 +32,8 @@ export const COURTROOM_ROLES = new Set(VOCABULARY.role_sets.in_courtroom);
 // Who may be asked for the last digits of their ID number at the join (not the court, not
 // observers).
 export const ID_DIGITS_ROLES = new Set(VOCABULARY.role_sets.id_digits);
+// Whom an interpreter may interpret for.
+export const INTERPRETED_ROLES = new Set(VOCABULARY.role_sets.interpreted);
 export const EDITABLE_STATES = new Set(VOCABULARY.state_sets.editable);
 export const FINISHED_STATES = new Set(VOCABULARY.state_sets.finished);
 // The states each hearing command may be given in.

@@ -265,4 +265,8 @@ export default {
   "身份证后四位（可选）": "ID no. last 4 (optional)",
   "身份证后四位应为 4 位：数字，末位可以是 X。": "The ID number's last 4 characters are digits; the last may be X.",
   "加入时核对身份证后四位": "ID number's last 4 checked at join",
+  "为谁翻译": "Interprets for",
+  "为谁翻译（可选）": "Interprets for (optional)",
+  "为 {name} 翻译": "interprets for {name}",
+  "其翻译对象未能添加，因此未添加该翻译；请先添加当事人，再添加翻译。": "The person they interpret for could not be added, so the interpreter was not added either: add the party first, then the interpreter.",
 };

@@ -84,6 +84,8 @@ const CODE_ZH = {
   invalid_transition: "该庭审当前的状态不允许此操作。",
   record_sealed: "笔录已封存，不能再更正。",
   access_denied: "无权进行此操作。",
+  // Not the server's: the page did not add an interpreter whose party could not be added.
+  interpreted_missing: "其翻译对象未能添加，因此未添加该翻译；请先添加当事人，再添加翻译。",
   hearing_finished: "该庭审已结束。",
   not_found: "未找到所请求的内容。",
   invalid: "输入有误。",

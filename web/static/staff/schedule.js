@@ -4,11 +4,11 @@
 import { atHour, courtDay, courtParts } from "/static/court-time.js";
 import { t } from "/static/i18n.js";
 import {
-  TIME_ZONE, TIME_ZONE_LABEL, COURTROOM_ROLES, ID_DIGITS_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
+  TIME_ZONE, TIME_ZONE_LABEL, COURTROOM_ROLES, ID_DIGITS_ROLES, INTERPRETED_ROLES, EDITABLE_STATES, FINISHED_STATES, KIND_ZH, LOCATION_ZH, ROLE_ZH, kindLabel,
   locationLabel, roleLabel, stateLabel,
 } from "/static/labels.js";
 import {
-  $, api, confirmDialog, debounce, el, errorText, fmt, fmtTime, fmtWindow,
+  $, ApiError, api, confirmDialog, debounce, el, errorText, fmt, fmtTime, fmtWindow,
   fromLocalInput, linkTools, listAll, locale, showStatus, startStaffPage, toDateInput,
   toLocalInput, tx, txAttr,
 } from "/static/staff/common.js";
@@ -344,22 +344,46 @@ function field(zh, control, wide = false) {
 // The last 4 characters of a resident ID number: digits, the last may be X.
 const ID_DIGITS = /^[0-9]{3}[0-9Xx]$/;
 
-// A participant row of the form: name, role, location, terminal for the prison, and for a
-// party the last digits of their ID number when the court has them (asked for at each join;
-// sent once, never shown again).
-function personRow(person = {}) {
+let rowKeys = 0;
+
+// Whom an interpreter's row may name: the parties and witnesses `parties()` lists ({ key, name,
+// role }), kept selected while the list changes.
+function interpretedOptions(parties) {
+  const select = el("select", { name: "interprets_for", ...txAttr("aria-label", "为谁翻译") });
+  const refresh = () => {
+    const chosen = select.value;
+    select.replaceChildren(tx("为谁翻译（可选）", "option", { value: "" }),
+      ...parties().filter((p) => INTERPRETED_ROLES.has(p.role) && p.name).map((p) =>
+        el("option", { value: p.key }, `${p.name}（${roleLabel(p.role)}）`)));
+    select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
+  };
+  select.addEventListener("focus", refresh);
+  select.addEventListener("pointerdown", refresh);
+  return { select, refresh };
+}
+
+// A participant row of the form: name, role, location, terminal for the prison, for a party
+// the last digits of their ID number when the court has them (asked for at each join; sent
+// once, never shown again), and for an interpreter whom they interpret for (`parties`: who may
+// be named, see `interpretedOptions`).
+function personRow(person = {}, parties = () => []) {
   const role = optionsOf(ROLE_ZH, "role", person.role || "party");
   const location = optionsOf(LOCATION_ZH, "location", person.location || "remote");
   const terminal = terminalOptions(person.terminal_id);
   const name = el("input", { name: "name", maxlength: "200", value: person.name || "", ...txAttr("aria-label", "姓名"), ...txAttr("placeholder", "姓名") });
   const digits = el("input", { name: "id_number_last4", maxlength: "4", autocomplete: "off", spellcheck: "false", pattern: "[0-9]{3}[0-9Xx]", ...txAttr("aria-label", "身份证号码后四位（可选，加入时核对）"), ...txAttr("placeholder", "身份证后四位（可选）") });
+  const interprets = interpretedOptions(parties);
   const remove = el("button", { type: "button", class: "quiet small", "data-action": "remove" }, tx("移除"));
-  const row = el("div", { class: "person-row" }, name, role, location, remove, digits, terminal);
+  const row = el("div", { class: "person-row", dataset: { key: `row-${++rowKeys}` } },
+    name, role, location, remove, digits, terminal, interprets.select);
   const sync = () => {
     terminal.hidden = terminal.disabled = location.value !== "prison";
     if (terminal.disabled) terminal.value = "";
     digits.hidden = digits.disabled = !ID_DIGITS_ROLES.has(role.value);
     if (digits.disabled) digits.value = "";
+    interprets.select.hidden = interprets.select.disabled = role.value !== "interpreter";
+    if (interprets.select.disabled) interprets.select.value = "";
+    else interprets.refresh();
   };
   role.addEventListener("change", () => {
     if (COURTROOM_ROLES.has(role.value)) location.value = "courtroom";
@@ -383,16 +407,24 @@ function peopleOfForm(container) {
     location: row.querySelector("[name=location]").value,
     terminal_id: row.querySelector("[name=terminal]").value || null,
     id_number_last4: row.querySelector("[name=id_number_last4]").value.trim() || null,
+    key: row.dataset.key,
+    interprets_for: row.querySelector("[name=interprets_for]").value || null,
   }));
 }
 
-// The participant fields of a row as the API takes them.
-function personBody(p) {
+// The participant fields of a row as the API takes them (`interpretsForId`: the participant
+// the row's interpreter interprets for, once they exist).
+function personBody(p, interpretsForId = null) {
   const body = { name: p.name, role: p.role, location: p.location };
   if (p.location === "prison" && p.terminal_id) body.terminal_id = p.terminal_id;
   if (p.id_number_last4) body.id_number_last4 = p.id_number_last4;
+  if (p.role === "interpreter" && interpretsForId) body.interprets_for_id = interpretsForId;
   return body;
 }
+
+// The other rows of a new hearing's form, as an interpreter's row may name them.
+const formParties = () => peopleOfForm($("form-people"))
+  .map((p) => ({ key: p.key, name: p.name, role: p.role }));
 
 // The first row whose ID number digits are not 4 characters (digits, the last may be X),
 // marked and focused; null when all are well.
@@ -629,12 +661,12 @@ function openNew({ start = defaultStart(), room = "", terminal = null } = {}) {
   const language = el("select", { name: "language" });
   for (const [value, zh] of LANGUAGES) language.append(tx(zh, "option", { value }));
   const people = el("div", { id: "form-people", class: "people" },
-    personRow({ role: "judge", location: "courtroom" }),
-    personRow({ role: "clerk", location: "courtroom" }),
-    terminal ? personRow({ role: "defendant", location: "prison", terminal_id: terminal }) : null);
+    personRow({ role: "judge", location: "courtroom" }, formParties),
+    personRow({ role: "clerk", location: "courtroom" }, formParties),
+    terminal ? personRow({ role: "defendant", location: "prison", terminal_id: terminal }, formParties) : null);
   const add = el("button", { type: "button", class: "small", "data-action": "add-person" }, tx("添加参与人"));
   add.addEventListener("click", () => {
-    people.append(personRow());
+    people.append(personRow({}, formParties));
     people.lastElementChild.querySelector("input").focus();
   });
   const cancel = el("button", { type: "button" }, tx("取消"));
@@ -723,12 +755,18 @@ async function saveNew(event) {
     }
     return;
   }
+  // Interpreters last: the participant they interpret for must exist first.
   const invited = [];
-  for (const p of people) {
-    const person = personBody(p);
+  const created = {};  // row key -> participant id
+  const order = [...people.filter((p) => p.role !== "interpreter"),
+    ...people.filter((p) => p.role === "interpreter")];
+  for (const p of order) {
+    const person = personBody(p, p.interprets_for ? created[p.interprets_for] : null);
     try {
+      if (p.interprets_for && !person.interprets_for_id) throw new ApiError(0, "interpreted_missing", "");
       const got = await api(`/hearings/${hearing.id}/participants`, { method: "POST", body: person });
       rememberLink(got.id, got.join_url);
+      created[p.key] = got.id;
       invited.push({ person: got });
     } catch (e) {
       invited.push({ person, error: e });
@@ -923,8 +961,10 @@ function participantsList(h) {
     const reissue = el("button", { type: "button", class: "small quiet", "data-action": "reissue" }, t("重新签发链接"));
     reissue.addEventListener("click", () => reissueLink(h, p));
     reissue.disabled = FINISHED_STATES.has(h.state);
+    const party = h.participants.find((x) => x.id === p.interprets_for_id);
     list.append(el("li", { class: "invite", dataset: { participantId: p.id } },
       el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${where}`
+        + (party ? ` · ${t("为 {name} 翻译", { name: party.name })}` : "")
         + (p.id_digits_on_file ? ` · ${t("加入时核对身份证后四位")}` : "")), reissue),
       link ? linkTools(link, ...invitation(h, p, link))
         : el("p", { class: "muted small-text" }, t("链接仅在创建或重新签发时显示；如需发送，请重新签发。"))));
@@ -953,7 +993,9 @@ async function reissueLink(h, p) {
 }
 
 function addPersonForm(h) {
-  const row = personRow({ role: "party" });
+  const parties = () => S.panel.hearing.participants
+    .map((p) => ({ key: p.id, name: p.name, role: p.role }));
+  const row = personRow({ role: "party" }, parties);
   row.querySelector("[data-action=remove]").remove();
   const add = el("button", { type: "submit", class: "small" }, t("添加"));
   const error = el("p", { class: "form-error", role: "alert" });
@@ -969,7 +1011,7 @@ function addPersonForm(h) {
       error.textContent = t("身份证后四位应为 4 位：数字，末位可以是 X。");
       return;
     }
-    const body = personBody(p);
+    const body = personBody(p, p.interprets_for);
     add.disabled = true;
     try {
       const got = await api(`/hearings/${h.id}/participants`, { method: "POST", body });
