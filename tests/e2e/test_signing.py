@@ -17,8 +17,8 @@ from playwright.async_api import Page
 
 from courtrooms.transcripts import SpokenLine
 from tests.e2e.conftest import Pages, save_screenshot
-from tests.e2e.test_hearing_room import API, schedule
-from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url
+from tests.e2e.test_hearing_room import API, command, enter, schedule
+from tests.e2e.test_join import STATE_TIMEOUT_MS, join_url, wait_state
 from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -181,3 +181,57 @@ async def test_each_party_signs_in_their_own_browser_and_the_court_signs_last(
     errors = {name: [e for e in log if "status of 403" not in e]
               for name, log in pages.errors().items()}
     assert not any(errors.values()), errors
+
+
+async def test_at_a_recess_the_judge_opens_the_record_so_far_for_signing(
+    client, admin, clock, pages
+):
+    """Issue 18: at a recess the judge chooses, each party reads and signs the record so far
+    from the hearing page; resuming ends that signing, and the closed hearing's full record
+    is signed again."""
+    hearing = await schedule(client, admin, clock, auto_admit=True,
+                             roles=("judge", "defendant"))
+    d_id = hearing.ids["defendant"]
+    await client.server.app[HUB].transcripts.add(uuid.UUID(hearing.id), SpokenLine(
+        uuid.UUID(d_id), 3.0, 6.0, "我没有异议。", "zh"))
+    judge = await enter(pages, client, hearing, "judge")
+    defendant = await enter(pages, client, hearing, "defendant")
+    await command(judge, "open")
+    await command(judge, "start")
+    await wait_state(defendant, "live")
+    # Only at a recess, and only the judge opens it.
+    assert await judge.locator("#open-signing").is_disabled()
+    assert await defendant.locator("#open-signing").is_hidden()
+    await command(judge, "recess")
+    await wait_state(defendant, "recess")
+    assert await defendant.locator("#signing-open").is_hidden()
+    await judge.locator("#open-signing").click()
+    await defendant.locator("#signing-open").wait_for(timeout=STATE_TIMEOUT_MS)
+
+    # The party's own tab: the record so far, marked as a recess's, signed with the mouse.
+    async with defendant.context.expect_page() as opened:
+        await defendant.locator("#signing-link").click()
+    page = await opened.value
+    await page.locator("#app").wait_for(timeout=STATE_TIMEOUT_MS)
+    await page.locator("#sign-stage").wait_for(timeout=STATE_TIMEOUT_MS)
+    assert "我没有异议。" in await page.locator("#lines").inner_text()
+    await page.wait_for_function(
+        "() => !document.getElementById('player').hidden"
+        " || document.getElementById('player-empty').textContent !== ''",
+        timeout=STATE_TIMEOUT_MS, polling=100)
+    await draw_signature(page)
+    await page.locator("#sign-submit").click()
+    await wait_status(page, d_id, "signed")
+
+    # Back in session: the recess's signing is over.
+    await command(judge, "resume")
+    await wait_state(defendant, "live")
+    await defendant.locator("#signing-open").wait_for(state="hidden", timeout=STATE_TIMEOUT_MS)
+    await command(judge, "close")
+    await judge.locator('[data-confirm="close"]').click()
+    await wait_state(defendant, "ended")
+    # The closed hearing's record is a new version: signed again, not carried over.
+    final = await open_signing(pages, client, hearing.tokens["defendant"], "sign-final")
+    assert await final.locator("#sign-stage").is_hidden()
+    assert await signer_status(final, d_id) != "signed"
+    assert await final.locator("#my-signature").is_visible()
