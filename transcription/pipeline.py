@@ -17,10 +17,12 @@ run only when no final is waiting and within the partials' share of the thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,7 +33,12 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from config.threads import RECOGNITION, name_this_thread, thread_cpu_seconds
+from config.threads import (
+    RECOGNITION,
+    name_this_thread,
+    retire_this_thread,
+    thread_cpu_seconds,
+)
 from config.threads import RECOGNITION_THREAD as INFERENCE_THREAD
 from transcription.errors import UnknownSpeaker
 from transcription.options import SAMPLE_RATE, TranscriptionOptions
@@ -50,6 +57,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # How often the hearing's task looks for speakers whose audio stopped mid-utterance.
 STALL_CHECK_S = 0.25
+# How long a closing inference thread waits for the others to finish their decodes.
+RETIRE_WAIT_S = 120.0
 BYTES_PER_SAMPLE = 2
 # Silence put before the audio of a piece after a cut for its decode: Whisper often skips the
 # first words of audio that starts in mid-speech, and hears them with a moment of silence
@@ -198,8 +207,21 @@ class InferenceWorker:
                 self._partials_from = ended + (ended - began) * (1 - share) / share
 
     async def aclose(self) -> None:
-        """Wait for the decode in progress, then stop the thread."""
-        await asyncio.to_thread(self._executor.shutdown, True)
+        """Wait for the decodes in progress, then stop the threads, keeping the CPU time they
+        used in the process's totals (their /proc entries go with them)."""
+        # One last job per thread, each held at a barrier until all have one, so that every
+        # thread retires itself; awaited on this loop (not joined in the default executor).
+        barrier = threading.Barrier(self.decodes)
+
+        def retire() -> None:
+            retire_this_thread(INFERENCE_THREAD)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(RETIRE_WAIT_S)
+
+        loop = asyncio.get_running_loop()
+        last = [loop.run_in_executor(self._executor, retire) for _ in range(self.decodes)]
+        self._executor.shutdown(wait=False)
+        await asyncio.gather(*last, return_exceptions=True)
 
 
 class _Spill:

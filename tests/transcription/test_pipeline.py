@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from config.threads import thread_cpu_seconds
+from config.threads import RECOGNITION, cpu_seconds_by_kind, thread_cpu_seconds
 from tests.speech import SPEECH
 from tests.transcription.conftest import (
     chunks,
@@ -642,3 +642,28 @@ async def test_each_participant_is_recognized_in_their_own_language(
     english_text = " ".join(line.text for line in interpreted if line.language == "en")
     assert characters_in_order(said, chinese) >= 0.8, chinese
     assert in_order(references()["en_witness.wav"], english_text) >= 0.8, english_text
+
+
+def _spin(seconds: float) -> float:
+    """Work the CPU for `seconds` of this thread's CPU time."""
+    began = time.thread_time()
+    while time.thread_time() - began < seconds:
+        pass
+    return time.thread_time() - began
+
+
+async def test_closing_the_inference_threads_keeps_their_cpu_in_the_totals(
+    tiny_recognizer: Recognizer,
+) -> None:
+    """/metrics' recognition CPU only grows: threads that end leave /proc, so each retires its
+    time first (a process that closed and reopened its recognizer lost it before)."""
+    worker = InferenceWorker(tiny_recognizer, decodes=2)
+    spent = await asyncio.gather(worker.run(_spin, 0.3), worker.run(_spin, 0.3))
+    before = cpu_seconds_by_kind()[RECOGNITION]
+    assert before >= sum(spent) * 0.9, (before, spent)
+    threads = set(worker._executor._threads)
+    await worker.aclose()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert cpu_seconds_by_kind()[RECOGNITION] >= before - 0.05
