@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -112,6 +113,9 @@ class LiveHearing:
         self.send_roster = Coalesced(ROSTER_INTERVAL_S, self._send_roster)
         # Another process took the hearing over: leave its seats to that process.
         self.evicted = False
+        # Seats changed and not yet written to the bus, and the one write under way (`store`).
+        self._unstored: set[str] = set()
+        self._storing = asyncio.Lock()
         self._unlisten = services.bus.listen(self.id, self._on_bus)
         self.media.apply(route(self.seats.values()))
 
@@ -132,10 +136,22 @@ class LiveHearing:
         for seat in seats:
             self.seats[seat.participant_id] = seat
         self.reroute()
-        if not self.evicted:
-            order = {pid: n for n, pid in enumerate(self.seats)}
-            await self.services.bus.store_seats(self.id, seats, order)
+        await self.store(seat.participant_id for seat in seats)
         self.send_roster()
+
+    async def store(self, changed: Iterable[str]) -> None:
+        """Write the changed seats to the bus as they are now, one write at a time. Concurrent
+        writes (each on its own Redis connection) may land in any order: an older seat landing
+        last would be what the next holder takes up after a crash (a consultation forgotten,
+        its pair before the court). A write takes every seat changed so far: returning, all of
+        `changed` is stored."""
+        self._unstored.update(changed)
+        async with self._storing:
+            if self.evicted or not self._unstored:
+                return
+            pids, self._unstored = self._unstored, set()
+            order = {pid: n for n, pid in enumerate(self.seats)}
+            await self.services.bus.store_seats(self.id, [self.seats[p] for p in pids], order)
 
     def reroute(self) -> None:
         """Apply the routing the seats call for; audio leaving the record ends the speaker's

@@ -300,10 +300,7 @@ class Hub:
     async def _restore_seats(self) -> None:
         """Redis came back (perhaps empty): write back the seats of the hearings held here."""
         for live in list(self.hearings.values()):
-            if not live.evicted:
-                seats = list(live.seats.values())
-                await self.bus.store_seats(live.id, seats,
-                                           {s.participant_id: n for n, s in enumerate(seats)})
+            await live.store(list(live.seats))
 
     async def seats(self, hearing_id: uuid.UUID) -> list[Seat]:
         """Who is in a hearing right now (every process's participants): empty when not live."""

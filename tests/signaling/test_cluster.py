@@ -8,6 +8,7 @@ worker processes and kills one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -15,9 +16,12 @@ import redis.asyncio as aioredis
 
 from config import load_settings
 from signaling.cluster import seats_key
+from signaling.routing import route
 from tests.clients import HearingClient, join_until_welcomed
 from tests.conftest import ADMIN_TOKEN
 from tests.signaling.conftest import schedule
+from tests.signaling.test_hearing_room import join_all
+from tests.signaling.test_privacy import consulting
 from web.app import create_app
 from web.keys import HUB
 
@@ -208,3 +212,48 @@ async def test_a_redis_restart_loses_no_recording_and_relayed_people_reconnect(
     judge_files = [i for i in files if i["participant_id"] == hearing.ids["judge"]]
     lawyer_files = [i for i in files if i["participant_id"] == hearing.ids["lawyer"]]
     assert len(judge_files) == 1 and len(lawyer_files) == 2
+
+
+async def test_a_seat_write_that_lands_late_leaves_no_older_seat_stored(
+        client, admin, clock, participants):
+    """The seats in Redis are what the next holder takes up after a crash, and routes by. A
+    write to Redis may take a while (a new connection, a busy machine): the defendant's hand,
+    written just before the court granted a consultation but landing after the grant, must
+    not leave the defendant stored outside it (taken up, they would be before the court)."""
+    hub = client.server.app[HUB]
+    hearing = await schedule(client, admin, clock)
+    clients = await join_all(hearing, participants)
+    judge, defendant, lawyer = (clients[r] for r in ("judge", "defendant", "lawyer"))
+    d_id, l_id = hearing.ids["defendant"], hearing.ids["lawyer"]
+    await lawyer.send({"type": "consult", "action": "request", "with": d_id})
+    await judge.wait_for(lambda: ((judge.seat(l_id) or {}).get("consultation") or {})
+                         .get("state") == "requested")
+
+    # The defendant's next write is slow: it lands once the grant's has (or after 2 s, should
+    # the grant's wait for it).
+    store = hub.bus.store_seats
+    slow, granted, landed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def store_seats(hearing_id, seats, order):
+        if not slow.is_set() and any(s.participant_id == d_id for s in seats):
+            slow.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(granted.wait(), 2.0)
+            await store(hearing_id, seats, order)
+            landed.set()
+            return
+        await store(hearing_id, seats, order)
+        if any(s.consulting is not None for s in seats):
+            granted.set()
+
+    hub.bus.store_seats = store_seats
+    await defendant.send({"type": "hand", "raised": True})
+    await asyncio.wait_for(slow.wait(), 10)
+    await judge.send({"type": "command", "action": "grant_consultation", "participant_id": l_id})
+    await judge.wait_for(lambda: consulting(judge, hearing))
+    await asyncio.wait_for(landed.wait(), 10)
+
+    live = hub.hearings[hearing.id]
+    stored = {s.participant_id: s for s in await hub.bus.load_seats(hearing.id)}
+    assert (stored[d_id], stored[l_id]) == (live.seats[d_id], live.seats[l_id])
+    assert not {pid for pid, _ in route(stored.values()).on_record} & {d_id, l_id}
