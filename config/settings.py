@@ -99,6 +99,12 @@ class Settings(BaseModel):
         default=15.0, ge=0.5, le=300, description="WebSocket ping interval; dead peers drop"
     )
     admin_token: SecretStr | None = Field(default=None, min_length=16)
+    keep_admin_token: bool = Field(
+        default=False,
+        description="Accept the admin token as a bearer even once an administrator account "
+                    "exists (by default it only sets the server up: integrations use API "
+                    "tokens, `tingshen token add`)",
+    )
     join_grace_hours: float = Field(
         default=6.0, ge=0, le=168,
         description="Join links stop working this long after a hearing's scheduled end",

@@ -2,8 +2,10 @@
 
 Every staff endpoint and page names the `Permission` it needs (the route table enforces it);
 `GRANTS` says which role grants each permission, and over which hearings: all of them, those
-of the account's court, or the account's own (the hearing's judge or clerk). The admin token,
-the bootstrap administrator's credential, may do everything.
+of the account's court, or the account's own (the hearing's judge or clerk). An integration's
+API token may do what its `Scope`s grant (`SCOPE_GRANTS`), over its court's hearings or every
+court's; never run or seal a hearing, keep its record, or manage accounts and tokens. The admin
+token, the bootstrap administrator's credential, may do everything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Permission(enum.StrEnum):
     KEEP_RECORD = "keep the record"  # correct and edit the trial record
     SEAL = "seal"  # seal the trial record
     WATCH = "watch"  # join a live hearing as an observer named by the account
+    MANAGE_TOKENS = "manage API tokens"  # create, list and revoke integrations' tokens
 
 
 class Span(enum.Enum):
@@ -40,13 +43,34 @@ class Span(enum.Enum):
 _PLACES = {Permission.READ_PLACES: Span.ALL}
 GRANTS: Mapping[StaffRole, Mapping[Permission, Span]] = {
     StaffRole.ADMINISTRATOR: {**_PLACES, Permission.MANAGE_PLACES: Span.ALL,
-                              Permission.AUDIT: Span.ALL},
+                              Permission.AUDIT: Span.ALL, Permission.MANAGE_TOKENS: Span.ALL},
     StaffRole.CLERK: {**_PLACES, Permission.SCHEDULE: Span.COURT, Permission.SEE: Span.COURT,
                       Permission.RUN: Span.COURT, Permission.KEEP_RECORD: Span.COURT},
     StaffRole.JUDGE: {**_PLACES, Permission.SEE: Span.OWN, Permission.RUN: Span.OWN,
                       Permission.KEEP_RECORD: Span.OWN, Permission.SEAL: Span.OWN},
     StaffRole.SUPERVISOR: {**_PLACES, Permission.SEE: Span.COURT, Permission.WATCH: Span.COURT},
 }
+
+
+class Scope(enum.StrEnum):
+    """What an integration's API token is for."""
+
+    SCHEDULE = "schedule"  # hearings, their participants and invitations
+    READ_RECORDS = "read_records"  # hearings, their trial records, recordings and exports
+    MANAGE_PLACES = "manage_places"  # courts, courtrooms and prison terminals
+
+
+# Every scope reads the places: scheduling names a courtroom, a record its court.
+SCOPE_GRANTS: Mapping[Scope, frozenset[Permission]] = {
+    Scope.SCHEDULE: frozenset({Permission.READ_PLACES, Permission.SCHEDULE}),
+    Scope.READ_RECORDS: frozenset({Permission.READ_PLACES, Permission.SEE}),
+    Scope.MANAGE_PLACES: frozenset({Permission.READ_PLACES, Permission.MANAGE_PLACES}),
+}
+
+
+def scopes_for(permission: Permission) -> tuple[Scope, ...]:
+    """The scopes that grant `permission`, in the scopes' declared order."""
+    return tuple(s for s in Scope if permission in SCOPE_GRANTS[s])
 
 
 def roles_for(permission: Permission) -> tuple[StaffRole, ...]:
@@ -56,16 +80,29 @@ def roles_for(permission: Permission) -> tuple[StaffRole, ...]:
 
 @dataclass(frozen=True)
 class StaffMember:
-    """Who on the staff acts: an account (its id, roles and court), or the admin token."""
+    """Who on the staff acts: an account (its id, roles and court), an integration's API
+    token (its scopes, and its court if it has one), or the admin token."""
 
     account_id: uuid.UUID | None
     roles: frozenset[StaffRole]
     court_id: uuid.UUID | None = None
+    # An API token's scopes; None for an account or the admin token.
+    scopes: frozenset[Scope] | None = None
 
     @property
     def token(self) -> bool:
         """The admin token (or a session opened with it): the bootstrap administrator."""
-        return self.account_id is None
+        return self.account_id is None and self.scopes is None
+
+    @property
+    def integration(self) -> bool:
+        """An integration calling with its API token."""
+        return self.scopes is not None
+
+
+def integration(scopes: frozenset[Scope], court_id: uuid.UUID | None) -> StaffMember:
+    """What an API token with `scopes` (limited to `court_id`, if given) may do."""
+    return StaffMember(None, frozenset(), court_id, scopes)
 
 
 ADMIN = StaffMember(None, frozenset(StaffRole))
@@ -108,6 +145,10 @@ def reach(member: StaffMember, permission: Permission) -> Reach:
     """The hearings `member` may do `permission` on (nothing: not one)."""
     if member.token:
         return EVERYWHERE
+    if member.scopes is not None:
+        if not any(permission in SCOPE_GRANTS[s] for s in member.scopes):
+            return NOWHERE
+        return EVERYWHERE if member.court_id is None else Reach(court_id=member.court_id)
     everything, court_id, judge_of, clerk_of = False, None, None, None
     for role in member.roles:
         span = GRANTS[role].get(permission)
@@ -131,6 +172,9 @@ def check(member: StaffMember, permission: Permission,
     `NotPermitted`, saying which roles may, or whose hearing it is."""
     if member.token:
         return
+    if member.scopes is not None:
+        _check_scopes(member, permission, hearing)
+        return
     needed = roles_for(permission)
     if not member.roles & set(needed):
         names = " or ".join(r.value for r in needed)
@@ -146,3 +190,22 @@ def check(member: StaffMember, permission: Permission,
     raise NotPermitted(f"this hearing is not of this account's court (nor is the account its "
                        f"judge or clerk): it may not {permission.value} it",
                        needs=["the hearing's court"])
+
+
+def _check_scopes(member: StaffMember, permission: Permission,
+                  hearing: HearingScope | None) -> None:
+    assert member.scopes is not None
+    needed = scopes_for(permission)
+    if not member.scopes & set(needed):
+        held = ", ".join(s.value for s in Scope if s in member.scopes) or "none"
+        if needed:
+            names = " or ".join(s.value for s in needed)
+            why = f"this needs the API token scope {names} (to {permission.value})"
+        else:
+            why = f"no API token may {permission.value}: staff do it with their account"
+        raise NotPermitted(f"{why}; this token has: {held}",
+                           needs=[s.value for s in needed] or ["a staff account"])
+    if hearing is None or reach(member, permission).covers(hearing):
+        return
+    raise NotPermitted(f"this hearing is not of this API token's court: it may not "
+                       f"{permission.value} it", needs=["the hearing's court"])

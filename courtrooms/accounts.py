@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courtrooms.errors import InvalidInput, LoginTaken, NotFound, SignInRefused
-from courtrooms.models import Court, StaffAccount, StaffRole
+from courtrooms.models import ApiToken, Court, StaffAccount, StaffRole
 from courtrooms.schemas import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, StaffAccountIn
 from courtrooms.staff import end_sessions
 from courtrooms.store import Store
@@ -131,21 +131,28 @@ class StaffAccounts(Store):
             )).all())
 
     async def names(self, actors: Iterable[str | None]) -> dict[str, str]:
-        """The name of each account among `actors` as the audit names them (`account:<id>`),
-        read now: the data keeps the id, people read the name."""
-        ids: dict[uuid.UUID, str] = {}
+        """The name of each account and API token among `actors` as the audit names them
+        (`account:<id>`, `token:<id>`), read now: the data keeps the id, people read the name."""
+        ids: dict[str, dict[uuid.UUID, str]] = {"account": {}, "token": {}}
         for actor in actors:
             kind, _, ident = (actor or "").partition(":")
-            if actor and kind == "account":
+            if actor and kind in ids:
                 try:
-                    ids[uuid.UUID(ident)] = actor
+                    ids[kind][uuid.UUID(ident)] = actor
                 except ValueError:
                     continue
-        if not ids:
-            return {}
+        named: dict[str, str] = {}
+        accounts, tokens = ids["account"], ids["token"]
         async with self.db.read() as session:
-            found = await session.scalars(select(StaffAccount).where(StaffAccount.id.in_(ids)))
-            return {ids[a.id]: a.name for a in found}
+            if accounts:
+                found = await session.execute(select(StaffAccount.id, StaffAccount.name)
+                                              .where(StaffAccount.id.in_(accounts)))
+                named.update({accounts[i]: name for i, name in found})
+            if tokens:
+                found = await session.execute(select(ApiToken.id, ApiToken.name)
+                                              .where(ApiToken.id.in_(tokens)))
+                named.update({tokens[i]: name for i, name in found})
+        return named
 
     async def court_named(self, court: str) -> uuid.UUID:
         """The id of a court given by its id or its exact name."""

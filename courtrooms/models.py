@@ -451,6 +451,37 @@ class StaffSession(Base):
     ended_at: Mapped[datetime | None]
 
 
+class ApiToken(Base):
+    """A named bearer token of an integration (a case management system, a prison's booking
+    service): it may do what its scopes grant (courtrooms/access.py), over its court's hearings
+    or every court's. Only the secret's SHA-256 is kept: the secret is random (256 bits), so a
+    fast hash cannot be reversed by guessing, and a slow one would cost every request. Revoked,
+    never deleted, so that the audit's `token:<id>` always names one."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Scope values, in their declared order.
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    court_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("courts.id"), index=True)
+    # Who created it, as the audit names them (`account:<id>`, `admin`, `system:cli`).
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    @property
+    def actor(self) -> str:
+        """How the audit names what this token does."""
+        return f"token:{self.id}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
 class AuditEvent(Base):
     """One link of the append-only audit chain: `hash` covers the event and `prev_hash`."""
 

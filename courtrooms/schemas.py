@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from courtrooms.access import Scope
 from courtrooms.models import (
     ID_DIGITS_ROLES,
     HearingKind,
@@ -715,3 +716,50 @@ class LinkRequest(Input):
 class LinkOut(BaseModel):
     url: str = Field(description="The path with a signed, short-lived link for the caller")
     expires_at: datetime
+
+
+MAX_TOKEN_NAME = 100
+TokenName = Annotated[str, _limit(MAX_TOKEN_NAME), _Printable]
+
+
+class ApiTokenIn(Input):
+    """A new API token for an integration: what it is called, what it may do and, if it is
+    one court's, which court's hearings."""
+
+    name: TokenName = Field(description="Who uses it, e.g. 案件管理系统; unique among tokens "
+                                        "not revoked")
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    court_id: uuid.UUID | None = Field(default=None,
+                                       description="Only this court's hearings (none: all)")
+
+    @field_validator("scopes")
+    @classmethod
+    def _distinct(cls, scopes: list[Scope]) -> list[Scope]:
+        if len(set(scopes)) != len(scopes):
+            raise ValueError("each scope at most once")
+        return scopes
+
+
+class ApiTokenOut(Output):
+    """An API token as listed: never its secret (only its hash is kept)."""
+
+    id: uuid.UUID
+    name: str
+    scopes: list[Scope]
+    court_id: uuid.UUID | None
+    created_by: str = Field(description="Who created it, as the audit names them")
+    created_by_name: str | None = Field(default=None,
+                                        description="Their account's name, read now")
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Its last request (noted at most once "
+                                                      "a minute)")
+    revoked_at: datetime | None
+    revoked: bool
+
+
+class ApiTokenCreated(ApiTokenOut):
+    secret: str = Field(description="The bearer token: shown this once, never again")
+
+
+class ApiTokenList(BaseModel):
+    items: list[ApiTokenOut]

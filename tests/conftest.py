@@ -95,6 +95,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "var",
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
+        # The tests call as the bootstrap administrator throughout, accounts or not (by
+        # default the admin token is off once an administrator account exists).
+        keep_admin_token=True,
         public_url="http://court.example",
         # This machine may have no interface but loopback; peers meet on 127.0.0.1.
         ice_host_addresses=["127.0.0.1"],

@@ -21,6 +21,7 @@ from web import (
     api_recordings,
     api_session,
     api_signing,
+    api_tokens,
     api_transcript,
     api_vocabulary,
 )
@@ -46,6 +47,7 @@ for module_routes in (
     api_attendance.routes,
     api_participants.routes,
     api_audit.routes,
+    api_tokens.routes,
     api_recordings.routes,
     api_transcript.routes,
     api_exhibits.routes,

@@ -19,6 +19,7 @@ from courtrooms.models import utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
 from courtrooms.staff import StaffSessions
+from courtrooms.tokens import ApiTokens
 from signaling.bus import InProcessBus, LiveBus, RedisBus
 from signaling.checkpoints import Checkpointer
 from signaling.cluster import Cluster
@@ -29,6 +30,7 @@ from web.endpoints import MAX_BODY_BYTES
 from web.errors import json_errors
 from web.keys import (
     ADMIN_TOKEN,
+    API_TOKENS,
     HUB,
     LINKS,
     OPENAPI,
@@ -97,6 +99,7 @@ def create_app(
         staff_sessions.lifetime = timedelta(hours=settings.staff_session_hours)
         app[STAFF_SESSIONS] = staff_sessions
         app[STAFF_ACCOUNTS] = StaffAccounts(db, clock)
+        app[API_TOKENS] = ApiTokens(db, clock)
         app[LINKS] = MediaLinks(signer.derive("tingshen signed links"))
         cluster: Cluster | None = None
         bus: LiveBus = InProcessBus(settings.data_dir / "live")

@@ -1,5 +1,5 @@
-"""`tingshen`: serve, migrate, seed the demo court, manage staff accounts, verify the audit
-chain, render composites, load-test a server."""
+"""`tingshen`: serve, migrate, seed the demo court, manage staff accounts and integrations' API
+tokens, verify the audit chain, render composites, load-test a server."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 from config import Settings, SettingsError, ensure_admin_token, load_settings
 from config.logs import configure_logging
 from config.timezone import local_text, zone_label
+from courtrooms.access import Scope
 from courtrooms.accounts import NewPassword, StaffAccounts
 from courtrooms.database import Database, migrate
 from courtrooms.errors import CourtroomsError, SigningKeyError
@@ -31,8 +32,9 @@ from courtrooms.integrity import verify_record
 from courtrooms.models import StaffRole, utcnow
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
-from courtrooms.schemas import StaffAccountIn
+from courtrooms.schemas import ApiTokenIn, StaffAccountIn
 from courtrooms.seed import Demo, seed_demo
+from courtrooms.tokens import ApiTokens
 from courtrooms.transcripts import Transcripts
 from media.errors import CompositeError
 from signaling.retranscribe import NothingToTranscribe, retranscribe
@@ -87,7 +89,13 @@ def print_staff_links(settings: Settings, token: str, generated: bool,
     else:
         print("\nStaff sign-in: with your account (an administrator adds one: "
               "`tingshen user add`)")
-    if settings.admin_token:
+    if not settings.keep_admin_token:
+        # An administrator exists now (created above if there was none): the admin token is
+        # refused, and printing it would only invite its use.
+        print("Integrations: an API token each, `tingshen token add NAME --scope schedule` "
+              "(the admin token is off while an administrator account exists; "
+              "TINGSHEN_KEEP_ADMIN_TOKEN=true keeps it)")
+    elif settings.admin_token:
         # The operator set it and knows it; a secret from the environment is not echoed into
         # terminals and logs.
         print("API token (bearer, for integrations): the one set in TINGSHEN_ADMIN_TOKEN")
@@ -260,6 +268,47 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         await db.aclose()
 
 
+async def _token(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.database)
+    tokens = ApiTokens(db)
+    try:
+        if args.token_command == "list":
+            zone = settings.court_zone
+            for token in await tokens.tokens():
+                used = (local_text(token.last_used_at, zone, "en")
+                        if token.last_used_at is not None else "never used")
+                state = ("revoked " + local_text(token.revoked_at, zone, "en")
+                         if token.revoked_at is not None else "active")
+                print(f"{token.id}  {token.name:<16} {','.join(token.scopes):<36} "
+                      f"last used {used}; {state}")
+            return 0
+        if args.token_command == "revoke":
+            token = await tokens.revoke((await tokens.named(args.token)).id, CLI_ACTOR)
+            print(f"API token {token.name} ({token.id}) revoked: its next request is refused")
+            return 0
+        court_id = (await StaffAccounts(db).court_named(args.court)
+                    if args.court else None)
+        data = ApiTokenIn(name=args.name, scopes=[Scope(s) for s in dict.fromkeys(args.scope)],
+                          court_id=court_id)
+        made = await tokens.add(data, CLI_ACTOR)
+        print(f"API token {made.token.name} ({made.token.id}) added: "
+              f"{', '.join(made.token.scopes)}")
+        # The secret on stdout alone, for a script to capture; it is never shown again.
+        print(made.secret)
+        return 0
+    except CourtroomsError as e:
+        print(f"tingshen token {args.token_command}: {e}", file=sys.stderr)
+        return 1
+    except ValidationError as e:
+        problem = e.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        print(f"tingshen token {args.token_command}: {where}: {problem['msg']}",
+              file=sys.stderr)
+        return 2
+    finally:
+        await db.aclose()
+
+
 @contextlib.contextmanager
 def progress_bar(desc: str) -> Iterator[Callable[[float], None]]:
     """A percentage bar on stderr, advanced by fractions from 0 to 1."""
@@ -354,6 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
                                     "session it has ends at once")
     disable.add_argument("login")
     users.add_parser("list", help="list the staff accounts")
+    token = sub.add_parser("token", help="add, list and revoke integrations' API tokens")
+    tokens = token.add_subparsers(dest="token_command", required=True)
+    add_token = tokens.add_parser("add", help="add an API token; its secret is printed once")
+    add_token.add_argument("name", help="who uses it, e.g. 案件管理系统")
+    add_token.add_argument("--scope", required=True, action="append",
+                           choices=[s.value for s in Scope],
+                           help="what it may do; give --scope again for several")
+    add_token.add_argument("--court", default=None,
+                           help="only this court's hearings, by id or exact name")
+    tokens.add_parser("list", help="list the API tokens (never their secrets)")
+    revoke = tokens.add_parser("revoke", help="revoke an API token: its next request is "
+                                              "refused")
+    revoke.add_argument("token", help="the token's id, or the name of one not revoked")
     render = sub.add_parser("render", help="render a hearing's review composite (MP4)")
     render.add_argument("hearing", help="the hearing's id")
     again = sub.add_parser("retranscribe",
@@ -399,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "user":
         migrate(settings.database)
         return asyncio.run(_user(settings, args))
+    if args.command == "token":
+        migrate(settings.database)
+        return asyncio.run(_token(settings, args))
     if args.command == "verify-audit":
         return asyncio.run(_verify(settings))
     if args.command == "render":

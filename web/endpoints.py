@@ -26,8 +26,18 @@ from courtrooms import access
 from courtrooms.access import ADMIN, Permission, StaffMember
 from courtrooms.models import Participant, Role
 from courtrooms.staff import SESSION_REF, SignedIn
+from courtrooms.tokens import is_api_token
 from web.errors import ApiError, validation_error
-from web.keys import ADMIN_TOKEN, LINKS, RECORDINGS, REGISTRY, SETTINGS, STAFF_SESSIONS
+from web.keys import (
+    ADMIN_TOKEN,
+    API_TOKENS,
+    LINKS,
+    RECORDINGS,
+    REGISTRY,
+    SETTINGS,
+    STAFF_ACCOUNTS,
+    STAFF_SESSIONS,
+)
 from web.links import PARAMS as LINK_PARAMS
 from web.links import BadLink
 
@@ -35,9 +45,11 @@ API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 ADMIN_ACTOR = "admin"
 # Who may call a route:
-# "admin": staff: the admin token as a bearer (integrations), or a staff session's cookie (the
-#   staff pages; a state-changing request also carries the session's X-CSRF-Token); an
-#   account's session only with a role granting the route's `staff` permission.
+# "admin": staff: an integration's API token as a bearer (only with a scope granting the route's
+#   `staff` permission), a staff session's cookie (the staff pages; a state-changing request
+#   also carries the session's X-CSRF-Token; an account's session only with a role granting
+#   the permission), or the admin token as a bearer (refused once an administrator account
+#   exists, unless `keep_admin_token`).
 # "device": a prison terminal's `Authorization: Device <key>` (the key is checked by the look-up
 #   the route makes with it: a terminal's assignment).
 # "review": staff, or the join token of a participant of the path's hearing allowed to review
@@ -139,6 +151,8 @@ class EndpointTable:
             async def guarded(request: web.Request) -> web.StreamResponse:
                 caller = await resolve_caller(request, auth, needed)
                 if caller.staff is not None:
+                    if caller.staff.token:
+                        await admin_token_on(request)
                     await authorize(request, caller.staff, endpoint)
                 request[CALLER] = caller
                 return await handler(request)
@@ -187,6 +201,33 @@ def is_admin_token(request: web.Request, token: str) -> bool:
     return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode())
 
 
+async def admin_token_on(request: web.Request) -> None:
+    """Refuse the admin token (as a bearer, a session opened with it, or a link made with it)
+    once an administrator account exists, unless the settings keep it: it only sets the
+    server up, and integrations have API tokens of their own."""
+    if request.app[SETTINGS].keep_admin_token:
+        return
+    if await request.app[STAFF_ACCOUNTS].has_administrator():
+        raise ApiError(401, "admin_token_off",
+                       "an administrator account exists, so the admin token is off (it only "
+                       "sets the server up; the keep_admin_token setting keeps it): staff sign "
+                       "in with their account, integrations use an API token (POST "
+                       "/api/v1/tokens, or `tingshen token add`)", headers=CHALLENGE)
+
+
+async def bearer_caller(request: web.Request, token: str) -> Caller | None:
+    """Staff calling with a bearer: the admin token or an integration's API token (not
+    revoked); None when it is neither."""
+    if is_admin_token(request, token):
+        return STAFF
+    if not is_api_token(token):  # a join token: no look-up among API tokens
+        return None
+    holder = await request.app[API_TOKENS].find(token)
+    if holder is None:
+        return None
+    return Caller(actor=holder.actor, staff=holder.member)
+
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -226,15 +267,18 @@ async def resolve_caller(request: web.Request, auth: Auth, roles: frozenset[Role
                            headers=DEVICE_CHALLENGE)
         return Caller(actor="device", device_key=key)
     token = bearer(request)
-    if token is not None and is_admin_token(request, token):
-        return STAFF
-    if token is None:
+    if token is not None:
+        staff = await bearer_caller(request, token)
+        if staff is not None:
+            return staff
+    else:
         signed_in = await staff_session(request)
         if signed_in is not None:
             return Caller(actor=signed_in.actor, session=signed_in, staff=signed_in.member)
     if auth == "admin":
         raise ApiError(401, "unauthorized",
-                       "the bearer token is not valid" if token is not None
+                       "the bearer token is not valid (unknown, or a revoked API token)"
+                       if token is not None
                        else "sign in, or send an Authorization: Bearer token",
                        headers=CHALLENGE)
     hearing_id = path_id(request)
@@ -279,7 +323,8 @@ def admit(request: web.Request, person: Participant, auth: Auth, roles: frozense
 
 
 # A link made in a staff session names the session (its id's first characters, as the audit
-# does), so that signing out closes it; one made with the admin token names staff.
+# does), so that signing out closes it; one made with an API token names the token, so that
+# revoking it closes it; one made with the admin token names staff.
 SESSION_LINK = "session:"
 
 
@@ -328,12 +373,18 @@ async def _link_holder(request: web.Request, hearing_id: uuid.UUID) -> Participa
         return Caller(actor=signed_in.actor, session=signed_in, staff=signed_in.member)
     kind, _, ident = holder.who.partition(":")
     try:
-        participant_id = uuid.UUID(ident)
+        made_for = uuid.UUID(ident)
     except ValueError:
         raise ApiError(401, "bad_link", "the link was not made for a participant") from None
+    if kind == "token":
+        api_token = await request.app[API_TOKENS].live(made_for)
+        if api_token is None:
+            raise ApiError(401, "token_revoked", "the API token this link was made with has "
+                           "been revoked", headers=CHALLENGE)
+        return Caller(actor=api_token.actor, staff=api_token.member)
     if kind != "participant":
         raise ApiError(401, "bad_link", "the link was not made for a participant")
-    return await request.app[RECORDINGS].holder_by_id(hearing_id, participant_id)
+    return await request.app[RECORDINGS].holder_by_id(hearing_id, made_for)
 
 
 async def body(request: web.Request, model: type[B]) -> B:

@@ -9,6 +9,7 @@ from courtrooms.accounts import StaffAccounts
 from courtrooms.recordings import Recordings
 from courtrooms.registry import Registry
 from courtrooms.staff import StaffSessions
+from courtrooms.tokens import ApiTokens
 from signaling.hub import Hub
 from web.links import MediaLinks
 from web.signin_limits import SignInLimits
@@ -23,5 +24,6 @@ OPENAPI = web.AppKey("openapi", dict)
 VIEWINGS = web.AppKey("viewings", Viewings)
 STAFF_SESSIONS = web.AppKey("staff_sessions", StaffSessions)
 STAFF_ACCOUNTS = web.AppKey("staff_accounts", StaffAccounts)
+API_TOKENS = web.AppKey("api_tokens", ApiTokens)
 LINKS = web.AppKey("links", MediaLinks)
 SIGN_IN_LIMITS = web.AppKey("sign_in_limits", SignInLimits)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from courtrooms.access import GRANTS as STAFF_GRANTS
-from courtrooms.access import Span, roles_for
+from courtrooms.access import Span, roles_for, scopes_for
 from web.endpoints import Endpoint, EndpointTable
 
 REF = "#/components/schemas/{model}"
@@ -95,11 +95,15 @@ def _operation(endpoint: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
         # every route).
         spans = {r.value: STAFF_GRANTS[r][endpoint.staff].value for r in roles_for(endpoint.staff)}
         op["x-staff-roles"] = sorted(spans)
+        scopes = [s.value for s in scopes_for(endpoint.staff)]
+        op["x-token-scopes"] = scopes
         op["description"] = (f"Staff accounts: {endpoint.staff.value}, for "
                              + "; ".join(f"{role} ({span} hearings)"
                                          if span != Span.ALL.value or endpoint.on_hearing
                                          else role for role, span in spans.items())
-                             + ". The admin token: always.")
+                             + ". API tokens: "
+                             + (f"scope {' or '.join(scopes)}" if scopes else "never")
+                             + ". The admin token: always (while it is on).")
     if endpoint.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -153,7 +157,10 @@ def build_openapi(table: EndpointTable, version: str) -> dict[str, Any]:
             "schemas": defs,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "The admin (clerk) API token"},
+                           "description": "An integration's API token (POST /tokens), which "
+                                          "may do what its scopes grant; or the admin token, "
+                                          "until an administrator account exists (unless "
+                                          "keep_admin_token)"},
                 "device": {"type": "apiKey", "in": "header", "name": "Authorization",
                            "description": "`Device <key>`: a prison terminal's device key"},
                 "reviewer": {"type": "http", "scheme": "bearer",

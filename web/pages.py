@@ -79,6 +79,7 @@ STATIC_ROUTES = {
     "/schedule": "schedule.html",
     "/live": "live.html",
     "/review": "review-list.html",
+    "/tokens": "tokens.html",
 }
 
 

@@ -2,9 +2,9 @@
 page where participants read and sign a closed hearing's record.
 
 Each page is a shell: the data comes from the REST API, called by the page's script with the
-admin token the clerk signs in with (kept in sessionStorage, sent as a bearer). /schedule, /live
-and /review show no data at all: they are static files (web/pages.py serves them). A judge
-opens the review of their own hearing with their join token in the URL fragment, which never
+admin token the clerk signs in with (kept in sessionStorage, sent as a bearer). /schedule, /live,
+/review and /tokens show no data at all: they are static files (web/pages.py serves them). A
+judge opens the review of their own hearing with their join token in the URL fragment, which never
 reaches the server; so nothing about a hearing is rendered here, only whether its id exists.
 """
 

@@ -116,6 +116,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINGSHEN_")}
         env.update({
             "TINGSHEN_DATA_DIR": str(self.root / "var"), "TINGSHEN_ADMIN_TOKEN": self.token,
+            # The load runs hearings (open, start, close): no API token may.
+            "TINGSHEN_KEEP_ADMIN_TOKEN": "true",
             "TINGSHEN_WHISPER_MODEL": "tiny.en", "TINGSHEN_ICE_HOST_ADDRESSES": "127.0.0.1",
             "TINGSHEN_HEARTBEAT_SECONDS": str(self.heartbeat_s),
             "TINGSHEN_LOG_LEVEL": "warning",

@@ -47,7 +47,8 @@ def allowed(member: StaffMember, permission: Permission,
     (JUDGE, {Permission.READ_PLACES, Permission.SEE, Permission.RUN, Permission.KEEP_RECORD,
              Permission.SEAL}),
     (SUPERVISOR, {Permission.READ_PLACES, Permission.SEE, Permission.WATCH}),
-    (ADMINISTRATOR, {Permission.READ_PLACES, Permission.MANAGE_PLACES, Permission.AUDIT}),
+    (ADMINISTRATOR, {Permission.READ_PLACES, Permission.MANAGE_PLACES, Permission.AUDIT,
+                     Permission.MANAGE_TOKENS}),
     (ADMIN, set(Permission)),
 ])
 def test_each_role_may_do_its_own_work_on_its_own_hearings_only(

@@ -220,6 +220,7 @@ def valid_body(endpoint: Endpoint, world: World | None) -> dict[str, Any]:
         ("POST", "/hearings/{id}/signing/corrections"): {
             "line_id": world.segment_id if world else str(uuid.uuid4()), "text": "更正"},
         ("POST", "/hearings/{id}/signing/corrections/{request_id}"): {"accept": True},
+        ("POST", "/tokens"): {"name": "案件管理系统", "scopes": ["schedule", "read_records"]},
         ("POST", "/hearings/{id}/links"): {
             "path": f"{API}/hearings/{world.hearing_id if world else uuid.uuid4()}/transcript"},
     }

@@ -33,8 +33,10 @@ DEMO_TITLE = "张某某盗窃案 公开开庭审理（演示）"
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINGSHEN_")}
+    # `serve` creates the first administrator: the tests keep calling with the admin token.
     env.update({"TINGSHEN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
-                "TINGSHEN_WHISPER_MODEL": "tiny.en", **extra})
+                "TINGSHEN_WHISPER_MODEL": "tiny.en", "TINGSHEN_KEEP_ADMIN_TOKEN": "true",
+                **extra})
     return env
 
 
@@ -425,14 +427,21 @@ def test_a_staff_token_from_the_environment_is_never_printed(
     from web.cli import print_staff_links
 
     secret = "operator-chosen-token-0123456789"
-    print_staff_links(load_settings(environ={}, data_dir=tmp_path, admin_token=secret),
+    print_staff_links(load_settings(environ={}, data_dir=tmp_path, admin_token=secret,
+                                    keep_admin_token=True),
                       secret, generated=False)
     out = capsys.readouterr().out
     assert secret not in out and "TINGSHEN_ADMIN_TOKEN" in out
     # A generated one is shown once, with where it is kept.
+    print_staff_links(load_settings(environ={}, data_dir=tmp_path, keep_admin_token=True),
+                      "generated-0123456789", generated=True)
+    assert "generated-0123456789" in capsys.readouterr().out
+    # By default it is off once an administrator exists (serve has made one): not shown, and
+    # integrations are told where their tokens come from.
     print_staff_links(load_settings(environ={}, data_dir=tmp_path), "generated-0123456789",
                       generated=True)
-    assert "generated-0123456789" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "generated-0123456789" not in out and "tingshen token add" in out
 
 
 def test_a_signing_key_that_cannot_be_read_stops_start_up_with_one_clear_line(
@@ -528,3 +537,65 @@ def test_user_add_passwd_and_disable_read_passwords_never_from_argv(
     code, out = run("user", "list")
     assert code == 0 and re.search(r"^wang\.fang\s+王芳\s+judge,supervisor\s+disabled$", out,
                                    re.MULTILINE), out
+
+
+def test_token_add_list_and_revoke(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from courtrooms.database import Database
+    from courtrooms.registry import Registry
+    from courtrooms.tokens import ApiTokens
+    from web.cli import main
+
+    monkeypatch.setenv("TINGSHEN_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("TINGSHEN_DATABASE_URL", database_url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = run("token", "add", "案件管理系统", "--scope", "read_records",
+                       "--scope", "schedule")
+    assert code == 0 and "API token 案件管理系统" in out and "schedule, read_records" in out, out
+    secret = out.strip().splitlines()[-1]  # the secret alone on the last line, shown once
+    assert secret.startswith("tsk_")
+
+    async def holder() -> object:
+        db = Database(database_url)
+        try:
+            return await ApiTokens(db).find(secret)
+        finally:
+            await db.aclose()
+
+    assert asyncio.run(holder()) is not None
+    code, out, _ = run("token", "list")
+    assert code == 0 and secret not in out
+    assert re.search(r"案件管理系统\s+schedule,read_records\s+last used 20\d\d-\d\d-\d\d "
+                     r"\d\d:\d\d Beijing time; active$", out, re.MULTILINE), out
+    for argv, problem in ((("add", "x", "--scope", "schedule", "--court", "没有的法院"),
+                           "does not exist"),
+                          (("add", "案件管理系统", "--scope", "schedule"), "exists already"),
+                          (("add", " ", "--scope", "schedule"), "name"),
+                          (("revoke", "没有的令牌"), "does not exist")):
+        code, out, err = run("token", *argv)
+        assert code != 0 and problem in err and "Traceback" not in err, (argv, err)
+    with pytest.raises(SystemExit):
+        run("token", "add", "x", "--scope", "seal")
+    code, out, _ = run("token", "revoke", "案件管理系统")
+    assert code == 0 and "revoked" in out
+    assert asyncio.run(holder()) is None
+    code, out, _ = run("token", "list")
+    assert re.search(r"案件管理系统 .* revoked 20\d\d-\d\d-\d\d \d\d:\d\d Beijing time$", out,
+                     re.MULTILINE), out
+
+    async def audited() -> list[tuple[str, str]]:
+        db = Database(database_url)
+        try:
+            events, _ = await Registry(db).audit_events(AuditQuery(limit=50))
+            return [(e.action, e.actor) for e in events if e.action.startswith("api_token.")]
+        finally:
+            await db.aclose()
+
+    assert asyncio.run(audited()) == [("api_token.created", "system:cli"),
+                                      ("api_token.revoked", "system:cli")]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from config import load_settings
 from courtrooms.access import Permission, roles_for
 from courtrooms.models import Role, StaffAccount, StaffRole
 from courtrooms.schemas import StaffAccountIn
@@ -43,7 +45,7 @@ from web.endpoints import (
 )
 from web.errors import json_errors
 from web.keys import ADMIN_TOKEN as ADMIN_TOKEN_KEY
-from web.keys import STAFF_ACCOUNTS
+from web.keys import SETTINGS, STAFF_ACCOUNTS
 
 GUARDED = [e for e in api.endpoints if e.auth != "none"]
 HEARING_ROUTES = [e for e in api.endpoints if e.auth in ("review", "participant")]
@@ -110,7 +112,7 @@ def test_a_route_cannot_be_declared_unguarded_by_mistake() -> None:
 
 
 async def test_handlers_run_only_after_the_table_resolved_the_caller(
-    aiohttp_client: Any,
+    aiohttp_client: Any, tmp_path: Path,
 ) -> None:
     """A handler that checks nothing: the table alone keeps it shut, and says who called."""
     table = EndpointTable(API)
@@ -127,6 +129,8 @@ async def test_handlers_run_only_after_the_table_resolved_the_caller(
                     staff=Permission.READ_PLACES if auth == "admin" else None)(handler)
     app = web.Application(middlewares=[json_errors])
     app[ADMIN_TOKEN_KEY] = ADMIN_TOKEN
+    # No accounts here to look up: the admin token is kept.
+    app[SETTINGS] = load_settings(environ={}, data_dir=tmp_path, keep_admin_token=True)
     table.add_to(app)
     client = await aiohttp_client(app)
 

@@ -74,10 +74,11 @@ class FieldSpec:
     kind: str  # "text", "uuid", "datetime", "enum", "pattern", "boolean", "array",
     # "number" or "integer"
     required: bool
-    item_kind: str | None = None  # an array's items: "text" or "uuid"
+    item_kind: str | None = None  # an array's items: "text", "uuid" or "enum"
     max_items: int | None = None
     bounds: tuple[float, float] | None = None  # a number's least and greatest values
     pattern: str | None = None  # what a "pattern" field's text must match
+    item_values: tuple[str, ...] = ()  # an "enum" array's values
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,10 +102,11 @@ def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
         if main["type"] == "array":
             [item] = _resolve(main["items"], defs)
             assert "maxItems" in main, (model, name, main)  # every list is bounded
-            item_kind = "uuid" if item.get("format") == "uuid" else "text"
-            assert item_kind == "uuid" or "maxLength" in item, (model, name, item)
+            item_kind = ("uuid" if item.get("format") == "uuid"
+                         else "enum" if "enum" in item else "text")
+            assert item_kind != "text" or "maxLength" in item, (model, name, item)
             specs.append(FieldSpec(name, types, "array", name in required, item_kind,
-                                   main["maxItems"]))
+                                   main["maxItems"], item_values=tuple(item.get("enum", ()))))
             continue
         if main["type"] in ("number", "integer"):
             # Every number is bounded: its wrong values are out of its range.
@@ -242,7 +244,7 @@ def test_the_fuzzed_endpoints_are_all_the_body_and_list_endpoints() -> None:
         "POST /courts", "PATCH /courts/{id}", "POST /courtrooms", "PATCH /courtrooms/{id}",
         "POST /prison-terminals", "PATCH /prison-terminals/{id}", "POST /hearings",
         "POST /hearings/conflicts", "PATCH /hearings/{id}", "POST /hearings/{id}/participants",
-        "POST /hearings/{id}/watch",
+        "POST /hearings/{id}/watch", "POST /tokens",
         "PUT /hearings/{id}/participants/{participant_id}/review",
         "PATCH /hearings/{id}/transcript/{segment_id}", "POST /hearings/{id}/links",
         "POST /hearings/{id}/transcript/edits",
@@ -282,7 +284,8 @@ def fixed_cases(base: dict[str, Any], specs: list[FieldSpec]) -> list[Case]:
         if spec.kind == "array":
             assert spec.max_items is not None
             wrong += ["a"]
-            valid_item = str(uuid.uuid4()) if spec.item_kind == "uuid" else "Judge Wang"
+            valid_item = (str(uuid.uuid4()) if spec.item_kind == "uuid"
+                          else spec.item_values[0] if spec.item_kind == "enum" else "Judge Wang")
             cases.append((encode({**base, spec.name: [valid_item] * (spec.max_items + 1)}),
                           422, "invalid", spec.name))
             bad_items: list[Any] = [1, None, [], {}]

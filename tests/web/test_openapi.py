@@ -194,6 +194,12 @@ async def test_responses_match_the_documented_statuses_and_schemas(
             await check(endpoint, body={"unknown": 1})
     await check(ep("POST", "/hearings"), body=hearing_body(courtroom_id=world.courtroom_id))
     await check(ep("POST", "/prison-terminals/{id}/rotate-key"))
+    made = await check(ep("POST", "/tokens"),
+                       body={"name": "庭审直播平台", "scopes": ["read_records"]})
+    revoke = f"{API}/tokens/{made['id']}/revoke"
+    await check(ep("POST", "/tokens/{id}/revoke"), path=revoke)
+    await check(ep("POST", "/tokens/{id}/revoke"), path=revoke)  # again: 409
+    await check(ep("POST", "/tokens/{id}/revoke"), path=f"{API}/tokens/{uuid.uuid4()}/revoke")
     participants = f"{API}/hearings/{world.hearing_id}/participants/{world.judge_id}"
     await check(ep("DELETE", "/hearings/{id}/participants/{participant_id}/token"),
                 path=participants + "/token")

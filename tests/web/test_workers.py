@@ -56,6 +56,7 @@ def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
     env = clean_env(
         tmp_path / "var", TINGSHEN_DATABASE_URL=f"{postgres.url}/{name}",
         TINGSHEN_REDIS_URL=redis_server.url, TINGSHEN_ADMIN_TOKEN=ADMIN_TOKEN,
+        TINGSHEN_KEEP_ADMIN_TOKEN="true",
         TINGSHEN_ICE_HOST_ADDRESSES="127.0.0.1", TINGSHEN_HEARTBEAT_SECONDS="1",
         TINGSHEN_LOG_FORMAT="text",
     )
