@@ -1,4 +1,5 @@
-"""A defendant in real Chromium behind a weak link still hears the court (issue 16).
+"""A defendant in real Chromium behind a weak link still hears the court, and is heard by it
+(issue 16).
 
 Chromium runs inside a network namespace (`ip netns exec` in front of Debian's binary) whose
 downlink is a `tc tbf` bottleneck; the judge, the lawyer and the prosecutor are aiortc peers
@@ -9,7 +10,7 @@ publishing what a webcam and a browser send (pre-encoded 640x360 VP8 at ~800 kbi
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tests.e2e.conftest import (
     pass_device_check,
     wait_for_state,
 )
-from tests.faults import NetworkNamespace
+from tests.faults import UPLINK, NetworkNamespace
 from tests.signaling.conftest import schedule
 from tests.signaling.test_network_faults import netns, qualities, serve  # noqa: F401
 from tests.signaling.test_recording import command
@@ -55,21 +56,35 @@ INBOUND = """async () => {
 }"""
 
 
+BrowserIn = Callable[[str], Awaitable[Browser]]
+
+
 @pytest.fixture
 async def browser_in(netns: NetworkNamespace, tmp_path: Path  # noqa: F811
-                     ) -> AsyncIterator[Browser]:
-    """Chromium started inside the namespace: everything it sends and receives crosses the
-    link (Playwright talks to it over a pipe, which `ip netns exec` leaves alone)."""
+                     ) -> AsyncIterator[BrowserIn]:
+    """Start Chromium inside the namespace, for the server at `origin`: everything it sends and
+    receives crosses the link (Playwright talks to it over a pipe, which `ip netns exec`
+    leaves alone). The server is reached at an address of the namespace's link, not
+    localhost: Chromium is told to treat that origin as secure, or the page would get no
+    camera or microphone (a court serves pages over https)."""
     wrapper = tmp_path / "chromium-in-namespace"
     wrapper.write_text(f'#!/bin/sh\nexec {" ".join(netns.exec_args(str(CHROMIUM)))} "$@"\n')
     wrapper.chmod(0o755)
+    browsers: list[Browser] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(wrapper), headless=True, args=CHROMIUM_ARGS)
+
+        async def launch(origin: str) -> Browser:
+            browser = await playwright.chromium.launch(
+                executable_path=str(wrapper), headless=True,
+                args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"])
+            browsers.append(browser)
+            return browser
+
         try:
-            yield browser
+            yield launch
         finally:
-            await browser.close()
+            for browser in browsers:
+                await browser.close()
 
 
 @pytest.mark.parametrize("kbit", [1000, 300])
@@ -78,7 +93,7 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
 ):
     client = await serve(15.0)
     hearing = await schedule(client, admin, clock, auto_admit=True)
-    pages = Pages(browser_in)
+    pages = Pages(await browser_in(hearing.base_url))
     try:
         page = await pages.open(f"{hearing.base_url}/join/{hearing.tokens['defendant']}",
                                 "defendant")
@@ -126,3 +141,66 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
     # at 300 kbit/s on a quiet machine; the probes that look for room cost a little, more
     # when the machine is busy, hence the margin here (the aiortc test holds 95%).
     assert heard >= (0.99 if kbit >= 1000 else 0.93), heard
+
+
+# The page's outbound audio packets and video bitrate so far.
+OUTBOUND = """async () => {
+  const pc = window.tingshen.pc;
+  const out = {audioSent: 0, videoBytes: 0, state: pc && pc.connectionState};
+  if (!pc) return out;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== "outbound-rtp") return;
+    if (s.kind === "audio") out.audioSent += s.packetsSent || 0;
+    if (s.kind === "video") out.videoBytes += s.bytesSent || 0;
+  });
+  return out;
+}"""
+
+
+async def test_chromium_on_a_weak_uplink_is_heard_by_the_court(
+    serve, netns, browser_in, participants, admin, clock, loops  # noqa: F811
+):
+    """The defendant's own uplink is 300 kbit/s: their browser's video gives way (the server's
+    feedback reaches it) and their voice reaches the court."""
+    client = await serve(15.0)
+    hearing = await schedule(client, admin, clock, auto_admit=True)
+    pages = Pages(await browser_in(hearing.base_url))
+    try:
+        page = await pages.open(f"{hearing.base_url}/join/{hearing.tokens['defendant']}",
+                                "defendant")
+        await device_check_shown(page, 60_000)
+        clients = await publishers(client, admin, hearing, loops, participants)
+        judge = clients["judge"]
+        await netns.limit_rate(300, direction=UPLINK)
+        await pass_device_check(page)
+        await wait_for_state(page, "live", 40_000)
+        await command(judge, "open", "open")
+        await command(judge, "start", "in_session")
+        defendant_id = hearing.ids["defendant"]
+        await judge.wait_for(lambda: judge.frames_from(defendant_id, "audio") > 100, within=40)
+        settled = time.monotonic() + 2 * SETTLE_S
+        await judge.wait_for(lambda: time.monotonic() >= settled, within=2 * SETTLE_S + 5)
+        first: dict[str, Any] = await page.evaluate(OUTBOUND)
+        heard_first = {r: c.frames_from(defendant_id, "audio") for r, c in clients.items()}
+        started = time.monotonic()
+        await judge.wait_for(lambda: time.monotonic() >= started + WINDOW_S,
+                             within=WINDOW_S + 5)
+        last: dict[str, Any] = await page.evaluate(OUTBOUND)
+        heard = {r: c.frames_from(defendant_id, "audio") - heard_first[r]
+                 for r, c in clients.items()}
+        span = time.monotonic() - started
+    finally:
+        await pages.aclose()
+    sent = last["audioSent"] - first["audioSent"]
+    video_kbps = (last["videoBytes"] - first["videoBytes"]) * 8 / span / 1000
+    print(f"Chromium on a 300 kbit/s uplink: sent {sent} audio packets in {span:.0f} s, video "
+          f"at {video_kbps:.0f} kbit/s; the others heard {heard}")
+    assert last["state"] == "connected"
+    assert sent >= 0.8 * 50 * span, (sent, span)
+    # The browser's video gave way to the link (it started at several hundred kbit/s).
+    assert video_kbps < 300, video_kbps
+    # Their voice reached each of the others: 97.8-100% measured here. The window's two ends
+    # are read in two processes (the page's count, the test's), whose packets in flight a
+    # busy machine delays differently, hence 93%.
+    for role, got in heard.items():
+        assert got >= 0.93 * sent, (role, got, sent)
