@@ -211,6 +211,11 @@ class CourtCommands:
         for connection in list(hearing.connections.values()):
             connection.send({"type": "signing", "open": True, "version": state.version,
                              "record_sha256": state.record_sha256})
+        # The recording so far, to replay a line by before signing: this recess's files are
+        # finished first (the recess's own stop may still be under way), then composited in
+        # the background; the signing page offers it once ready.
+        await hearing.recording.stop()
+        hearing.services.composites.start(hearing.hearing_uuid)
 
     async def _transition(self, actor: Seat, action: HearingAction) -> None:
         """The same transition as the REST API's: the registry changes the state, the bus

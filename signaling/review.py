@@ -170,6 +170,10 @@ class CompositeJobs:
         self._progress: dict[uuid.UUID, CompositeProgress] = {}
         self._cancels: dict[uuid.UUID, threading.Event] = {}  # one render per hearing
         self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Asked for again while rendering: files finished since (a recess's render still
+        # running when the hearing closes) are in the next one.
+        self._again: set[uuid.UUID] = set()
+        self._closing = False
         self._tasks = TaskSet("composites")
         self._pool = concurrent.futures.ThreadPoolExecutor(workers,
                                                            thread_name_prefix="composite")
@@ -198,8 +202,10 @@ class CompositeJobs:
         return self._progress.get(hearing_id, CompositeProgress())
 
     def start(self, hearing_id: uuid.UUID) -> CompositeProgress:
-        """Render the hearing's composite unless a render is already queued or running."""
+        """Render the hearing's composite; when a render is already queued or running, once
+        more after it (it may not have the files finished since)."""
         if hearing_id in self._cancels:
+            self._again.add(hearing_id)
             return self.status(hearing_id)
         progress = CompositeProgress(state="rendering")
         self._progress[hearing_id] = progress
@@ -217,6 +223,9 @@ class CompositeJobs:
         def done(_task: asyncio.Task[None]) -> None:
             self._cancels.pop(hearing_id, None)
             self._jobs.pop(hearing_id, None)
+            if hearing_id in self._again and not self._closing:
+                self._again.discard(hearing_id)
+                self.start(hearing_id)
 
         task.add_done_callback(done)
         return progress
@@ -226,6 +235,7 @@ class CompositeJobs:
         cancel = self._cancels.get(hearing_id)
         if cancel is None:
             return False
+        self._again.discard(hearing_id)
         cancel.set()  # a running render's thread sees it between frames
         progress = self._progress[hearing_id]
         if progress.started_at is None:  # still waiting for a worker
@@ -298,6 +308,7 @@ class CompositeJobs:
 
     async def aclose(self) -> None:
         """Stop every render (the thread checks `cancel` between frames) and wait for it."""
+        self._closing = True
         for cancel in list(self._cancels.values()):
             cancel.set()
         try:

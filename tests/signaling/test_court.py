@@ -3,10 +3,18 @@ far opened at a recess the judge chooses, and an interpreter's party on their se
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.clients import HearingClient
-from tests.signaling.test_recording import audit_actions, auto_hearing, command  # noqa: F401
+from tests.signaling.test_recording import (  # noqa: F401
+    audit_actions,
+    auto_hearing,
+    command,
+    join_all,
+)
+from web.keys import HUB
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -66,3 +74,28 @@ async def test_the_judge_opens_signing_at_a_recess_and_everyone_is_told(
     await command(judge, "resume", "in_session")
     signing = await client.get(f"/api/v1/hearings/{hearing.id}/signing", headers=admin)
     assert signing.status == 409
+
+
+async def test_the_recording_so_far_is_composited_when_signing_opens_at_a_recess(
+    auto_hearing, participants, client, admin  # noqa: F811
+):
+    """Issue 18: at a recess's signing a party replays a line from the recording so far."""
+    hearing = auto_hearing
+    judge, lawyer = await join_all(hearing, participants, "judge", "lawyer")
+    await command(judge, "open", "open")
+    await command(judge, "start", "in_session")
+    await judge.wait_for(lambda: judge.frames.get("video", 0) > 60, 30)
+    await command(judge, "recess", "recess")
+    signing = f"/api/v1/hearings/{hearing.id}/signing"
+    party = {"Authorization": f"Bearer {hearing.tokens['lawyer']}"}
+    await judge.send({"type": "command", "action": "open_signing"})
+    await lawyer.next_message("signing")
+    composites = client.server.app[HUB].composites
+    await judge.wait_for(lambda: composites.status(uuid.UUID(hearing.id)).state != "idle", 30)
+    await composites.settled()
+    state = await (await client.get(signing, headers=party)).json()
+    assert state["stage"] == "recess" and state["recording"] is True, (
+        composites.status(uuid.UUID(hearing.id)))
+    r = await client.get(f"{signing}/recording", headers=party)
+    assert r.status == 200 and r.headers["Content-Type"] == "video/mp4", await r.text()
+    assert len(await r.read()) > 10_000

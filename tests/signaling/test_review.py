@@ -208,3 +208,28 @@ async def test_stopping_the_server_stops_six_renders_at_once(registry: Registry,
     # The pool's idle threads end as soon as they see the shutdown.
     await wait_for(lambda: not [t for t in threading.enumerate()
                                 if t.name.startswith("composite")], within=1.0)
+
+
+async def test_a_render_asked_for_while_one_runs_runs_again_after_it(
+        registry: Registry, tmp_path: Path, standin: StandIn) -> None:
+    """A recess's composite still rendering when the hearing closes: the close's render is not
+    lost (it would hold the files finished since), and cancelling drops it."""
+    recordings = Recordings(registry.db, registry.clock, tmp_path)
+    hearing_id = await recorded_hearing(registry, recordings, 10, 10)
+    jobs = CompositeJobs(registry, recordings, zone=ZONE)
+    jobs.start(hearing_id)
+    await wait_for(lambda: standin.running == 1)
+    jobs.start(hearing_id)
+    jobs.start(hearing_id)  # asked twice meanwhile: once more, not twice
+    standin.release.set()
+    await jobs.settled()
+    assert len(standin.timelines) == 2 and jobs.status(hearing_id).state == "done"
+
+    standin.release.clear()
+    jobs.start(hearing_id)
+    await wait_for(lambda: standin.running == 1)
+    jobs.start(hearing_id)
+    assert jobs.cancel(hearing_id)
+    await jobs.settled()
+    assert len(standin.timelines) == 3 and jobs.status(hearing_id).state == "idle"
+    await jobs.aclose()
