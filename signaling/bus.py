@@ -48,8 +48,9 @@ class LiveBus(abc.ABC):
 
     @abc.abstractmethod
     async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
-                          order: dict[str, int]) -> None:
-        """Store changed `seats`; `order` gives each participant's place in arrival order."""
+                          order: dict[str, int]) -> bool:
+        """Store changed `seats`; `order` gives each participant's place in arrival order.
+        False when they were not stored (the caller writes them again)."""
 
     @abc.abstractmethod
     async def forget(self, hearing_id: str) -> None:
@@ -92,7 +93,7 @@ class InProcessBus(LiveBus):
         return list(seats.values())
 
     async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
-                          order: dict[str, int]) -> None:
+                          order: dict[str, int]) -> bool:
         stored = {s.participant_id: s for s in await self.load_seats(hearing_id)}
         stored.update((s.participant_id, s) for s in seats)
         ordered = self._seats[hearing_id] = dict(
@@ -110,6 +111,7 @@ class InProcessBus(LiveBus):
                 os.replace(scratch, path)
             except OSError as e:
                 log.warning("hearing %s: seats not saved to %s (%s)", hearing_id, path, e)
+        return True
 
     async def forget(self, hearing_id: str) -> None:
         self._seats.pop(hearing_id, None)
@@ -142,9 +144,9 @@ class RedisBus(LiveBus):
         return [Seat.stored(r) for r in rows]
 
     async def store_seats(self, hearing_id: str, seats: Sequence[Seat],
-                          order: dict[str, int]) -> None:
+                          order: dict[str, int]) -> bool:
         if not seats:
-            return
+            return True
         fields: dict[Any, Any] = {
             s.participant_id: json.dumps({**asdict(s), "order": order[s.participant_id]},
                                          ensure_ascii=False)
@@ -153,8 +155,10 @@ class RedisBus(LiveBus):
         try:
             await self.cluster.redis.hset(seats_key(hearing_id), mapping=fields)
         except (RedisError, OSError) as e:
-            # Kept by the holder and written back when Redis returns.
+            # Kept by the holder, which writes them again.
             log.warning("hearing %s: seats not saved to Redis (%s)", hearing_id, e)
+            return False
+        return True
 
     async def forget(self, hearing_id: str) -> None:
         try:

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 FINISHED = frozenset(s.value for s in FINISHED_STATES)
 ROSTER_INTERVAL_S = 0.1
+# Seats a write did not store are written again after this, doubling while it keeps failing.
+STORE_RETRY_S = (0.5, 10.0)
 
 
 class Connection(PeerEvents, Protocol):
@@ -116,6 +118,8 @@ class LiveHearing:
         # Seats changed and not yet written to the bus, and the one write under way (`store`).
         self._unstored: set[str] = set()
         self._storing = asyncio.Lock()
+        self._store_retry: asyncio.Task[None] | None = None
+        self._store_failures = 0
         self._unlisten = services.bus.listen(self.id, self._on_bus)
         self.media.apply(route(self.seats.values()))
 
@@ -151,7 +155,25 @@ class LiveHearing:
                 return
             pids, self._unstored = self._unstored, set()
             order = {pid: n for n, pid in enumerate(self.seats)}
-            await self.services.bus.store_seats(self.id, [self.seats[p] for p in pids], order)
+            seats = [self.seats[p] for p in pids if p in self.seats]
+            if await self.services.bus.store_seats(self.id, seats, order) is not False:
+                self._store_failures = 0
+                return
+            # Not stored (Redis slow or away): written with the next change or, if none comes,
+            # shortly; never left as they were.
+            self._unstored |= pids
+            self._store_failures += 1
+            if self._store_retry is None:
+                first, most = STORE_RETRY_S
+                delay = min(most, first * 2 ** (self._store_failures - 1))
+                self._store_retry = self.tasks.spawn(
+                    self._store_again(delay), name=f"store-seats-{self.id[:8]}",
+                    context=self.context)
+
+    async def _store_again(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._store_retry = None
+        await self.store(())
 
     def reroute(self) -> None:
         """Apply the routing the seats call for; audio leaving the record ends the speaker's

@@ -257,3 +257,36 @@ async def test_a_seat_write_that_lands_late_leaves_no_older_seat_stored(
     stored = {s.participant_id: s for s in await hub.bus.load_seats(hearing.id)}
     assert (stored[d_id], stored[l_id]) == (live.seats[d_id], live.seats[l_id])
     assert not {pid for pid, _ in route(stored.values()).on_record} & {d_id, l_id}
+
+
+async def test_a_seat_write_that_fails_is_written_again(
+        client, admin, clock, participants, monkeypatch):
+    """A write to Redis that fails (a timeout on a busy machine) while Redis stays up: the
+    seat is stored again by itself, not left as it was until some later change."""
+    hub = client.server.app[HUB]
+    hearing = await schedule(client, admin, clock)
+    clients = await join_all(hearing, participants)
+    d_id = hearing.ids["defendant"]
+    redis = hub.bus.cluster.redis
+    hset = redis.hset
+    failed = asyncio.Event()
+
+    async def flaky(name, *args, **kwargs):
+        mapping = kwargs.get("mapping") or {}
+        if not failed.is_set() and d_id in mapping and json.loads(mapping[d_id])["hand_raised"]:
+            failed.set()
+            raise aioredis.ConnectionError("Timeout reading from socket")
+        return await hset(name, *args, **kwargs)
+
+    monkeypatch.setattr(redis, "hset", flaky)
+    await clients["defendant"].send({"type": "hand", "raised": True})
+    await asyncio.wait_for(failed.wait(), 10)
+    live = hub.hearings[hearing.id]
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        stored = {s.participant_id: s for s in await hub.bus.load_seats(hearing.id)}
+        if stored[d_id] == live.seats[d_id]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, (stored[d_id], live.seats[d_id])
+        await asyncio.sleep(0.05)
+    assert stored[d_id].hand_raised
