@@ -29,6 +29,7 @@ class Permission(enum.StrEnum):
     KEEP_RECORD = "keep the record"  # correct and edit the trial record
     SEAL = "seal"  # seal the trial record
     WATCH = "watch"  # join a live hearing as an observer named by the account
+    ENTER = "enter"  # take the account's own seat (judge, clerk) in the hearing, from its list
     MANAGE_TOKENS = "manage API tokens"  # create, list and revoke integrations' tokens
 
 
@@ -45,9 +46,11 @@ GRANTS: Mapping[StaffRole, Mapping[Permission, Span]] = {
     StaffRole.ADMINISTRATOR: {**_PLACES, Permission.MANAGE_PLACES: Span.ALL,
                               Permission.AUDIT: Span.ALL, Permission.MANAGE_TOKENS: Span.ALL},
     StaffRole.CLERK: {**_PLACES, Permission.SCHEDULE: Span.COURT, Permission.SEE: Span.COURT,
-                      Permission.RUN: Span.COURT, Permission.KEEP_RECORD: Span.COURT},
+                      Permission.RUN: Span.COURT, Permission.KEEP_RECORD: Span.COURT,
+                      Permission.ENTER: Span.OWN},
     StaffRole.JUDGE: {**_PLACES, Permission.SEE: Span.OWN, Permission.RUN: Span.OWN,
-                      Permission.KEEP_RECORD: Span.OWN, Permission.SEAL: Span.OWN},
+                      Permission.KEEP_RECORD: Span.OWN, Permission.SEAL: Span.OWN,
+                      Permission.ENTER: Span.OWN},
     StaffRole.SUPERVISOR: {**_PLACES, Permission.SEE: Span.COURT, Permission.WATCH: Span.COURT},
 }
 
@@ -185,8 +188,10 @@ def check(member: StaffMember, permission: Permission,
         return
     spans = {GRANTS[r][permission] for r in member.roles if permission in GRANTS[r]}
     if spans == {Span.OWN}:
-        raise NotPermitted(f"only the hearing's judge may {permission.value} it; this "
-                           "account is not its judge", needs=["the hearing's judge"])
+        who = " or ".join(r.value for r in (StaffRole.JUDGE, StaffRole.CLERK)
+                          if r in member.roles and permission in GRANTS[r])
+        raise NotPermitted(f"only the hearing's {who} may {permission.value} it; this "
+                           f"account is not its {who}", needs=[f"the hearing's {who}"])
     raise NotPermitted(f"this hearing is not of this account's court (nor is the account its "
                        f"judge or clerk): it may not {permission.value} it",
                        needs=["the hearing's court"])

@@ -130,6 +130,16 @@ class StaffAccounts(Store):
                 select(StaffAccount).order_by(StaffAccount.created_at, StaffAccount.login)
             )).all())
 
+    async def bench(self, court_id: uuid.UUID | None, role: StaffRole | None = None
+                    ) -> list[StaffAccount]:
+        """The enabled judges and clerks (or only `role`'s) a hearing of `court_id` may be
+        given: that court's and those of no court (None: every court's), by name."""
+        roles = [role] if role is not None else [StaffRole.JUDGE, StaffRole.CLERK]
+        found = [a for a in await self.accounts()
+                 if not a.disabled and a.staff_roles & set(roles)
+                 and (court_id is None or a.court_id in (None, court_id))]
+        return sorted(found, key=lambda a: (a.name, a.login))
+
     async def names(self, actors: Iterable[str | None]) -> dict[str, str]:
         """The name of each account and API token among `actors` as the audit names them
         (`account:<id>`, `token:<id>`), read now: the data keeps the id, people read the name."""

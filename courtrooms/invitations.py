@@ -19,6 +19,7 @@ from courtrooms.errors import (
     InvalidInput,
     NotEditable,
     NotFound,
+    NotPermitted,
     ScheduleConflict,
 )
 from courtrooms.id_digits import hash_id_digits
@@ -31,12 +32,14 @@ from courtrooms.models import (
     Hearing,
     HearingState,
     JoinToken,
+    Location,
     Participant,
     PrisonTerminal,
     Role,
+    StaffAccount,
 )
-from courtrooms.scheduling import Scheduling, name_key
-from courtrooms.schemas import ParticipantIn
+from courtrooms.scheduling import SEAT_COLUMNS, Scheduling, name_key
+from courtrooms.schemas import ACCOUNT_ROLES, ParticipantIn
 from courtrooms.secrets import digest, new_secret
 
 # A join token opens this long before the scheduled start.
@@ -120,7 +123,10 @@ class Invitations(Scheduling):
                     f"a hearing that is {hearing.state.value} takes no new participants",
                     current_state=hearing.state.value,
                 )
-            key = name_key(data.name)
+            account = await self._seat_account(session, hearing, data)
+            name = account.name if account is not None else data.name
+            assert name is not None  # ParticipantIn: a name or an account
+            key = name_key(name)
             if data.terminal_id is not None:
                 if await session.get(PrisonTerminal, data.terminal_id) is None:
                     raise InvalidInput(
@@ -142,12 +148,20 @@ class Invitations(Scheduling):
                 None,
                 [key] if is_judge else [],
                 [data.terminal_id] if data.terminal_id else [],
+                [account.id] if is_judge and account is not None else [],
             )
             if conflicts:
                 raise ScheduleConflict(conflicts)
+            if account is not None:
+                column = SEAT_COLUMNS[data.role]
+                if getattr(hearing, column) is None:
+                    setattr(hearing, column, account.id)
+                    hearing.updated_at = self.clock()
+                    await self._audit(session, actor, "hearing.updated", hearing.id,
+                                      **{column: account.id})
             participant = Participant(
                 hearing_id=hearing.id,
-                name=data.name,
+                name=name,
                 name_key=key,
                 role=data.role,
                 location=data.location,
@@ -155,6 +169,7 @@ class Invitations(Scheduling):
                 language=data.language,
                 id_digits_hash=digits_hash,
                 interprets_for_id=data.interprets_for_id,
+                account_id=None if account is None else account.id,
                 created_at=self.clock(),
             )
             session.add(participant)
@@ -163,11 +178,67 @@ class Invitations(Scheduling):
             await self._audit(
                 session, actor, "participant.added", hearing.id,
                 participant_id=participant.id,
-                **data.model_dump(mode="json", exclude={"id_number_last4"}),
-                id_digits_on_file=digits_hash is not None,
+                **data.model_dump(mode="json", exclude={"id_number_last4", "name"}),
+                name=name, id_digits_on_file=digits_hash is not None,
             )
             token = await self._issue(session, hearing, participant, "invitation", actor)
             return token
+
+    async def _seat_account(self, session: AsyncSession, hearing: Hearing, data: ParticipantIn
+                            ) -> StaffAccount | None:
+        """The account whose seat `data` is, if it names one: a judge (or clerk) of the
+        hearing's court, the hearing's own judge (or clerk) when it has one, not seated yet."""
+        if data.account_id is None:
+            return None
+        account = await self._check_bench(session, "account_id", data.account_id,
+                                          hearing.court_id, ACCOUNT_ROLES[data.role])
+        assert account is not None
+        column = SEAT_COLUMNS[data.role]
+        current = getattr(hearing, column)
+        if current is not None and current != account.id:
+            raise InvalidInput(
+                f"the hearing's {data.role.value} is another account ({current}): change the "
+                f"hearing's {column} first (PATCH /hearings/{hearing.id}), or name this "
+                f"{data.role.value} without an account", field="account_id")
+        if any(p.account_id == account.id for p in hearing.participants):
+            raise InvalidInput(f"{account.name} already has their seat in this hearing",
+                               field="account_id")
+        return account
+
+    async def enter(self, hearing_id: uuid.UUID, account_id: uuid.UUID, actor: str
+                    ) -> IssuedToken:
+        """A join for the account's own seat in the hearing whose judge (or clerk) it is, the
+        seat made now if the clerk gave none. Each entry revokes the join the previous one
+        gave: one live join per seat taken from the account, none of it ever sent anywhere."""
+        async with self.db.write() as session:
+            hearing = await self._hearing_with_participants(session, hearing_id)
+            roles = [role for role, column in SEAT_COLUMNS.items()
+                     if getattr(hearing, column) == account_id]
+            if not roles:
+                raise NotPermitted("this account is neither the hearing's judge nor its clerk: "
+                                   "it enters only its own hearings",
+                                   needs=["the hearing's judge or clerk"])
+            self.check_join_window(hearing)
+            seat = next((p for p in hearing.participants if p.account_id == account_id), None)
+            if seat is None:
+                account = await self._get(session, StaffAccount, account_id)
+                seat = Participant(hearing_id=hearing.id, name=account.name,
+                                   name_key=name_key(account.name), role=roles[0],
+                                   location=Location.COURTROOM, account_id=account.id,
+                                   created_at=self.clock())
+                session.add(seat)
+                await session.flush()
+                await self._audit(session, actor, "participant.added", hearing.id,
+                                  participant_id=seat.id, name=seat.name,
+                                  role=seat.role.value, location=seat.location.value,
+                                  account_id=account.id)
+            else:
+                await session.execute(
+                    update(JoinToken)
+                    .where(JoinToken.participant_id == seat.id, JoinToken.issued_to == "account",
+                           JoinToken.revoked_at.is_(None))
+                    .values(revoked_at=self.clock()))
+            return await self._issue(session, hearing, seat, "account", actor)
 
     async def _issue(
         self,
@@ -204,14 +275,6 @@ class Invitations(Scheduling):
             if p.id == participant_id:
                 return hearing, p
         raise NotFound("Participant", participant_id)
-
-    async def _revoke_all(self, session: AsyncSession, participant_id: uuid.UUID) -> int:
-        result = await session.execute(
-            update(JoinToken)
-            .where(JoinToken.participant_id == participant_id, JoinToken.revoked_at.is_(None))
-            .values(revoked_at=self.clock())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def reissue_token(
         self, hearing_id: uuid.UUID, participant_id: uuid.UUID, actor: str

@@ -238,7 +238,7 @@ class Participant(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_new_id)
     hearing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hearings.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    # Normalized name used to find a judge's other hearings (a judge has no account yet).
+    # Normalized name used to find a judge's other hearings when the judge is typed by name.
     name_key: Mapped[str] = mapped_column(String(200), index=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "participant_role"))
     location: Mapped[Location] = mapped_column(_enum(Location, "participant_location"))
@@ -258,6 +258,12 @@ class Participant(Base):
     id_digits_locked_until: Mapped[datetime | None]
     # An interpreter's party: the participant of the same hearing they interpret for.
     interprets_for_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("participants.id"))
+    # A judge's or clerk's seat held by their staff account: always the hearing's
+    # `judge_account_id` (or `clerk_account_id`), which says who; this says which seat. The
+    # account enters from "my hearings", without a link.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("staff_accounts.id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hearing: Mapped[Hearing] = relationship(back_populates="participants", lazy="raise")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +23,7 @@ from courtrooms.models import (
     Courtroom,
     Hearing,
     HearingState,
+    JoinToken,
     Participant,
     Role,
     StaffAccount,
@@ -57,6 +58,8 @@ def within(reach: Reach) -> ColumnElement[bool]:
 
 # Which role an account given as a hearing's judge or clerk must hold.
 _BENCH_ROLES = {"judge_account_id": StaffRole.JUDGE, "clerk_account_id": StaffRole.CLERK}
+# The hearing's column naming the account whose seat (participant) each bench role is.
+SEAT_COLUMNS = {Role.JUDGE: "judge_account_id", Role.CLERK: "clerk_account_id"}
 
 
 class Scheduling(Store):
@@ -71,8 +74,12 @@ class Scheduling(Store):
         courtroom_id: uuid.UUID | None,
         judge_keys: Sequence[str],
         terminal_ids: Sequence[uuid.UUID],
+        judge_accounts: Sequence[uuid.UUID] = (),
     ) -> list[dict[str, Any]]:
-        """Other active hearings overlapping [start, end) that share a room, judge or terminal."""
+        """Other active hearings overlapping [start, end) that share a room, judge or terminal.
+
+        A judge who is an account is found by the account, whatever name a participant was
+        typed with; a judge typed by name, by the name (`name_key`)."""
         overlapping = [
             Hearing.state.in_(ACTIVE_STATES),
             Hearing.scheduled_start < end,
@@ -98,6 +105,16 @@ class Scheduling(Store):
                 select(Hearing).where(*overlapping, Hearing.courtroom_id == courtroom_id)
             )
             found += [entry(h, "courtroom", courtroom_id=str(courtroom_id)) for h in rows]
+        judge_accounts = [a for a in dict.fromkeys(judge_accounts) if a is not None]
+        if judge_accounts:
+            account_rows = await session.execute(
+                select(Hearing, StaffAccount)
+                .join(StaffAccount, StaffAccount.id == Hearing.judge_account_id)
+                .where(*overlapping, Hearing.judge_account_id.in_(judge_accounts))
+            )
+            found += [entry(h, "judge", judge=a.name, judge_account_id=str(a.id))
+                      for h, a in account_rows]
+        judged = {c["hearing_id"] for c in found if c["resource"] == "judge"}
         if judge_keys:
             judge_rows = await session.execute(
                 select(Hearing, Participant.name)
@@ -108,7 +125,8 @@ class Scheduling(Store):
                     Participant.name_key.in_(judge_keys),
                 )
             )
-            found += [entry(h, "judge", judge=name) for h, name in judge_rows]
+            found += [entry(h, "judge", judge=name) for h, name in judge_rows
+                      if str(h.id) not in judged]
         if terminal_ids:
             terminal_rows = await session.execute(
                 select(Hearing, Participant.terminal_id)
@@ -145,12 +163,13 @@ class Scheduling(Store):
         return staff.court_id
 
     async def _check_bench(self, session: AsyncSession, field: str,
-                           account_id: uuid.UUID | None, court_id: uuid.UUID | None) -> None:
-        """Refuse as a hearing's judge (or clerk) an account that is not one, is disabled, or
-        is of another court than the hearing's."""
+                           account_id: uuid.UUID | None, court_id: uuid.UUID | None,
+                           role: StaffRole | None = None) -> StaffAccount | None:
+        """The account given as a hearing's judge (or clerk); refused if it is not one, is
+        disabled, or is of another court than the hearing's."""
         if account_id is None:
-            return
-        role = _BENCH_ROLES[field]
+            return None
+        role = role or _BENCH_ROLES[field]
         account = await session.get(StaffAccount, account_id)
         if account is None:
             raise InvalidInput(f"account {account_id} does not exist", field=field)
@@ -160,6 +179,7 @@ class Scheduling(Store):
         if None not in (account.court_id, court_id) and account.court_id != court_id:
             raise InvalidInput(f"account {account_id} ({account.name}) is of another court "
                                "than the hearing's", field=field)
+        return account
 
     async def hearing_scope(self, hearing_id: uuid.UUID) -> HearingScope:
         """What decides who on the staff may act on the hearing (courtrooms/access.py)."""
@@ -180,7 +200,8 @@ class Scheduling(Store):
                                     court_id)
             await self._check_bench(session, "clerk_account_id", clerk_id, court_id)
             conflicts = await self._conflicts(
-                session, None, data.scheduled_start, data.scheduled_end, data.courtroom_id, [], []
+                session, None, data.scheduled_start, data.scheduled_end, data.courtroom_id, [],
+                [], [data.judge_account_id] if data.judge_account_id else [],
             )
             if conflicts:
                 raise ScheduleConflict(conflicts)
@@ -228,6 +249,7 @@ class Scheduling(Store):
         async with self.db.read() as session:
             judge_keys = list(dict.fromkeys(name_key(name) for name in judges))
             terminals = list(dict.fromkeys(terminal_ids))
+            accounts = [data.judge_account_id] if data.judge_account_id else []
             if hearing_id is not None:
                 hearing = await self._hearing_with_participants(session, hearing_id)
                 if hearing.state not in EDITABLE_STATES:
@@ -239,11 +261,13 @@ class Scheduling(Store):
                                if p.role is Role.JUDGE and p.name_key not in judge_keys]
                 terminals += [p.terminal_id for p in hearing.participants
                               if p.terminal_id and p.terminal_id not in terminals]
+                if hearing.judge_account_id is not None:
+                    accounts.append(hearing.judge_account_id)
             if data.courtroom_id is not None:
                 await self._check_courtroom(session, data.courtroom_id)
             return await self._conflicts(
                 session, hearing_id, data.scheduled_start, data.scheduled_end,
-                data.courtroom_id, judge_keys, terminals,
+                data.courtroom_id, judge_keys, terminals, accounts,
             )
 
     async def list_hearings(self, query: HearingQuery, reach: Reach = EVERYWHERE
@@ -320,12 +344,14 @@ class Scheduling(Store):
                     changes["court_id"] = room_court
                     access.check(staff, Permission.SCHEDULE, HearingScope(room_court))
             court_id: uuid.UUID | None = changes.get("court_id", hearing.court_id)
+            bench: dict[str, StaffAccount | None] = {}
             for field in _BENCH_ROLES:
                 if field in changes or "court_id" in changes:
-                    await self._check_bench(session, field,
-                                            changes.get(field, getattr(hearing, field)),
-                                            court_id)
-            if {"scheduled_start", "scheduled_end", "courtroom_id"} & changes.keys():
+                    bench[field] = await self._check_bench(
+                        session, field, changes.get(field, getattr(hearing, field)), court_id)
+            judge_account = changes.get("judge_account_id", hearing.judge_account_id)
+            if {"scheduled_start", "scheduled_end", "courtroom_id",
+                    "judge_account_id"} & changes.keys():
                 conflicts = await self._conflicts(
                     session,
                     hearing.id,
@@ -334,6 +360,7 @@ class Scheduling(Store):
                     room,
                     [p.name_key for p in hearing.participants if p.role is Role.JUDGE],
                     [p.terminal_id for p in hearing.participants if p.terminal_id is not None],
+                    [judge_account] if judge_account else [],
                 )
                 if conflicts:
                     raise ScheduleConflict(conflicts)
@@ -341,7 +368,38 @@ class Scheduling(Store):
                 setattr(hearing, field, value)
             hearing.updated_at = self.clock()
             await self._audit(session, actor, "hearing.updated", hearing.id, **changes)
+            for role, field in SEAT_COLUMNS.items():
+                if field in changes:
+                    await self._reseat(session, hearing, role, bench.get(field), actor)
             return hearing
+
+    async def _reseat(self, session: AsyncSession, hearing: Hearing, role: Role,
+                      account: StaffAccount | None, actor: str) -> None:
+        """The hearing's judge (or clerk) changed: the seat the previous account held becomes
+        the new account's (named by it, its links revoked), or, with no account, a seat named
+        as it was. The seat's account is always the hearing's (one source: the hearing)."""
+        for seat in hearing.participants:
+            if seat.role is not role or seat.account_id is None:
+                continue
+            if account is None:
+                seat.account_id = None
+            else:
+                seat.account_id, seat.name, seat.name_key = (account.id, account.name,
+                                                              name_key(account.name))
+                await self._revoke_all(session, seat.id)
+            await self._audit(session, actor, "participant.account_changed", hearing.id,
+                              participant_id=seat.id,
+                              account_id=None if account is None else account.id,
+                              name=seat.name)
+
+    async def _revoke_all(self, session: AsyncSession, participant_id: uuid.UUID) -> int:
+        """Revoke every join token of the participant; how many were live."""
+        result = await session.execute(
+            update(JoinToken)
+            .where(JoinToken.participant_id == participant_id, JoinToken.revoked_at.is_(None))
+            .values(revoked_at=self.clock())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def transition(
         self, hearing_id: uuid.UUID, action: HearingAction, actor: str

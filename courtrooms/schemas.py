@@ -280,8 +280,14 @@ class AuditQuery(PageQuery):
     hearing_id: uuid.UUID | None = None
 
 
+# Whose seat may be a staff account's: the bench's.
+ACCOUNT_ROLES = {Role.JUDGE: StaffRole.JUDGE, Role.CLERK: StaffRole.CLERK}
+
+
 class ParticipantIn(Input):
-    name: Name
+    name: Name | None = Field(
+        default=None, description="How they are named in the hearing and the record; left out "
+        "for a judge or clerk given by `account_id`, who is named by the account")
     role: Role
     location: Location
     terminal_id: uuid.UUID | None = None
@@ -304,6 +310,28 @@ class ParticipantIn(Input):
         "defendant, a party or a witness, invited first). Shown in the court's list, the "
         "review and the trial record",
     )
+
+    account_id: uuid.UUID | None = Field(
+        default=None,
+        description="For a judge or clerk: their staff account (of the hearing's court, with "
+        "that role). The participant is then the account's seat, named by it: the account "
+        "enters from its hearings (`POST /hearings/{id}/enter`) without a link, schedule "
+        "conflicts are found by the account, and the hearing's `judge_account_id` (or "
+        "`clerk_account_id`) is this account",
+    )
+
+    @model_validator(mode="after")
+    def _named_once(self) -> ParticipantIn:
+        if self.account_id is not None:
+            if self.role not in ACCOUNT_ROLES:
+                raise ValueError(f"account_id: only a judge's or clerk's seat is a staff "
+                                 f"account's, not a {self.role.value}'s")
+            if self.name is not None:
+                raise ValueError("name: a participant given by account_id is named by the "
+                                 "account; leave name out")
+        elif self.name is None:
+            raise ValueError("name is required (or, for a judge or clerk, account_id)")
+        return self
 
     @field_validator("terminal_id")
     @classmethod
@@ -346,6 +374,8 @@ class ParticipantOut(Output):
         "(asked for at the join); the digits themselves are never returned")
     interprets_for_id: uuid.UUID | None = Field(
         default=None, description="An interpreter's party: the participant they interpret for")
+    account_id: uuid.UUID | None = Field(
+        default=None, description="A judge's or clerk's staff account, whose seat this is")
     created_at: datetime
 
 
@@ -691,6 +721,28 @@ class StaffAccountOut(Output):
     court_id: uuid.UUID | None
     roles: list[StaffRole]
     disabled: bool
+
+
+class BenchAccountOut(Output):
+    """A judge or clerk a hearing may be given: their account, never its login."""
+
+    id: uuid.UUID
+    name: str
+    court_id: uuid.UUID | None
+    roles: list[StaffRole]
+
+
+class BenchAccountQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    court_id: uuid.UUID | None = Field(
+        default=None, description="Only this court's (and those of no court); a clerk gets "
+        "their own court's whatever this says")
+    role: Literal["judge", "clerk"] | None = None
+
+
+class BenchAccountList(BaseModel):
+    items: list[BenchAccountOut]
 
 
 class StaffSessionOut(BaseModel):

@@ -157,6 +157,11 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
     number = len(hearing_ids) + 1
     while f"{DEMO_CASE_PREFIX}{number}号" in numbers_taken:
         number += 1
+    staff = await seed_staff(registry, court, created["account.created"])
+    # The demo judge and clerk are the hearing's: they find it under "my hearings".
+    bench = {a.account.staff_roles: a.account for a in staff}
+    judge = bench.get(frozenset({StaffRole.JUDGE}))
+    clerk = bench.get(frozenset({StaffRole.CLERK}))
     now = registry.clock().replace(second=0, microsecond=0)
     hearing = await registry.create_hearing(
         HearingIn(
@@ -167,12 +172,16 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
             scheduled_start=now,
             scheduled_end=now + timedelta(hours=2),
             language=language,
+            judge_account_id=None if judge is None else judge.id,
+            clerk_account_id=None if clerk is None else clerk.id,
         ),
         ACTOR,
         language,
     )
     people = [
-        ParticipantIn(name="王审判员", role=Role.JUDGE, location=Location.COURTROOM),
+        ParticipantIn(name="王审判员", role=Role.JUDGE, location=Location.COURTROOM)
+        if judge is None else
+        ParticipantIn(account_id=judge.id, role=Role.JUDGE, location=Location.COURTROOM),
         ParticipantIn(
             name="张某某", role=Role.DEFENDANT, location=Location.PRISON, terminal_id=terminal.id
         ),
@@ -181,8 +190,8 @@ async def seed_demo(registry: Registry, language: str) -> Demo:
     invites = []
     for person in people:
         issued = await registry.add_participant(hearing.id, person, ACTOR)
-        invites.append(DemoInvite(person.name, person.role, person.location, issued.token))
-    staff = await seed_staff(registry, court, created["account.created"])
+        invites.append(DemoInvite(issued.participant.name, person.role, person.location,
+                                  issued.token))
     return Demo(court, room, terminal, key, hearing, invites, staff)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from web import (
+    api_accounts,
     api_attendance,
     api_audit,
     api_exhibits,
@@ -48,6 +49,7 @@ for module_routes in (
     api_participants.routes,
     api_audit.routes,
     api_tokens.routes,
+    api_accounts.routes,
     api_recordings.routes,
     api_transcript.routes,
     api_exhibits.routes,

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from courtrooms.access import Permission, reach
+from courtrooms.access import Permission, Reach, reach
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import LIVE_STATES, Role
+from courtrooms.scheduling import SEAT_COLUMNS
 from courtrooms.schemas import (
+    MAX_OFFSET,
+    MAX_PAGE,
     HearingDetail,
     HearingIn,
     HearingOut,
     HearingPatch,
     HearingQuery,
+    Moment,
     Name,
     Page,
     PageQuery,
@@ -98,6 +102,9 @@ class ScheduleConflictOut(BaseModel):
     scheduled_end: datetime
     courtroom_id: uuid.UUID | None = None
     judge: str | None = None
+    judge_account_id: uuid.UUID | None = Field(
+        default=None, description="The judge's account, when the judge is one: found by it, "
+        "whatever name they were typed with")
     terminal_id: uuid.UUID | None = None
 
 
@@ -118,6 +125,48 @@ async def schedule_conflicts(request: web.Request) -> web.Response:
         check, check.hearing_id, judges=check.judges, terminal_ids=check.terminal_ids)
     # The very entries of a 409 schedule_conflict, unchanged.
     return respond({"conflicts": conflicts})
+
+
+# How far back "my hearings" reaches unless asked: the last two weeks' hearings are recent.
+RECENT = timedelta(days=14)
+
+
+class MyHearingsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    from_: Moment | None = Field(default=None, alias="from", description="Hearings ending "
+                                 "after this (default: 14 days ago): the recent and upcoming")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class MyHearing(HearingListItem):
+    roles: list[Role] = Field(description="As whom the account takes part: judge, clerk")
+    seat_id: uuid.UUID | None = Field(description="The account's own participant, once it "
+                                      "has one (entering makes it when the clerk gave none)")
+
+
+@routes.route("GET", "/my/hearings", staff=Permission.ENTER, query=MyHearingsQuery,
+              response=Page[MyHearing], tag="hearings",
+              summary="The signed-in judge's or clerk's own hearings, recent and upcoming, by "
+                      "start (none for the admin token, which is no one's)")
+async def my_hearings(request: web.Request) -> web.Response:
+    q = query(request, MyHearingsQuery)
+    account_id = staff_member(request).account_id
+    if account_id is None:  # the admin token is no one's judge or clerk
+        return respond(Page[MyHearing](items=[], total=0, limit=q.limit, offset=q.offset))
+    since = q.from_ or request.app[REGISTRY].clock() - RECENT
+    hearings, total = await request.app[REGISTRY].list_hearings(
+        HearingQuery(from_=since, limit=q.limit, offset=q.offset),
+        Reach(judge_of=account_id, clerk_of=account_id))
+    items = [MyHearing(
+        **HearingOut.model_validate(h).model_dump(),
+        terminal_ids=[p.terminal_id for p in h.participants if p.terminal_id],
+        roles=[role for role, column in SEAT_COLUMNS.items()
+               if getattr(h, column) == account_id],
+        seat_id=next((p.id for p in h.participants if p.account_id == account_id), None),
+    ) for h in hearings]
+    return respond(Page[MyHearing](items=items, total=total, limit=q.limit, offset=q.offset))
 
 
 class LiveHearingOut(BaseModel):

@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from courtrooms.access import Permission
+from courtrooms.errors import NotPermitted
 from courtrooms.models import Location, Role
 from courtrooms.schemas import (
     HearingOut,
@@ -83,6 +84,27 @@ async def watch(request: web.Request) -> web.Response:
         ParticipantIn(name=name, role=Role.OBSERVER, location=Location.REMOTE),
         caller.actor,
     )
+    out = ParticipantOut.model_validate(issued.participant).model_dump()
+    return respond(
+        ParticipantInvited(**out, token=issued.token, join_url=join_url(request, issued.token)),
+        201,
+    )
+
+
+@routes.route("POST", "/hearings/{id}/enter", staff=Permission.ENTER,
+              summary="Enter the hearing room from the account: the judge's or clerk's own seat",
+              tag="participants", response=ParticipantInvited, status=201, errors=(403, 404))
+async def enter(request: web.Request) -> web.Response:
+    """A join for the signed-in judge's (or clerk's) own seat in their hearing, named by their
+    account: no link is sent to them, and each entry revokes the join the previous one gave."""
+    hearing_id = path_id(request)
+    caller = request[CALLER]
+    account_id = caller.staff.account_id if caller.staff is not None else None
+    if account_id is None:
+        raise NotPermitted("only a judge's or clerk's account enters its own seat; this "
+                           "credential names no account (invite by name instead)",
+                           needs=["the hearing's judge or clerk"])
+    issued = await request.app[REGISTRY].enter(hearing_id, account_id, caller.actor)
     out = ParticipantOut.model_validate(issued.participant).model_dump()
     return respond(
         ParticipantInvited(**out, token=issued.token, join_url=join_url(request, issued.token)),

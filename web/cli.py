@@ -105,6 +105,7 @@ def print_staff_links(settings: Settings, token: str, generated: bool,
               f"{settings.data_dir / 'admin_token'}): {token}")
     base = settings.base_url
     print(f"Scheduling {base}/schedule   Live now {base}/live   Review {base}/review")
+    print(f"Judges and clerks: their hearings at {base}/my (they enter from there, no link)")
     print(f"API: {base}/api/v1/openapi.json   (Ctrl-C stops)", flush=True)
 
 

@@ -76,6 +76,7 @@ async def _page_headers(_request: web.Request, response: web.StreamResponse) -> 
 STATIC_ROUTES = {
     "/": "index.html",
     "/terminal": "terminal.html",
+    "/my": "my.html",
     "/schedule": "schedule.html",
     "/live": "live.html",
     "/review": "review-list.html",

@@ -7,10 +7,28 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from courtrooms.accounts import StaffAccounts
 from courtrooms.invitations import IssuedToken
-from courtrooms.models import Base, Court, Courtroom, Hearing, HearingKind, Location, Role
+from courtrooms.models import (
+    Base,
+    Court,
+    Courtroom,
+    Hearing,
+    HearingKind,
+    Location,
+    Role,
+    StaffAccount,
+    StaffRole,
+)
 from courtrooms.registry import Registry
-from courtrooms.schemas import CourtIn, CourtroomIn, HearingIn, ParticipantIn, PrisonTerminalIn
+from courtrooms.schemas import (
+    CourtIn,
+    CourtroomIn,
+    HearingIn,
+    ParticipantIn,
+    PrisonTerminalIn,
+    StaffAccountIn,
+)
 
 ACTOR = "clerk:test"
 # The `clock` fixture's start; hearings are placed relative to it.
@@ -32,6 +50,15 @@ async def make_room(
     return await registry.create_courtroom(CourtroomIn(court_id=court.id, name=name), ACTOR)
 
 
+async def make_account(registry: Registry, name: str, role: StaffRole,
+                       court: Court | None = None) -> StaffAccount:
+    """A staff account of `court` with `role`, its login made from a fresh id."""
+    return await StaffAccounts(registry.db, registry.clock).add(
+        StaffAccountIn(name=name, login=f"u{uuid.uuid4().hex[:12]}", roles=[role],
+                       court_id=court.id if court else None),
+        "a password of the test", ACTOR)
+
+
 async def make_hearing(
     registry: Registry,
     start: float,
@@ -40,6 +67,7 @@ async def make_hearing(
     *,
     case_number: str | None = None,
     language: str | None = None,
+    judge: StaffAccount | None = None,
 ) -> Hearing:
     return await registry.create_hearing(
         HearingIn(
@@ -50,6 +78,7 @@ async def make_hearing(
             scheduled_start=at(start),
             scheduled_end=at(end),
             language=language,
+            judge_account_id=judge.id if judge else None,
         ),
         ACTOR,
         "zh",

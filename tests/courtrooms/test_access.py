@@ -43,9 +43,9 @@ def allowed(member: StaffMember, permission: Permission,
 
 @pytest.mark.parametrize(("member", "may"), [
     (CLERK, {Permission.READ_PLACES, Permission.SCHEDULE, Permission.SEE, Permission.RUN,
-             Permission.KEEP_RECORD}),
+             Permission.KEEP_RECORD, Permission.ENTER}),
     (JUDGE, {Permission.READ_PLACES, Permission.SEE, Permission.RUN, Permission.KEEP_RECORD,
-             Permission.SEAL}),
+             Permission.SEAL, Permission.ENTER}),
     (SUPERVISOR, {Permission.READ_PLACES, Permission.SEE, Permission.WATCH}),
     (ADMINISTRATOR, {Permission.READ_PLACES, Permission.MANAGE_PLACES, Permission.AUDIT,
                      Permission.MANAGE_TOKENS}),
@@ -76,6 +76,21 @@ def test_a_refusal_names_the_role_needed_or_whose_hearing_it_is() -> None:
     assert roles_for(Permission.SEE) == (StaffRole.CLERK, StaffRole.JUDGE, StaffRole.SUPERVISOR)
     assert all(roles_for(p) for p in Permission)  # every permission is someone's
     assert set(GRANTS) == set(StaffRole)
+
+
+def test_judges_and_clerks_enter_only_the_hearings_whose_judge_or_clerk_they_are() -> None:
+    theirs_as_clerk = HearingScope(COURT, clerk_account_id=CLERK.account_id)
+    assert allowed(JUDGE, Permission.ENTER, OURS)
+    assert allowed(CLERK, Permission.ENTER, theirs_as_clerk)
+    # The court's clerk, not this hearing's: refused, as is the judge of another hearing.
+    with pytest.raises(NotPermitted, match="only the hearing's clerk may enter it") as refused:
+        access.check(CLERK, Permission.ENTER, OURS)
+    assert refused.value.details == {"needs": ["the hearing's clerk"]}
+    assert not allowed(JUDGE, Permission.ENTER, theirs_as_clerk)
+    both = StaffMember(uuid.uuid4(), frozenset({StaffRole.JUDGE, StaffRole.CLERK}), COURT)
+    with pytest.raises(NotPermitted, match="only the hearing's judge or clerk may enter"):
+        access.check(both, Permission.ENTER, OURS)
+    assert not allowed(SUPERVISOR, Permission.ENTER, HearingScope(COURT))
 
 
 def test_several_roles_add_up_and_a_member_without_a_court_reaches_only_their_own() -> None:

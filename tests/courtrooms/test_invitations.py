@@ -4,10 +4,12 @@ PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from courtrooms.errors import (
@@ -15,15 +17,17 @@ from courtrooms.errors import (
     HearingFinished,
     InvalidInput,
     NotEditable,
+    NotPermitted,
 )
 from courtrooms.lifecycle import HearingAction
 from courtrooms.models import (
     JoinToken,
     Location,
     Role,
+    StaffRole,
 )
 from courtrooms.registry import Registry
-from courtrooms.schemas import ParticipantIn
+from courtrooms.schemas import AuditQuery, HearingPatch, ParticipantIn
 from tests.conftest import FakeClock
 from tests.courtrooms.builders import (
     ACTOR,
@@ -32,7 +36,10 @@ from tests.courtrooms.builders import (
     add_remote,
     at,
     database_text,
+    make_account,
+    make_court,
     make_hearing,
+    make_room,
     make_terminal,
 )
 
@@ -320,3 +327,111 @@ async def test_live_hearing_wins_over_an_earlier_scheduled_one(
     await registry.transition(opened_early.id, OPEN, ACTOR)
     assignment = await registry.terminal_assignment(key)
     assert assignment.hearing is not None and assignment.hearing.id == opened_early.id
+
+
+# -- a judge's or clerk's seat held by their account ---------------------------------------
+
+
+async def test_a_judge_given_by_account_is_named_by_it_and_is_the_hearing_s_judge(
+    registry: Registry,
+) -> None:
+    court = await make_court(registry)
+    room = await make_room(registry, court)
+    judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
+    hearing = await make_hearing(registry, 1, 3, room)
+    assert hearing.judge_account_id is None
+    seat = await registry.add_participant(
+        hearing.id, ParticipantIn(account_id=judge.id, role=Role.JUDGE,
+                                  location=Location.COURTROOM), ACTOR)
+    assert (seat.participant.name, seat.participant.account_id) == ("王审判员", judge.id)
+    got = await registry.get_hearing(hearing.id)
+    assert got.judge_account_id == judge.id  # the seat names the hearing's judge
+    assert (await registry.token_grant(seat.token)).participant.id == seat.participant.id
+
+    # Refused, each with the field named: the account twice, a clerk as judge, a judge of
+    # another court, another judge's account once the hearing has its judge.
+    clerk = await make_account(registry, "赵书记员", StaffRole.CLERK, court)
+    far = await make_account(registry, "李审判员", StaffRole.JUDGE, await make_court(registry))
+    other = await make_account(registry, "钱审判员", StaffRole.JUDGE, court)
+    for account_id, message in ((judge.id, "already has their seat"),
+                                (clerk.id, "not an enabled judge"),
+                                (far.id, "another court"),
+                                (other.id, "the hearing's judge is another account")):
+        with pytest.raises(InvalidInput, match=message) as refused:
+            await registry.add_participant(
+                hearing.id, ParticipantIn(account_id=account_id, role=Role.JUDGE,
+                                          location=Location.COURTROOM), ACTOR)
+        assert refused.value.field == "account_id"
+    # The clerk's seat names the hearing's clerk, who had none.
+    await registry.add_participant(hearing.id, ParticipantIn(
+        account_id=clerk.id, role=Role.CLERK, location=Location.COURTROOM), ACTOR)
+    assert (await registry.get_hearing(hearing.id)).clerk_account_id == clerk.id
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"role": "lawyer", "account_id": str(uuid.uuid4())}, "only a judge's or clerk's seat"),
+    ({"role": "judge", "account_id": str(uuid.uuid4()), "name": "王审判员"}, "named by the "
+     "account"),
+    ({"role": "judge"}, "name is required"),
+])
+def test_a_seat_is_named_or_an_account_s(fields: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ParticipantIn.model_validate_json(json.dumps({"location": "courtroom", **fields}))
+
+
+async def test_the_judge_enters_their_own_seat_from_the_account_and_no_one_else_does(
+    registry: Registry, clock: FakeClock,
+) -> None:
+    court = await make_court(registry)
+    judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
+    other = await make_account(registry, "李审判员", StaffRole.JUDGE, court)
+    hearing = await make_hearing(registry, 0.25, 2, await make_room(registry, court),
+                                 judge=judge)
+    assert not (await registry.get_hearing(hearing.id)).participants
+    # No seat given by the clerk: entering makes it, in the courtroom, named by the account.
+    first = await registry.enter(hearing.id, judge.id, judge.actor)
+    seat = first.participant
+    assert (seat.name, seat.role, seat.location, seat.account_id) == (
+        "王审判员", Role.JUDGE, Location.COURTROOM, judge.id)
+    assert (await registry.resolve_join_token(first.token)).participant.id == seat.id
+    # Entering again: the same seat, and the previous entry's join no longer opens it.
+    again = await registry.enter(hearing.id, judge.id, judge.actor)
+    assert again.participant.id == seat.id and again.token != first.token
+    with pytest.raises(AccessDenied, match="revoked"):
+        await registry.resolve_join_token(first.token)
+    assert (await registry.resolve_join_token(again.token)).participant.id == seat.id
+    assert len((await registry.get_hearing(hearing.id)).participants) == 1
+    # Another judge of the court: not theirs.
+    with pytest.raises(NotPermitted, match="neither the hearing's judge nor its clerk"):
+        await registry.enter(hearing.id, other.id, other.actor)
+    # Audited as the account.
+    events = (await registry.audit_events(AuditQuery(hearing_id=hearing.id, limit=50)))[0]
+    entered = [e for e in events if e.action in ("participant.added", "token.issued")]
+    assert {e.actor for e in entered} == {judge.actor}
+    assert [e.data["issued_to"] for e in entered if e.action == "token.issued"] == [
+        "account", "account"]
+    # Over: nobody enters a closed hearing.
+    for action in (OPEN, START, CLOSE):
+        await registry.transition(hearing.id, action, ACTOR)
+    with pytest.raises(HearingFinished):
+        await registry.enter(hearing.id, judge.id, judge.actor)
+
+
+async def test_a_new_judge_account_takes_the_seat_the_old_one_held(registry: Registry) -> None:
+    court = await make_court(registry)
+    judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
+    successor = await make_account(registry, "钱审判员", StaffRole.JUDGE, court)
+    hearing = await make_hearing(registry, 1, 3, await make_room(registry, court), judge=judge)
+    seat = await registry.add_participant(hearing.id, ParticipantIn(
+        account_id=judge.id, role=Role.JUDGE, location=Location.COURTROOM), ACTOR)
+    moved = await registry.update_hearing(hearing.id,
+                                          HearingPatch(judge_account_id=successor.id), ACTOR)
+    [held] = moved.participants
+    assert (held.id, held.account_id, held.name) == (seat.participant.id, successor.id,
+                                                     "钱审判员")
+    with pytest.raises(AccessDenied, match="revoked"):  # the old judge's link
+        await registry.token_grant(seat.token)
+    # No judge account: the seat stays, named as it was, no account's.
+    cleared = await registry.update_hearing(hearing.id, HearingPatch(judge_account_id=None),
+                                            ACTOR)
+    assert [(p.name, p.account_id) for p in cleared.participants] == [("钱审判员", None)]

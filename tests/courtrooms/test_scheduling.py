@@ -20,6 +20,7 @@ from courtrooms.models import (
     HearingState,
     Location,
     Role,
+    StaffRole,
 )
 from courtrooms.registry import Registry
 from courtrooms.schemas import (
@@ -35,6 +36,8 @@ from tests.courtrooms.builders import (
     add_defendant,
     add_judge,
     at,
+    make_account,
+    make_court,
     make_hearing,
     make_room,
     make_terminal,
@@ -326,6 +329,49 @@ async def test_judge_double_booking_when_moving(registry: Registry) -> None:
     assert conflicting_ids(caught.value) == {str(first.id)}
     assert resources(caught.value) == {"judge"}
     assert (await registry.get_hearing(second.id)).scheduled_start == at(3)
+
+
+async def test_a_judge_who_is_an_account_is_found_by_it_whatever_name_was_typed(
+    registry: Registry,
+) -> None:
+    court = await make_court(registry)
+    judge = await make_account(registry, "王芳", StaffRole.JUDGE, court)
+    room_a, room_b = (await make_room(registry, court, "A"), await make_room(registry, court, "B"))
+    # The first hearing's judge is the account; its judge participant was typed otherwise.
+    first = await make_hearing(registry, 1, 3, room_a, judge=judge)
+    await add_judge(registry, first, "王法官")
+
+    def judged_by_account(error: ScheduleConflict) -> list[tuple[str, str, str]]:
+        return [(c["hearing_id"], c["judge"], c["judge_account_id"]) for c in error.conflicts]
+
+    expected = [(str(first.id), "王芳", str(judge.id))]
+    # Scheduled with the same account over it: refused, the account named.
+    with pytest.raises(ScheduleConflict) as caught:
+        await make_hearing(registry, 2, 4, room_b, judge=judge)
+    assert judged_by_account(caught.value) == expected
+    # Checked before saving, as the calendar does.
+    second = await make_hearing(registry, 5, 6, room_b)
+    check = HearingIn(case_number="(2026)京01刑初9号", title="李某诈骗案",
+                      kind=HearingKind.TRIAL, courtroom_id=room_b.id, scheduled_start=at(2),
+                      scheduled_end=at(4), judge_account_id=judge.id)
+    assert [(c["hearing_id"], c["judge_account_id"]) for c in
+            await registry.schedule_conflicts(check)] == [(str(first.id), str(judge.id))]
+    assert await registry.schedule_conflicts(check.model_copy(update={"judge_account_id": None})
+                                             ) == []
+    # Given the account as its judge, or its seat, or moved over the first: refused.
+    with pytest.raises(ScheduleConflict):
+        await registry.update_hearing(second.id, HearingPatch(
+            judge_account_id=judge.id, scheduled_start=at(2), scheduled_end=at(4)), ACTOR)
+    moved = await registry.update_hearing(second.id, HearingPatch(
+        scheduled_start=at(2), scheduled_end=at(4)), ACTOR)
+    with pytest.raises(ScheduleConflict) as caught:
+        await registry.add_participant(second.id, ParticipantIn(
+            account_id=judge.id, role=Role.JUDGE, location=Location.COURTROOM), ACTOR)
+    assert judged_by_account(caught.value) == expected
+    assert (await registry.get_hearing(moved.id)).judge_account_id is None
+    # Another judge's account is no conflict.
+    other = await make_account(registry, "李明", StaffRole.JUDGE, court)
+    await registry.update_hearing(second.id, HearingPatch(judge_account_id=other.id), ACTOR)
 
 
 async def test_terminal_double_booking(registry: Registry) -> None:

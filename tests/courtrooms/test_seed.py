@@ -200,6 +200,14 @@ async def test_the_demo_court_has_a_judge_a_clerk_and_a_supervisor_with_fresh_pa
         assert staff.account.court_id == first.court.id
         assert (await accounts.authenticate(staff.account.login, staff.password)).id == \
             staff.account.id
+    # The demo judge and clerk are the hearing's: the judge's seat is the account's, entered
+    # from "my hearings".
+    judge, clerk = first.staff[0].account, first.staff[1].account
+    hearing = await registry.get_hearing(first.hearing.id)
+    assert (hearing.judge_account_id, hearing.clerk_account_id) == (judge.id, clerk.id)
+    [seat] = [p for p in hearing.participants if p.role is Role.JUDGE]
+    assert (seat.account_id, seat.name) == (judge.id, judge.name)
+    assert (await registry.enter(hearing.id, judge.id, judge.actor)).participant.id == seat.id
     # A second run keeps the accounts and gives them new passwords (printed again); the old
     # ones open nothing. A disabled one is left disabled and not printed.
     await accounts.disable(first.staff[2].account.login, "clerk:test")
@@ -215,3 +223,8 @@ async def test_the_demo_court_has_a_judge_a_clerk_and_a_supervisor_with_fresh_pa
     await accounts.disable(first.staff[0].account.login, "clerk:test")
     third = await seed_demo(registry, "zh")
     assert [s.account.login for s in third.staff] == ["demo-clerk"]
+    # Without its judge's account, the demo's judge is named as before.
+    hearing = await registry.get_hearing(third.hearing.id)
+    assert hearing.judge_account_id is None
+    assert [(p.name, p.account_id) for p in hearing.participants if p.role is Role.JUDGE] == [
+        ("王审判员", None)]

@@ -160,3 +160,108 @@ async def test_a_supervisor_watches_their_court_s_hearing_under_their_account_s_
     people = (await call(client, "GET", f"{API}/hearings/{world.hearing_id}/participants",
                          headers=admin)).json["items"]
     assert [p["name"] for p in people if p["role"] == "observer"] == [supervisor.name, "技术保障"]
+
+
+async def test_judges_and_clerks_enter_their_own_hearings_from_their_accounts(
+    client: TestClient, admin: dict[str, str], world: World, db_state: DatabaseState,
+    clock: FakeClock,
+) -> None:
+    from tests.web.test_endpoints import staff_account
+
+    clock.now = HEARING_START  # the hearing's join window is open
+    hearing = f"{API}/hearings/{world.hearing_id}"
+    judge, as_judge = await staff_account(client, "wang.judge", StaffRole.JUDGE, world.court_id)
+    _, as_other_judge = await staff_account(client, "li.judge", StaffRole.JUDGE, world.court_id)
+    clerk, as_clerk = await staff_account(client, "zhao.clerk", StaffRole.CLERK, world.court_id)
+    _, as_supervisor = await staff_account(client, "sun.sup", StaffRole.SUPERVISOR,
+                                           world.court_id)
+    assert (await call(client, "PATCH", hearing, json={"judge_account_id": str(judge.id)},
+                       headers=admin)).status == 200
+
+    before = await db_state.snapshot()
+    # Someone else's hearing, each refused with the reason: another judge, the court's clerk
+    # who is not its clerk, a supervisor, the admin token (no account to seat).
+    for headers, status, code, says in (
+            (as_other_judge, 403, "not_permitted", "only the hearing's judge may enter it"),
+            (as_clerk, 403, "not_permitted", "only the hearing's clerk may enter it"),
+            (as_supervisor, 403, "not_permitted", "needs the clerk or judge role"),
+            (admin, 403, "not_permitted", "names no account")):
+        error = assert_error(await call(client, "POST", f"{hearing}/enter", headers=headers),
+                             status, code)
+        assert says in error["message"], error
+    nobody_s = await call(client, "GET", f"{API}/my/hearings", headers=admin)
+    assert (nobody_s.status, nobody_s.json["items"]) == (200, [])
+    await db_state.assert_unchanged(before, "refused entries")
+
+    # The judge enters: their own seat, named by the account (the world's typed judge stays).
+    entered = await call(client, "POST", f"{hearing}/enter", headers=as_judge)
+    assert entered.status == 201, entered.text
+    seat = entered.json
+    assert (seat["role"], seat["name"], seat["account_id"]) == ("judge", "wang.judge",
+                                                               str(judge.id))
+    opened = await call(client, "GET", f"{API}/join/{seat['token']}")
+    assert opened.json["participant"]["id"] == seat["id"]
+    again = await call(client, "POST", f"{hearing}/enter", headers=as_judge)
+    assert again.json["id"] == seat["id"] and again.json["token"] != seat["token"]
+    assert_error(await call(client, "GET", f"{API}/join/{seat['token']}"), 403, "access_denied")
+
+    # Their hearings: the world's, as judge, with their seat; another judge has none.
+    mine = await call(client, "GET", f"{API}/my/hearings", headers=as_judge)
+    assert mine.status == 200, mine.text
+    assert [(h["id"], h["roles"], h["seat_id"]) for h in mine.json["items"]] == [
+        (world.hearing_id, ["judge"], seat["id"])]
+    assert (await call(client, "GET", f"{API}/my/hearings", headers=as_other_judge)
+            ).json["items"] == []
+    assert (await call(client, "GET", f"{API}/my/hearings", headers=as_judge,
+                       params={"from": "2999-01-01T00:00:00Z"})).json["items"] == []
+
+    # The clerk is given by account: named by it, the hearing's clerk, theirs to enter.
+    people = f"{hearing}/participants"
+    for body, says in (({"account_id": str(clerk.id), "name": "赵某", "role": "clerk",
+                         "location": "courtroom"}, "named by the account"),
+                       ({"account_id": str(clerk.id), "role": "lawyer",
+                         "location": "remote"}, "only a judge's or clerk's seat"),
+                       ({"account_id": str(judge.id), "role": "clerk",
+                         "location": "courtroom"}, "not an enabled clerk")):
+        error = assert_error(await call(client, "POST", people, json=body, headers=admin), 422,
+                             "invalid")
+        assert says in error["message"] and error.get("field") in (None, "account_id"), error
+    added = await call(client, "POST", people, headers=admin, json={
+        "account_id": str(clerk.id), "role": "clerk", "location": "courtroom"})
+    assert added.status == 201, added.text
+    assert (added.json["name"], added.json["account_id"]) == ("zhao.clerk", str(clerk.id))
+    assert (await call(client, "GET", hearing, headers=admin)).json["clerk_account_id"] == \
+        str(clerk.id)
+    assert (await call(client, "POST", f"{hearing}/enter", headers=as_clerk)
+            ).json["id"] == added.json["id"]
+    assert [h["roles"] for h in (await call(client, "GET", f"{API}/my/hearings",
+                                            headers=as_clerk)).json["items"]] == [["clerk"]]
+
+
+async def test_a_clerk_lists_their_court_s_judges_and_clerks_to_pick_from(
+    client: TestClient, admin: dict[str, str], world: World,
+) -> None:
+    from tests.web.test_endpoints import staff_account
+
+    judge, _ = await staff_account(client, "wang.judge", StaffRole.JUDGE, world.court_id)
+    clerk, as_clerk = await staff_account(client, "zhao.clerk", StaffRole.CLERK, world.court_id)
+    await staff_account(client, "sun.sup", StaffRole.SUPERVISOR, world.court_id)
+    other = (await call(client, "POST", f"{API}/courts", json={"name": "海淀区人民法院"},
+                        headers=admin)).json["id"]
+    far, _ = await staff_account(client, "li.judge", StaffRole.JUDGE, other)
+    listed = await call(client, "GET", f"{API}/accounts", headers=as_clerk)
+    assert listed.status == 200, listed.text
+    assert [(a["name"], a["roles"]) for a in listed.json["items"]] == [
+        ("wang.judge", ["judge"]), ("zhao.clerk", ["clerk"])]
+    assert "login" not in listed.json["items"][0]
+    judges = await call(client, "GET", f"{API}/accounts", headers=as_clerk,
+                        params={"role": "judge"})
+    assert [a["id"] for a in judges.json["items"]] == [str(judge.id)]
+    assert_error(await call(client, "GET", f"{API}/accounts", headers=as_clerk,
+                            params={"court_id": other}), 403, "not_permitted")
+    assert_error(await call(client, "GET", f"{API}/accounts", headers=as_clerk,
+                            params={"role": "supervisor"}), 422, "invalid", "role")
+    everyone = await call(client, "GET", f"{API}/accounts", headers=admin,
+                          params={"role": "judge"})
+    assert {a["id"] for a in everyone.json["items"]} == {str(judge.id), str(far.id)}
+    assert clerk.id != judge.id

@@ -134,8 +134,9 @@ def test_serve_seed_demo_prints_working_links_and_stops_cleanly(tmp_path: Path) 
         assert status == 200, page
         staff = re.search(r"^Scheduling (\S+)\s+Live now (\S+)\s+Review (\S+)$", out,
                           re.MULTILINE)
-        assert staff, out
-        for url in (*staff.groups(), device_key.group(2)):
+        mine = re.search(r"^Judges and clerks: their hearings at (\S+) ", out, re.MULTILINE)
+        assert staff and mine, out
+        for url in (*staff.groups(), mine.group(1), device_key.group(2)):
             assert http(url)[0] == 200, url
         assert html.escape(DEMO_TITLE) in page and "李律师" in page
 

@@ -211,6 +211,7 @@ async def test_responses_match_the_documented_statuses_and_schemas(
     await check(ep("POST", "/hearings/{id}/exhibits"),
                 path=f"{API}/hearings/{world.hearing_id}/exhibits?title=x")  # no body: 415
     await check(ep("POST", "/hearings/{id}/transcript/seal"))  # not closed yet: 409
+    await check(ep("POST", "/hearings/{id}/enter"))  # the admin token holds no seat: 403
     await check(ep("POST", "/hearings/{id}/transcript/seal"),
                 headers={"Authorization": f"Bearer {world.defendant_token}"})
 

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STAFF_JS = ROOT / "web" / "static" / "staff"
 LANG = ROOT / "web" / "static" / "lang"
 HAN = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-SCRIPT_OF = {"/schedule": "schedule.js", "/live": "live.js", "/review": "review-list.js",
-             "/tokens": "tokens.js"}
+SCRIPT_OF = {"/my": "my.js", "/schedule": "schedule.js", "/live": "live.js",
+             "/review": "review-list.js", "/tokens": "tokens.js"}
 
 
 class Shell(HTMLParser):

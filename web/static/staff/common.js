@@ -274,8 +274,20 @@ async function signIn(event) {
   session.kind = "admin";
   session.csrf = signed.csrf_token;
   session.account = signed.account;
+  if (landsOnMyHearings(signed.account)) {
+    location.assign("/my");
+    return;
+  }
   showApp(true);
   run();
+}
+
+// A judge's work starts from their own hearings: signed in on another list (the clerk's
+// calendar, supervision, tokens), they land on "my hearings". Anyone with another role stays.
+function landsOnMyHearings(account) {
+  const roles = (account && account.roles) || [];
+  return roles.length > 0 && roles.every((r) => r === "judge")
+    && ["/schedule", "/live", "/tokens", "/review"].includes(location.pathname);
 }
 
 // The staff session this browser already has (its cookie), if any; else the refusal.

@@ -9,7 +9,7 @@ import {
 } from "/static/labels.js";
 import {
   $, ApiError, api, confirmDialog, debounce, el, errorText, fmt, fmtTime, fmtWindow,
-  fromLocalInput, linkTools, listAll, locale, showStatus, startStaffPage, toDateInput,
+  fromLocalInput, linkTools, listAll, locale, session, showStatus, startStaffPage, toDateInput,
   toLocalInput, tx, txAttr,
 } from "/static/staff/common.js";
 import { DAY_FROM_H, DAY_TO_H, arrange, mondayOf, placement, shortCase } from "/static/staff/week.js";
@@ -31,6 +31,7 @@ const S = {
   courts: [],
   rooms: [],
   terminals: [],
+  bench: [], // the judges' and clerks' accounts a hearing may be given
   hearings: [],
   panel: null, // {kind: "new"} | {kind: "details", id, hearing}
   draft: null, // the window being edited: {hearingId?, start, end, courtroomId, terminalIds}
@@ -71,6 +72,16 @@ async function loadResources() {
     .sort((a, b) => a.court.localeCompare(b.court, "zh-CN") || a.created_at.localeCompare(b.created_at));
   S.terminals = terminals.sort((a, b) => a.prison.localeCompare(b.prison, "zh-CN")
     || a.created_at.localeCompare(b.created_at));
+  // A court without accounts (or a credential that may not list them) types names instead.
+  S.bench = await api("/accounts").then((r) => r.items).catch(() => []);
+}
+
+// The accounts a judge's or clerk's row may name: those with its role, of the chosen courtroom's
+// court (or of no court).
+function benchFor(role, courtroomId) {
+  const room = S.rooms.find((r) => r.id === courtroomId);
+  return S.bench.filter((a) => a.roles.includes(role)
+    && (!room || !a.court_id || a.court_id === room.court_id));
 }
 
 async function loadWeek() {
@@ -373,9 +384,31 @@ function personRow(person = {}, parties = () => []) {
   const name = el("input", { name: "name", maxlength: "200", value: person.name || "", ...txAttr("aria-label", "姓名"), ...txAttr("placeholder", "姓名") });
   const digits = el("input", { name: "id_number_last4", maxlength: "4", autocomplete: "off", spellcheck: "false", pattern: "[0-9]{3}[0-9Xx]", ...txAttr("aria-label", "身份证号码后四位（可选，加入时核对）"), ...txAttr("placeholder", "身份证后四位（可选）") });
   const interprets = interpretedOptions(parties);
+  // A judge or clerk is picked from the court's accounts (named by the account), or typed.
+  const account = el("select", { name: "account", ...txAttr("aria-label", "账号") });
+  let picked = person.account_id || "";
+  const accounts = () => {
+    const chosen = picked;
+    const form = $("hearing-form");
+    const room = form && form.elements.courtroom ? form.elements.courtroom.value : null;
+    const listed = ["judge", "clerk"].includes(role.value) ? benchFor(role.value, room) : [];
+    account.replaceChildren(tx("按姓名填写", "option", { value: "" }),
+      ...listed.map((a) => el("option", { value: a.id }, a.name)));
+    account.value = listed.some((a) => a.id === chosen) ? chosen : "";
+    account.hidden = account.disabled = !listed.length;
+    name.hidden = name.disabled = !!account.value;
+    if (account.value) name.value = listed.find((a) => a.id === account.value).name;
+  };
+  account.addEventListener("focus", accounts);
+  account.addEventListener("change", () => {
+    picked = account.value;
+    if (!picked) name.value = "";
+    accounts();
+  });
   const remove = el("button", { type: "button", class: "quiet small", "data-action": "remove" }, tx("移除"));
   const row = el("div", { class: "person-row", dataset: { key: `row-${++rowKeys}` } },
-    name, role, location, remove, digits, terminal, interprets.select);
+    account, name, role, location, remove, digits, terminal, interprets.select);
+  row.refreshAccounts = accounts;
   const sync = () => {
     terminal.hidden = terminal.disabled = location.value !== "prison";
     if (terminal.disabled) terminal.value = "";
@@ -384,6 +417,7 @@ function personRow(person = {}, parties = () => []) {
     interprets.select.hidden = interprets.select.disabled = role.value !== "interpreter";
     if (interprets.select.disabled) interprets.select.value = "";
     else interprets.refresh();
+    accounts();
   };
   role.addEventListener("change", () => {
     if (COURTROOM_ROLES.has(role.value)) location.value = "courtroom";
@@ -406,6 +440,7 @@ function peopleOfForm(container) {
     role: row.querySelector("[name=role]").value,
     location: row.querySelector("[name=location]").value,
     terminal_id: row.querySelector("[name=terminal]").value || null,
+    account_id: row.querySelector("[name=account]").value || null,
     id_number_last4: row.querySelector("[name=id_number_last4]").value.trim() || null,
     key: row.dataset.key,
     interprets_for: row.querySelector("[name=interprets_for]").value || null,
@@ -415,7 +450,9 @@ function peopleOfForm(container) {
 // The participant fields of a row as the API takes them (`interpretsForId`: the participant
 // the row's interpreter interprets for, once they exist).
 function personBody(p, interpretsForId = null) {
-  const body = { name: p.name, role: p.role, location: p.location };
+  // A judge or clerk given by account is named by it.
+  const body = p.account_id ? { account_id: p.account_id, role: p.role, location: p.location }
+    : { name: p.name, role: p.role, location: p.location };
   if (p.location === "prison" && p.terminal_id) body.terminal_id = p.terminal_id;
   if (p.id_number_last4) body.id_number_last4 = p.id_number_last4;
   if (p.role === "interpreter" && interpretsForId) body.interprets_for_id = interpretsForId;
@@ -466,18 +503,24 @@ function conflictBody() {
   if (editing) {
     body.hearing_id = editing.id;
   } else {
-    const { judges, terminals } = newPeople();
+    const { judges, terminals, judgeAccount } = newPeople();
     body.judges = judges;
     body.terminal_ids = terminals;
+    if (judgeAccount) body.judge_account_id = judgeAccount;
   }
   return body;
 }
 
-// The judges (as typed) and prison terminals of a new hearing's form.
+// The judges of a new hearing's form (typed, and the first given by account: the hearing's
+// judge, found by the account whatever name it has elsewhere), its clerk's account and its
+// prison terminals.
 function newPeople() {
   const people = S.panel.kind === "new" ? peopleOfForm($("form-people")) : [];
+  const accountOf = (role) => (people.find((p) => p.role === role && p.account_id) || {}).account_id || null;
   return {
-    judges: people.filter((p) => p.role === "judge" && p.name).map((p) => p.name),
+    judges: people.filter((p) => p.role === "judge" && p.name && !p.account_id).map((p) => p.name),
+    judgeAccount: accountOf("judge"),
+    clerkAccount: accountOf("clerk"),
     terminals: people.filter((p) => p.location === "prison" && p.terminal_id).map((p) => p.terminal_id),
   };
 }
@@ -525,9 +568,9 @@ const checkConflicts = debounce(async () => {
 // terminals. Typing a title (or leaving a field, which fires `change`) checks nothing again.
 function checkKey(draft) {
   if (!draft) return "";
-  const { judges } = newPeople();
+  const { judges, judgeAccount } = newPeople();
   return JSON.stringify([+draft.start, +draft.end, draft.courtroomId,
-    [...draft.terminalIds].sort(), judges.sort()]);
+    [...draft.terminalIds].sort(), judges.sort(), judgeAccount]);
 }
 
 function formChanged() {
@@ -621,6 +664,7 @@ function renderConflicts() {
           const input = row.querySelector("input[name=name]");
           if (row.querySelector("[name=role]").value === "judge" && input.value.trim()) {
             input.setAttribute("aria-invalid", "true");
+            row.querySelector("[name=account]").setAttribute("aria-invalid", "true");
           }
         }
       }
@@ -662,7 +706,8 @@ function openNew({ start = defaultStart(), room = "", terminal = null } = {}) {
   for (const [value, zh] of LANGUAGES) language.append(tx(zh, "option", { value }));
   const people = el("div", { id: "form-people", class: "people" },
     personRow({ role: "judge", location: "courtroom" }, formParties),
-    personRow({ role: "clerk", location: "courtroom" }, formParties),
+    personRow({ role: "clerk", location: "courtroom",
+      account_id: session.account ? session.account.id : null }, formParties),
     terminal ? personRow({ role: "defendant", location: "prison", terminal_id: terminal }, formParties) : null);
   const add = el("button", { type: "button", class: "small", "data-action": "add-person" }, tx("添加参与人"));
   add.addEventListener("click", () => {
@@ -692,6 +737,9 @@ function openNew({ start = defaultStart(), room = "", terminal = null } = {}) {
   trackDuration(form);
   form.addEventListener("input", formChanged);
   form.addEventListener("change", formChanged);
+  form.elements.courtroom.addEventListener("change", () => {
+    for (const row of people.querySelectorAll(".person-row")) row.refreshAccounts();
+  });
   form.addEventListener("submit", saveNew);
   const panel = $("panel");
   panel.replaceChildren(panelHead(tx("新建庭审")), form);
@@ -740,6 +788,9 @@ async function saveNew(event) {
     scheduled_end: end.toISOString(), auto_admit: f.auto_admit.checked,
   };
   if (f.language.value) body.language = f.language.value;
+  const { judgeAccount, clerkAccount } = newPeople();
+  if (judgeAccount) body.judge_account_id = judgeAccount;
+  if (clerkAccount) body.clerk_account_id = clerkAccount;
   $("form-save").disabled = true;
   let hearing;
   try {
@@ -798,7 +849,8 @@ function invitationRow(h, p, link, error = null) {
   return el("li", { class: "invite", dataset: { participantId: p.id || "" } },
     el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${locationLabel(p.location)}`)),
     error ? el("p", { class: "form-error" }, errorText(error))
-      : linkTools(link, ...invitation(h, p, link)));
+      : p.account_id ? el("p", { class: "muted small-text", dataset: { seat: "account" } }, t("本人使用账号登录，从“我的庭审”进入，无需链接。"))
+        : linkTools(link, ...invitation(h, p, link)));
 }
 
 function showCreated(hearing, invited) {
@@ -966,8 +1018,9 @@ function participantsList(h) {
       el("div", { class: "who" }, el("strong", {}, p.name), " ", el("span", { class: "muted" }, `${roleLabel(p.role)} · ${where}`
         + (party ? ` · ${t("为 {name} 翻译", { name: party.name })}` : "")
         + (p.id_digits_on_file ? ` · ${t("加入时核对身份证后四位")}` : "")), reissue),
-      link ? linkTools(link, ...invitation(h, p, link))
-        : el("p", { class: "muted small-text" }, t("链接仅在创建或重新签发时显示；如需发送，请重新签发。"))));
+      p.account_id ? el("p", { class: "muted small-text", dataset: { seat: "account" } }, t("本人使用账号登录，从“我的庭审”进入，无需链接。"))
+        : link ? linkTools(link, ...invitation(h, p, link))
+          : el("p", { class: "muted small-text" }, t("链接仅在创建或重新签发时显示；如需发送，请重新签发。"))));
   }
   return list;
 }
