@@ -207,9 +207,10 @@ class Invitations(Scheduling):
 
     async def enter(self, hearing_id: uuid.UUID, account_id: uuid.UUID, actor: str
                     ) -> IssuedToken:
-        """A join for the account's own seat in the hearing whose judge (or clerk) it is, the
-        seat made now if the clerk gave none. Each entry revokes the join the previous one
-        gave: one live join per seat taken from the account, none of it ever sent anywhere."""
+        """A join for the account's own seat in the hearing whose judge (or clerk) it is: the
+        seat given by account, else one the clerk typed with the account's name (it becomes the
+        account's), else one made now. Each entry revokes the join the previous one gave: one
+        live join per seat taken from the account, none of it ever sent anywhere."""
         async with self.db.write() as session:
             hearing = await self._hearing_with_participants(session, hearing_id)
             roles = [role for role, column in SEAT_COLUMNS.items()
@@ -220,8 +221,18 @@ class Invitations(Scheduling):
                                    needs=["the hearing's judge or clerk"])
             self.check_join_window(hearing)
             seat = next((p for p in hearing.participants if p.account_id == account_id), None)
-            if seat is None:
-                account = await self._get(session, StaffAccount, account_id)
+            account = await self._get(session, StaffAccount, account_id)
+            typed = next((p for p in hearing.participants
+                          if p.role is roles[0] and p.account_id is None
+                          and p.name_key == name_key(account.name)), None)
+            if seat is None and typed is not None:
+                # The clerk typed them by the account's very name: that seat is theirs.
+                seat = typed
+                seat.account_id = account.id
+                await self._audit(session, actor, "participant.account_changed", hearing.id,
+                                  participant_id=seat.id, account_id=account.id,
+                                  name=seat.name)
+            elif seat is None:
                 seat = Participant(hearing_id=hearing.id, name=account.name,
                                    name_key=name_key(account.name), role=roles[0],
                                    location=Location.COURTROOM, account_id=account.id,
@@ -232,12 +243,11 @@ class Invitations(Scheduling):
                                   participant_id=seat.id, name=seat.name,
                                   role=seat.role.value, location=seat.location.value,
                                   account_id=account.id)
-            else:
-                await session.execute(
-                    update(JoinToken)
-                    .where(JoinToken.participant_id == seat.id, JoinToken.issued_to == "account",
-                           JoinToken.revoked_at.is_(None))
-                    .values(revoked_at=self.clock()))
+            await session.execute(
+                update(JoinToken)
+                .where(JoinToken.participant_id == seat.id, JoinToken.issued_to == "account",
+                       JoinToken.revoked_at.is_(None))
+                .values(revoked_at=self.clock()))
             return await self._issue(session, hearing, seat, "account", actor)
 
     async def _issue(

@@ -417,6 +417,20 @@ async def test_the_judge_enters_their_own_seat_from_the_account_and_no_one_else_
         await registry.enter(hearing.id, judge.id, judge.actor)
 
 
+async def test_a_judge_typed_by_the_account_s_name_enters_that_seat(registry: Registry) -> None:
+    court = await make_court(registry)
+    judge = await make_account(registry, "王芳", StaffRole.JUDGE, court)
+    hearing = await make_hearing(registry, 0.25, 2, await make_room(registry, court),
+                                 judge=judge)
+    typed = await add_judge(registry, hearing, "王　芳")  # padded, as documents write it
+    entered = await registry.enter(hearing.id, judge.id, judge.actor)
+    assert (entered.participant.id, entered.participant.account_id) == (
+        typed.participant.id, judge.id)
+    # The clerk's link still opens it: nothing was taken from the seat but its anonymity.
+    assert (await registry.resolve_join_token(typed.token)).participant.id == typed.participant.id
+    assert len((await registry.get_hearing(hearing.id)).participants) == 1
+
+
 async def test_a_new_judge_account_takes_the_seat_the_old_one_held(registry: Registry) -> None:
     court = await make_court(registry)
     judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
