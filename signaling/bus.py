@@ -153,11 +153,15 @@ class RedisBus(LiveBus):
             for s in seats
         }
         try:
-            await self.cluster.redis.hset(seats_key(hearing_id), mapping=fields)
+            held = await self.cluster.store_held(hearing_id, fields)
         except (RedisError, OSError) as e:
             # Kept by the holder, which writes them again.
             log.warning("hearing %s: seats not saved to Redis (%s)", hearing_id, e)
             return False
+        if not held:
+            # Another process took the hearing over (this one learns it at its next lease
+            # renewal and lets it go): its seats are that process's to write.
+            log.warning("hearing %s: seats not saved, another process holds it", hearing_id)
         return True
 
     async def forget(self, hearing_id: str) -> None:

@@ -65,6 +65,14 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+# Write a hearing's seats only while we hold its lease: a process whose loop stalled past its
+# process key's expiry may have been taken over without knowing it yet, and its late writes
+# must not overwrite the new holder's seats. KEYS: seats, lease; ARGV: me, field, value, ...
+_STORE_HELD = """
+if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('hset', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -191,6 +199,7 @@ class Cluster:
         self._claim = self.redis.register_script(_CLAIM)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
+        self._store_held = self.redis.register_script(_STORE_HELD)
         self.held: set[str] = set()  # hearings whose lease this process holds
         self._sockets: dict[str, RelayedSocket] = {}
         self._links: dict[str, RelayLink] = {}
@@ -221,6 +230,16 @@ class Cluster:
                 await self._release(keys=[_lease_key(hearing_id)], args=[self.id])
             await self.redis.delete(_process_key(self.id))
         await self.redis.aclose()
+
+    async def store_held(self, hearing_id: str, fields: dict[str, str]) -> bool:
+        """Write `fields` into the hearing's seats if this process holds its lease; False
+        when another does (raises RedisError or OSError when Redis cannot be reached)."""
+        args = [self.id]
+        for field, value in fields.items():
+            args += [field, value]
+        stored = await self._store_held(keys=[seats_key(hearing_id), _lease_key(hearing_id)],
+                                        args=args)
+        return bool(stored)
 
     async def _beat(self) -> None:
         # The value says where the process runs, for operators (and the failover tests).

@@ -267,18 +267,17 @@ async def test_a_seat_write_that_fails_is_written_again(
     hearing = await schedule(client, admin, clock)
     clients = await join_all(hearing, participants)
     d_id = hearing.ids["defendant"]
-    redis = hub.bus.cluster.redis
-    hset = redis.hset
+    cluster = hub.bus.cluster
+    store_held = cluster.store_held
     failed = asyncio.Event()
 
-    async def flaky(name, *args, **kwargs):
-        mapping = kwargs.get("mapping") or {}
-        if not failed.is_set() and d_id in mapping and json.loads(mapping[d_id])["hand_raised"]:
+    async def flaky(hearing_id, fields):
+        if not failed.is_set() and d_id in fields and json.loads(fields[d_id])["hand_raised"]:
             failed.set()
             raise aioredis.ConnectionError("Timeout reading from socket")
-        return await hset(name, *args, **kwargs)
+        return await store_held(hearing_id, fields)
 
-    monkeypatch.setattr(redis, "hset", flaky)
+    monkeypatch.setattr(cluster, "store_held", flaky)
     await clients["defendant"].send({"type": "hand", "raised": True})
     await asyncio.wait_for(failed.wait(), 10)
     live = hub.hearings[hearing.id]
@@ -290,3 +289,26 @@ async def test_a_seat_write_that_fails_is_written_again(
         assert asyncio.get_running_loop().time() < deadline, (stored[d_id], live.seats[d_id])
         await asyncio.sleep(0.05)
     assert stored[d_id].hand_raised
+
+
+async def test_a_process_taken_over_without_knowing_it_writes_no_seats(
+        client, admin, clock, participants):
+    """A holder whose loop stalled past its process key's expiry is taken over before it
+    learns so: its late seat writes must not overwrite the new holder's seats."""
+    hub = client.server.app[HUB]
+    hearing = await schedule(client, admin, clock)
+    clients = await join_all(hearing, participants)
+    d_id = hearing.ids["defendant"]
+    redis = hub.bus.cluster.redis
+    live = hub.hearings[hearing.id]
+    await redis.set(f"tingshen:lease:{hearing.id}", "another-process", px=60_000)
+    await clients["defendant"].send({"type": "hand", "raised": True})
+    # Either this process handles the hand before its next renewal tells it, or it has let
+    # the hearing go: in both cases nothing of it is written.
+    deadline = asyncio.get_running_loop().time() + 5
+    while not live.seats[d_id].hand_raised and hearing.id in hub.hearings:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    stored = {s.participant_id: s for s in await hub.bus.load_seats(hearing.id)}
+    assert not stored[d_id].hand_raised
