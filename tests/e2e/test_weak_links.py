@@ -134,9 +134,12 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
     assert last["state"] == "connected"
     # Three voices at 50 packets a second each: they arrived, and (nearly) none was lost.
     # (What the publishers sent in the window: on a busy machine their process, which is the
-    # server's too, sends late, and what was not sent cannot be heard.)
+    # server's too, sends late, and what was not sent cannot be heard.) The two counts are
+    # read in two processes at moments a busy machine moves apart (the aiortc test saw 90.2%
+    # with its goal met), so this only shows the court's audio was forwarded; the goal is held
+    # on what the link delivered, below.
     assert sent >= 0.5 * 3 * 50 * span, (sent, span)
-    assert received >= 0.95 * sent, (received, sent, span)
+    assert received >= 0.85 * sent, (received, sent, span)
     # Issue 16's goal is 99% at 1 Mbit/s and 95% at 300 kbit/s. Chromium measured 95.8-99.4%
     # at 300 kbit/s on a quiet machine; the probes that look for room cost a little, more
     # when the machine is busy, hence the margin here (the aiortc test holds 95%).
