@@ -18,12 +18,20 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courtrooms.errors import InvalidInput, LoginTaken, NotFound, SignInRefused
-from courtrooms.models import ApiToken, Court, StaffAccount, StaffRole
+from courtrooms.models import (
+    ACCOUNT_ENTRY,
+    ApiToken,
+    Court,
+    JoinToken,
+    Participant,
+    StaffAccount,
+    StaffRole,
+)
 from courtrooms.schemas import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, StaffAccountIn
 from courtrooms.staff import end_sessions
 from courtrooms.store import Store
@@ -226,13 +234,21 @@ class StaffAccounts(Store):
         return ended
 
     async def disable(self, login: str, actor: str) -> int:
-        """Disable `login`: it signs in no more and each of its open sessions is refused at
-        its next request. Returns how many sessions ended."""
+        """Disable `login`: it signs in no more, each of its open sessions is refused at its
+        next request, and so is each join its entries into hearings gave. Returns how many
+        sessions ended."""
         async with self.db.write() as session:
             account = await self._existing(session, login)
             if account.disabled_at is None:
                 account.disabled_at = self.clock()
             ended = await end_sessions(session, account.id, self.clock())
+            # Its entries into hearings end too: a disabled judge's open join is refused.
+            await session.execute(
+                update(JoinToken)
+                .where(JoinToken.issued_to == ACCOUNT_ENTRY, JoinToken.revoked_at.is_(None),
+                       JoinToken.participant_id.in_(
+                           select(Participant.id).where(Participant.account_id == account.id)))
+                .values(revoked_at=self.clock()))
             await self._audit(session, actor, "account.disabled", account_id=account.id,
                               sessions_ended=ended)
         return ended

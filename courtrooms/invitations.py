@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -24,6 +24,7 @@ from courtrooms.errors import (
 )
 from courtrooms.id_digits import hash_id_digits
 from courtrooms.models import (
+    ACCOUNT_ENTRY,
     EDITABLE_STATES,
     FINISHED_STATES,
     ID_DIGITS_ROLES,
@@ -243,12 +244,8 @@ class Invitations(Scheduling):
                                   participant_id=seat.id, name=seat.name,
                                   role=seat.role.value, location=seat.location.value,
                                   account_id=account.id)
-            await session.execute(
-                update(JoinToken)
-                .where(JoinToken.participant_id == seat.id, JoinToken.issued_to == "account",
-                       JoinToken.revoked_at.is_(None))
-                .values(revoked_at=self.clock()))
-            return await self._issue(session, hearing, seat, "account", actor)
+            await self._revoke_all(session, seat.id, ACCOUNT_ENTRY)
+            return await self._issue(session, hearing, seat, ACCOUNT_ENTRY, actor)
 
     async def _issue(
         self,

@@ -273,6 +273,11 @@ class Participant(Base):
         return self.id_digits_hash is not None
 
 
+# Whom a join made by a judge's or clerk's entry from their account is issued to
+# (`JoinToken.issued_to`): it ends with the next entry, the seat's handing over, the account.
+ACCOUNT_ENTRY = "account"
+
+
 class JoinToken(Base):
     """A participant's bearer token. Only its SHA-256 is stored."""
 

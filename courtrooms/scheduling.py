@@ -16,6 +16,7 @@ from courtrooms.access import ADMIN, EVERYWHERE, HearingScope, Permission, Reach
 from courtrooms.errors import InvalidInput, NotEditable, NotFound, ScheduleConflict
 from courtrooms.lifecycle import HearingAction, next_state
 from courtrooms.models import (
+    ACCOUNT_ENTRY,
     ACTIVE_STATES,
     EDITABLE_STATES,
     FINISHED_STATES,
@@ -382,7 +383,9 @@ class Scheduling(Store):
             if seat.role is not role or seat.account_id is None:
                 continue
             if account is None:
+                # The seat stays, named as it was; the account's entries no longer open it.
                 seat.account_id = None
+                await self._revoke_all(session, seat.id, ACCOUNT_ENTRY)
             else:
                 seat.account_id, seat.name, seat.name_key = (account.id, account.name,
                                                               name_key(account.name))
@@ -392,11 +395,14 @@ class Scheduling(Store):
                               account_id=None if account is None else account.id,
                               name=seat.name)
 
-    async def _revoke_all(self, session: AsyncSession, participant_id: uuid.UUID) -> int:
-        """Revoke every join token of the participant; how many were live."""
+    async def _revoke_all(self, session: AsyncSession, participant_id: uuid.UUID,
+                          issued_to: str | None = None) -> int:
+        """Revoke every join token of the participant (or those issued to `issued_to`: its
+        account's entries); how many were live."""
         result = await session.execute(
             update(JoinToken)
-            .where(JoinToken.participant_id == participant_id, JoinToken.revoked_at.is_(None))
+            .where(JoinToken.participant_id == participant_id, JoinToken.revoked_at.is_(None),
+                   true() if issued_to is None else JoinToken.issued_to == issued_to)
             .values(revoked_at=self.clock())
         )
         return int(getattr(result, "rowcount", 0) or 0)

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from courtrooms.accounts import StaffAccounts
 from courtrooms.errors import (
     AccessDenied,
     HearingFinished,
@@ -410,6 +411,10 @@ async def test_the_judge_enters_their_own_seat_from_the_account_and_no_one_else_
     assert {e.actor for e in entered} == {judge.actor}
     assert [e.data["issued_to"] for e in entered if e.action == "token.issued"] == [
         "account", "account"]
+    # Disabled, the judge's open entry no longer opens the seat (the clerk's links would).
+    await StaffAccounts(registry.db, registry.clock).disable(judge.login, ACTOR)
+    with pytest.raises(AccessDenied, match="revoked"):
+        await registry.token_grant(again.token)
     # Over: nobody enters a closed hearing.
     for action in (OPEN, START, CLOSE):
         await registry.transition(hearing.id, action, ACTOR)
@@ -435,7 +440,8 @@ async def test_a_new_judge_account_takes_the_seat_the_old_one_held(registry: Reg
     court = await make_court(registry)
     judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
     successor = await make_account(registry, "钱审判员", StaffRole.JUDGE, court)
-    hearing = await make_hearing(registry, 1, 3, await make_room(registry, court), judge=judge)
+    hearing = await make_hearing(registry, 0.25, 3, await make_room(registry, court),
+                                 judge=judge)
     seat = await registry.add_participant(hearing.id, ParticipantIn(
         account_id=judge.id, role=Role.JUDGE, location=Location.COURTROOM), ACTOR)
     moved = await registry.update_hearing(hearing.id,
@@ -445,7 +451,13 @@ async def test_a_new_judge_account_takes_the_seat_the_old_one_held(registry: Reg
                                                      "钱审判员")
     with pytest.raises(AccessDenied, match="revoked"):  # the old judge's link
         await registry.token_grant(seat.token)
-    # No judge account: the seat stays, named as it was, no account's.
+    # No judge account: the seat stays, named as it was, no account's; what the account's
+    # entry gave no longer opens it.
+    entered = await registry.enter(hearing.id, successor.id, successor.actor)
     cleared = await registry.update_hearing(hearing.id, HearingPatch(judge_account_id=None),
                                             ACTOR)
     assert [(p.name, p.account_id) for p in cleared.participants] == [("钱审判员", None)]
+    with pytest.raises(AccessDenied, match="revoked"):
+        await registry.token_grant(entered.token)
+    with pytest.raises(NotPermitted):
+        await registry.enter(hearing.id, successor.id, successor.actor)
