@@ -136,6 +136,15 @@ async def test_the_judge_enters_their_hearing_from_their_account_and_the_clerk_p
     assert [(p["id"], p["name"]) for p in people if p["account_id"] == str(judge.id)] == [
         (seat, "王审判员")]
 
+    # "回放与笔录": the review of the hearing, opened with the judge's own session.
+    await row.locator('[data-action="review"]').click()
+    await mine.wait_for_url(f"**/review/{hearing['id']}", timeout=WAIT_MS)
+    await mine.locator("#app").wait_for(state="visible", timeout=WAIT_MS)
+    await mine.get_by_text("(2026)京0105刑初77号").first.wait_for(timeout=WAIT_MS)
+    assert await mine.locator("#staff-nav").is_visible()
+    assert not [line for line in pages.console["judge"] if line.startswith("http 4")], \
+        pages.console["judge"]
+
     # Another judge, signing in on the clerk's calendar, lands on their own hearings: they
     # see only theirs, and are refused the first one.
     theirs = await signed_in(pages, client, "/schedule", "other-judge", "li.judge")
