@@ -178,7 +178,9 @@ class HearingIn(Input):
         None, description="The court hearing it: its courtroom's (then this may be left out), "
         "else the scheduling clerk's")
     judge_account_id: uuid.UUID | None = Field(
-        None, description="The judge's staff account: they see, run, review and seal it")
+        None, description="The judge's staff account: they see, run, review and seal it, and "
+        "enter it from their hearings without a link; their other hearings are found by it "
+        "for schedule conflicts")
     clerk_account_id: uuid.UUID | None = Field(
         None, description="The clerk's staff account (the scheduling clerk's when left out)")
     scheduled_start: Moment

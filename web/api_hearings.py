@@ -81,7 +81,8 @@ class ScheduleCheck(HearingIn):
     """A hearing as it would be scheduled; `hearing_id` names one being moved there.
 
     `judges` and `terminal_ids` are people it is about to be given (a new hearing's, while the
-    clerk fills in the form), checked as adding them as participants would check them.
+    clerk fills in the form), checked as adding them as participants would check them; a
+    judge who is an account is given as `judge_account_id` and found by the account.
     """
 
     hearing_id: uuid.UUID | None = None
