@@ -265,3 +265,29 @@ async def test_a_new_hearings_judges_and_terminals_are_checked_the_way_adding_th
         reply = await call(client, "POST", f"{API}/hearings/conflicts", json={**body, **bad},
                            headers=admin)
         assert_error(reply, 422)
+
+
+async def test_a_judge_who_is_an_account_is_checked_by_the_account(
+    client: TestClient, admin: dict[str, str], world: World
+) -> None:
+    from courtrooms.models import StaffRole
+    from tests.web.test_endpoints import staff_account
+
+    # The world's hearing: its judge typed 王审判员, its judge's account named otherwise.
+    judge, _ = await staff_account(client, "wang.fang", StaffRole.JUDGE, world.court_id)
+    assert (await call(client, "PATCH", f"{API}/hearings/{world.hearing_id}", headers=admin,
+                       json={"judge_account_id": str(judge.id)})).status == 200
+    body = hearing_body()  # the world's hearing's window, no courtroom
+    # The same judge by account: found, though no typed name matches.
+    found = await conflicts(client, admin, {**body, "judge_account_id": str(judge.id),
+                                            "judges": ["王法官"]})
+    assert [(c["resource"], c["hearing_id"], c["judge"], c["judge_account_id"])
+            for c in found] == [("judge", world.hearing_id, "wang.fang", str(judge.id))]
+    # What the check found is what scheduling with that judge is refused for.
+    refused = await call(client, "POST", f"{API}/hearings", headers=admin,
+                         json={**body, "judge_account_id": str(judge.id)})
+    assert assert_error(refused, 409, "schedule_conflict")["conflicts"] == found
+    assert await conflicts(client, admin, {**body, "judges": ["王法官"]}) == []
+    assert_error(await call(client, "POST", f"{API}/hearings/conflicts", headers=admin,
+                            json={**body, "judge_account_id": "王法官"}), 422, "invalid",
+                 "judge_account_id")
