@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from courtrooms.models import StaffRole
 from tests.clients import HearingClient
 from tests.conftest import FakeClock
 from tests.web.support import (
@@ -270,7 +271,6 @@ async def test_a_new_hearings_judges_and_terminals_are_checked_the_way_adding_th
 async def test_a_judge_who_is_an_account_is_checked_by_the_account(
     client: TestClient, admin: dict[str, str], world: World
 ) -> None:
-    from courtrooms.models import StaffRole
     from tests.web.test_endpoints import staff_account
 
     # The world's hearing: its judge typed 王审判员, its judge's account named otherwise.
