@@ -456,7 +456,9 @@ class AuditEventOut(Output):
     at: datetime
     actor: str
     actor_name: str | None = Field(default=None, description="The account's name, when an "
-                                   "account acted (`account:<id>`), as it is now")
+                                   "account acted (`account:<id>`, or a judge's or clerk's "
+                                   "seat it entered, `participant:<id>` with "
+                                   "`data.actor_account_id`), as it is now")
     action: str
     hearing_id: uuid.UUID | None
     data: dict[str, Any]

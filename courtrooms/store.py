@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from courtrooms import audit
 from courtrooms.database import Database
 from courtrooms.errors import NotFound
-from courtrooms.models import Base, utcnow
+from courtrooms.models import Base, Participant, utcnow
 from courtrooms.schemas import HearingQuery, PageQuery
 
 M = TypeVar("M", bound=Base)
@@ -64,6 +64,13 @@ class Store:
         hearing_id: uuid.UUID | None = None,
         **data: Any,
     ) -> None:
+        kind, _, ident = actor.partition(":")
+        if kind == "participant":
+            # A judge's or clerk's seat acts for its account: the event keeps which account
+            # that was then (the seat may pass to another later), for the audit to name.
+            seat = await session.get(Participant, uuid.UUID(ident))
+            if seat is not None and seat.account_id is not None:
+                data = {**data, "actor_account_id": seat.account_id}
         await audit.append(
             session,
             actor=actor,

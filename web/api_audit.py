@@ -20,9 +20,12 @@ async def list_audit(request: web.Request) -> web.Response:
     q = query(request, AuditQuery)
     items, total = await request.app[REGISTRY].audit_events(q)
     listed = page(AuditEventOut, items, total, q)
-    names = await request.app[STAFF_ACCOUNTS].names(e.actor for e in items)
-    for item in listed["items"]:
-        item["actor_name"] = names.get(item["actor"])
+    # A seat of an account (a judge entering from it) is named by the account it was then.
+    acting = [f"account:{e.data['actor_account_id']}" if e.data.get("actor_account_id")
+              else e.actor for e in items]
+    names = await request.app[STAFF_ACCOUNTS].names(acting)
+    for item, actor in zip(listed["items"], acting, strict=True):
+        item["actor_name"] = names.get(actor)
     return respond(listed)
 
 

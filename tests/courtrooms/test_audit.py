@@ -20,7 +20,7 @@ from courtrooms.errors import ScheduleConflict
 from courtrooms.exhibits import Exhibits
 from courtrooms.integrity import IntegrityReport, verify_record
 from courtrooms.lifecycle import HearingAction
-from courtrooms.models import AuditEvent, Hearing
+from courtrooms.models import AuditEvent, Hearing, StaffRole
 from courtrooms.recordings import FileOutcome, Recordings
 from courtrooms.registry import Registry
 from courtrooms.schemas import (
@@ -38,6 +38,7 @@ from tests.courtrooms.builders import (
     add_defendant,
     add_judge,
     add_remote,
+    make_account,
     make_court,
     make_hearing,
     make_room,
@@ -204,6 +205,29 @@ async def test_events_record_the_clock(registry: Registry, clock: FakeClock) -> 
     first, second = await all_events(registry)
     assert first.at == clock.now - timedelta(hours=3, microseconds=7)
     assert second.at == clock.now
+
+
+async def test_a_seat_entered_from_an_account_is_audited_with_that_account(
+    registry: Registry
+) -> None:
+    """What a judge does from the seat they entered is the account's, and stays the account
+    that held the seat then when the seat passes to another."""
+    court = await make_court(registry)
+    judge = await make_account(registry, "王审判员", StaffRole.JUDGE, court)
+    successor = await make_account(registry, "钱审判员", StaffRole.JUDGE, court)
+    hearing = await make_hearing(registry, 0.25, 3, await make_room(registry, court),
+                                 judge=judge)
+    seat = f"participant:{(await registry.enter(hearing.id, judge.id, judge.actor)).participant.id}"
+    lawyer = f"participant:{(await add_remote(registry, hearing)).participant.id}"
+    await registry.transition(hearing.id, HearingAction.OPEN, seat)
+    await registry.update_hearing(hearing.id, HearingPatch(judge_account_id=successor.id), ACTOR)
+    await registry.transition(hearing.id, HearingAction.START, seat)
+    await registry.record(hearing.id, lawyer, "attendance.joined")
+    events = {e.action: e for e in await all_events(registry)}
+    assert events["hearing.open"].actor == events["hearing.start"].actor == seat
+    assert events["hearing.open"].data["actor_account_id"] == str(judge.id)
+    assert events["hearing.start"].data["actor_account_id"] == str(successor.id)
+    assert "actor_account_id" not in events["attendance.joined"].data
 
 
 async def test_concurrent_writes_keep_the_chain_intact(registry: Registry) -> None:
