@@ -64,11 +64,11 @@ class Store:
         hearing_id: uuid.UUID | None = None,
         **data: Any,
     ) -> None:
-        kind, _, ident = actor.partition(":")
-        if kind == "participant":
+        seat_id = _participant_of(actor)
+        if seat_id is not None:
             # A judge's or clerk's seat acts for its account: the event keeps which account
             # that was then (the seat may pass to another later), for the audit to name.
-            seat = await session.get(Participant, uuid.UUID(ident))
+            seat = await session.get(Participant, seat_id)
             if seat is not None and seat.account_id is not None:
                 data = {**data, "actor_account_id": seat.account_id}
         await audit.append(
@@ -79,3 +79,15 @@ class Store:
             hearing_id=hearing_id,
             data=_changes(data),
         )
+
+
+def _participant_of(actor: str) -> uuid.UUID | None:
+    """The participant an actor names (`participant:<id>`); None for any other actor, and for
+    one whose id is not a participant's (an actor is text: a bad one must not fail the act)."""
+    kind, _, rest = actor.partition(":")
+    if kind != "participant":
+        return None
+    try:
+        return uuid.UUID(rest)
+    except ValueError:
+        return None
