@@ -239,6 +239,9 @@ async def test_each_role_is_refused_what_it_may_not_do_and_the_audit_names_who_d
     await line.locator("button[type=submit]").click()
     await line.locator(".revision").wait_for(timeout=WAIT_MS)
     assert await line.locator(".line-text").inner_text() == CORRECTED
+    # The clerk keeps the record but does not seal it: no seal button is offered.
+    await desk.locator("#seal-box").wait_for(state="attached", timeout=WAIT_MS)
+    assert await desk.locator("#seal").count() == 0
 
     # Judge Wang seals it from their review page.
     await mine.goto(str(client.make_url(f"/review/{hid}")))

@@ -159,6 +159,10 @@ function renderSeal() {
       el("code", { class: "hash", id: "sealed-sha256" }, `SHA-256 ${S.sealed.sha256}`)));
     return;
   }
+  if (!maySeal()) {
+    box.replaceChildren();
+    return;
+  }
   const button = el("button", { type: "button", id: "seal", class: "primary" }, t("签章封存笔录"));
   button.addEventListener("click", seal);
   if (S.hearing && S.hearing.state !== "closed") {
@@ -166,6 +170,16 @@ function renderSeal() {
     button.title = t("庭审闭庭后才能封存笔录。");
   }
   box.replaceChildren(button);
+}
+
+// Only the hearing's judge seals (the server refuses anyone else): a signed-in account that is
+// not theirs is offered no button. Without an account (the setup's admin token, a judge's own
+// join link) the server decides.
+function maySeal() {
+  const account = session.kind === "admin" ? session.account : null;
+  if (!account) return true;
+  return (account.roles || []).includes("judge") && !!S.hearing
+    && account.id === S.hearing.judge_account_id;
 }
 
 // What the structural edits (record-edits.js) need of this page.
