@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -161,3 +164,20 @@ def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
     yield mount
     for where in mounted:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+async def full_default_executor() -> AsyncIterator[None]:
+    """The loop's default executor (what the rest of the server shares) with its one thread
+    taken for the test: work that must not wait on it is seen to get done regardless."""
+    loop = asyncio.get_running_loop()
+    busy = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(busy)
+    release = threading.Event()
+    blocked = loop.run_in_executor(None, release.wait)
+    try:
+        yield
+    finally:
+        release.set()
+        await blocked
+        busy.shutdown(wait=False)

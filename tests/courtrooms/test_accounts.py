@@ -5,9 +5,7 @@ SQLite and real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-import threading
 import uuid
 from datetime import timedelta
 
@@ -209,19 +207,9 @@ async def test_setup_creates_the_first_administrator_once(
 
 
 async def test_passwords_are_hashed_beside_a_busy_default_executor(
-        accounts: StaffAccounts) -> None:
+        accounts: StaffAccounts, full_default_executor: None) -> None:
     """argon2 (tens of ms of CPU each) runs in threads of its own: a default executor that is
     full (what the rest of the server shares) does not hold up a sign-in, nor is it used."""
-    loop = asyncio.get_running_loop()
-    busy = concurrent.futures.ThreadPoolExecutor(1)
-    loop.set_default_executor(busy)
-    release = threading.Event()
-    blocked = loop.run_in_executor(None, release.wait)
-    try:
-        made = await asyncio.wait_for(accounts.add(account_in(), PASSWORD, ACTOR), 20)
-        signed = await asyncio.wait_for(accounts.authenticate("wang.fang", PASSWORD), 20)
-        assert signed.id == made.id
-    finally:
-        release.set()
-        await blocked
-        busy.shutdown(wait=False)
+    made = await asyncio.wait_for(accounts.add(account_in(), PASSWORD, ACTOR), 20)
+    signed = await asyncio.wait_for(accounts.authenticate("wang.fang", PASSWORD), 20)
+    assert signed.id == made.id

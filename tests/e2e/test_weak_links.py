@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
+from tests.clients import HearingClient
 from tests.e2e.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -87,6 +88,27 @@ async def browser_in(netns: NetworkNamespace, tmp_path: Path  # noqa: F811
                 await browser.close()
 
 
+async def defendant_in_session(
+    pages: Pages, hearing: Any, client: Any, admin: Any, media: Any, participants: Any,
+    narrow: Callable[[], Awaitable[None]],
+) -> tuple[Page, dict[str, HearingClient]]:
+    """The defendant's page in the namespace, the three publishers, the link narrowed by
+    `narrow`, and the hearing in session. The page itself loads before the link narrows (at
+    300 kbit/s its scripts alone take many seconds), and before the publishers start: their
+    media share this process's event loop with the server, which on a busy machine served the
+    page's scripts too late. The media start on the weak link."""
+    page = await pages.open(f"{hearing.base_url}/join/{hearing.tokens['defendant']}",
+                            "defendant")
+    await device_check_shown(page, 60_000)
+    clients = await publishers(client, admin, hearing, media, participants)
+    await narrow()
+    await pass_device_check(page)
+    await wait_for_state(page, "live", 40_000)
+    await command(clients["judge"], "open", "open")
+    await command(clients["judge"], "start", "in_session")
+    return page, clients
+
+
 @pytest.mark.parametrize("kbit", [1000, 300])
 async def test_chromium_behind_a_weak_link_hears_the_court(
     kbit, serve, netns, browser_in, participants, admin, clock, loops  # noqa: F811
@@ -95,20 +117,10 @@ async def test_chromium_behind_a_weak_link_hears_the_court(
     hearing = await schedule(client, admin, clock, auto_admit=True)
     pages = Pages(await browser_in(hearing.base_url))
     try:
-        page = await pages.open(f"{hearing.base_url}/join/{hearing.tokens['defendant']}",
-                                "defendant")
-        # The page itself loads before the link narrows (at 300 kbit/s its scripts alone
-        # take many seconds), and before the publishers start: their media share this
-        # process's event loop with the server, which on a busy machine served the page's
-        # scripts too late. The media start on the weak link.
-        await device_check_shown(page, 60_000)
-        clients = await publishers(client, admin, hearing, loops, participants)
+        page, clients = await defendant_in_session(
+            pages, hearing, client, admin, loops, participants,
+            lambda: netns.limit_rate(kbit))
         judge = clients["judge"]
-        await netns.limit_rate(kbit)
-        await pass_device_check(page)
-        await wait_for_state(page, "live", 40_000)
-        await command(judge, "open", "open")
-        await command(judge, "start", "in_session")
         defendant_id = hearing.ids["defendant"]
         await judge.wait_for(lambda: any(q["videos_held"] >= 1
                                          for q in qualities(judge, defendant_id)), within=40)
@@ -169,16 +181,10 @@ async def test_chromium_on_a_weak_uplink_is_heard_by_the_court(
     hearing = await schedule(client, admin, clock, auto_admit=True)
     pages = Pages(await browser_in(hearing.base_url))
     try:
-        page = await pages.open(f"{hearing.base_url}/join/{hearing.tokens['defendant']}",
-                                "defendant")
-        await device_check_shown(page, 60_000)
-        clients = await publishers(client, admin, hearing, loops, participants)
+        page, clients = await defendant_in_session(
+            pages, hearing, client, admin, loops, participants,
+            lambda: netns.limit_rate(300, direction=UPLINK))
         judge = clients["judge"]
-        await netns.limit_rate(300, direction=UPLINK)
-        await pass_device_check(page)
-        await wait_for_state(page, "live", 40_000)
-        await command(judge, "open", "open")
-        await command(judge, "start", "in_session")
         defendant_id = hearing.ids["defendant"]
         await judge.wait_for(lambda: judge.frames_from(defendant_id, "audio") > 100, within=40)
         settled = time.monotonic() + 2 * SETTLE_S

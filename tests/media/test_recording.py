@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -226,22 +224,14 @@ def test_an_implausible_timestamp_is_placed_at_its_arrival():
     assert clock.implausible >= 3
 
 
-async def test_a_recording_finishes_while_the_default_executor_is_busy(tmp_path: Path, source):
+async def test_a_recording_finishes_while_the_default_executor_is_busy(
+        tmp_path: Path, source, full_default_executor):
     """A departure finishes its files without the default executor (six long renders once
     filled it and froze departures)."""
-    loop = asyncio.get_running_loop()
-    busy = concurrent.futures.ThreadPoolExecutor(1)
-    loop.set_default_executor(busy)
-    release = threading.Event()
-    blocked = loop.run_in_executor(None, release.wait)
-    try:
-        recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), SenderClock(),
-                                       lambda _m: None)
-        recorder.start()
-        for frame in frames(source, time.monotonic()):
-            recorder.push(frame)
-        file = await asyncio.wait_for(recorder.aclose(grace_s=0), 10)
-        assert file.error is None and playable_seconds(file.path) > 3.5
-    finally:
-        release.set()
-        await blocked
+    recorder = ParticipantRecorder(tmp_path / "p.webm", "p1", 0, time.time(), SenderClock(),
+                                   lambda _m: None)
+    recorder.start()
+    for frame in frames(source, time.monotonic()):
+        recorder.push(frame)
+    file = await asyncio.wait_for(recorder.aclose(grace_s=0), 10)
+    assert file.error is None and playable_seconds(file.path) > 3.5
