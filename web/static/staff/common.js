@@ -164,6 +164,13 @@ export async function listAll(path, query = {}) {
   }
 }
 
+// Every courtroom by id, each with its court's name (`court`): how the staff lists say where.
+export async function roomsWithCourts() {
+  const [courts, rooms] = await Promise.all([listAll("/courts"), listAll("/courtrooms")]);
+  const courtName = new Map(courts.map((c) => [c.id, c.name]));
+  return new Map(rooms.map((r) => [r.id, { ...r, court: courtName.get(r.court_id) || "" }]));
+}
+
 // A URL a <video>, an image or a download can open. They cannot send a header: staff pages
 // have their session's cookie; a participant's page asks for a short-lived signed link (never
 // a token in the URL). `path` is an API path under /api/v1/hearings/{id}/.

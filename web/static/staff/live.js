@@ -4,8 +4,8 @@
 import { t } from "/static/i18n.js";
 import { kindLabel, stateLabel } from "/static/labels.js";
 import {
-  $, api, el, errorText, fmtSeconds, fmtTime, fmtWindow, listAll, session, showStatus,
-  startStaffPage,
+  $, api, el, errorText, fmtSeconds, fmtTime, fmtWindow, session, showStatus,
+  startStaffPage, roomsWithCourts,
 } from "/static/staff/common.js";
 
 const REFRESH_MS = 5000;
@@ -27,9 +27,7 @@ function store(key, value) {
 const observerName = () => (session.account ? session.account.name : stored(NAME_KEY, ""));
 
 async function loadRooms() {
-  const [courts, rooms] = await Promise.all([listAll("/courts"), listAll("/courtrooms")]);
-  const courtName = new Map(courts.map((c) => [c.id, c.name]));
-  S.rooms = new Map(rooms.map((r) => [r.id, { ...r, court: courtName.get(r.court_id) || "" }]));
+  S.rooms = await roomsWithCourts();
 }
 
 async function poll() {

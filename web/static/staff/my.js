@@ -4,7 +4,7 @@
 import { t } from "/static/i18n.js";
 import { FINISHED_STATES, TIME_ZONE_LABEL, kindLabel, roleLabel, stateLabel } from "/static/labels.js";
 import {
-  $, api, el, errorText, fmtTime, fmtWindow, listAll, session, showStatus, startStaffPage,
+  $, api, el, errorText, fmtTime, fmtWindow, listAll, session, showStatus, startStaffPage, roomsWithCourts,
 } from "/static/staff/common.js";
 
 const REFRESH_MS = 30_000;
@@ -13,9 +13,7 @@ const BENCH = new Set(["judge", "clerk"]);
 const S = { items: [], rooms: new Map(), timer: null };
 
 async function loadRooms() {
-  const [courts, rooms] = await Promise.all([listAll("/courts"), listAll("/courtrooms")]);
-  const courtName = new Map(courts.map((c) => [c.id, c.name]));
-  S.rooms = new Map(rooms.map((r) => [r.id, { ...r, court: courtName.get(r.court_id) || "" }]));
+  S.rooms = await roomsWithCourts();
 }
 
 async function poll() {

@@ -3,7 +3,7 @@ import { courtDay } from "/static/court-time.js";
 import { t } from "/static/i18n.js";
 import { kindLabel } from "/static/labels.js";
 import {
-  $, el, errorText, fmtDateTime, fromLocalInput, listAll, showStatus, startStaffPage, toDateInput,
+  $, el, errorText, fmtDateTime, fromLocalInput, listAll, showStatus, startStaffPage, toDateInput, roomsWithCourts,
 } from "/static/staff/common.js";
 
 const DEFAULT_DAYS = 30;
@@ -56,9 +56,7 @@ function render() {
 }
 
 async function reload() {
-  const [courts, rooms] = await Promise.all([listAll("/courts"), listAll("/courtrooms")]);
-  const courtName = new Map(courts.map((c) => [c.id, c.name]));
-  S.rooms = new Map(rooms.map((r) => [r.id, { ...r, court: courtName.get(r.court_id) || "" }]));
+  S.rooms = await roomsWithCourts();
   await search();
 }
 
