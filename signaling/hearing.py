@@ -156,7 +156,7 @@ class LiveHearing:
             pids, self._unstored = self._unstored, set()
             order = {pid: n for n, pid in enumerate(self.seats)}
             seats = [self.seats[p] for p in pids if p in self.seats]
-            if await self.services.bus.store_seats(self.id, seats, order) is not False:
+            if await self.services.bus.store_seats(self.id, seats, order):
                 self._store_failures = 0
                 return
             # Not stored (Redis slow or away): written with the next change or, if none comes,

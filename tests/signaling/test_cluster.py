@@ -239,12 +239,13 @@ async def test_a_seat_write_that_lands_late_leaves_no_older_seat_stored(
             slow.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(granted.wait(), 2.0)
-            await store(hearing_id, seats, order)
+            stored = await store(hearing_id, seats, order)
             landed.set()
-            return
-        await store(hearing_id, seats, order)
+            return stored
+        stored = await store(hearing_id, seats, order)
         if any(s.consulting is not None for s in seats):
             granted.set()
+        return stored
 
     hub.bus.store_seats = store_seats
     await defendant.send({"type": "hand", "raised": True})
