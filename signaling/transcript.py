@@ -48,6 +48,9 @@ DRAIN_TIMEOUT_S = 60.0
 # a transcriber has run this long.
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 HEALTHY_RUN_S = 60.0
+# Shorter than any utterance: a gap's stretch past a participant's recording by less than
+# this is the instant between their last packet and the close, not speech the record lacks.
+EDGE_S = 0.5
 
 Broadcast = Callable[[dict[str, Any]], None]
 # Appends an event to the hearing's audit trail: (action, data).
@@ -70,6 +73,21 @@ class Gap:
     participant_id: str
     start: float
     end: float | None = None
+
+
+def joined(gaps: list[Gap]) -> list[Gap]:
+    """The gaps in timeline order, a participant's touching ones as one: the transcriber that
+    failed again right after a restart leaves them end to end, and the record says it once."""
+    out: list[Gap] = []
+    last: dict[str, Gap] = {}
+    for gap in sorted(gaps, key=lambda g: g.start):
+        before = last.get(gap.participant_id)
+        if before is not None and before.end is not None and gap.start <= before.end + EDGE_S:
+            before.end = None if gap.end is None else max(before.end, gap.end)
+            continue
+        last[gap.participant_id] = copy = Gap(gap.participant_id, gap.start, gap.end)
+        out.append(copy)
+    return out
 
 
 def caption(line: FinalLine | Partial, final: bool, line_id: str | None = None
@@ -339,7 +357,7 @@ class LiveTranscript:
             said = [li.end for li in lines if li.participant_id == f.participant_id
                     and f.offset <= li.start < end]
             start = max([f.offset, *said])
-            if end - start > 0.5 and not any(
+            if end - start > EDGE_S and not any(
                     g.participant_id == str(f.participant_id) and g.start <= start
                     and (g.end is None or g.end >= end) for g in self.gaps):
                 self.gaps.append(Gap(str(f.participant_id), start, end))
@@ -366,12 +384,15 @@ class LiveTranscript:
                     continue  # kept for a later try; audited as incomplete at the end
                 if gap.end is not None and gap.end <= covered:
                     self.gaps.remove(gap)
+                elif final and theirs and gap.end is not None and gap.end - covered < EDGE_S:
+                    self.gaps.remove(gap)  # the moment between the last packet and the close
                 else:
                     gap.start = max(gap.start, covered)
             if final and self.gaps:
                 await self._audited(INCOMPLETE, gaps=[
                     {"participant_id": g.participant_id, "start": round(g.start, 3),
-                     "end": None if g.end is None else round(g.end, 3)} for g in self.gaps])
+                     "end": None if g.end is None else round(g.end, 3)}
+                    for g in joined(self.gaps)])
                 self.gaps.clear()
                 self._open.clear()
                 self._gates.clear()

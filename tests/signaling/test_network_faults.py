@@ -314,12 +314,10 @@ async def test_loss_and_delay_are_shown_to_the_court_and_the_record_keeps_growin
     sent = (cleared - impaired - 0.5) / 0.020
     print(f"the defendant's recording kept {kept / sent:.0%} of the audio sent over the lossy "
           f"link (the link delivered about {100 - LOSS.loss_pct:.0f} %)")
-    # aiortc's audio jitter buffer drops what arrives after each loss until 16 packets have
-    # piled up (aiortc issue #543): 32 % reached the record in CI where the link delivered 85 %.
-    # Taking each Opus packet as it comes kept 85 %, but made silent tracks yield phantom
-    # untranscribed stretches in test_transcript, so it waits (see the issue notes); until
-    # then this only shows the record keeps growing through the loss.
-    assert kept >= 0.25 * sent, (kept, sent)
+    # What the link delivered reaches the record: 85 % measured. (aiortc's own audio jitter
+    # buffer dropped what followed each loss, aiortc issue #543: 32 % was kept in CI.) The loss
+    # is random and the window short, hence 70 %.
+    assert kept >= 0.7 * sent, (kept, sent)
 
 
 async def test_a_blackout_drops_the_participant_who_rejoins_and_nothing_recorded_is_lost(
