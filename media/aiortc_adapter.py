@@ -8,6 +8,8 @@ host candidates on every interface but loopback and on random ports, with no set
 
 - replaces a receiver's decoder queue with a sink that gets each reassembled frame on the event
   loop, and stops aiortc's decoder thread from starting for that receiver (no decoding at all);
+- takes a receiver's audio packet by packet, each Opus packet a frame (aiortc's audio jitter
+  buffer drops everything after a lost packet until 16 have piled up: aiortc issue #543);
 - redirects a sender's keyframe requests (PLI/FIR) to a callback;
 - asks a receiver's remote sender for a keyframe (RTCP PLI);
 - reports the RTCP sender reports a receiver gets (NTP/RTP pairs), which put the encoded frames
