@@ -34,6 +34,7 @@ from web.loadtest.run import run_load
 COMMAND = ".venv/bin/python -m tests.bench.bench_workers"
 PARTICIPANTS = 4
 SPEAKERS = 1  # one speaks at a time, as in court; the others' microphones carry silence
+SPEAKING_SHARE = 0.7  # of the time (issue 17): the recording, then silence, looped
 HOLD_S = 45.0
 MAX_HEARINGS = 6
 VIDEO = VideoFormat()  # what a browser's webcam sends: 640x360 VP8 at 30 fps
@@ -41,12 +42,12 @@ PARTS = ("event_loop", "voice_detection", "audio_decoding", "recording", "recogn
          "recognition_partials", "recognition_other", "other")
 AUDIO_FPS = 50.0
 # A step is sustained when every peer connects and stays, media arrives at this share of its
-# rate, and the record keeps up within this lag (the judge's console turns amber at 3 s).
+# rate, and the record is less than this behind at p95 (the judge's console turns amber at 3 s).
 MIN_RATE_SHARE = 0.9
-MAX_LAG_S = 5.0
+MAX_LAG_P95_S = 3.0
 HEADER = (
     "| workers | hearings | holders | peers | audio fps/stream | video fps/stream "
-    "| max lag (s) | record lines | server cores | client cores | sustained |\n"
+    "| lag p95 / max (s) | record lines | server cores | client cores | sustained |\n"
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 QUIET_CPU_SHARE = 0.15  # between steps: the closed hearings' composites must finish first
@@ -75,8 +76,8 @@ class Step:
             out.append(f"audio {audio:.0f}/s per stream")
         if video < VIDEO.fps * MIN_RATE_SHARE:
             out.append(f"video {video:.0f}/s per stream")
-        if r.max_recognizer_lag_s > MAX_LAG_S:
-            out.append(f"recognizer lag {r.max_recognizer_lag_s:.1f} s")
+        if r.recognizer_lag.p95 / 1000 >= MAX_LAG_P95_S:
+            out.append(f"recognizer lag p95 {r.recognizer_lag.p95 / 1000:.1f} s")
         if r.captions_received == 0:
             out.append("no trial-record line")
         return out
@@ -86,7 +87,8 @@ class Step:
         verdict = "yes" if not self.failures() else "no: " + "; ".join(self.failures())
         return (f"| {self.workers} | {self.hearings} | {self.holders} | "
                 f"{r.peers_connected}/{r.clients} | {r.frame_rates.get('audio', 0):.1f} | "
-                f"{r.frame_rates.get('video', 0):.1f} | {r.max_recognizer_lag_s:.1f} | "
+                f"{r.frame_rates.get('video', 0):.1f} | {r.recognizer_lag.p95 / 1000:.1f} / "
+                f"{r.max_recognizer_lag_s:.1f} | "
                 f"{r.captions_received} | {self.server_cores:.2f} | "
                 f"{r.client_cpu_percent / 100:.2f} | {verdict} |")
 
@@ -154,7 +156,8 @@ async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s
             plan = LoadPlan(url=server.url, admin_token=server.token, hearings=hearings,
                             participants=PARTICIPANTS, media=True, in_session=True,
                             speech=SPEECH / "en_opening.wav", language="en", duration_s=hold_s,
-                            ping_s=0, speakers=SPEAKERS, video=VIDEO)
+                            ping_s=0, speakers=SPEAKERS, speaking_share=SPEAKING_SHARE,
+                            video=VIDEO)
             parts0 = await cpu_by_part(server.url, workers)
             cpu0, t0 = server.cpu_seconds(), time.monotonic()
             holders_seen: set[str] = set()
@@ -221,13 +224,15 @@ async def measure(hold_s: float) -> str:
 Each step schedules that many hearings of {PARTICIPANTS} (judge, defendant, lawyer,
 prosecutor; admitted at once), puts them in session (recording every participant, transcribing
 everyone live with the multilingual **base** model, language en), and holds them {hold_s:.0f} s
-while one participant of each hearing speaks without pause (looped English speech,
-`tests/speech/en_opening.wav`), the others' microphones carry silence (still Opus, still
-recorded and run through the voice detector), and every client sends {VIDEO.label}.
+while one participant of each hearing speaks {SPEAKING_SHARE:.0%} of the time (English speech,
+`tests/speech/en_opening.wav`, then silence, looped), the others' microphones carry silence
+(still Opus, still recorded and run through the voice detector), and every client sends
+{VIDEO.label}.
 The load tool runs on the same 2 cores; it replays media encoded once before the run (its
 cost is the "client cores" column, measured apart from the server's).
 Sustained: every peer connected and stayed, audio and video arrive at ≥ {MIN_RATE_SHARE:.0%} of
-their rate per stream, recognizer lag ≤ {MAX_LAG_S:.0f} s, and trial-record lines arrive.
+their rate per stream, the record less than {MAX_LAG_P95_S:.0f} s behind at p95 (the judges'
+lag reports, every second), and trial-record lines arrive.
 "Holders" is how many workers held the step's hearings (the kernel spreads the first joins).
 
 {HEADER}

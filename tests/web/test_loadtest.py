@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import uuid
+import wave
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from web.errors import LoadTestError
 from web.keys import HUB
 from web.loadtest.cli import video_format
 from web.loadtest.encoded import VideoFormat
-from web.loadtest.peer import EncodedMedia
+from web.loadtest.peer import EncodedMedia, load_speech
 from web.loadtest.plan import LoadPlan
 from web.loadtest.run import LoadRun
 
@@ -223,6 +224,9 @@ def test_plans_that_cannot_run_are_refused_naming_the_problem(tmp_path: Path) ->
         replace(ok, url="127.0.0.1:8080").check()
     with pytest.raises(LoadTestError, match="at least 1"):
         replace(ok, hearings=0).check()
+    for share in (0.0, 1.5):
+        with pytest.raises(LoadTestError, match="--speaking-share"):
+            replace(ok, speaking_share=share).check()
     not_wav = tmp_path / "speech.wav"
     not_wav.write_text("not audio")
     with pytest.raises(LoadTestError, match="cannot read it as WAV"):
@@ -250,3 +254,20 @@ def test_media_is_encoded_once_as_a_browser_would_send_it() -> None:
     vp8 = av.CodecContext.create("vp8", "r")
     pictures = [f for data, _ in media.video for f in vp8.decode(av.Packet(data))]
     assert len(pictures) == 60 and (pictures[0].width, pictures[0].height) == (160, 120)
+
+
+def test_a_speaker_speaks_the_share_of_the_time_asked(tmp_path: Path) -> None:
+    """Silence follows each pass of the recording (the normal hearing: someone speaks 70 %
+    of the time, not without pause)."""
+    wav = tmp_path / "speech.wav"
+    said = (np.sin(np.arange(16_000 * 7) * 2 * np.pi * 300 / 16_000) * 8000).astype(np.int16)
+    with wave.open(str(wav), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16_000)
+        f.writeframes(said.tobytes())
+    whole, rate = load_speech(wav)
+    assert rate == 16_000 and np.array_equal(whole, said)
+    looped, _ = load_speech(wav, 0.7)
+    assert looped.size == 16_000 * 10 and np.array_equal(looped[:said.size], said)
+    assert not looped[said.size:].any()

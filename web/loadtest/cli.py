@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speakers", type=int, default=None, metavar="K",
                         help="with --media, only the first K participants of each hearing "
                              "speak; the others send silence (default: everyone speaks)")
+    parser.add_argument("--speaking-share", type=float, default=1.0, metavar="F",
+                        help="with --speech, the share of the time each speaker speaks: "
+                             "silence follows each pass of the recording (default 1: none)")
     parser.add_argument("--video", type=video_format, default=VideoFormat(),
                         metavar="WxH@FPS",
                         help="with --media, what each camera sends (default 640x360@30, "
@@ -88,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         duration_s=args.duration, ramp_per_s=args.ramp, concurrency=args.concurrency,
         max_clients=args.max_clients, in_session=args.in_session, language=args.language,
         ping_s=args.ping, join_timeout_s=args.join_timeout, baseline_probes=args.baseline,
-        speakers=args.speakers, video=args.video,
+        speakers=args.speakers, speaking_share=args.speaking_share, video=args.video,
     )
     try:
         report = asyncio.run(run_load(plan))

@@ -54,6 +54,7 @@ class Tally:
     frames: Counter[str] = field(default_factory=Counter)
     captions: int = 0
     lag_s: float = 0.0
+    lags_s: list[float] = field(default_factory=list)
 
 
 class LoadClient:
@@ -221,6 +222,7 @@ class LoadClient:
             lag = data.get("lag_seconds")
             if isinstance(lag, int | float):
                 self._tally.lag_s = max(self._tally.lag_s, float(lag))
+                self._tally.lags_s.append(float(lag))
 
     async def leave(self, task: asyncio.Task[None]) -> None:
         """Say `leave` and let the server close the socket; close it ourselves if it does not."""

@@ -31,8 +31,9 @@ TONE_RATE = 16_000
 TONE_AMPLITUDE = 6_000
 
 
-def load_speech(path: Path) -> tuple[np.ndarray, int]:
-    """16-bit mono PCM samples of a WAV file and their rate."""
+def load_speech(path: Path, speaking_share: float = 1.0) -> tuple[np.ndarray, int]:
+    """16-bit mono PCM samples of a WAV file and their rate, followed by the silence that
+    makes the recording `speaking_share` of the loop."""
     try:
         with wave.open(str(path)) as f:
             if f.getsampwidth() != 2 or f.getnchannels() != 1:
@@ -43,7 +44,8 @@ def load_speech(path: Path) -> tuple[np.ndarray, int]:
         raise LoadTestError(f"--speech {path}: cannot read it as WAV: {e}") from e
     if samples.size < rate * AUDIO_FRAME_MS // 1000:
         raise LoadTestError(f"--speech {path}: shorter than one {AUDIO_FRAME_MS} ms frame")
-    return samples, rate
+    pause = round(samples.size * (1 / speaking_share - 1))
+    return np.concatenate([samples, np.zeros(pause, dtype=np.int16)]), rate
 
 
 def tone() -> tuple[np.ndarray, int]:

@@ -36,6 +36,9 @@ class LoadPlan:
     # How many participants of each hearing speak (the rest send silence); None: everyone.
     # In court one person speaks at a time; everyone talking at once is the worst case.
     speakers: int | None = None
+    # What share of the time a speaker speaks: the recording is followed by silence to make
+    # it so (a court's normal hearing has one person speaking some 70 % of the time).
+    speaking_share: float = 1.0
     # What each media client's camera sends (encoded once, replayed).
     video: VideoFormat = field(default_factory=VideoFormat)
 
@@ -63,6 +66,8 @@ class LoadPlan:
             raise LoadTestError("--speech needs --media")
         if self.speakers is not None and not 0 <= self.speakers <= self.participants:
             raise LoadTestError("--speakers must be between 0 and --participants")
+        if not 0 < self.speaking_share <= 1:
+            raise LoadTestError("--speaking-share must be above 0 and at most 1")
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class LoadReport:
     client_cpu_percent: float = 0.0  # this process while held, of one core
     captions_received: int = 0  # final trial-record lines, summed over the clients
     max_recognizer_lag_s: float = 0.0  # from the judges' `transcription` messages
+    recognizer_lag: Spread = field(default_factory=lambda: Spread.of([]))  # the same, spread
     hearings_cleaned: int = 0
     cleanup_errors: dict[str, int] = field(default_factory=dict)
 
@@ -164,7 +170,8 @@ class LoadReport:
             lines.append(f"  frames per received track while held: {rates or 'none'} (sent: "
                          f"audio {1000 // AUDIO_FRAME_MS}/s, video {self.video_fps}/s)")
             lines.append(f"  trial record: {self.captions_received} final captions received, "
-                         f"recognizer lag up to {self.max_recognizer_lag_s:.1f} s")
+                         f"recognizer lag p95 {self.recognizer_lag.p95 / 1000:.1f} s, "
+                         f"up to {self.max_recognizer_lag_s:.1f} s")
         lines.append(f"  load client CPU while held: {self.client_cpu_percent:.0f}% of a core")
         lines.append(f"  cleanup: {self.hearings_cleaned}/{self.hearings} hearings finished; "
                      f"errors {counts(self.cleanup_errors)}")

@@ -79,7 +79,8 @@ class LoadRun:
         self._tasks: dict[LoadClient, asyncio.Task[None]] = {}
         self._audio = None
         if plan.media:
-            self._audio = load_speech(plan.speech) if plan.speech is not None else tone()
+            self._audio = load_speech(plan.speech, plan.speaking_share) \
+                if plan.speech is not None else tone()
         self._media: EncodedMedia | None = None
         self._report = LoadReport(plan.url, plan.hearings, plan.clients, plan.media,
                                   video_fps=plan.video.fps if plan.media else 0)
@@ -282,6 +283,7 @@ class LoadRun:
         report.frames_received = dict(tally.frames)
         report.captions_received = tally.captions
         report.max_recognizer_lag_s = round(tally.lag_s, 2)
+        report.recognizer_lag = Spread.of(tally.lags_s)
         return report
 
     async def _cleanup(self) -> None:
