@@ -45,7 +45,9 @@ from tests.bench.report import write_section
 
 # A recording config also gives the forwarding row of its hearing size (its windows without
 # recording), so the forwarding rows at 3 and 6 participants come from those.
-DEFAULT_CONFIGS = "recording:3:1,baseline:3:1,recording:6:2,baseline:2:1,forwarding:2:1"
+DEFAULT_CONFIGS = (
+    "recording:3:1,baseline:3:1,recording:6:2,baseline:2:1,forwarding:2:1,recording:10:3"
+)
 
 log = logging.getLogger("bench_forwarding")
 

@@ -20,7 +20,7 @@ from media.recording import (
     ParticipantRecorder,
     RecordingFile,
 )
-from media.room import MediaRoom
+from media.room import MediaRoom, Routing
 from tests.bench.forwarding.channel import READY_TIMEOUT_S, Channel, child_setup
 from tests.bench.forwarding.meters import (
     LoopLag,
@@ -100,6 +100,15 @@ class ForwardingServer:
 
     async def join(self, channel: Channel, participant_id: str) -> None:
         await self.room.add(ParticipantPeer(participant_id, OfferChannel(channel, participant_id)))
+        # As in a hearing in session: the record takes everyone's audio (decoded by the audio
+        # tap for the recognizer), and everyone receives everyone else.
+        self.room.listen(participant_id, lambda samples, wall_time: None)
+        everyone = list(self.room.peers)
+        self.room.apply(Routing(
+            sources={subscriber: tuple((publisher, kind) for publisher in everyone
+                                       if publisher != subscriber for kind in ("audio", "video"))
+                     for subscriber in everyone},
+            on_record=frozenset((p, kind) for p in everyone for kind in ("audio", "video"))))
 
     async def accept_answer(self, participant_id: str, sdp: str) -> None:
         await self.room.peers[participant_id].accept_answer(sdp)
