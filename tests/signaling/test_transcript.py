@@ -622,3 +622,4 @@ async def test_a_participant_is_recognized_in_their_own_language(
     assert {line["language"] for line in lines} == {"en"}, lines
     heard = " ".join(line["text"] for line in lines)
     assert in_order(words(OPENING), words(heard)) >= 0.7, heard
+

@@ -215,7 +215,7 @@ def verdicts(results: list[Result]) -> list[str]:
             f"slowest stream {min(fwd.video_fps, default=0):.1f} fps: {'met' if ok else 'NOT met'}."
         )
     for r in results:
-        if r.missing or (r.video_fps and min(r.video_fps) < 0.9 * FPS):
+        if r.missing or not r.video_fps or min(r.video_fps) < 0.9 * FPS:
             out.append(
                 f"- {r.config.mode} at {r.config.participants} participants did not deliver "
                 f"every stream at full rate (slowest {min(r.video_fps, default=0):.1f} fps; "
