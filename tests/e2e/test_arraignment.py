@@ -136,10 +136,13 @@ async def test_an_arraignment_from_identity_checks_to_the_signed_record(
     assert any("法庭警告被告人张三：" in n for n in notes), notes
     r = await client.get(f"{API}/hearings/{hearing.id}/attendance", headers=admin)
     report = {a["name"]: a for a in (await r.json())["items"]}
-    [drop] = report["李明"]["absences"]
-    assert drop["cause"] == "network_lost" and not drop["walk_out"], drop
-    left = datetime.fromisoformat(drop["left_at"]).astimezone(BEIJING)
-    assert f"{left:%H:%M} 律师李明离开庭审（网络中断）" in notes, notes
+    # The cut is an absence for network loss (on a machine busy enough to miss the tests'
+    # 1 s heartbeat's pong there may be another, of the same cause: never a walk-out).
+    drops = report["李明"]["absences"]
+    assert drops and all(d["cause"] == "network_lost" and not d["walk_out"] for d in drops), drops
+    for drop in drops:
+        left = datetime.fromisoformat(drop["left_at"]).astimezone(BEIJING)
+        assert f"{left:%H:%M} 律师李明离开庭审（网络中断）" in notes, notes
     block = paragraphs[paragraphs.index("签名") + 1:]
     assert block[2] == "证人陈证人：拒绝签名（未看完笔录）", block
     assert [b.split("（签名）")[0] for b in block if "（签名）" in b] == [
