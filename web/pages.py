@@ -1,8 +1,9 @@
 """What every page shares (templates, headers, the court's time) and the routes of all pages.
 
 Pages that show the server's data are Jinja2 templates under web/templates/, rendered with
-autoescaping on: a value is never markup, whatever a clerk or participant typed. Pages that
-show no data are plain files under web/static/pages/, served as they are.
+autoescaping on: a value is never markup, whatever a clerk or participant typed; so are the
+staff pages' shells, which share the staff bar (`_staff.html`). The landing page and the prison
+kiosk are plain files under web/static/pages/, served as they are.
 """
 
 from __future__ import annotations
@@ -71,16 +72,11 @@ async def _page_headers(_request: web.Request, response: web.StreamResponse) -> 
         response.headers.update(PAGE_HEADERS)
 
 
-# Pages that show no data: the landing page, the prison kiosk, and the staff pages whose
-# scripts fetch everything with the clerk's token.
+# Pages that show no data and share nothing with the staff pages: the landing page and the
+# prison kiosk.
 STATIC_ROUTES = {
     "/": "index.html",
     "/terminal": "terminal.html",
-    "/my": "my.html",
-    "/schedule": "schedule.html",
-    "/live": "live.html",
-    "/review": "review-list.html",
-    "/tokens": "tokens.html",
 }
 
 

@@ -2,8 +2,8 @@
 page where participants read and sign a closed hearing's record.
 
 Each page is a shell: the data comes from the REST API, called by the page's script with the
-admin token the clerk signs in with (kept in sessionStorage, sent as a bearer). /schedule, /live,
-/review and /tokens show no data at all: they are static files (web/pages.py serves them). A
+credentials the clerk signs in with (kept in sessionStorage, sent as a bearer). /my, /schedule,
+/live, /review and /tokens show no data at all: the same shell for every reader. A
 judge opens the review of their own hearing with their join token in the URL fragment, which never
 reaches the server; so nothing about a hearing is rendered here, only whether its id exists.
 """
@@ -11,6 +11,7 @@ reaches the server; so nothing about a hearing is rendered here, only whether it
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,6 +20,23 @@ from web.keys import REGISTRY
 from web.pages import render
 
 STYLES = ("/static/staff.css",)
+# The staff pages that show no data: path -> (template, title, script under /static/staff/).
+SHELLS = {
+    "/my": ("my.html", "我的庭审 My hearings", "my.js"),
+    "/schedule": ("schedule.html", "日程 Schedule", "schedule.js"),
+    "/live": ("live.html", "正在进行 Live", "live.js"),
+    "/review": ("review_list.html", "庭审回看 Review", "review-list.js"),
+    "/tokens": ("tokens.html", "接口令牌 API tokens", "tokens.js"),
+}
+
+
+def shell(template: str, title: str, script: str) -> Callable[[web.Request],
+                                                              Awaitable[web.Response]]:
+    async def serve(request: web.Request) -> web.Response:
+        return render(request, template, title, styles=STYLES,
+                      scripts=(f"/static/staff/{script}",), body_attrs={"class": "staff-page"})
+
+    return serve
 
 
 async def _page(request: web.Request, template: str, title: str, scripts: tuple[str, ...],
@@ -52,5 +70,7 @@ async def sign(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    for path, (template, title, script) in SHELLS.items():
+        app.router.add_get(path, shell(template, title, script))
     app.router.add_get("/review/{hearing_id}", review)
     app.router.add_get("/sign/{hearing_id}", sign)
