@@ -1,10 +1,13 @@
 """A subscriber's downlink: how much it carries, and which videos it gets when that is not all.
 
 Audio comes first, always: a party who cannot hear the court has not had a hearing. The server
-forwards encoded frames and cannot make a publisher's video smaller for one subscriber, so when
-a subscriber's link cannot carry everything, whole videos are held back for that subscriber,
-least important first (the active speaker and the judge are kept longest), and its audio is
-never queued behind video (`media.pacing`).
+forwards encoded frames and cannot make a publisher's picture smaller for one subscriber, but
+browsers publish VP8 in three temporal layers (`media.forwarding`), so it can send fewer
+frames. When a subscriber's link cannot carry everything, the least important video goes down
+a step at a time (half its frame rate, a quarter, then held back entirely) before the next one
+is touched (the active speaker and the judge are kept longest); the steps cost what that
+publisher's layers are measured to cost, and a video with no layers (a publisher that sends
+none) has one step only: held. Audio is never queued behind video (`media.pacing`).
 
 The estimate follows Google's congestion control in outline. Receiver reports say what
 fraction of our packets the subscriber lost and (for audio, which always flows) the round trip.
@@ -12,9 +15,10 @@ Heavy loss means the link carries about what got through: the estimate drops to 
 margin. Once a link has shown a limit, a round trip growing over the least seen is a queue
 building at its bottleneck, and the estimate drops below what we send before anything is lost.
 A clean link lets the estimate grow by 8% a second, up to twice what we send. To learn whether
-a held video would now fit, the link is probed: padding fills it up to the estimate (so the
-estimate can grow on evidence) and the video comes back once the estimate has room for it. A
-probe or a returned video that brings congestion back doubles the wait before the next try.
+more video would now fit, the link is probed: padding fills it up to the estimate (so the
+estimate can grow on evidence) and the most important video not at full rate goes up a step
+once the estimate has room for it. A probe or a step up that brings congestion back doubles
+the wait before the next try.
 
 Pure logic on a clock the caller passes in: no aiortc, no asyncio.
 """
@@ -69,11 +73,17 @@ PROBE_MAX_S = 6.0
 
 @dataclass(frozen=True)
 class VideoCandidate:
-    """A video the subscriber may receive: its slot, and its publisher's recent bitrate."""
+    """A video the subscriber may receive: its slot, and what its publisher sends, measured:
+    `rates[k]` bits a second with temporal layers 0 to k (one rate when it sends no layers)."""
 
     slot: int
     participant_id: str
-    bps: float
+    rates: tuple[float, ...]
+
+    def rate(self, step: int) -> float:
+        """Bits a second at `step`: 0 is every layer, each step one layer fewer, and the
+        last step (`len(rates)`) held back."""
+        return self.rates[len(self.rates) - 1 - step] if step < len(self.rates) else 0.0
 
 
 class LinkEstimate:
@@ -194,27 +204,42 @@ class LinkEstimate:
 
 
 class VideoPlan:
-    """Which of a subscriber's videos are forwarded, given its link.
+    """Which of a subscriber's videos are forwarded, and with how many temporal layers, given
+    its link.
 
-    `decide` is called a few times a second with the videos in order of importance; it holds
-    back the least important that do not fit and, after a hold-off, probes the link and gives
-    them back one at a time as it shows room.
+    Each video goes down in steps: every layer, one layer fewer (half the frame rate), ...,
+    the base layer alone, then held back. `decide` is called a few times a second with the
+    videos in order of importance; it takes the least important video down a step at a time
+    until what is sent fits and, after a hold-off, probes the link and takes the most
+    important video not at full rate up a step at a time as the link shows room.
     """
 
     def __init__(self) -> None:
         self.held: set[int] = set()  # slots held back
+        self.cut: dict[int, int] = {}  # slot -> temporal layers left out (none when absent)
         self.probing = False  # pad the link up to the estimate, to learn if it carries more
         self._hold_off = 0  # index into HOLD_OFF_S
         self._resume_after = float("-inf")
-        self._tried_at: float | None = None  # a video given back, or a probe begun
+        self._tried_at: float | None = None  # a step up taken, or a probe begun
         self._congestion_seen = float("-inf")
+
+    def _steps(self, videos: Sequence[VideoCandidate]) -> dict[int, int]:
+        """Each video's step now (see `VideoCandidate.rate`)."""
+        return {v.slot: len(v.rates) if v.slot in self.held
+                else min(self.cut.get(v.slot, 0), len(v.rates) - 1) for v in videos}
+
+    def _keep(self, videos: Sequence[VideoCandidate], steps: dict[int, int]) -> None:
+        self.held = {v.slot for v in videos if steps[v.slot] == len(v.rates)}
+        self.cut = {v.slot: steps[v.slot] for v in videos
+                    if 0 < steps[v.slot] < len(v.rates)}
 
     def decide(self, estimate: LinkEstimate, videos: Sequence[VideoCandidate], audio_slots: int,
                now: float) -> set[int]:
-        """The slots to hold back from now on."""
-        self.held &= {v.slot for v in videos}
+        """The slots to hold back from now on (and in `cut`, the layers left out of others)."""
+        steps = self._steps(videos)
         if estimate.bps is None:
             self.held.clear()
+            self.cut.clear()
             self.probing = False
             return self.held
         if estimate.congested_at > self._congestion_seen:
@@ -228,24 +253,24 @@ class VideoPlan:
         elif self._tried_at is not None and now - self._tried_at >= STABLE_S:
             self._hold_off = 0
         budget = estimate.bps - audio_slots * AUDIO_SLOT_BPS
-        used = 0.0
-        for video in videos:
-            if video.slot in self.held:
-                continue
-            # A video already flowing keeps its place at its own rate (its rate wanders, and
-            # holding and giving it back on every wobble would be worse than either).
-            if used + video.bps <= budget:
-                used += video.bps
-            else:
-                self.held.add(video.slot)
-        used = self._swap_by_importance(videos, used, budget)
-        waiting = [v for v in videos if v.slot in self.held]
-        if not waiting or now < self._resume_after:
+        # A video keeps its step at its own rate while everything fits (its rate wanders,
+        # and going down and up on every wobble would be worse than either).
+        used = sum(v.rate(steps[v.slot]) for v in videos)
+        for video in reversed(videos):  # the least important first
+            while used > budget and steps[video.slot] < len(video.rates):
+                used -= video.rate(steps[video.slot]) - video.rate(steps[video.slot] + 1)
+                steps[video.slot] += 1
+        used = self._swap_by_importance(videos, steps, used, budget)
+        self._keep(videos, steps)
+        waiting = next((v for v in videos if steps[v.slot] > 0), None)
+        if waiting is None or now < self._resume_after:
             self.probing = False
             return self.held
-        if used + waiting[0].bps * VIDEO_HEADROOM <= budget:
-            # The link has shown room for the most important one held: give it back.
-            self.held.discard(waiting[0].slot)
+        step = steps[waiting.slot]
+        if used + (waiting.rate(step - 1) - waiting.rate(step)) * VIDEO_HEADROOM <= budget:
+            # The link has shown room for the most important one's next step: take it.
+            steps[waiting.slot] = step - 1
+            self._keep(videos, steps)
             self._tried_at = now
             self._resume_after = now + HOLD_OFF_S[0]
             self.probing = False
@@ -259,25 +284,29 @@ class VideoPlan:
             self._tried_at = None
         return self.held
 
-    def _swap_by_importance(self, videos: Sequence[VideoCandidate], used: float,
-                            budget: float) -> float:
-        """A video held while less important ones flow (the active speaker changed, a held
-        slot now carries the judge): it takes their place when what they free fits it. One
-        swap a call; returns what the flowing videos then use."""
-        rank = {v.slot: i for i, v in enumerate(videos)}
-        for wanted in (v for v in videos if v.slot in self.held):
-            less = [v for v in videos
-                    if v.slot not in self.held and rank[v.slot] > rank[wanted.slot]]
-            freed, dropped = 0.0, []
-            for video in reversed(less):  # the least important first
-                if used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
-                    break
-                freed += video.bps
-                dropped.append(video)
-            if dropped and used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
-                self.held.discard(wanted.slot)
-                self.held.update(v.slot for v in dropped)
-                return used - freed + wanted.bps
+    def _swap_by_importance(self, videos: Sequence[VideoCandidate], steps: dict[int, int],
+                            used: float, budget: float) -> float:
+        """A video sent at less than full rate while less important ones get more (the
+        active speaker changed, a held slot now carries the judge): it goes up a step when
+        taking them down, the least important first, frees enough. One swap a call; returns
+        what the videos then use."""
+        for i, wanted in enumerate(videos):
+            step = steps[wanted.slot]
+            if step == 0:
+                continue
+            need = (wanted.rate(step - 1) - wanted.rate(step)) * VIDEO_HEADROOM
+            lowered = dict(steps)
+            freed = 0.0
+            for video in reversed(videos[i + 1:]):
+                while (used - freed + need > budget
+                       and lowered[video.slot] < len(video.rates)):
+                    s = lowered[video.slot]
+                    freed += video.rate(s) - video.rate(s + 1)
+                    lowered[video.slot] = s + 1
+            if freed and used - freed + need <= budget:
+                lowered[wanted.slot] = step - 1
+                steps.update(lowered)
+                return used - freed + wanted.rate(step - 1) - wanted.rate(step)
         return used
 
     def video_budget(self, estimate: LinkEstimate, audio_slots: int) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from media.aiortc_adapter import (
     ANSWERING_FEEDBACK,
     DROP,
     PADDING_BYTES,
+    CapturedFrame,
     capture_encoded,
     consent_expired,
     hook_sends,
@@ -45,7 +47,7 @@ from media.audio import AudioTap
 from media.counters import MediaCounters
 from media.downlink import LinkEstimate, VideoCandidate, VideoPlan
 from media.errors import NegotiationError
-from media.forwarding import EncodedFrame, ForwardedTrack, Publication, is_keyframe
+from media.forwarding import TOP_LAYER, EncodedFrame, ForwardedTrack, Publication, is_keyframe
 from media.pacing import Pacer
 from media.recording import SenderClock
 
@@ -79,6 +81,8 @@ class SlotInfo:
     participant_id: str | None
     # Held back because the subscriber's link cannot carry it now (video only).
     held: bool = False
+    # Sent at a lower frame rate (fewer temporal layers) for the same reason.
+    reduced: bool = False
 
 
 @dataclass
@@ -91,7 +95,7 @@ class Slot:
         source = self.track.source
         return SlotInfo(
             self.transceiver.mid, self.track.kind, source.participant_id if source else None,
-            self.track.held,
+            self.track.held, not self.track.held and self.track.top_layer < TOP_LAYER,
         )
 
 
@@ -135,6 +139,13 @@ def _usable(algorithm: str, value: str) -> bool:
     return (size is not None and len(pairs) == size
             and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
                     for p in pairs))
+
+
+def _layer_rates(publication: Publication) -> tuple[float, ...]:
+    """What `publication` costs with temporal layers 0 to k, for each layer it sends (as
+    measured over the last second; one rate for a publisher that sends no layers)."""
+    sent = max((k for k, fps in enumerate(publication.layer_fps) if fps > 0), default=0)
+    return tuple(itertools.accumulate(publication.layer_bps[:sent + 1]))
 
 
 class ParticipantPeer:
@@ -218,11 +229,12 @@ class ParticipantPeer:
         publication = self.publications[track.kind]
         kind = track.kind
 
-        def on_frame(codec: str, frame: Any) -> None:
+        def on_frame(codec: str, frame: CapturedFrame) -> None:
             publication.push(
                 EncodedFrame(
                     kind, codec, frame.data, frame.timestamp,
                     is_keyframe(codec, frame.data), time.monotonic(),
+                    frame.layer, frame.layer_sync,
                 )
             )
 
@@ -312,18 +324,19 @@ class ParticipantPeer:
         self.link.sent(nbytes, time.monotonic())
 
     def adapt(self, importance: Sequence[str], now: float) -> bool:
-        """Hold back the videos this subscriber's link cannot carry, most important kept
-        longest (`importance`: participant ids, most important first; others after them in
-        slot order). Returns whether the slots changed."""
+        """Send fewer frames of, or hold back, the videos this subscriber's link cannot carry,
+        most important kept longest (`importance`: participant ids, most important first;
+        others after them in slot order). Returns whether the slots changed."""
         if not self.adapting:
             return False
         rank = {pid: i for i, pid in enumerate(importance)}
         videos = sorted(
-            (VideoCandidate(i, s.track.source.participant_id, s.track.source.bps)
+            (VideoCandidate(i, s.track.source.participant_id, _layer_rates(s.track.source))
              for i, s in enumerate(self.slots)
              if s.track.kind == "video" and s.track.source is not None),
             key=lambda v: (rank.get(v.participant_id, len(rank)), v.slot),
         )
+        layers = {v.slot: len(v.rates) for v in videos}
         audio_slots = sum(1 for s in self.slots
                           if s.track.kind == "audio" and s.track.source is not None)
         held = self.plan.decide(self.link, videos, audio_slots, now)
@@ -332,12 +345,15 @@ class ParticipantPeer:
             self._probe_wanted.set()
         else:
             self._probe_wanted.clear()
-        changed = False
+        before = self.slot_infos()
         for i, slot in enumerate(self.slots):
-            if slot.track.kind == "video" and slot.track.held != (i in held):
-                slot.track.hold(i in held)
-                changed = True
-        return changed
+            if slot.track.kind != "video":
+                continue
+            slot.track.hold(i in held)
+            # The layers the publisher sends, less those left out for this link.
+            slot.track.set_top_layer(
+                layers[i] - 1 - self.plan.cut.get(i, 0) if i in layers else TOP_LAYER)
+        return self.slot_infos() != before
 
     async def _probe(self) -> None:
         """While the plan probes the link: pad what we send up to the estimate, so that the
@@ -364,9 +380,13 @@ class ParticipantPeer:
     def downlink(self) -> dict[str, Any]:
         """What the court is shown of the subscriber's link."""
         estimate = self.link.bps
+        reduced = [{"participant_id": s.track.source.participant_id,
+                    "fps": round(sum(s.track.source.layer_fps[:s.track.top_layer + 1]), 1)}
+                   for s in self.slots if s.info.reduced and s.track.source is not None]
         return {
             "downlink_kbps": None if estimate is None else round(estimate / 1000),
             "videos_held": sum(1 for s in self.slots if s.track.held),
+            "videos_reduced": reduced,
         }
 
     # -- negotiation ----------------------------------------------------------------------
