@@ -14,11 +14,13 @@ fraction of our packets the subscriber lost and (for audio, which always flows) 
 Heavy loss means the link carries about what got through: the estimate drops to that, less a
 margin. Once a link has shown a limit, a round trip growing over the least seen is a queue
 building at its bottleneck, and the estimate drops below what we send before anything is lost.
-A clean link lets the estimate grow by 8% a second, up to twice what we send. To learn whether
-more video would now fit, the link is probed: padding fills it up to the estimate (so the
-estimate can grow on evidence) and the most important video not at full rate goes up a step
-once the estimate has room for it. A probe or a step up that brings congestion back doubles
-the wait before the next try.
+A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
+learn whether more video would now fit, the link is probed: padding fills it up to the estimate
+(so the estimate can grow on evidence) and the most important video whose next step the
+estimate has room for goes up that step, once the estimate has held as long as reports lag (a
+probe grows it past the link's rate before the reports show the queue). A probe or a step up
+that brings congestion back doubles the wait before the next try. The padding is what a full
+bottleneck drops most of: its loss says the link is full, the media's how much got through.
 
 Pure logic on a clock the caller passes in: no aiortc, no asyncio.
 """
@@ -58,16 +60,18 @@ RTT_SMOOTHING = 0.8
 MIN_RTT_WINDOW_S = 30.0
 QUEUEING_FRESH_S = 2.0
 GROWTH_PER_S = 0.08
+GROWTH_CAP = 1.5  # times what was sent (GCC's: 1.5 times what was acknowledged)
 MIN_BPS = 64_000
 MAX_BPS = 50_000_000
-# A video comes back only with this headroom over its rate: keyframes come in bursts.
+# A video comes back, or goes up a step, only with this headroom over the rate it comes to:
+# keyframes come in bursts, and rates wander.
 VIDEO_HEADROOM = 1.15
 # The audio of one slot on the wire (Opus at browsers' ~32-40 kbit/s, 50 packets/s, headers).
 AUDIO_SLOT_BPS = 60_000
 HOLD_OFF_S = (5.0, 10.0, 20.0, 40.0)
 STABLE_S = 30.0  # a returned video (or a probe) that lasted this long resets the hold-off
-# A probe that has not made room for the video within this long ends as a failed try: on a
-# link far too narrow for it, probing would only keep the bottleneck's queue full.
+# A probe under which the estimate has not grown for this long ends as a failed try: on a
+# link far too narrow for more, probing would only keep the bottleneck's queue full.
 PROBE_MAX_S = 6.0
 
 
@@ -84,6 +88,11 @@ class VideoCandidate:
         """Bits a second at `step`: 0 is every layer, each step one layer fewer, and the
         last step (`len(rates)`) held back."""
         return self.rates[len(self.rates) - 1 - step] if step < len(self.rates) else 0.0
+
+    def room_to_rise(self, step: int) -> float:
+        """What going up from `step` needs: what it adds, and headroom on the rate it comes
+        to (that rate wanders, and a video coming back starts with a keyframe)."""
+        return self.rate(step - 1) - self.rate(step) + (VIDEO_HEADROOM - 1) * self.rate(step - 1)
 
 
 class LinkEstimate:
@@ -105,7 +114,8 @@ class LinkEstimate:
         self._sent_peak = (float("-inf"), 0.0)  # (when, bits a second)
         self._last_decrease = float("-inf")
         self._last_growth: float | None = None
-        self._losses: dict[int, tuple[float, float]] = {}  # stream -> (when, fraction lost)
+        # stream -> (when, fraction lost, whether it carries the probe)
+        self._losses: dict[int, tuple[float, float, bool]] = {}
         self._heavy_since: float | None = None
         self.lossy_until = float("-inf")  # until then loss alone says nothing of the link
 
@@ -143,13 +153,18 @@ class LinkEstimate:
             return sent
         return peak
 
-    def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float) -> None:
+    def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float,
+               probe: bool = False) -> None:
         """A receiver report on one of our streams: `fraction_lost` (0-1) of its packets since
-        its last one, and the round trip it measured (None: not measured)."""
-        self._losses[stream] = (now, fraction_lost)
-        for key in [k for k, (at, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
+        its last one, and the round trip it measured (None: not measured). `probe`: the
+        stream that carries the probe's padding (and retransmissions), which is what a
+        bottleneck filled by a probe drops most of: its loss says the link is full, not how
+        much of the media got through."""
+        self._losses[stream] = (now, fraction_lost, probe)
+        for key in [k for k, (at, _, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
             del self._losses[key]
-        fraction_lost = self.loss = max(f for _, f in self._losses.values())
+        fraction_lost = self.loss = max(f for _, f, _ in self._losses.values())
+        media_lost = max((f for _, f, p in self._losses.values() if not p), default=0.0)
         if rtt is not None:
             self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (
                 1 - RTT_SMOOTHING) * rtt
@@ -179,7 +194,7 @@ class LinkEstimate:
         full = queued or (fraction_lost > SEVERE_LOSS and now >= self.lossy_until)
         if full:
             if not held_off and sent > 0:
-                self._lower(sent * (1 - fraction_lost) * DELIVERED_MARGIN, now)
+                self._lower(sent * (1 - media_lost) * DELIVERED_MARGIN, now)
             self._last_growth = now
         elif fraction_lost > HEAVY_LOSS:
             self._last_growth = now  # a lossy link: no growth, and no decrease either
@@ -193,8 +208,10 @@ class LinkEstimate:
             since = 0.0 if self._last_growth is None else now - self._last_growth
             self._last_growth = now
             grown = self.bps * (1 + GROWTH_PER_S) ** min(since, 2.0)
-            # The link has carried what we sent, no more: twice that is already a guess.
-            self.bps = min(grown, max(self.bps, 2 * self.sent_bps(now)), MAX_BPS)
+            # The link has carried what we sent, no more: beyond a little over that is a
+            # guess (twice was seen to reach 1.26 Mbit/s on a 1 Mbit/s link and let in a
+            # video that flooded it): more must be probed.
+            self.bps = min(grown, max(self.bps, GROWTH_CAP * self.sent_bps(now)), MAX_BPS)
         else:
             self._last_growth = now
 
@@ -210,8 +227,8 @@ class VideoPlan:
     Each video goes down in steps: every layer, one layer fewer (half the frame rate), ...,
     the base layer alone, then held back. `decide` is called a few times a second with the
     videos in order of importance; it takes the least important video down a step at a time
-    until what is sent fits and, after a hold-off, probes the link and takes the most
-    important video not at full rate up a step at a time as the link shows room.
+    until what is sent fits and, after a hold-off, takes the most important video whose next
+    step fits up a step, or probes the link when none does.
     """
 
     def __init__(self) -> None:
@@ -220,7 +237,9 @@ class VideoPlan:
         self.probing = False  # pad the link up to the estimate, to learn if it carries more
         self._hold_off = 0  # index into HOLD_OFF_S
         self._resume_after = float("-inf")
-        self._tried_at: float | None = None  # a step up taken, or a probe begun
+        self._tried_at: float | None = None  # a step up taken, or a probe begun (or grew)
+        self._probed_to = 0.0  # the estimate when the probe last made it grow
+        self._budgets: collections.deque[tuple[float, float]] = collections.deque()
         self._congestion_seen = float("-inf")
 
     def _steps(self, videos: Sequence[VideoCandidate]) -> dict[int, int]:
@@ -253,30 +272,50 @@ class VideoPlan:
         elif self._tried_at is not None and now - self._tried_at >= STABLE_S:
             self._hold_off = 0
         budget = estimate.bps - audio_slots * AUDIO_SLOT_BPS
+        # The room the link has shown: what the estimate has held for as long as reports lag
+        # (a probe grows it past the link's rate before the reports say the queue builds).
+        self._budgets.append((now, budget))
+        while now - self._budgets[0][0] > DECREASE_HOLD_S:
+            self._budgets.popleft()
+        shown = min(b for _, b in self._budgets)
         # A video keeps its step at its own rate while everything fits (its rate wanders,
         # and going down and up on every wobble would be worse than either).
         used = sum(v.rate(steps[v.slot]) for v in videos)
+        flowing = dict(steps)
         for video in reversed(videos):  # the least important first
             while used > budget and steps[video.slot] < len(video.rates):
                 used -= video.rate(steps[video.slot]) - video.rate(steps[video.slot] + 1)
                 steps[video.slot] += 1
-        used = self._swap_by_importance(videos, steps, used, budget)
+        # Holding a large video may have freed more than was needed: what was taken down on
+        # the way goes back up as far as that leaves room (it flowed: nothing to probe).
+        for video in videos:
+            while steps[video.slot] > flowing[video.slot]:
+                more = video.rate(steps[video.slot] - 1) - video.rate(steps[video.slot])
+                if used + more > budget:
+                    break
+                used += more
+                steps[video.slot] -= 1
+        used = self._swap_by_importance(videos, steps, used, shown)
         self._keep(videos, steps)
-        waiting = next((v for v in videos if steps[v.slot] > 0), None)
-        if waiting is None or now < self._resume_after:
+        waiting = [v for v in videos if steps[v.slot] > 0]
+        if not waiting or now < self._resume_after:
             self.probing = False
             return self.held
-        step = steps[waiting.slot]
-        if used + (waiting.rate(step - 1) - waiting.rate(step)) * VIDEO_HEADROOM <= budget:
-            # The link has shown room for the most important one's next step: take it.
-            steps[waiting.slot] = step - 1
+        # The most important video whose next step the link has shown room for (a video
+        # without layers, whose one step is large, does not keep a smaller one waiting).
+        fits = next((v for v in waiting if used + v.room_to_rise(steps[v.slot]) <= shown), None)
+        if fits is not None:
+            steps[fits.slot] -= 1
             self._keep(videos, steps)
             self._tried_at = now
             self._resume_after = now + HOLD_OFF_S[0]
             self.probing = False
         elif not self.probing:
             self.probing = True
-            self._tried_at = now
+            self._tried_at, self._probed_to = now, estimate.bps
+        elif estimate.bps > self._probed_to:
+            # The estimate is growing on what the probe sends: the probe is no failure yet.
+            self._tried_at, self._probed_to = now, estimate.bps
         elif self._tried_at is not None and now - self._tried_at >= PROBE_MAX_S:
             self.probing = False
             self._hold_off = min(self._hold_off + 1, len(HOLD_OFF_S) - 1)
@@ -294,7 +333,7 @@ class VideoPlan:
             step = steps[wanted.slot]
             if step == 0:
                 continue
-            need = (wanted.rate(step - 1) - wanted.rate(step)) * VIDEO_HEADROOM
+            need = wanted.room_to_rise(step)
             lowered = dict(steps)
             freed = 0.0
             for video in reversed(videos[i + 1:]):

@@ -44,6 +44,7 @@ STALE_START_S = 0.3
 # rate) starts again from a keyframe instead of showing ever later pictures.
 MAX_VIDEO_DELAY_S = 1.0
 RATE_WINDOW_S = 1.0
+PAUSE_S = 1.0  # a slot that sent nothing this long (held, muted) resumes after it
 LAYERS = 3  # VP8 temporal layers a publisher may send (L1T3); frames without one are layer 0
 TOP_LAYER = LAYERS - 1
 # What a frame costs on the wire beyond its bytes: RTP, SRTP, UDP and IP headers per packet.
@@ -243,6 +244,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_out = 0
         self.frames_dropped = 0
         self.last_sent_at = float("-inf")  # monotonic time of the last frame handed out
+        self.sending_since = float("-inf")  # when it last began sending after a pause
 
     def set_source(self, publication: Publication | None) -> None:
         if publication is self.source:
@@ -382,7 +384,10 @@ class ForwardedTrack(MediaStreamTrack):
         packet.pts = self._next_timestamp(frame.timestamp)
         packet.time_base = self._time_base
         self.frames_out += 1
-        self.last_sent_at = time.monotonic()
+        now = time.monotonic()
+        if now - self.last_sent_at > PAUSE_S:
+            self.sending_since = now
+        self.last_sent_at = now
         self._counters.frames_forwarded += 1
         self._counters.bytes_forwarded += len(frame.data)
         return packet

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 KINDS = ("audio", "video")
 PROBE_TICK_S = 0.02
 RTT_FRESH_S = 0.2
+RESUMED_S = 3.0  # aiortc sends a sender report every 0.5-1.5 s
 PROBE_PACKET_BYTES = 12 + 8 + PADDING_BYTES + 10  # header, extensions, padding, SRTP tag
 FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
 ANSWER_TIMEOUT_S = 20.0
@@ -295,11 +296,19 @@ class ParticipantPeer:
     def _on_report(self, track: ForwardedTrack, ssrc: int, fraction: float,
                    rtt: float | None) -> None:
         now = time.monotonic()
-        # aiortc's sender reports carry the time of the last packet sent, so a stream that
-        # sends nothing (a held video, a muted voice) measures a round trip far too long.
-        if now - track.last_sent_at > RTT_FRESH_S:
+        # aiortc's sender reports carry the time of the last packet sent, so a stream
+        # measures a round trip too long by up to the time between its packets: far too long
+        # for one that sends nothing (a held video, a muted voice, and the reports on those
+        # sent before it resumed), and by a frame's interval for video (133 ms at a quarter
+        # of the frame rate, a queue's worth). Audio (50 packets a second) measures it.
+        if (now - track.last_sent_at > RTT_FRESH_S or now - track.sending_since < RESUMED_S
+                or (track.kind == "video" and self._audio_flowing(now))):
             rtt = None
-        self.link.report(ssrc, fraction, rtt, now)
+        self.link.report(ssrc, fraction, rtt, now, probe=ssrc in self._retransmit_ssrcs)
+
+    def _audio_flowing(self, now: float) -> bool:
+        return any(s.track.kind == "audio" and now - s.track.last_sent_at <= RTT_FRESH_S
+                   for s in self.slots)
 
     def _before_send(self, data: bytes, rtcp: bool) -> Any:
         """Every packet to the subscriber: counted; video waits for the pacer, and a video
@@ -351,15 +360,18 @@ class ParticipantPeer:
                 continue
             slot.track.hold(i in held)
             # The layers the publisher sends, less those left out for this link.
-            slot.track.set_top_layer(
-                layers[i] - 1 - self.plan.cut.get(i, 0) if i in layers else TOP_LAYER)
+            cut = self.plan.cut.get(i, 0)
+            slot.track.set_top_layer(layers[i] - 1 - cut if cut and i in layers else TOP_LAYER)
         return self.slot_infos() != before
 
     async def _probe(self) -> None:
         """While the plan probes the link: pad what we send up to the estimate, so that the
         estimate can grow on evidence of what the link carries (RTX padding, as browsers
         probe; the subscriber drops it)."""
+        credit = 0.0  # packets owed
         while True:
+            if not self._probe_wanted.is_set():
+                credit = 0.0
             await self._probe_wanted.wait()
             try:
                 sender = next((s.transceiver.sender for s in self.slots
@@ -367,8 +379,12 @@ class ParticipantPeer:
                 target = self.link.bps
                 if sender is not None and target is not None:
                     missing = target - self.link.media_bps(time.monotonic())
-                    packets = int(missing * PROBE_TICK_S / 8 / PROBE_PACKET_BYTES)
-                    for _ in range(max(0, packets)):
+                    # Fractions of a packet add up: on a narrow link a tick's share of what
+                    # is missing is less than one packet, and probing would send nothing.
+                    credit = max(0.0, credit + missing * PROBE_TICK_S / 8 / PROBE_PACKET_BYTES)
+                    packets = int(credit)
+                    credit -= packets
+                    for _ in range(packets):
                         if not await send_padding(sender):
                             break
             except Exception:
