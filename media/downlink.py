@@ -180,7 +180,9 @@ class LinkEstimate:
         queueing = self.queueing
         sent = self._reported_bps(now)
         held_off = now - self._last_decrease < DECREASE_HOLD_S
-        if fraction_lost <= HEAVY_LOSS:
+        # Only the media's loss says the link itself loses: the retransmission stream also
+        # "loses" the retransmissions the pacer had no room for (their sequence numbers taken).
+        if media_lost <= HEAVY_LOSS:
             self._heavy_since = None
         elif self._heavy_since is None:
             self._heavy_since = now

@@ -389,3 +389,20 @@ def test_when_the_active_speaker_changes_their_layers_come_from_a_less_important
     # step: the next waits for the hold-off, the link carrying no more than before).
     assert plan.decide(link, [lawyer, judge], 3, 0.25) == {judge.slot}
     assert plan.cut == {lawyer.slot: 2}
+
+
+def test_loss_on_the_retransmission_stream_alone_never_makes_a_lossy_link():
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.05, 1.0)
+    link.report(VIDEO, 0.6, None, 2.0)
+    assert link.bps is not None
+    t = 2.0
+    # Retransmissions the pacer had no room for leave gaps in that stream's numbers; the
+    # media arrive whole.
+    while t < 16.0:
+        sending(link, 300_000, t, t + 1.0)
+        t += 1.0
+        link.report(AUDIO, 0.0, 0.05, t)
+        link.report(PROBE, 0.3, None, t, probe=True)
+    assert link.bps is not None  # still limited: the videos do not all come back
