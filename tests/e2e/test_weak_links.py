@@ -256,6 +256,7 @@ def live_media(client: Any, hearing: Any) -> Any:
     return client.server.app[HUB].hearings[hearing.id].media
 
 
+@pytest.mark.timeout(360)
 async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
     serve, netns, browser_in, participants, admin, clock, loops  # noqa: F811
 ):
@@ -303,18 +304,20 @@ async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
         assert published is not None and published["mode"] == ["L1T3"], published
         layer_fps = [round(f, 1) for f in judge_video.layer_fps]
 
-        def reduced() -> list[dict[str, Any]]:
-            return [v for q in qualities(clerk, defendant_id) for v in q["videos_reduced"]
-                    if v["participant_id"] == judge_id]
+        def reduced(q: dict[str, Any]) -> bool:
+            return any(v["participant_id"] == judge_id for v in q["videos_reduced"])
 
-        # The court is told, and the page says why the judge's picture is slow.
-        await clerk.wait_for(lambda: bool(reduced()), within=90)
+        # The court is told, twice running (the link settled: a probe for more that finds the
+        # limit may hold everything for up to 40 s), and the page says why the picture is slow.
+        try:
+            await clerk.wait_for(lambda: len(seen := qualities(clerk, defendant_id)) >= 2
+                                 and all(reduced(q) for q in seen[-2:]), within=200)
+        except TimeoutError as e:
+            saw = [(q["downlink_kbps"], q["videos_held"], q["videos_reduced"])
+                   for q in qualities(clerk, defendant_id)]
+            raise AssertionError(
+                f"the court never saw the judge's video reduced twice running: {saw}") from e
         await page.locator(".tag.reduced").first.wait_for(timeout=20_000)
-        # Then the window begins once the court has seen it so twice running (the link
-        # settled: a probe for more may still find the limit and hold everything a while).
-        await clerk.wait_for(lambda: all(
-            any(v["participant_id"] == judge_id for v in q["videos_reduced"])
-            for q in qualities(clerk, defendant_id)[-2:]), within=90)
         first: dict[str, Any] = await page.evaluate(INBOUND)
         decoded_first: dict[str, int] = await page.evaluate(DECODED)
         encoded_first = (await judge_page.evaluate(PUBLISHED))["framesEncoded"]
