@@ -10,6 +10,8 @@ host candidates on every interface but loopback and on random ports, with no set
   loop, and stops aiortc's decoder thread from starting for that receiver (no decoding at all);
 - takes a receiver's audio packet by packet, each Opus packet a frame (aiortc's audio jitter
   buffer drops everything after a lost packet until 16 have piled up: aiortc issue #543);
+- keeps each VP8 frame's temporal layer, which aiortc's depayloading strips with the payload
+  descriptor: a subscriber on a weak link is sent fewer layers (`media.downlink`);
 - redirects a sender's keyframe requests (PLI/FIR) to a callback;
 - asks a receiver's remote sender for a keyframe (RTCP PLI);
 - reports the RTCP sender reports a receiver gets (NTP/RTP pairs), which put the encoded frames
@@ -43,7 +45,8 @@ import aiortc
 import aiortc.rtcrtpreceiver as _receiver_module
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
-from aiortc.jitterbuffer import MAX_MISORDER, JitterFrame
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtp import (
     RtcpRrPacket,
     RtcpSrPacket,
@@ -83,11 +86,14 @@ _SENDER_FIELDS = ("_ssrc", "_rtx_ssrc", "__rtx_payload_type", "__rtx_sequence_nu
 if not all(f"self.{name} = " in inspect.getsource(RTCRtpSender)
            for name in _SENDER_FIELDS):
     raise UnsupportedAiortc("aiortc's RTCRtpSender no longer keeps " + ", ".join(_SENDER_FIELDS))
-if f"self.{_JITTER_BUFFER.split('_RTCRtpReceiver')[1]} = " not in inspect.getsource(
-        RTCRtpReceiver):
-    raise UnsupportedAiortc("aiortc's RTCRtpReceiver no longer keeps __jitter_buffer")
 if not hasattr(_receiver_module.TimestampMapper(), "_origin"):
     raise UnsupportedAiortc("aiortc's TimestampMapper no longer keeps _origin")
+_receiver_source = inspect.getsource(RTCRtpReceiver)
+if not ("self.__jitter_buffer = JitterBuffer(" in _receiver_source
+        and "self.__jitter_buffer.add(packet)" in _receiver_source):
+    raise UnsupportedAiortc("aiortc's RTCRtpReceiver no longer keeps __jitter_buffer")
+if VpxPayloadDescriptor.parse(b"\x80\x20\x60")[0].tid != (1, 1):
+    raise UnsupportedAiortc("aiortc's VpxPayloadDescriptor no longer reads the TID as (tid, y)")
 
 if "self._nominated" not in inspect.getsource(aioice.ice.Connection):
     raise UnsupportedAiortc("aioice's Connection no longer keeps _nominated")
@@ -95,7 +101,49 @@ if "self._connection = " not in inspect.getsource(aiortc.RTCIceTransport):
     raise UnsupportedAiortc("aiortc's RTCIceTransport no longer keeps _connection")
 
 log = logging.getLogger(__name__)
-EncodedFrameCallback = Callable[[str, JitterFrame], None]
+
+
+class CapturedFrame(JitterFrame):
+    """A reassembled frame and its VP8 temporal layer: 0 (the base) when the publisher sends
+    no layers, or for any other codec; `layer_sync`: it refers to no earlier frame of its own
+    layer or above it, so a subscriber may start receiving its layer here."""
+
+    def __init__(self, data: bytes, timestamp: int, layer: int = 0,
+                 layer_sync: bool = False) -> None:
+        super().__init__(data, timestamp)
+        self.layer = layer
+        self.layer_sync = layer_sync
+
+
+EncodedFrameCallback = Callable[[str, CapturedFrame], None]
+# Frames whose packets came but which were never completed (lost packets) leave their
+# layer here: only this many of the latest are kept.
+LAYERS_KEPT = 64
+
+
+class TemporalLayers:
+    """Stands in for a video receiver's jitter buffer: reads each packet's VP8 payload
+    descriptor (aiortc's depayloading keeps only the bitstream) for its temporal layer, and
+    hands each frame on with it. Every packet of a frame carries the same layer."""
+
+    def __init__(self, buffer: JitterBuffer) -> None:
+        self._buffer = buffer
+        self._layers: dict[int, tuple[int, bool]] = {}  # RTP timestamp -> (layer, sync)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        try:
+            tid = VpxPayloadDescriptor.parse(packet.payload)[0].tid if packet.payload else None
+        except ValueError:
+            tid = None  # aiortc drops such a packet before it gets here
+        if tid is not None and packet.timestamp not in self._layers:
+            self._layers[packet.timestamp] = (tid[0], bool(tid[1]))
+            if len(self._layers) > LAYERS_KEPT:
+                del self._layers[next(iter(self._layers))]
+        pli, frame = self._buffer.add(packet)
+        if frame is None:
+            return pli, None
+        layer, sync = self._layers.pop(frame.timestamp, (0, False))
+        return pli, CapturedFrame(frame.data, frame.timestamp, layer, sync)
 
 
 class EncodedFrameSink:
@@ -114,6 +162,8 @@ class EncodedFrameSink:
             self._on_end()
             return
         codec, frame = item
+        if not isinstance(frame, CapturedFrame) or codec.name != "VP8":
+            frame = CapturedFrame(frame.data, frame.timestamp)  # the base layer
         self._on_frame(codec.name, frame)
 
 
@@ -154,12 +204,15 @@ class AudioPackets:
 def capture_encoded(
     receiver: RTCRtpReceiver, on_frame: EncodedFrameCallback, on_end: Callable[[], None]
 ) -> None:
-    """Take `receiver`'s frames encoded. Call from the `track` event, before media starts."""
+    """Take `receiver`'s frames encoded, video with its temporal layer. Call from the `track`
+    event, before media starts."""
     if getattr(receiver, "_RTCRtpReceiver__started", False):
         raise UnsupportedAiortc("capture_encoded must be called before the receiver starts")
     setattr(receiver, _DECODER_QUEUE, EncodedFrameSink(on_frame, on_end))
-    if receiver.track is not None and receiver.track.kind == "audio":
+    if receiver.track.kind == "audio":
         setattr(receiver, _JITTER_BUFFER, AudioPackets())
+    else:
+        setattr(receiver, _JITTER_BUFFER, TemporalLayers(getattr(receiver, _JITTER_BUFFER)))
 
 
 _pending_rtcp: set[asyncio.Future[None]] = set()

@@ -1,20 +1,26 @@
 """A subscriber's downlink: how much it carries, and which videos it gets when that is not all.
 
 Audio comes first, always: a party who cannot hear the court has not had a hearing. The server
-forwards encoded frames and cannot make a publisher's video smaller for one subscriber, so when
-a subscriber's link cannot carry everything, whole videos are held back for that subscriber,
-least important first (the active speaker and the judge are kept longest), and its audio is
-never queued behind video (`media.pacing`).
+forwards encoded frames and cannot make a publisher's picture smaller for one subscriber, but
+browsers publish VP8 in three temporal layers (`media.forwarding`), so it can send fewer
+frames. When a subscriber's link cannot carry everything, the least important video goes down
+a step at a time (half its frame rate, a quarter, then held back entirely) before the next one
+is touched (the active speaker and the judge are kept longest); the steps cost what that
+publisher's layers are measured to cost, and a video with no layers (a publisher that sends
+none) has one step only: held. Audio is never queued behind video (`media.pacing`).
 
 The estimate follows Google's congestion control in outline. Receiver reports say what
 fraction of our packets the subscriber lost and (for audio, which always flows) the round trip.
 Heavy loss means the link carries about what got through: the estimate drops to that, less a
 margin. Once a link has shown a limit, a round trip growing over the least seen is a queue
 building at its bottleneck, and the estimate drops below what we send before anything is lost.
-A clean link lets the estimate grow by 8% a second, up to twice what we send. To learn whether
-a held video would now fit, the link is probed: padding fills it up to the estimate (so the
-estimate can grow on evidence) and the video comes back once the estimate has room for it. A
-probe or a returned video that brings congestion back doubles the wait before the next try.
+A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
+learn whether more video would now fit, the link is probed: padding fills it up to the estimate
+(so the estimate can grow on evidence) and the most important video whose next step the
+estimate has room for goes up that step, once the estimate has held as long as reports lag (a
+probe grows it past the link's rate before the reports show the queue). A probe or a step up
+that brings congestion back doubles the wait before the next try. The padding is what a full
+bottleneck drops most of: its loss says the link is full, the media's how much got through.
 
 Pure logic on a clock the caller passes in: no aiortc, no asyncio.
 """
@@ -54,26 +60,39 @@ RTT_SMOOTHING = 0.8
 MIN_RTT_WINDOW_S = 30.0
 QUEUEING_FRESH_S = 2.0
 GROWTH_PER_S = 0.08
+GROWTH_CAP = 1.5  # times what was sent (GCC's: 1.5 times what was acknowledged)
 MIN_BPS = 64_000
 MAX_BPS = 50_000_000
-# A video comes back only with this headroom over its rate: keyframes come in bursts.
+# A video comes back, or goes up a step, only with this headroom over the rate it comes to:
+# keyframes come in bursts, and rates wander.
 VIDEO_HEADROOM = 1.15
 # The audio of one slot on the wire (Opus at browsers' ~32-40 kbit/s, 50 packets/s, headers).
 AUDIO_SLOT_BPS = 60_000
 HOLD_OFF_S = (5.0, 10.0, 20.0, 40.0)
 STABLE_S = 30.0  # a returned video (or a probe) that lasted this long resets the hold-off
-# A probe that has not made room for the video within this long ends as a failed try: on a
-# link far too narrow for it, probing would only keep the bottleneck's queue full.
+# A probe under which the estimate has not grown for this long ends as a failed try: on a
+# link far too narrow for more, probing would only keep the bottleneck's queue full.
 PROBE_MAX_S = 6.0
 
 
 @dataclass(frozen=True)
 class VideoCandidate:
-    """A video the subscriber may receive: its slot, and its publisher's recent bitrate."""
+    """A video the subscriber may receive: its slot, and what its publisher sends, measured:
+    `rates[k]` bits a second with temporal layers 0 to k (one rate when it sends no layers)."""
 
     slot: int
     participant_id: str
-    bps: float
+    rates: tuple[float, ...]
+
+    def rate(self, step: int) -> float:
+        """Bits a second at `step`: 0 is every layer, each step one layer fewer, and the
+        last step (`len(rates)`) held back."""
+        return self.rates[len(self.rates) - 1 - step] if step < len(self.rates) else 0.0
+
+    def room_to_rise(self, step: int) -> float:
+        """What going up from `step` needs: what it adds, and headroom on the rate it comes
+        to (that rate wanders, and a video coming back starts with a keyframe)."""
+        return self.rate(step - 1) - self.rate(step) + (VIDEO_HEADROOM - 1) * self.rate(step - 1)
 
 
 class LinkEstimate:
@@ -95,7 +114,8 @@ class LinkEstimate:
         self._sent_peak = (float("-inf"), 0.0)  # (when, bits a second)
         self._last_decrease = float("-inf")
         self._last_growth: float | None = None
-        self._losses: dict[int, tuple[float, float]] = {}  # stream -> (when, fraction lost)
+        # stream -> (when, fraction lost, whether it carries the probe)
+        self._losses: dict[int, tuple[float, float, bool]] = {}
         self._heavy_since: float | None = None
         self.lossy_until = float("-inf")  # until then loss alone says nothing of the link
 
@@ -133,13 +153,18 @@ class LinkEstimate:
             return sent
         return peak
 
-    def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float) -> None:
+    def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float,
+               probe: bool = False) -> None:
         """A receiver report on one of our streams: `fraction_lost` (0-1) of its packets since
-        its last one, and the round trip it measured (None: not measured)."""
-        self._losses[stream] = (now, fraction_lost)
-        for key in [k for k, (at, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
+        its last one, and the round trip it measured (None: not measured). `probe`: the
+        stream that carries the probe's padding (and retransmissions), which is what a
+        bottleneck filled by a probe drops most of: its loss says the link is full, not how
+        much of the media got through."""
+        self._losses[stream] = (now, fraction_lost, probe)
+        for key in [k for k, (at, _, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
             del self._losses[key]
-        fraction_lost = self.loss = max(f for _, f in self._losses.values())
+        fraction_lost = self.loss = max(f for _, f, _ in self._losses.values())
+        media_lost = max((f for _, f, p in self._losses.values() if not p), default=0.0)
         if rtt is not None:
             self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (
                 1 - RTT_SMOOTHING) * rtt
@@ -155,7 +180,9 @@ class LinkEstimate:
         queueing = self.queueing
         sent = self._reported_bps(now)
         held_off = now - self._last_decrease < DECREASE_HOLD_S
-        if fraction_lost <= HEAVY_LOSS:
+        # Only the media's loss says the link itself loses: the retransmission stream also
+        # "loses" the retransmissions the pacer had no room for (their sequence numbers taken).
+        if media_lost <= HEAVY_LOSS:
             self._heavy_since = None
         elif self._heavy_since is None:
             self._heavy_since = now
@@ -169,7 +196,7 @@ class LinkEstimate:
         full = queued or (fraction_lost > SEVERE_LOSS and now >= self.lossy_until)
         if full:
             if not held_off and sent > 0:
-                self._lower(sent * (1 - fraction_lost) * DELIVERED_MARGIN, now)
+                self._lower(sent * (1 - media_lost) * DELIVERED_MARGIN, now)
             self._last_growth = now
         elif fraction_lost > HEAVY_LOSS:
             self._last_growth = now  # a lossy link: no growth, and no decrease either
@@ -183,8 +210,10 @@ class LinkEstimate:
             since = 0.0 if self._last_growth is None else now - self._last_growth
             self._last_growth = now
             grown = self.bps * (1 + GROWTH_PER_S) ** min(since, 2.0)
-            # The link has carried what we sent, no more: twice that is already a guess.
-            self.bps = min(grown, max(self.bps, 2 * self.sent_bps(now)), MAX_BPS)
+            # The link has carried what we sent, no more: beyond a little over that is a
+            # guess (twice was seen to reach 1.26 Mbit/s on a 1 Mbit/s link and let in a
+            # video that flooded it): more must be probed.
+            self.bps = min(grown, max(self.bps, GROWTH_CAP * self.sent_bps(now)), MAX_BPS)
         else:
             self._last_growth = now
 
@@ -194,27 +223,44 @@ class LinkEstimate:
 
 
 class VideoPlan:
-    """Which of a subscriber's videos are forwarded, given its link.
+    """Which of a subscriber's videos are forwarded, and with how many temporal layers, given
+    its link.
 
-    `decide` is called a few times a second with the videos in order of importance; it holds
-    back the least important that do not fit and, after a hold-off, probes the link and gives
-    them back one at a time as it shows room.
+    Each video goes down in steps: every layer, one layer fewer (half the frame rate), ...,
+    the base layer alone, then held back. `decide` is called a few times a second with the
+    videos in order of importance; it takes the least important video down a step at a time
+    until what is sent fits and, after a hold-off, takes the most important video whose next
+    step fits up a step, or probes the link when none does.
     """
 
     def __init__(self) -> None:
         self.held: set[int] = set()  # slots held back
+        self.cut: dict[int, int] = {}  # slot -> temporal layers left out (none when absent)
         self.probing = False  # pad the link up to the estimate, to learn if it carries more
         self._hold_off = 0  # index into HOLD_OFF_S
         self._resume_after = float("-inf")
-        self._tried_at: float | None = None  # a video given back, or a probe begun
+        self._tried_at: float | None = None  # a step up taken, or a probe begun (or grew)
+        self._probed_to = 0.0  # the estimate when the probe last made it grow
+        self._budgets: collections.deque[tuple[float, float]] = collections.deque()
         self._congestion_seen = float("-inf")
+
+    def _steps(self, videos: Sequence[VideoCandidate]) -> dict[int, int]:
+        """Each video's step now (see `VideoCandidate.rate`)."""
+        return {v.slot: len(v.rates) if v.slot in self.held
+                else min(self.cut.get(v.slot, 0), len(v.rates) - 1) for v in videos}
+
+    def _keep(self, videos: Sequence[VideoCandidate], steps: dict[int, int]) -> None:
+        self.held = {v.slot for v in videos if steps[v.slot] == len(v.rates)}
+        self.cut = {v.slot: steps[v.slot] for v in videos
+                    if 0 < steps[v.slot] < len(v.rates)}
 
     def decide(self, estimate: LinkEstimate, videos: Sequence[VideoCandidate], audio_slots: int,
                now: float) -> set[int]:
-        """The slots to hold back from now on."""
-        self.held &= {v.slot for v in videos}
+        """The slots to hold back from now on (and in `cut`, the layers left out of others)."""
+        steps = self._steps(videos)
         if estimate.bps is None:
             self.held.clear()
+            self.cut.clear()
             self.probing = False
             return self.held
         if estimate.congested_at > self._congestion_seen:
@@ -228,30 +274,50 @@ class VideoPlan:
         elif self._tried_at is not None and now - self._tried_at >= STABLE_S:
             self._hold_off = 0
         budget = estimate.bps - audio_slots * AUDIO_SLOT_BPS
-        used = 0.0
+        # The room the link has shown: what the estimate has held for as long as reports lag
+        # (a probe grows it past the link's rate before the reports say the queue builds).
+        self._budgets.append((now, budget))
+        while now - self._budgets[0][0] > DECREASE_HOLD_S:
+            self._budgets.popleft()
+        shown = min(b for _, b in self._budgets)
+        # A video keeps its step at its own rate while everything fits (its rate wanders,
+        # and going down and up on every wobble would be worse than either).
+        used = sum(v.rate(steps[v.slot]) for v in videos)
+        flowing = dict(steps)
+        for video in reversed(videos):  # the least important first
+            while used > budget and steps[video.slot] < len(video.rates):
+                used -= video.rate(steps[video.slot]) - video.rate(steps[video.slot] + 1)
+                steps[video.slot] += 1
+        # Holding a large video may have freed more than was needed: what was taken down on
+        # the way goes back up as far as that leaves room (it flowed: nothing to probe).
         for video in videos:
-            if video.slot in self.held:
-                continue
-            # A video already flowing keeps its place at its own rate (its rate wanders, and
-            # holding and giving it back on every wobble would be worse than either).
-            if used + video.bps <= budget:
-                used += video.bps
-            else:
-                self.held.add(video.slot)
-        used = self._swap_by_importance(videos, used, budget)
-        waiting = [v for v in videos if v.slot in self.held]
+            while steps[video.slot] > flowing[video.slot]:
+                more = video.rate(steps[video.slot] - 1) - video.rate(steps[video.slot])
+                if used + more > budget:
+                    break
+                used += more
+                steps[video.slot] -= 1
+        used = self._swap_by_importance(videos, steps, used, shown)
+        self._keep(videos, steps)
+        waiting = [v for v in videos if steps[v.slot] > 0]
         if not waiting or now < self._resume_after:
             self.probing = False
             return self.held
-        if used + waiting[0].bps * VIDEO_HEADROOM <= budget:
-            # The link has shown room for the most important one held: give it back.
-            self.held.discard(waiting[0].slot)
+        # The most important video whose next step the link has shown room for (a video
+        # without layers, whose one step is large, does not keep a smaller one waiting).
+        fits = next((v for v in waiting if used + v.room_to_rise(steps[v.slot]) <= shown), None)
+        if fits is not None:
+            steps[fits.slot] -= 1
+            self._keep(videos, steps)
             self._tried_at = now
             self._resume_after = now + HOLD_OFF_S[0]
             self.probing = False
         elif not self.probing:
             self.probing = True
-            self._tried_at = now
+            self._tried_at, self._probed_to = now, estimate.bps
+        elif estimate.bps > self._probed_to:
+            # The estimate is growing on what the probe sends: the probe is no failure yet.
+            self._tried_at, self._probed_to = now, estimate.bps
         elif self._tried_at is not None and now - self._tried_at >= PROBE_MAX_S:
             self.probing = False
             self._hold_off = min(self._hold_off + 1, len(HOLD_OFF_S) - 1)
@@ -259,25 +325,29 @@ class VideoPlan:
             self._tried_at = None
         return self.held
 
-    def _swap_by_importance(self, videos: Sequence[VideoCandidate], used: float,
-                            budget: float) -> float:
-        """A video held while less important ones flow (the active speaker changed, a held
-        slot now carries the judge): it takes their place when what they free fits it. One
-        swap a call; returns what the flowing videos then use."""
-        rank = {v.slot: i for i, v in enumerate(videos)}
-        for wanted in (v for v in videos if v.slot in self.held):
-            less = [v for v in videos
-                    if v.slot not in self.held and rank[v.slot] > rank[wanted.slot]]
-            freed, dropped = 0.0, []
-            for video in reversed(less):  # the least important first
-                if used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
-                    break
-                freed += video.bps
-                dropped.append(video)
-            if dropped and used - freed + wanted.bps * VIDEO_HEADROOM <= budget:
-                self.held.discard(wanted.slot)
-                self.held.update(v.slot for v in dropped)
-                return used - freed + wanted.bps
+    def _swap_by_importance(self, videos: Sequence[VideoCandidate], steps: dict[int, int],
+                            used: float, budget: float) -> float:
+        """A video sent at less than full rate while less important ones get more (the
+        active speaker changed, a held slot now carries the judge): it goes up a step when
+        taking them down, the least important first, frees enough. One swap a call; returns
+        what the videos then use."""
+        for i, wanted in enumerate(videos):
+            step = steps[wanted.slot]
+            if step == 0:
+                continue
+            need = wanted.room_to_rise(step)
+            lowered = dict(steps)
+            freed = 0.0
+            for video in reversed(videos[i + 1:]):
+                while (used - freed + need > budget
+                       and lowered[video.slot] < len(video.rates)):
+                    s = lowered[video.slot]
+                    freed += video.rate(s) - video.rate(s + 1)
+                    lowered[video.slot] = s + 1
+            if freed and used - freed + need <= budget:
+                lowered[wanted.slot] = step - 1
+                steps.update(lowered)
+                return used - freed + wanted.rate(step - 1) - wanted.rate(step)
         return used
 
     def video_budget(self, estimate: LinkEstimate, audio_slots: int) -> float | None:

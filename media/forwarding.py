@@ -3,6 +3,14 @@
 Frames are never decoded here. A `ForwardedTrack` is one send slot of a subscriber's peer; its
 source can be switched between publishers without renegotiation, so it keeps its own RTP
 timeline continuous across switches.
+
+Browsers publish VP8 in three temporal layers (L1T3): the base layer at a quarter of the frame
+rate refers only to itself, the second layer adds a quarter and the third the other half. A
+slot may forward only the lower layers (`ForwardedTrack.top_layer`): the frames left out are
+referred to by no frame that is sent, and aiortc packetizes what is sent with its own
+continuous sequence numbers and picture ids, so the subscriber sees a lower frame rate, not a
+loss. Going up waits for a frame that refers to nothing of the layer it adds (a layer-sync
+frame, or a keyframe). The taps (recording, the audio tap) get every frame.
 """
 
 from __future__ import annotations
@@ -36,13 +44,17 @@ STALE_START_S = 0.3
 # rate) starts again from a keyframe instead of showing ever later pictures.
 MAX_VIDEO_DELAY_S = 1.0
 RATE_WINDOW_S = 1.0
+PAUSE_S = 1.0  # a slot that sent nothing this long (held, muted) resumes after it
+LAYERS = 3  # VP8 temporal layers a publisher may send (L1T3); frames without one are layer 0
+TOP_LAYER = LAYERS - 1
 # What a frame costs on the wire beyond its bytes: RTP, SRTP, UDP and IP headers per packet.
 PACKET_BYTES, PACKET_OVERHEAD_BYTES = 1_100, 50
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedFrame:
-    """One reassembled frame as received: codec bitstream and RTP timestamp (codec clock)."""
+    """One reassembled frame as received: codec bitstream and RTP timestamp (codec clock);
+    its VP8 temporal layer and whether it is a layer-sync frame (`media.aiortc_adapter`)."""
 
     kind: str
     codec: str
@@ -50,6 +62,8 @@ class EncodedFrame:
     timestamp: int
     keyframe: bool
     received_at: float
+    layer: int = 0
+    layer_sync: bool = False
 
 
 VP8_START_CODE = b"\x9d\x01\x2a"
@@ -107,11 +121,16 @@ class Publication:
         self.frames_in = 0
         self.bytes_in = 0
         self.bps = 0.0  # on the wire, over the last second or so
+        # The same, and frames a second, of each temporal layer (all in layer 0 when the
+        # publisher sends no layers).
+        self.layer_bps = [0.0] * LAYERS
+        self.layer_fps = [0.0] * LAYERS
         self.keyframe_requests = 0  # sent to the publisher
         self.last_frame_at: float | None = None  # monotonic
         self.ended = False
         self._window_start: float | None = None
-        self._window_bytes = 0
+        self._window_bytes = [0] * LAYERS
+        self._window_frames = [0] * LAYERS
         self._request_keyframe: Callable[[], bool] | None = None
         self._last_keyframe_request = 0.0
         self._keyframe_wanted = False
@@ -131,7 +150,7 @@ class Publication:
         size = len(frame.data)
         self.bytes_in += size
         self._measure(size + PACKET_OVERHEAD_BYTES * (size // PACKET_BYTES + 1),
-                      frame.received_at)
+                      min(frame.layer, TOP_LAYER), frame.received_at)
         if frame.keyframe:
             self._keyframe_wanted = False
             for waiter in self._keyframe_waiters:
@@ -147,14 +166,18 @@ class Publication:
         for track in tuple(self.subscribers):
             track.offer(frame)
 
-    def _measure(self, wire_bytes: int, now: float) -> None:
+    def _measure(self, wire_bytes: int, layer: int, now: float) -> None:
         if self._window_start is None:
             self._window_start = now
-        self._window_bytes += wire_bytes
+        self._window_bytes[layer] += wire_bytes
+        self._window_frames[layer] += 1
         elapsed = now - self._window_start
         if elapsed >= RATE_WINDOW_S:
-            self.bps = self._window_bytes * 8 / elapsed
-            self._window_start, self._window_bytes = now, 0
+            self.layer_bps = [b * 8 / elapsed for b in self._window_bytes]
+            self.layer_fps = [n / elapsed for n in self._window_frames]
+            self.bps = sum(self.layer_bps)
+            self._window_start = now
+            self._window_bytes, self._window_frames = [0] * LAYERS, [0] * LAYERS
 
     def want_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most every 0.5 s."""
@@ -212,10 +235,16 @@ class ForwardedTrack(MediaStreamTrack):
         self._sending = False
         # Held back: the subscriber's link cannot carry this video now (media.downlink).
         self.held = False
+        # The highest temporal layer the subscriber's link carries (media.downlink), and the
+        # highest it is sent now: going up waits for a frame that allows it.
+        self.top_layer = TOP_LAYER
+        self._layer = TOP_LAYER
+        self.frames_thinned = 0  # left out for the lower frame rate
         self._last_keyframe_request = float("-inf")
         self.frames_out = 0
         self.frames_dropped = 0
         self.last_sent_at = float("-inf")  # monotonic time of the last frame handed out
+        self.sending_since = float("-inf")  # when it last began sending after a pause
 
     def set_source(self, publication: Publication | None) -> None:
         if publication is self.source:
@@ -254,6 +283,22 @@ class ForwardedTrack(MediaStreamTrack):
         if not held and self.source is not None:
             self.source.want_keyframe()
 
+    def set_top_layer(self, layer: int) -> None:
+        """Forward temporal layers up to `layer` only: lower at once, higher from the next
+        frame that allows it."""
+        self.top_layer = layer
+        self._layer = min(self._layer, layer)
+
+    def _thinned(self, frame: EncodedFrame) -> bool:
+        """Whether `frame` is left out for the slot's lower frame rate. A keyframe refreshes
+        every reference: all layers up to the top may follow it. A layer-sync frame of the
+        next layer up refers only to the layers below: its layer may follow."""
+        if frame.keyframe:
+            self._layer = self.top_layer
+        elif frame.layer == self._layer + 1 <= self.top_layer and frame.layer_sync:
+            self._layer = frame.layer
+        return frame.layer > self._layer
+
     def offer(self, frame: EncodedFrame) -> None:
         if self.held:
             self.frames_dropped += 1
@@ -267,6 +312,9 @@ class ForwardedTrack(MediaStreamTrack):
                 self.request_keyframe()
                 return
             self._need_keyframe = False
+        if self._thinned(frame):
+            self.frames_thinned += 1
+            return
         if len(self._queue) == self._queue.maxlen:
             self.frames_dropped += 1
             if self.kind == "video":
@@ -336,7 +384,10 @@ class ForwardedTrack(MediaStreamTrack):
         packet.pts = self._next_timestamp(frame.timestamp)
         packet.time_base = self._time_base
         self.frames_out += 1
-        self.last_sent_at = time.monotonic()
+        now = time.monotonic()
+        if now - self.last_sent_at > PAUSE_S:
+            self.sending_since = now
+        self.last_sent_at = now
         self._counters.frames_forwarded += 1
         self._counters.bytes_forwarded += len(frame.data)
         return packet

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from media.aiortc_adapter import (
     ANSWERING_FEEDBACK,
     DROP,
     PADDING_BYTES,
+    CapturedFrame,
     capture_encoded,
     consent_expired,
     hook_sends,
@@ -45,7 +47,7 @@ from media.audio import AudioTap
 from media.counters import MediaCounters
 from media.downlink import LinkEstimate, VideoCandidate, VideoPlan
 from media.errors import NegotiationError
-from media.forwarding import EncodedFrame, ForwardedTrack, Publication, is_keyframe
+from media.forwarding import TOP_LAYER, EncodedFrame, ForwardedTrack, Publication, is_keyframe
 from media.pacing import Pacer
 from media.recording import SenderClock
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 KINDS = ("audio", "video")
 PROBE_TICK_S = 0.02
 RTT_FRESH_S = 0.2
+RESUMED_S = 3.0  # aiortc sends a sender report every 0.5-1.5 s
 PROBE_PACKET_BYTES = 12 + 8 + PADDING_BYTES + 10  # header, extensions, padding, SRTP tag
 FORWARDED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
 ANSWER_TIMEOUT_S = 20.0
@@ -79,6 +82,8 @@ class SlotInfo:
     participant_id: str | None
     # Held back because the subscriber's link cannot carry it now (video only).
     held: bool = False
+    # Sent at a lower frame rate (fewer temporal layers) for the same reason.
+    reduced: bool = False
 
 
 @dataclass
@@ -91,7 +96,7 @@ class Slot:
         source = self.track.source
         return SlotInfo(
             self.transceiver.mid, self.track.kind, source.participant_id if source else None,
-            self.track.held,
+            self.track.held, not self.track.held and self.track.top_layer < TOP_LAYER,
         )
 
 
@@ -135,6 +140,13 @@ def _usable(algorithm: str, value: str) -> bool:
     return (size is not None and len(pairs) == size
             and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
                     for p in pairs))
+
+
+def _layer_rates(publication: Publication) -> tuple[float, ...]:
+    """What `publication` costs with temporal layers 0 to k, for each layer it sends (as
+    measured over the last second; one rate for a publisher that sends no layers)."""
+    sent = max((k for k, fps in enumerate(publication.layer_fps) if fps > 0), default=0)
+    return tuple(itertools.accumulate(publication.layer_bps[:sent + 1]))
 
 
 class ParticipantPeer:
@@ -218,11 +230,12 @@ class ParticipantPeer:
         publication = self.publications[track.kind]
         kind = track.kind
 
-        def on_frame(codec: str, frame: Any) -> None:
+        def on_frame(codec: str, frame: CapturedFrame) -> None:
             publication.push(
                 EncodedFrame(
                     kind, codec, frame.data, frame.timestamp,
                     is_keyframe(codec, frame.data), time.monotonic(),
+                    frame.layer, frame.layer_sync,
                 )
             )
 
@@ -283,11 +296,19 @@ class ParticipantPeer:
     def _on_report(self, track: ForwardedTrack, ssrc: int, fraction: float,
                    rtt: float | None) -> None:
         now = time.monotonic()
-        # aiortc's sender reports carry the time of the last packet sent, so a stream that
-        # sends nothing (a held video, a muted voice) measures a round trip far too long.
-        if now - track.last_sent_at > RTT_FRESH_S:
+        # aiortc's sender reports carry the time of the last packet sent, so a stream
+        # measures a round trip too long by up to the time between its packets: far too long
+        # for one that sends nothing (a held video, a muted voice, and the reports on those
+        # sent before it resumed), and by a frame's interval for video (133 ms at a quarter
+        # of the frame rate, a queue's worth). Audio (50 packets a second) measures it.
+        if (now - track.last_sent_at > RTT_FRESH_S or now - track.sending_since < RESUMED_S
+                or (track.kind == "video" and self._audio_flowing(now))):
             rtt = None
-        self.link.report(ssrc, fraction, rtt, now)
+        self.link.report(ssrc, fraction, rtt, now, probe=ssrc in self._retransmit_ssrcs)
+
+    def _audio_flowing(self, now: float) -> bool:
+        return any(s.track.kind == "audio" and now - s.track.last_sent_at <= RTT_FRESH_S
+                   for s in self.slots)
 
     def _before_send(self, data: bytes, rtcp: bool) -> Any:
         """Every packet to the subscriber: counted; video waits for the pacer, and a video
@@ -312,18 +333,19 @@ class ParticipantPeer:
         self.link.sent(nbytes, time.monotonic())
 
     def adapt(self, importance: Sequence[str], now: float) -> bool:
-        """Hold back the videos this subscriber's link cannot carry, most important kept
-        longest (`importance`: participant ids, most important first; others after them in
-        slot order). Returns whether the slots changed."""
+        """Send fewer frames of, or hold back, the videos this subscriber's link cannot carry,
+        most important kept longest (`importance`: participant ids, most important first;
+        others after them in slot order). Returns whether the slots changed."""
         if not self.adapting:
             return False
         rank = {pid: i for i, pid in enumerate(importance)}
         videos = sorted(
-            (VideoCandidate(i, s.track.source.participant_id, s.track.source.bps)
+            (VideoCandidate(i, s.track.source.participant_id, _layer_rates(s.track.source))
              for i, s in enumerate(self.slots)
              if s.track.kind == "video" and s.track.source is not None),
             key=lambda v: (rank.get(v.participant_id, len(rank)), v.slot),
         )
+        layers = {v.slot: len(v.rates) for v in videos}
         audio_slots = sum(1 for s in self.slots
                           if s.track.kind == "audio" and s.track.source is not None)
         held = self.plan.decide(self.link, videos, audio_slots, now)
@@ -332,18 +354,24 @@ class ParticipantPeer:
             self._probe_wanted.set()
         else:
             self._probe_wanted.clear()
-        changed = False
+        before = self.slot_infos()
         for i, slot in enumerate(self.slots):
-            if slot.track.kind == "video" and slot.track.held != (i in held):
-                slot.track.hold(i in held)
-                changed = True
-        return changed
+            if slot.track.kind != "video":
+                continue
+            slot.track.hold(i in held)
+            # The layers the publisher sends, less those left out for this link.
+            cut = self.plan.cut.get(i, 0)
+            slot.track.set_top_layer(layers[i] - 1 - cut if cut and i in layers else TOP_LAYER)
+        return self.slot_infos() != before
 
     async def _probe(self) -> None:
         """While the plan probes the link: pad what we send up to the estimate, so that the
         estimate can grow on evidence of what the link carries (RTX padding, as browsers
         probe; the subscriber drops it)."""
+        credit = 0.0  # packets owed
         while True:
+            if not self._probe_wanted.is_set():
+                credit = 0.0
             await self._probe_wanted.wait()
             try:
                 sender = next((s.transceiver.sender for s in self.slots
@@ -351,8 +379,12 @@ class ParticipantPeer:
                 target = self.link.bps
                 if sender is not None and target is not None:
                     missing = target - self.link.media_bps(time.monotonic())
-                    packets = int(missing * PROBE_TICK_S / 8 / PROBE_PACKET_BYTES)
-                    for _ in range(max(0, packets)):
+                    # Fractions of a packet add up: on a narrow link a tick's share of what
+                    # is missing is less than one packet, and probing would send nothing.
+                    credit = max(0.0, credit + missing * PROBE_TICK_S / 8 / PROBE_PACKET_BYTES)
+                    packets = int(credit)
+                    credit -= packets
+                    for _ in range(packets):
                         if not await send_padding(sender):
                             break
             except Exception:
@@ -364,9 +396,13 @@ class ParticipantPeer:
     def downlink(self) -> dict[str, Any]:
         """What the court is shown of the subscriber's link."""
         estimate = self.link.bps
+        reduced = [{"participant_id": s.track.source.participant_id,
+                    "fps": round(sum(s.track.source.layer_fps[:s.track.top_layer + 1]), 1)}
+                   for s in self.slots if s.info.reduced and s.track.source is not None]
         return {
             "downlink_kbps": None if estimate is None else round(estimate / 1000),
             "videos_held": sum(1 for s in self.slots if s.track.held),
+            "videos_reduced": reduced,
         }
 
     # -- negotiation ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ reports), the round trip those reports measure, and the bitrates both ways.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from media.peer import ParticipantPeer
@@ -27,9 +27,11 @@ class LinkQuality:
     kbps_in: float
     kbps_out: float
     grade: str  # good | fair | poor | unknown
-    # The subscriber's downlink as estimated (None: no limit seen) and videos held back.
+    # The subscriber's downlink as estimated (None: no limit seen), videos held back, and
+    # videos sent at a lower frame rate (whose, and at how many frames a second).
     downlink_kbps: int | None = None
     videos_held: int = 0
+    videos_reduced: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -38,7 +40,7 @@ class LinkQuality:
             "loss_pct": None if self.loss_pct is None else round(self.loss_pct, 1),
             "kbps_in": round(self.kbps_in), "kbps_out": round(self.kbps_out),
             "grade": self.grade, "downlink_kbps": self.downlink_kbps,
-            "videos_held": self.videos_held,
+            "videos_held": self.videos_held, "videos_reduced": self.videos_reduced,
         }
 
 

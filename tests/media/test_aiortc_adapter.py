@@ -7,10 +7,17 @@ import re
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc.codecs import depayload
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 from media.aiortc_adapter import (
     AudioPackets,
+    CapturedFrame,
+    TemporalLayers,
     UdpPortRange,
     capture_encoded,
     on_keyframe_request,
@@ -42,15 +49,20 @@ async def test_encoded_frames_are_captured_without_a_decoder():
     sender, receiver_pc = new_pc(), new_pc()
     sender.addTrack(VideoStreamTrack())
     frames: list[tuple[str, bytes]] = []
+    layers: set[int] = set()
     ended = asyncio.Event()
     receivers = []
+
+    def on_frame(codec: str, frame: CapturedFrame) -> None:
+        frames.append((codec, frame.data))
+        layers.add(frame.layer)
 
     @receiver_pc.on("track")
     def on_track(track):
         receiver = next(t.receiver for t in receiver_pc.getTransceivers()
                         if t.receiver.track is track)
         receivers.append(receiver)
-        capture_encoded(receiver, lambda codec, f: frames.append((codec, f.data)), ended.set)
+        capture_encoded(receiver, on_frame, ended.set)
 
     try:
         await connect(sender, receiver_pc)
@@ -60,6 +72,8 @@ async def test_encoded_frames_are_captured_without_a_decoder():
             await asyncio.sleep(0.1)
         assert len(frames) > 20
         assert {codec for codec, _ in frames} == {"VP8"}
+        # aiortc sends no temporal layers: every frame is of the base layer.
+        assert layers == {0}
         assert is_keyframe("VP8", frames[0][1])
         thread = receivers[0]._RTCRtpReceiver__decoder_thread
         assert thread is not None and not thread.is_alive()  # started, returned at once
@@ -74,6 +88,46 @@ async def test_encoded_frames_are_captured_without_a_decoder():
         await sender.close()
         await receiver_pc.close()
     assert ended.is_set()
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
+
+
+def vp8_packets(sequence: int, timestamp: int, layer: int | None, sync: bool,
+                data: bytes) -> list[RtpPacket]:
+    """A frame as a browser sends it, in two packets, as aiortc's receiver has them when they
+    reach its jitter buffer: parsed from the wire, the bitstream depayloaded."""
+    packets = []
+    for i, part in enumerate((data[:5], data[5:])):
+        descriptor = VpxPayloadDescriptor(
+            partition_start=int(i == 0), partition_id=0, picture_id=sequence,
+            tl0picidx=None if layer is None else 7,
+            tid=None if layer is None else (layer, int(sync)))
+        wire = RtpPacket(payload_type=96, sequence_number=sequence + i, timestamp=timestamp,
+                         marker=int(i == 1), payload=bytes(descriptor) + part).serialize()
+        packet = RtpPacket.parse(wire)
+        packet._data = depayload(VP8, packet.payload)  # type: ignore[attr-defined]
+        packets.append(packet)
+    return packets
+
+
+def test_each_vp8_frame_keeps_its_temporal_layer_and_layer_sync():
+    layers = TemporalLayers(JitterBuffer(capacity=512, is_video=True))
+    # (layer, layer-sync) of L1T3 frames, then a publisher that sends no layers.
+    sent = [(0, False), (2, True), (1, True), (2, False), (0, False), (None, False),
+            (None, False)]
+    frames: list[CapturedFrame] = []
+    for i, (layer, sync) in enumerate(sent):
+        for packet in vp8_packets(2 * i, 3000 * i, layer, sync, bytes([i]) * 10):
+            _, frame = layers.add(packet)
+            if frame is not None:
+                assert isinstance(frame, CapturedFrame)
+                frames.append(frame)
+    # Each frame is handed on once the next begins: all but the last.
+    assert [(f.layer, f.layer_sync) for f in frames] == [
+        (0, False), (2, True), (1, True), (2, False), (0, False), (0, False)]
+    assert [f.data for f in frames] == [bytes([i]) * 10 for i in range(6)]
+    assert [f.timestamp for f in frames] == [3000 * i for i in range(6)]
 
 
 async def test_keyframe_requests_are_redirected():

@@ -14,9 +14,14 @@ VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01])
 VP8_DELTA = bytes([0x11, 0x02, 0x00])
 
 
-def video(ts: int, key: bool, age: float = 0.0) -> EncodedFrame:
+def video(ts: int, key: bool, age: float = 0.0, layer: int = 0,
+          sync: bool = False) -> EncodedFrame:
     data = VP8_KEY if key else VP8_DELTA
-    return EncodedFrame("video", "VP8", data, ts, key, time.monotonic() - age)
+    return EncodedFrame("video", "VP8", data, ts, key, time.monotonic() - age, layer, sync)
+
+
+# Temporal layers of successive frames in L1T3: the base layer every fourth frame.
+L1T3 = (0, 2, 1, 2)
 
 
 def audio(ts: int) -> EncodedFrame:
@@ -235,3 +240,78 @@ async def test_a_keyframe_request_held_back_by_the_slots_limit_is_asked_again():
     await asyncio.sleep(0.55)  # and the publisher's own
     publication.push(video(9000, key=False))
     assert len(requests) == asked + 1  # asked again, not left frozen
+
+
+async def sent_timestamps(track: ForwardedTrack) -> list[int]:
+    """The outgoing timestamps of what the slot has queued (the first frame's is 3000, and
+    they follow the publisher's)."""
+    out = []
+    while track._queue:
+        out.append((await asyncio.wait_for(track.recv(), 1)).pts)
+    return out
+
+
+async def test_a_slot_sends_only_the_layers_its_link_carries_and_the_record_gets_all():
+    publication, track, requests = subscribed()
+    tapped: list[EncodedFrame] = []
+    publication.taps.append(tapped.append)
+    publication.on_record = True
+    track.set_top_layer(0)
+    for i in range(12):
+        publication.push(video(3000 * (i + 1), key=i == 0, layer=L1T3[i % 4]))
+    # One frame in four, on the publisher's timeline (a quarter of the frame rate), with
+    # nothing asked of the publisher: a frame left out is no loss.
+    assert await sent_timestamps(track) == [3000, 15000, 27000]
+    assert track.frames_thinned == 9 and track.frames_dropped == 0 and len(requests) == 1
+    assert len(tapped) == 12
+    # Two layers: every other frame.
+    track.set_top_layer(1)
+    for i in range(12, 20):
+        publication.push(video(3000 * (i + 1), key=False, layer=L1T3[i % 4],
+                               sync=L1T3[i % 4] == 1))
+    assert await sent_timestamps(track) == [39000, 45000, 51000, 57000]
+
+
+async def test_going_up_waits_for_a_frame_that_refers_to_nothing_left_out():
+    publication, track, requests = subscribed()
+    track.set_top_layer(0)
+    publication.push(video(3000, key=True))
+    track.set_top_layer(2)
+    # (layer, layer-sync): a frame of layer 1 or 2 that may refer to frames left out is not
+    # sent; the layers come back one at a time, each from a layer-sync frame.
+    frames = [(2, True), (1, False), (0, False), (1, True), (2, False), (2, True), (1, False)]
+    for i, (layer, sync) in enumerate(frames):
+        publication.push(video(3000 * (i + 2), key=False, layer=layer, sync=sync))
+    sent = await sent_timestamps(track)
+    assert [f for f, pts in zip(frames, [3000 * (i + 2) for i in range(7)], strict=True)
+            if pts in sent] == [(0, False), (1, True), (2, True), (1, False)]
+    assert len(requests) == 1  # no keyframe was asked for
+    # Down again, then a keyframe: every layer follows it at once.
+    track.set_top_layer(0)
+    publication.push(video(30000, key=False, layer=2, sync=True))
+    track.set_top_layer(2)
+    publication.push(video(33000, key=True))
+    publication.push(video(36000, key=False, layer=2))
+    assert len(await sent_timestamps(track)) == 2
+
+
+async def test_frames_of_a_publisher_without_layers_are_never_left_out():
+    publication, track, _requests = subscribed()
+    track.set_top_layer(0)
+    for i in range(8):
+        publication.push(video(3000 * (i + 1), key=i == 0))
+    assert len(await sent_timestamps(track)) == 8 and track.frames_thinned == 0
+
+
+def test_each_layers_rate_is_measured():
+    publication = Publication("p1", "video")
+    start = time.monotonic()
+    for i in range(31):  # a second at 30 frames a second
+        frame = video(3000 * i, key=False, layer=L1T3[i % 4])
+        publication.push(EncodedFrame(
+            "video", "VP8", bytes(1000 * (3 - frame.layer)), frame.timestamp, False,
+            start + i / 30, frame.layer))
+    assert [round(f) for f in publication.layer_fps] == [8, 8, 15]
+    base, middle, top = publication.layer_bps
+    assert base > middle > top > 0
+    assert publication.bps == pytest.approx(base + middle + top)

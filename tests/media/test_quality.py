@@ -44,7 +44,7 @@ class _FakePeer:
         self.link = LinkEstimate()  # nothing measured of the downlink yet
 
     def downlink(self) -> dict[str, object]:
-        return {"downlink_kbps": None, "videos_held": 0}
+        return {"downlink_kbps": None, "videos_held": 0, "videos_reduced": []}
 
     async def getStats(self) -> dict[str, _Stats]:
         return {

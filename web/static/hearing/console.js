@@ -135,16 +135,20 @@ function renderSignal(row, pid) {
     : seat && seat.present && seat.admitted ? t("暂无连接质量数据") : t("未连接");
   node.title = label;
   node.setAttribute("aria-label", label);
-  // What the participant's link cannot carry is held back (their audio never is): the court
-  // knows they do not see everyone.
-  const held = q && q.videos_held > 0;
+  // What the participant's link cannot carry is sent at a lower frame rate or held back
+  // (their audio never is): the court knows they do not see everyone, or not smoothly.
+  const reduced = (q && q.videos_reduced) || [];
+  const held = q && (q.videos_held > 0 || reduced.length > 0);
   let tag = row.querySelector(".tag.held");
   if (held && !tag) {
     tag = el("span", { class: "tag held" });
     row.querySelector(".flags").append(tag);
   }
   if (held) {
-    tag.textContent = t("网络较弱：{n} 路视频暂停，声音优先", { n: q.videos_held });
+    const parts = reduced.map((v) => t("{name}的视频降为 {fps} 帧/秒", {
+      name: nameOf(v.participant_id) || "…", fps: v.fps }));
+    if (q.videos_held > 0) parts.push(t("{n} 路视频暂停", { n: q.videos_held }));
+    tag.textContent = t("网络较弱：{what}，声音优先", { what: parts.join(t("，")) });
     tag.title = q.downlink_kbps != null
       ? t("估计下行 {kbps} kbps", { kbps: q.downlink_kbps }) : "";
   } else if (tag) {

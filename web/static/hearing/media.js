@@ -41,6 +41,24 @@ export async function onOffer(message) {
   await Promise.race([pc.setLocalDescription(answer), dropped]);
   if (pc !== S.pc) return;
   send({ type: "answer", sdp: pc.localDescription.sdp });
+  await publishLayers(S.videoSender);
+}
+
+// The video goes out in three temporal layers (VP8 L1T3): the server sends someone on a weak
+// link fewer frames of it instead of none. Set once the sender is negotiated; a browser that
+// refuses it publishes one layer, which still works (that video is only ever held back).
+const layered = new WeakSet();
+async function publishLayers(sender) {
+  if (!sender || layered.has(sender)) return;
+  layered.add(sender);
+  try {
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) return;
+    params.encodings[0].scalabilityMode = "L1T3";
+    await sender.setParameters(params);
+  } catch (e) {
+    console.warn("scalabilityMode L1T3 refused", e && e.name);
+  }
 }
 
 // Each peer's `dropped` promise and the `drop` that resolves it (in dropPeer).

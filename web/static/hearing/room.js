@@ -94,6 +94,9 @@ function tileTags(seat, pid) {
   else if (seat.muted) tags.push(el("span", { class: "tag muted" }, t("已静音")));
   if (seat.present === false) tags.push(el("span", { class: "tag away" }, t("未在线")));
   if (videoHeld(pid)) tags.push(el("span", { class: "tag held" }, t("视频暂停：您的网络较弱")));
+  else if (videoReduced(pid)) {
+    tags.push(el("span", { class: "tag held reduced" }, t("画面帧率降低：您的网络较弱")));
+  }
   return tags;
 }
 
@@ -102,10 +105,15 @@ function videoHeld(pid) {
   return S.slots.some((s) => s.participant_id === pid && s.kind === "video" && s.held);
 }
 
+// ... or sends fewer of its frames.
+function videoReduced(pid) {
+  return S.slots.some((s) => s.participant_id === pid && s.kind === "video" && s.reduced);
+}
+
 function caption(tile, seat, pid, self) {
   const figcaption = tile.querySelector("figcaption");
   const signature = JSON.stringify([seat, self, consultationOf(pid), !!myConsultation(),
-    videoHeld(pid), document.documentElement.lang]);
+    videoHeld(pid), videoReduced(pid), document.documentElement.lang]);
   if (figcaption.dataset.signature === signature) return;
   figcaption.dataset.signature = signature;
   const name = seat ? seat.name : self ? (S.me || {}).name : "…";
