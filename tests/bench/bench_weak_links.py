@@ -45,7 +45,9 @@ class Outcome:
     kbit: int | None
     heard: float  # share of the publishers' audio packets the defendant received
     fps_per_tile: float  # video frames the defendant received a second, per publisher
-    others_hear: float  # share of the defendant's audio packets the others received
+    # Share of the defendant's audio packets the others received; None when the defendant's
+    # media reconnected in the window (their audio then came on another slot, counted anew).
+    others_hear: float | None
     keyframe_requests: float  # a second, per healthy publisher
     disconnections: int
     downlink_kbps: float | None  # the court's figure (median)
@@ -149,6 +151,7 @@ async def one(server: Server, netns: Any, loops: MediaLoops, kbit: int | None, a
         assert first is not None
         requests = keyframe_requests(clients)
         others = {r: c.frames_from(defendant_id, "audio") for r, c in clients.items()}
+        carried_by = {r: slots_of(c, defendant_id) for r, c in clients.items()}
         mark = len(judge.messages)
         closed = len([e for e in defendant.events if e["event"] == "closed"])
         began = time.monotonic()
@@ -166,7 +169,9 @@ async def one(server: Server, netns: Any, loops: MediaLoops, kbit: int | None, a
             fps_per_tile=(last["video"] - first["video"]) / tick / len(PUBLISHERS),
             others_hear=statistics.mean(
                 (c.frames_from(defendant_id, "audio") - others[r]) / (span * AUDIO_FPS)
-                for r, c in clients.items()),
+                for r, c in clients.items())
+            if all(slots_of(c, defendant_id) == carried_by[r] for r, c in clients.items())
+            else None,
             keyframe_requests=(keyframe_requests(clients) - requests) / span
             / len(PUBLISHERS),
             disconnections=len([e for e in defendant.events if e["event"] == "closed"])
@@ -186,12 +191,19 @@ async def one(server: Server, netns: Any, loops: MediaLoops, kbit: int | None, a
             await netns.unlimit_rate()
 
 
+def slots_of(client: HearingClient, participant_id: str) -> set[str]:
+    return {s["mid"] for s in client.slots
+            if s["participant_id"] == participant_id and s["kind"] == "audio"}
+
+
 def row(o: Outcome) -> str:
     link = "unlimited" if o.kbit is None else f"{o.kbit / 1000:g} Mbit/s" if o.kbit >= 1000 \
         else f"{o.kbit} kbit/s"
     kbps = "—" if o.downlink_kbps is None else f"{o.downlink_kbps:,.0f}"
     return (f"| {link} | {'on' if o.adapt else 'off (baseline)'} | {o.heard:.1%} "
-            f"| {o.fps_per_tile:.1f} | {o.others_hear:.1%} | {o.keyframe_requests:.2f} "
+            f"| {o.fps_per_tile:.1f} "
+            f"| {'reconnected' if o.others_hear is None else f'{o.others_hear:.1%}'} "
+            f"| {o.keyframe_requests:.2f} "
             f"| {o.disconnections} | {kbps} | {o.videos_held:g} |")
 
 
@@ -238,7 +250,9 @@ def report(outcomes: list[Outcome], hold_s: float, elapsed: float) -> str:
         "server with `adapt_downlinks` off (the baseline) and one with it on, alternately, in "
         f"the same run; figures over {hold_s:.0f} s after {SETTLE_S:.0f} s in session. "
         "*Heard*: the publishers' audio packets the defendant received; *others hear*: the "
-        "defendant's audio packets the others received (their uplink is not limited); "
+        "defendant's audio packets the others received (their uplink is not limited; "
+        "*reconnected*: the defendant's media connection failed and was made again within the "
+        "window, so its audio came on new slots); "
         "*keyframe requests*: those reaching each healthy publisher, a second; *downlink* and "
         "*videos held*: what the court's console showed (medians).",
         "",
