@@ -53,8 +53,7 @@ class Tally:
     media_failures: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)
     captions: int = 0
-    lag_s: float = 0.0
-    lags_s: list[float] = field(default_factory=list)
+    lags_s: list[float] = field(default_factory=list)  # each report of the record's lag
 
 
 class LoadClient:
@@ -221,7 +220,6 @@ class LoadClient:
         elif kind == "transcription":
             lag = data.get("lag_seconds")
             if isinstance(lag, int | float):
-                self._tally.lag_s = max(self._tally.lag_s, float(lag))
                 self._tally.lags_s.append(float(lag))
 
     async def leave(self, task: asyncio.Task[None]) -> None:

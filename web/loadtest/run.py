@@ -282,7 +282,7 @@ class LoadRun:
         report.media_failures = dict(tally.media_failures)
         report.frames_received = dict(tally.frames)
         report.captions_received = tally.captions
-        report.max_recognizer_lag_s = round(tally.lag_s, 2)
+        report.max_recognizer_lag_s = round(max(tally.lags_s, default=0.0), 2)
         report.recognizer_lag = Spread.of(tally.lags_s)
         return report
 
