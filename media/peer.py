@@ -210,7 +210,6 @@ class ParticipantPeer:
                 transceiver = pc.addTransceiver(kind, direction="recvonly")
                 transceiver.setCodecPreferences(_codecs(kind))
             self.publications["audio"].taps.append(self.audio_tap.push)
-            self.audio_tap.start()
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState

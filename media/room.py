@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from media.audio import PcmChunk
+from media.audio import AudioDecoder, PcmChunk
 from media.counters import MediaCounters
 from media.downlink import LinkEstimate
 from media.errors import NoPicture
@@ -120,6 +120,8 @@ class MediaRoom:
         # What was learnt of each departed participant's downlink, for a rejoin soon after:
         # participant -> (estimate, when they left).
         self._links: dict[str, tuple[LinkEstimate, float]] = {}
+        # Every participant's audio decoded by one thread (see `media.audio`).
+        self._audio_decoder = AudioDecoder(hearing_id)
 
     async def add(self, peer: ParticipantPeer) -> None:
         """Start `peer`, replacing an earlier peer of the same participant (a rejoin)."""
@@ -134,6 +136,10 @@ class MediaRoom:
             peer.link = kept[0]
         peer.counters = self.counters
         await peer.start()
+        if peer.publish:
+            if not self._audio_decoder.running:
+                self._audio_decoder.start()
+            peer.audio_tap.start(self._audio_decoder)
         self.peers[peer.participant_id] = peer
         if self.recording is not None and peer.publish:
             await self.recording.begin(peer)
@@ -305,3 +311,4 @@ class MediaRoom:
         await self.stop_recording()
         for participant_id in list(self.peers):
             await self.remove(participant_id)
+        await self._audio_decoder.aclose()

@@ -44,9 +44,14 @@ def _resolve(ended: asyncio.Future[None]) -> None:
 
 async def put_end(items: queue.Queue[Any]) -> None:
     """Queue the end marker (None) for a worker thread, waiting on the loop while it is full."""
+    await put_waiting(items, None)
+
+
+async def put_waiting(items: queue.Queue[Any], item: Any) -> None:
+    """Queue `item` for a worker thread, waiting on the loop while the queue is full."""
     while True:
         try:
-            items.put_nowait(None)
+            items.put_nowait(item)
             return
         except queue.Full:
             await asyncio.sleep(END_POLL_S)
