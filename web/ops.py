@@ -243,6 +243,14 @@ class TingshenCollector(Collector):
             "tingshen_recording_files_open", "Recording files being written now.", value=files
         )
 
+        renders = GaugeMetricFamily(
+            "tingshen_review_renders", "Review composites being rendered, by state.",
+            labels=["state"],
+        )
+        renders.add_metric(["queued"], hub.composites.queued if hub is not None else 0)
+        renders.add_metric(["running"], hub.composites.running if hub is not None else 0)
+        yield renders
+
     def _transcription(self, hub: Hub | None) -> Iterator[Metric]:
         live = list(hub.hearings.values()) if hub is not None else []
         # No hearing ids as labels: the largest lag, and how many hearings lag how much.

@@ -164,7 +164,8 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server's processes (each /proc/PID/stat covers its
-        threads)."""
+        threads), with that of the children they have reaped (a review render's ffmpeg that
+        ended during a measurement)."""
         assert self.proc is not None
         ticks = 0
         for pid in process_tree(self.proc.pid):
@@ -173,7 +174,7 @@ class Server:
             except OSError:
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
         return ticks / CLOCK_TICKS
 
     def stop(self) -> None:

@@ -51,6 +51,8 @@ HEADER = (
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 QUIET_CPU_SHARE = 0.15  # between steps: the closed hearings' composites must finish first
+QUIET_WINDOWS = 3
+QUIET_MAX_S = 300.0
 
 
 @dataclass
@@ -75,7 +77,8 @@ class Step:
         if audio < AUDIO_FPS * MIN_RATE_SHARE:
             out.append(f"audio {audio:.0f}/s per stream")
         if video < VIDEO.fps * MIN_RATE_SHARE:
-            out.append(f"video {video:.0f}/s per stream")
+            out.append(f"video {video:.0f}/s per stream (the server's downlink adaptation held "
+                       f"back {r.videos_held:.0%} of them)")
         if r.recognizer_lag.p95 / 1000 >= MAX_LAG_P95_S:
             out.append(f"recognizer lag p95 {r.recognizer_lag.p95 / 1000:.1f} s")
         if r.captions_received == 0:
@@ -94,23 +97,31 @@ class Step:
 
 
 async def cpu_by_part(url: str, workers: int) -> dict[float, dict[str, float]]:
-    """Each worker's `tingshen_cpu_seconds_total` by part, keyed by its process id (the port
-    reaches a worker the kernel picks: asked until every worker has answered)."""
-    seen: dict[float, dict[str, float]] = {}
+    """Each worker's `tingshen_cpu_seconds_total` by part, keyed by its process id."""
+    return {w: m["cpu"] for w, m in (await worker_metrics(url, workers)).items()}
+
+
+async def worker_metrics(url: str, workers: int) -> dict[float, dict[str, dict[str, float]]]:
+    """Each worker's CPU seconds by part ("cpu") and review renders by state ("renders"),
+    keyed by its process id (the port reaches a worker the kernel picks: asked until every
+    worker has answered)."""
+    seen: dict[float, dict[str, dict[str, float]]] = {}
     # A new connection each time: a kept-alive one always reaches the same worker.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)
                                      ) as session:
         for _ in range(20 * workers):
             async with session.get(f"{url}/metrics") as r:
                 body = await r.text()
-            started, parts = 0.0, {}
+            started, found = 0.0, {"cpu": {}, "renders": {}}
             for family in text_string_to_metric_families(body):
                 for sample in family.samples:
                     if sample.name == "tingshen_process_id":
                         started = sample.value
                     elif sample.name == "tingshen_cpu_seconds_total":
-                        parts[sample.labels["part"]] = sample.value
-            seen[started] = parts
+                        found["cpu"][sample.labels["part"]] = sample.value
+                    elif sample.name == "tingshen_review_renders":
+                        found["renders"][sample.labels["state"]] = sample.value
+            seen[started] = found
             if len(seen) >= workers:
                 break
     return seen
@@ -123,14 +134,19 @@ def parts_used(before: dict[float, dict[str, float]], after: dict[float, dict[st
                       for w in after) / seconds for part in PARTS}
 
 
-async def wait_quiet(server: Server) -> None:
-    """Until the server uses less than QUIET_CPU_SHARE of a core over 2 s (or 120 s pass)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+async def wait_quiet(server: Server, workers: int) -> None:
+    """Until the last step's review renders (which start once its hearings are sealed) have
+    finished in every worker and the server uses less than QUIET_CPU_SHARE of a core, over
+    QUIET_WINDOWS windows of 2 s in a row (or QUIET_MAX_S pass): a step measures its own
+    hearings, not the renders of the one before."""
+    deadline, quiet = time.monotonic() + QUIET_MAX_S, 0
+    while quiet < QUIET_WINDOWS and time.monotonic() < deadline:
         before = server.cpu_seconds()
         await asyncio.sleep(2.0)
-        if (server.cpu_seconds() - before) / 2.0 < QUIET_CPU_SHARE:
-            return
+        renders = sum(sum(m["renders"].values())
+                      for m in (await worker_metrics(server.url, workers)).values())
+        idle = (server.cpu_seconds() - before) / 2.0 < QUIET_CPU_SHARE and renders == 0
+        quiet = quiet + 1 if idle else 0
 
 
 async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s: float
@@ -152,7 +168,7 @@ async def ladder(root: Path, workers: int, database: str, redis_url: str, hold_s
                 raise RuntimeError(f"workers did not start: {server.log_tail()}")
             await asyncio.sleep(0.5)
         for hearings in range(1, MAX_HEARINGS + 1):
-            await wait_quiet(server)
+            await wait_quiet(server, workers)
             plan = LoadPlan(url=server.url, admin_token=server.token, hearings=hearings,
                             participants=PARTICIPANTS, media=True, in_session=True,
                             speech=SPEECH / "en_opening.wav", language="en", duration_s=hold_s,

@@ -124,6 +124,10 @@ class LoadReport:
     # 1000 / AUDIO_FRAME_MS, video `video_fps`); below that, media was lost or late.
     frame_rates: dict[str, float] = field(default_factory=dict)
     video_fps: int = 0
+    # While held, sampled each second: the share of received videos the server's downlink
+    # adaptation held back, and the share it sent at a reduced frame rate (its `slots`).
+    videos_held: float = 0.0
+    videos_reduced: float = 0.0
     client_cpu_percent: float = 0.0  # this process while held, of one core
     captions_received: int = 0  # final trial-record lines, summed over the clients
     max_recognizer_lag_s: float = 0.0  # from the judges' `transcription` messages
@@ -169,6 +173,8 @@ class LoadReport:
             rates = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(self.frame_rates.items()))
             lines.append(f"  frames per received track while held: {rates or 'none'} (sent: "
                          f"audio {1000 // AUDIO_FRAME_MS}/s, video {self.video_fps}/s)")
+            lines.append(f"  received videos the server held back {self.videos_held:.0%}, "
+                         f"sent reduced {self.videos_reduced:.0%} (of the time held)")
             lines.append(f"  trial record: {self.captions_received} final captions received, "
                          f"recognizer lag p95 {self.recognizer_lag.p95 / 1000:.1f} s, "
                          f"up to {self.max_recognizer_lag_s:.1f} s")

@@ -43,6 +43,7 @@ REST_IN_FLIGHT = 8
 LEAVES_IN_FLIGHT = 200
 PONG_WAIT_S = 2.0  # for pings in flight when a run ends, before they count as unanswered
 LIVE_PAGE = 200
+VIDEO_SAMPLE_S = 1.0
 # File descriptors beyond one per client: the process's own, the REST pool, logs.
 SPARE_FDS = 256
 # With media each client holds a few more: UDP sockets for ICE, the DTLS transport.
@@ -89,6 +90,7 @@ class LoadRun:
         self._cleaned = False
         self._held_frames: Counter[str] = Counter()
         self._held_cpu = 0.0
+        self._video_samples: tuple[list[float], list[float]] = ([], [])
         parts = urlsplit(plan.url)
         ws_scheme = "wss" if parts.scheme == "https" else "ws"
         self.ws_url = f"{ws_scheme}://{parts.netloc}/ws"
@@ -233,10 +235,31 @@ class LoadRun:
         """Keep every joined client for `seconds` (the plan's duration by default)."""
         seconds = self.plan.duration_s if seconds is None else seconds
         frames, cpu, started = Counter(self.tally.frames), cpu_seconds(), time.monotonic()
-        await asyncio.sleep(seconds)
+        sampler = asyncio.create_task(self._sample_videos())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        held, reduced = self._video_samples
+        if held:
+            self._report.videos_held = round(sum(held) / len(held), 3)
+            self._report.videos_reduced = round(sum(reduced) / len(reduced), 3)
         self._held_frames += self.tally.frames - frames
         self._held_cpu += cpu_seconds() - cpu
         self._report.held_seconds += round(time.monotonic() - started, 3)
+
+    async def _sample_videos(self) -> None:
+        """Each second, what share of the received videos is held back or reduced."""
+        held, reduced = self._video_samples
+        while True:
+            await asyncio.sleep(VIDEO_SAMPLE_S)
+            videos = [s for c in self.clients if c.held for s in c.slots
+                      if s.get("kind") == "video" and s.get("participant_id")]
+            if videos:
+                held.append(sum(bool(s.get("held")) for s in videos) / len(videos))
+                reduced.append(sum(bool(s.get("reduced")) for s in videos) / len(videos))
 
     async def server_present(self) -> int:
         """Participants the server itself shows present in this run's hearings."""

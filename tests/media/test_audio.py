@@ -1,0 +1,129 @@
+"""The audio tap: every participant's Opus decoded by the hearing's one decoder thread, each
+participant's chunks reaching their consumers in order, nothing in flight lost at a close."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+from media.audio import TAP_RATE, AudioDecoder, AudioTap, PcmChunk
+from media.forwarding import EncodedFrame
+
+FRAME = 960  # 20 ms at 48 kHz
+
+
+def opus_frames(frequency: float, count: int) -> list[bytes]:
+    """`count` 20 ms Opus packets of a sine at `frequency` (mono, 48 kHz)."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate = 48_000
+    encoder.layout = "mono"
+    encoder.format = "s16"
+    encoder.bit_rate = 32_000
+    t = np.arange(FRAME * count) / 48_000
+    tone = (np.sin(2 * np.pi * frequency * t) * 8_000).astype(np.int16)
+    packets: list[bytes] = []
+    for k in range(count):
+        frame = av.AudioFrame.from_ndarray(tone[k * FRAME:(k + 1) * FRAME].reshape(1, -1),
+                                           format="s16", layout="mono")
+        frame.sample_rate = 48_000
+        frame.pts = k * FRAME
+        frame.time_base = fractions.Fraction(1, 48_000)
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    packets += [bytes(p) for p in encoder.encode(None)]
+    return packets[:count]
+
+
+def frame(data: bytes, k: int) -> EncodedFrame:
+    return EncodedFrame("audio", "opus", data, k * FRAME, False, time.monotonic())
+
+
+def dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float32)))
+    return float(np.argmax(spectrum) * TAP_RATE / samples.size)
+
+
+@pytest.fixture
+async def decoder():
+    decoder = AudioDecoder("hearing")
+    decoder.start()
+    yield decoder
+    await decoder.aclose()
+
+
+async def test_each_participant_gets_their_own_audio_in_order_from_one_thread(
+        decoder: AudioDecoder) -> None:
+    tones = {"judge": 440.0, "defendant": 1_000.0, "lawyer": 2_000.0}
+    packets = {pid: opus_frames(hz, 50) for pid, hz in tones.items()}
+    heard: dict[str, list[PcmChunk]] = {pid: [] for pid in tones}
+    taps = {pid: AudioTap(pid) for pid in tones}
+    for pid, tap in taps.items():
+        tap.add_consumer(heard[pid].append)
+        tap.start(decoder)
+    decoders_before = [t.name for t in threading.enumerate() if "audio-decoder" in t.name]
+    for k in range(50):  # interleaved, as frames arrive from several participants
+        for pid, tap in taps.items():
+            tap.push(frame(packets[pid][k], k))
+        await asyncio.sleep(0.002)
+    for tap in taps.values():
+        await tap.aclose()  # returns once what it took has reached the consumers
+    assert decoders_before == ["audio-decoder-hearing"]
+    for pid, hz in tones.items():
+        chunks = heard[pid]
+        assert [c.timestamp for c in chunks] == [k * FRAME for k in range(50)], pid
+        samples = np.concatenate([c.samples for c in chunks])
+        assert samples.dtype == np.int16 and samples.size >= 49 * TAP_RATE // 50
+        assert abs(dominant_hz(samples[TAP_RATE // 10:]) - hz) < 20, pid
+        assert taps[pid].frames_decoded == 50 and taps[pid].frames_lost == 0
+        assert taps[pid].take_peak() > -30
+
+
+async def test_a_bad_packet_is_counted_and_the_others_still_decode(
+        decoder: AudioDecoder) -> None:
+    tap = AudioTap("defendant")
+    heard: list[PcmChunk] = []
+    tap.add_consumer(heard.append)
+    tap.start(decoder)
+    good = opus_frames(440.0, 3)
+    tap.push(frame(good[0], 0))
+    tap.push(frame(b"", 1))  # no Opus at all
+    tap.push(frame(good[1], 2))
+    await tap.aclose()
+    assert tap.decode_errors == 1
+    assert [c.timestamp for c in heard] == [0, 2 * FRAME]
+
+
+async def test_a_failing_consumer_does_not_starve_the_others(decoder: AudioDecoder) -> None:
+    tap = AudioTap("judge")
+
+    def broken(chunk: PcmChunk) -> None:
+        raise RuntimeError("a consumer's bug")
+
+    heard: list[PcmChunk] = []
+    tap.add_consumer(broken)
+    tap.add_consumer(heard.append)
+    tap.start(decoder)
+    for k, data in enumerate(opus_frames(440.0, 5)):
+        tap.push(frame(data, k))
+    await tap.aclose()
+    assert len(heard) == 5
+
+
+async def test_a_full_queue_loses_frames_it_counts_and_a_closed_tap_takes_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("media.audio.DECODE_QUEUE_FRAMES", 3)
+    decoder = AudioDecoder("stuck")  # not started: nothing takes from its queue
+    tap = AudioTap("judge")
+    tap.start(decoder)
+    data = opus_frames(440.0, 1)[0]
+    for k in range(5):
+        tap.push(frame(data, k))
+    assert tap.frames_lost == 2
+    await tap.aclose()
+    tap.push(frame(data, 6))
+    assert tap.frames_lost == 2 and tap.frames_decoded == 0
