@@ -139,6 +139,10 @@ class _TapDecoder:
         self.resampler = av.AudioResampler(format="s16", layout="mono", rate=TAP_RATE)
 
     def decode(self, tap: AudioTap, frame: EncodedFrame) -> PcmChunk | None:
+        if not frame.data:
+            # An empty packet would put the decoder in draining mode: silent for good after.
+            tap.decode_errors += 1
+            return None
         try:
             pcm = [
                 r.to_ndarray().reshape(-1)

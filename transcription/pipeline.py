@@ -33,6 +33,7 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
+from config.machine import MachineLoad
 from config.threads import (
     RECOGNITION,
     name_this_thread,
@@ -56,6 +57,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # How often the hearing's task looks for speakers whose audio stopped mid-utterance.
+# Captions (partials) give way as the machine fills: all of their share with the machine's CPU
+# at most this busy, almost none (MIN_PARTIAL_SHARE: one now and then) from PARTIALS_OFF_FROM.
+# Four hearings on two cores failed on video at 26 frames a second of 30 while partials took a
+# sixth of the machine.
+PARTIALS_FULL_UNTIL = 0.7
+PARTIALS_OFF_FROM = 0.9
+MIN_PARTIAL_SHARE = 0.05
 STALL_CHECK_S = 0.25
 # How long a closing inference thread waits for the others to finish their decodes.
 RETIRE_WAIT_S = 120.0
@@ -149,6 +157,13 @@ class RecognitionCpu:
         return finals, decoding - finals, recognition_s - decoding
 
 
+def partials_room(machine_busy: float) -> float:
+    """What part of their share partials may take with the machine's CPU this busy (0-1)."""
+    if machine_busy <= PARTIALS_FULL_UNTIL:
+        return 1.0
+    return max(0.0, (PARTIALS_OFF_FROM - machine_busy) / (PARTIALS_OFF_FROM - PARTIALS_FULL_UNTIL))
+
+
 def _inference_threads(decodes: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=decodes, thread_name_prefix=INFERENCE_THREAD,
                               initializer=name_this_thread, initargs=(INFERENCE_THREAD,))
@@ -160,7 +175,10 @@ class InferenceWorker:
 
     Partials, across all hearings, get at most `max_partial_share` of the thread's time: after
     a partial decode of d seconds, the next may start d * (1 - share) / share later, so that
-    partials slow down (rather than delay finals) when decodes get slow.
+    partials slow down (rather than delay finals) when decodes get slow. They also give way
+    when the machine is nearly full, whoever fills it: their share falls from the whole of it
+    at `PARTIALS_FULL_UNTIL` of the machine's CPU busy to almost nothing at
+    `PARTIALS_OFF_FROM`, so that forwarding and the final lines keep their CPU.
     """
 
     def __init__(self, recognizer: Recognizer, executor: ThreadPoolExecutor | None = None,
@@ -169,6 +187,7 @@ class InferenceWorker:
         self.decodes = decodes
         self._partial_share = recognizer.options.max_partial_share
         self._partials_from = 0.0
+        self.machine = MachineLoad()
         self._executor = executor or _inference_threads(decodes)
         self.cpu = RecognitionCpu()
 
@@ -203,7 +222,8 @@ class InferenceWorker:
                 self.cpu.finals_busy_s += ended - began
             else:
                 self.cpu.partials_busy_s += ended - began
-                share = self._partial_share
+                share = self._partial_share * partials_room(self.machine.read(ended))
+                share = max(share, MIN_PARTIAL_SHARE)
                 self._partials_from = ended + (ended - began) * (1 - share) / share
 
     async def aclose(self) -> None:

@@ -91,11 +91,12 @@ async def test_a_bad_packet_is_counted_and_the_others_still_decode(
     tap.start(decoder)
     good = opus_frames(440.0, 3)
     tap.push(frame(good[0], 0))
-    tap.push(frame(b"", 1))  # no Opus at all
-    tap.push(frame(good[1], 2))
+    tap.push(frame(b"", 1))  # nothing: would have left the decoder draining, silent for good
+    tap.push(frame(b"\xff\xff\xff\xff", 2))  # what no Opus encoder writes
+    tap.push(frame(good[1], 3))
     await tap.aclose()
-    assert tap.decode_errors == 1
-    assert [c.timestamp for c in heard] == [0, 2 * FRAME]
+    assert tap.decode_errors == 2
+    assert [c.timestamp for c in heard] == [0, 3 * FRAME]
 
 
 async def test_a_failing_consumer_does_not_starve_the_others(decoder: AudioDecoder) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from config.machine import MachineLoad
 from config.threads import RECOGNITION, cpu_seconds_by_kind, thread_cpu_seconds
 from tests.speech import SPEECH
 from tests.transcription.conftest import (
@@ -30,10 +31,12 @@ from transcription.model import load_model
 from transcription.options import TranscriptionOptions
 from transcription.pipeline import (
     AUTO_LANGUAGE,
+    MIN_PARTIAL_SHARE,
     FinalLine,
     HearingTranscriber,
     InferenceWorker,
     Partial,
+    partials_room,
 )
 from transcription.recognizer import Recognition, Recognizer
 from transcription.utterances import Utterance, UtteranceDetector
@@ -322,6 +325,7 @@ async def test_partials_take_at_most_their_share_of_the_inference_thread(
     tiny_recognizer: Recognizer,
 ) -> None:
     worker = InferenceWorker(tiny_recognizer)
+    worker.machine = SteadyMachine(0.3)  # whatever else this machine runs meanwhile
     try:
         assert worker.partials_allowed()
         await worker.run(time.sleep, 0.2)
@@ -335,6 +339,39 @@ async def test_partials_take_at_most_their_share_of_the_inference_thread(
         assert 0.1 < worker.partials_wait() <= took * (1 - share) / share
         await asyncio.sleep(worker.partials_wait() + 0.01)
         assert worker.partials_allowed()
+    finally:
+        await worker.aclose()
+
+
+class SteadyMachine(MachineLoad):
+    def __init__(self, busy: float) -> None:
+        super().__init__()
+        self.busy = busy
+
+    def read(self, now: float | None = None) -> float:
+        return self.busy
+
+
+async def test_partials_give_way_when_the_machine_is_nearly_full(
+    tiny_recognizer: Recognizer,
+) -> None:
+    """Four hearings on two cores lost video frames while captions took a sixth of the
+    machine: with the machine's CPU nearly full, a partial waits far longer for the next."""
+    worker = InferenceWorker(tiny_recognizer)
+    share = tiny_recognizer.options.max_partial_share
+    try:
+        waits = {}
+        for busy in (0.5, 0.8, 0.95):
+            worker.machine = SteadyMachine(busy)
+            began = time.monotonic()
+            await worker.run(time.sleep, 0.1, partial=True)
+            took = time.monotonic() - began
+            waits[busy] = worker.partials_wait() / took
+        assert waits[0.5] == pytest.approx((1 - share) / share, rel=0.2)
+        half = share * partials_room(0.8)
+        assert partials_room(0.8) == pytest.approx(0.5)
+        assert waits[0.8] == pytest.approx((1 - half) / half, rel=0.2)
+        assert waits[0.95] == pytest.approx((1 - MIN_PARTIAL_SHARE) / MIN_PARTIAL_SHARE, rel=0.2)
     finally:
         await worker.aclose()
 

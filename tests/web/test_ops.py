@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -373,3 +374,32 @@ async def test_readyz_reports_a_starved_executor_and_a_stuck_render_queue(
     assert r.status == 200, await r.text()
     body = await r.json()
     assert body["status"] == "degraded" and body["checks"]["renders"] == "stuck"
+
+
+async def test_metrics_count_the_review_renders_queued_and_running(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renders run ffmpeg, about a core each: an operator (and the workers benchmark, between
+    its steps) sees how many are waiting and running."""
+    release = asyncio.Event()
+    started: list[uuid.UUID] = []
+
+    async def render(registry: object, recordings: object, hearing_id: uuid.UUID,
+                     *args: object, **kwargs: object) -> None:
+        started.append(hearing_id)
+        await release.wait()
+
+    monkeypatch.setattr("signaling.review.render_hearing", render)
+    composites = client.app[HUB].composites
+    samples = await scrape(client)
+    assert value(samples, "tingshen_review_renders", state="queued") == 0
+    assert value(samples, "tingshen_review_renders", state="running") == 0
+    for _ in range(3):  # one more than the render threads
+        composites.start(uuid.uuid4())
+    samples = await wait_metric(client, lambda s: value(
+        s, "tingshen_review_renders", state="running") == 2)
+    assert value(samples, "tingshen_review_renders", state="queued") == 1
+    release.set()
+    await wait_metric(client, lambda s: value(s, "tingshen_review_renders", state="queued")
+                      + value(s, "tingshen_review_renders", state="running") == 0)
+    assert len(started) == 3
