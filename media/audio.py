@@ -77,10 +77,12 @@ class AudioDecoder:
 
     async def drain(self, tap: AudioTap) -> None:
         """Until every frame `tap` queued so far has reached its consumers."""
-        assert self._loop is not None
+        assert self._loop is not None and self._thread is not None
+        thread = self._thread
         done = self._loop.create_future()
         await put_waiting(self._queue, (tap, done))
-        await done
+        # Or until the thread has ended (the server shutting down): nothing would answer.
+        await asyncio.wait((done, thread), return_when=asyncio.FIRST_COMPLETED)
 
     async def aclose(self) -> None:
         if self._thread is None:
@@ -149,7 +151,7 @@ class _TapDecoder:
                 for d in self.decoder.decode(av.Packet(frame.data))
                 for r in self.resampler.resample(d)
             ]
-        except av.FFmpegError:
+        except (av.FFmpegError, ValueError):
             tap.decode_errors += 1
             return None
         if not pcm:

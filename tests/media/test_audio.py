@@ -128,3 +128,21 @@ async def test_a_full_queue_loses_frames_it_counts_and_a_closed_tap_takes_none(
     await tap.aclose()
     tap.push(frame(data, 6))
     assert tap.frames_lost == 2 and tap.frames_decoded == 0
+
+
+async def test_a_close_does_not_wait_for_a_decoder_thread_that_died(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A participant leaving must not hang the hearing's close on a thread nobody answers."""
+    def broken(self: object, tap: AudioTap, frame: EncodedFrame) -> None:
+        raise RuntimeError("a bug in the decoder thread")
+
+    monkeypatch.setattr("media.audio._TapDecoder.decode", broken)
+    monkeypatch.setattr("threading.excepthook", lambda args: None)  # expected: not a report
+    decoder = AudioDecoder("broken")
+    decoder.start()
+    tap = AudioTap("judge")
+    tap.start(decoder)
+    tap.push(frame(opus_frames(440.0, 1)[0], 0))
+    async with asyncio.timeout(10):
+        await tap.aclose()
+        await decoder.aclose()
