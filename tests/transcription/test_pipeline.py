@@ -226,6 +226,7 @@ async def test_a_slow_recognizer_neither_blocks_feeding_nor_loses_an_utterance(
 
 
 async def test_partials_arrive_while_someone_speaks(tiny_worker: InferenceWorker) -> None:
+    tiny_worker.machine = SteadyMachine(0.3)  # a busy test machine would hold captions back
     record = Record()
     audio = np.concatenate([load_wav("en_opening.wav"), silence(1.0)])
     # A long hangover keeps the whole file one utterance, so partials have time to come.
