@@ -58,6 +58,12 @@ ECHO_MIN_RUN = 6
 # the prompt decides).
 ECHO_NO_SPEECH = 0.4
 ECHO_WORD_PROBABILITY = 0.25
+# Whatever the text: a segment the model itself doubts is speech (no_speech_prob at least
+# DOUBT_NO_SPEECH) whose words it aligned with less than DOUBT_WORD_PROBABILITY on average is
+# not kept. Seen: "好。" (no_speech_prob 0.50, probability 0.11) after AISHELL's
+# "…停滞的情况" framed by 0.3 s of silence; a sentence said had 0.01-0.04 and 0.6-0.99.
+DOUBT_NO_SPEECH = 0.4
+DOUBT_WORD_PROBABILITY = 0.25
 # A suspect confirmed by a decode without the prompt shares this much of its text with it.
 ECHO_AGREEMENT = 0.6
 

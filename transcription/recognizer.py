@@ -348,6 +348,9 @@ class Recognizer:
             return "compression"
         if segment.avg_logprob < opts.log_prob_threshold:
             return "log probability"
+        if (words and segment.no_speech_prob >= guards.DOUBT_NO_SPEECH
+                and guards.mean_probability(words) < guards.DOUBT_WORD_PROBABILITY):
+            return "doubtful"
         start, end = _span(segment, words, duration)
         if words and guards.heard_share(words, spans) < guards.HEARD_SHARE:
             return "no speech under it"

@@ -266,6 +266,18 @@ def test_mandarin_through_base_with_a_hearing_prompt(base_recognizer: Recognizer
     assert "\ufffd" not in result.text
 
 
+def test_a_doubtful_word_after_the_speech_is_not_kept(base_recognizer: Recognizer) -> None:
+    """AISHELL's sentence framed by 0.3 s of silence, as the live pipeline cuts it: base
+    appended "好。", which nobody said (its no-speech probability 0.50, the word's 0.11)."""
+    pad = np.zeros(int(0.3 * 16_000), dtype=np.int16)
+    audio = np.concatenate([pad, load_wav(ZH_SPEECH), pad])
+    prompt = build_prompt("zh", "(2026)京0105刑初77号",
+                          [("孙明", "judge"), ("钱某某", "defendant")])
+    result = base_recognizer.transcribe(audio, "zh", prompt)
+    assert "好" not in result.text, result.text
+    assert character_errors(zh_reference(), result.text) <= 0.15, result.text
+
+
 def test_chromiums_fake_microphone_gives_no_line(
     tiny_recognizer: Recognizer, ungated_tiny: Recognizer
 ) -> None:
