@@ -29,6 +29,7 @@ from pathlib import Path
 from statistics import median
 from zoneinfo import ZoneInfo
 
+from config.machine import busy_jiffies
 from media import composite
 from media.composite import render_composite
 from media.composite_sources import CompositeSource
@@ -69,12 +70,6 @@ def make_recording(path: Path, index: int, seconds: float) -> None:
     )
 
 
-def _busy_jiffies() -> tuple[int, int]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -86,12 +81,12 @@ def _own_cpu() -> float:
 
 
 def render(sources: list[CompositeSource], output: Path, seconds: float) -> Run:
-    busy0, total0 = _busy_jiffies()
+    busy0, total0 = busy_jiffies()
     children0, own0 = _children_cpu(), _own_cpu()
     began = time.perf_counter()
     render_composite(sources, output, timeline_end=seconds, stamp=STAMP)
     wall = time.perf_counter() - began
-    busy1, total1 = _busy_jiffies()
+    busy1, total1 = busy_jiffies()
     parties = len({s.participant_id for s in sources})
     run = Run(
         parties=parties,

@@ -37,6 +37,7 @@ import ctranslate2
 import faster_whisper
 import numpy as np
 
+from config.machine import busy_jiffies
 from tests.bench.report import run_stamp, write_section
 from tests.bench.transcription import corpus, live, scoring
 from tests.bench.transcription.corpus import RATE, Clip
@@ -138,11 +139,8 @@ class CpuMeter:
 
     @staticmethod
     def _now() -> tuple[float, float, float]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-        ticks = os.sysconf("SC_CLK_TCK")
         own = resource.getrusage(resource.RUSAGE_SELF)
-        busy = (user + nice + system + irq + softirq + steal) / ticks
+        busy = busy_jiffies()[0] / os.sysconf("SC_CLK_TCK")
         return time.perf_counter(), busy, own.ru_utime + own.ru_stime
 
     def start(self) -> None:

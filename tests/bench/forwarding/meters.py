@@ -43,12 +43,6 @@ def thread_cpu_seconds() -> dict[str, float]:
     return {"main": main, "other": other, "recorders": recording}
 
 
-def machine_busy() -> tuple[float, float]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
 async def rtp_counters(pcs: list[Any]) -> dict[str, float]:
     """RTP packets the server received (and found missing by sequence gaps) and sent."""
     counts = {"rtp_in": 0.0, "rtp_in_lost": 0.0, "rtp_out": 0.0}

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from config.machine import busy_jiffies
 from tests.bench.forwarding.channel import READY_TIMEOUT_S
 from tests.bench.forwarding.clients import clients_main
 from tests.bench.forwarding.loops import MediaLoops
-from tests.bench.forwarding.meters import machine_busy
 from tests.bench.forwarding.recording_section import describe_window
 from tests.bench.forwarding.results import (
     RECORDING_SCHEDULE,
@@ -55,13 +55,13 @@ def _measure_window(
     server_ctl: multiprocessing.connection.Connection, controls: list[Any], seconds: float,
     recording: bool,
 ) -> Window:
-    busy0, total0 = machine_busy()
+    busy0, total0 = busy_jiffies()
     server_ctl.send(("start",))
     before, _ = _snapshots(controls, "start")
     time.sleep(seconds)
     after, client_cpu = _snapshots(controls, "stop")
     server_ctl.send(("stop",))
-    busy1, total1 = machine_busy()
+    busy1, total1 = busy_jiffies()
     server = _expect(server_ctl, "measured", 10)
     return Window(recording, server, before, after, client_cpu, busy1 - busy0, total1 - total0)
 
