@@ -10,9 +10,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
+from zoneinfo import ZoneInfo
+
+from config import Settings
+from config.timezone import local_text
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+COURT_ZONE = ZoneInfo(Settings.model_fields["court_time_zone"].default)
 
 HEADER = """# Benchmarks
 
@@ -43,7 +48,8 @@ def machine() -> str:
 
 
 def run_stamp(command: str, extra: str = "") -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # People read it: in the court's time, as every document (the settings' default zone).
+    now = local_text(datetime.now(UTC), COURT_ZONE, "en")
     lines = [f"Command: `{command}`  ", f"Date: {now}  ", f"Machine: {machine()}"]
     if extra:
         lines[-1] += "  "
