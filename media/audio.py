@@ -58,6 +58,7 @@ class AudioDecoder:
         self._queue: queue.Queue[_Work | None] = queue.Queue(DECODE_QUEUE_FRAMES)
         self._thread: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.restarts = 0  # times the thread ended by a failure and was started again
 
     @property
     def running(self) -> bool:
@@ -69,6 +70,12 @@ class AudioDecoder:
 
     def submit(self, tap: AudioTap, frame: EncodedFrame) -> bool:
         """Queue one frame of `tap`'s; False when the queue is full (the frame is lost)."""
+        if self._thread is not None and self._thread.done():
+            # It ended by a failure the decoding did not contain: without a thread, every
+            # participant's audio would stop reaching the record, silently and for good.
+            self.restarts += 1
+            log.error("audio decoder of %s had stopped; started again", self.name)
+            self._thread = start_thread(self._run, f"audio-decoder-{self.name[:8]}")
         try:
             self._queue.put_nowait((tap, frame))
         except queue.Full:
@@ -115,10 +122,19 @@ class AudioDecoder:
                     states.pop(tap, None)
                     delivered.append(work)
                     continue
-                state = states.get(tap)
-                if state is None:
-                    state = states[tap] = _TapDecoder()
-                chunk = state.decode(tap, work)
+                try:
+                    state = states.get(tap)
+                    if state is None:
+                        state = states[tap] = _TapDecoder()
+                    chunk = state.decode(tap, work)
+                except Exception:
+                    # Contained to this frame: the participant gets a fresh decoder and the
+                    # hearing's other participants are not affected.
+                    states.pop(tap, None)
+                    tap.decode_errors += 1
+                    if tap.decode_errors == 1 or tap.decode_errors % 1000 == 0:
+                        log.exception("audio decoding failed for %s", tap.participant_id)
+                    continue
                 if chunk is not None:
                     delivered.append((tap, chunk))
             if delivered:

@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from media.audio import TAP_RATE, AudioDecoder, AudioTap, PcmChunk
+from media.audio import TAP_RATE, AudioDecoder, AudioTap, PcmChunk, _TapDecoder
 from media.forwarding import EncodedFrame
 
 FRAME = 960  # 20 ms at 48 kHz
@@ -130,14 +130,75 @@ async def test_a_full_queue_loses_frames_it_counts_and_a_closed_tap_takes_none(
     assert tap.frames_lost == 2 and tap.frames_decoded == 0
 
 
+async def test_a_frame_whose_decoding_fails_unexpectedly_costs_that_frame_only(
+        decoder: AudioDecoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not an Opus error but a bug: before, it ended the thread, and every participant's audio
+    stopped reaching the record for the rest of the hearing."""
+    decode = _TapDecoder.decode
+
+    def failing_once(self: _TapDecoder, tap: AudioTap, work: EncodedFrame) -> PcmChunk | None:
+        if tap.participant_id == "defendant" and work.timestamp == FRAME:
+            raise RuntimeError("a bug in decoding")
+        return decode(self, tap, work)
+
+    monkeypatch.setattr("media.audio._TapDecoder.decode", failing_once)
+    heard: dict[str, list[int]] = {"defendant": [], "judge": []}
+    taps = {pid: AudioTap(pid) for pid in heard}
+    packets = opus_frames(440.0, 4)
+    for pid, tap in taps.items():
+        tap.add_consumer(lambda chunk, pid=pid: heard[pid].append(chunk.timestamp))
+        tap.start(decoder)
+    for k, data in enumerate(packets):
+        for tap in taps.values():
+            tap.push(frame(data, k))
+    for tap in taps.values():
+        await tap.aclose()
+    assert heard["defendant"] == [0, 2 * FRAME, 3 * FRAME]
+    assert taps["defendant"].decode_errors == 1
+    assert heard["judge"] == [k * FRAME for k in range(4)] and taps["judge"].decode_errors == 0
+
+
+def dying_thread(monkeypatch: pytest.MonkeyPatch, times: int) -> None:
+    """The decoder thread's first `times` runs end at once by an exception."""
+    run = AudioDecoder._run
+    left = [times]
+
+    def dying(self: AudioDecoder) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise RuntimeError("the decoder thread ended by a bug")
+        run(self)
+
+    monkeypatch.setattr("media.audio.AudioDecoder._run", dying)
+    monkeypatch.setattr("threading.excepthook", lambda args: None)  # expected: not a report
+
+
+async def test_a_decoder_thread_that_died_is_started_again_by_the_next_frame(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    dying_thread(monkeypatch, times=1)
+    decoder = AudioDecoder("hearing")
+    decoder.start()
+    thread = decoder._thread
+    assert thread is not None
+    async with asyncio.timeout(10):
+        await asyncio.wait({thread})
+    tap = AudioTap("judge")
+    heard: list[PcmChunk] = []
+    tap.add_consumer(heard.append)
+    tap.start(decoder)
+    for k, data in enumerate(opus_frames(440.0, 5)):
+        tap.push(frame(data, k))
+    async with asyncio.timeout(10):
+        await tap.aclose()
+    assert [c.timestamp for c in heard] == [k * FRAME for k in range(5)]
+    assert decoder.restarts == 1
+    await decoder.aclose()
+
+
 async def test_a_close_does_not_wait_for_a_decoder_thread_that_died(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A participant leaving must not hang the hearing's close on a thread nobody answers."""
-    def broken(self: object, tap: AudioTap, frame: EncodedFrame) -> None:
-        raise RuntimeError("a bug in the decoder thread")
-
-    monkeypatch.setattr("media.audio._TapDecoder.decode", broken)
-    monkeypatch.setattr("threading.excepthook", lambda args: None)  # expected: not a report
+    dying_thread(monkeypatch, times=1_000)
     decoder = AudioDecoder("broken")
     decoder.start()
     tap = AudioTap("judge")
