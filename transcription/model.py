@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -173,8 +173,14 @@ def _write_atomically(destination: Path, sources: list[Path], expected: int) -> 
         tmp.unlink(missing_ok=True)
 
 
+class EnoughWindows(Exception):
+    """Raised from the encoder inside `WindowedWhisperModel.windows_while` to end a decode
+    before a window it does not need."""
+
+
 class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped library
-    """A `WhisperModel` that can encode fewer than 30 s of mel frames.
+    """A `WhisperModel` that can encode fewer than 30 s of mel frames, and stop a decode
+    before its next window.
 
     faster-whisper pads every window to 30 s, and the encoder pass over that window dominates
     the cost of a short utterance; CTranslate2 accepts shorter inputs (like whisper.cpp's
@@ -187,6 +193,20 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped libra
         self._window = threading.local()
 
     @contextlib.contextmanager
+    def windows_while(self, wanted: Callable[[], bool]) -> Iterator[None]:
+        """Inside, every window of a decode after its first is encoded only if `wanted()`;
+        otherwise the decode raises `EnoughWindows` (the segments it yielded are complete).
+
+        faster-whisper moves on to the audio after the last word it timed: after an utterance,
+        a window over its trailing silence, in which Whisper mostly invents ("好。", "我")."""
+        previous = getattr(self._window, "wanted", None), getattr(self._window, "encoded", 0)
+        self._window.wanted, self._window.encoded = wanted, 0
+        try:
+            yield
+        finally:
+            self._window.wanted, self._window.encoded = previous
+
+    @contextlib.contextmanager
     def encoder_frames(self, frames: int | None) -> Iterator[None]:
         previous = getattr(self._window, "frames", None)
         self._window.frames = frames
@@ -196,6 +216,11 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped libra
             self._window.frames = previous
 
     def encode(self, features: np.ndarray) -> ctranslate2.StorageView:
+        wanted = getattr(self._window, "wanted", None)
+        if wanted is not None:
+            self._window.encoded += 1
+            if self._window.encoded > 1 and not wanted():
+                raise EnoughWindows
         frames = getattr(self._window, "frames", None)
         if frames is not None and features.shape[-1] > frames:
             features = np.ascontiguousarray(features[..., :frames])

@@ -8,6 +8,7 @@ Blocking and CPU-heavy: call it from a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -27,7 +28,12 @@ from transcription import guards
 from transcription.chinese import simplified, written_chinese
 from transcription.errors import InvalidAudio
 from transcription.labels import role_label
-from transcription.model import FRAMES_PER_S, FULL_WINDOW_FRAMES, WindowedWhisperModel
+from transcription.model import (
+    FRAMES_PER_S,
+    FULL_WINDOW_FRAMES,
+    EnoughWindows,
+    WindowedWhisperModel,
+)
 from transcription.options import SAMPLE_RATE, TranscriptionOptions
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,9 @@ WINDOW_MARGIN_S = 5.0
 MAX_NEW_TOKENS = 200
 # Audio either side of a line that reads like the prompt, decoded again without the prompt.
 ECHO_CONTEXT_S = 0.5
+# A decode goes on to the audio after the last word it heard only when speech goes on this
+# much further: what it decodes otherwise is silence, at the cost of another window.
+TAIL_SPEECH_S = 0.25
 
 Word = guards.Word
 
@@ -243,7 +252,7 @@ class Recognizer:
             frames = min(FULL_WINDOW_FRAMES, needed)
         max_new_tokens = min(MAX_NEW_TOKENS, int(8 + opts.max_tokens_per_s * duration))
         segments, info = self._decode(
-            samples, language, initial_prompt, word_timestamps, frames, max_new_tokens
+            samples, language, initial_prompt, word_timestamps, frames, max_new_tokens, spans
         )
         if (
             not draft
@@ -254,7 +263,7 @@ class Recognizer:
             # Rare, and then the full 30 s window (what Whisper was trained on) usually decodes
             # cleanly: worth one more decode.
             segments, info = self._decode(
-                samples, language, initial_prompt, word_timestamps, None, max_new_tokens
+                samples, language, initial_prompt, word_timestamps, None, max_new_tokens, spans
             )
         kept, dropped = self._guard(
             segments, info.language, samples, spans, initial_prompt, max_new_tokens, draft
@@ -435,16 +444,32 @@ class Recognizer:
         word_timestamps: bool,
         frames: int | None,
         max_new_tokens: int,
+        spans: list[guards.Span] | None = None,
     ) -> tuple[list[WhisperSegment], TranscriptionInfo]:
+        """One decode; given the audio's speech `spans`, a window after the first is decoded
+        only when speech ends more than `TAIL_SPEECH_S` after the last word heard."""
         kwargs = self.decode_options(language, prompt, word_timestamps)
         kwargs["max_new_tokens"] = max_new_tokens
-        if isinstance(self.model, WindowedWhisperModel):
-            with self.model.encoder_frames(frames):
-                # The generator decodes lazily: consume it here, inside the window.
-                generator, info = self.model.transcribe(samples, **kwargs)
-                return list(generator), info
-        generator, info = self.model.transcribe(samples, **kwargs)
-        return list(generator), info
+        if not isinstance(self.model, WindowedWhisperModel):
+            generator, info = self.model.transcribe(samples, **kwargs)
+            return list(generator), info
+        segments: list[WhisperSegment] = []
+        speech_end = max((end for _, end in spans), default=0.0) if spans is not None else None
+
+        def more_speech() -> bool:
+            if speech_end is None:
+                return True
+            heard = max((w.end for s in segments for w in s.words or ()), default=None)
+            heard = heard if heard is not None else max((s.end for s in segments), default=0.0)
+            return speech_end > heard + TAIL_SPEECH_S
+
+        with self.model.encoder_frames(frames), self.model.windows_while(more_speech):
+            # The generator decodes lazily: consume it here, inside the window.
+            generator, info = self.model.transcribe(samples, **kwargs)
+            with contextlib.suppress(EnoughWindows):
+                for segment in generator:
+                    segments.append(segment)
+        return segments, info
 
 
 def _as_float32(audio: np.ndarray) -> np.ndarray:

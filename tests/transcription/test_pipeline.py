@@ -644,7 +644,8 @@ async def test_each_participant_is_recognized_in_their_own_language(
     both: each line is recognized, and marked, in the language it was said in."""
     english = np.concatenate([silence(0.5), load_wav("en_witness.wav"), silence(1.0)])
     mandarin = np.concatenate([silence(0.5), load_wav(ZH_SPEECH), silence(1.0)])
-    said = (SPEECH / "zh_transcripts.tsv").read_text(encoding="utf-8").split("\t")[1].strip()
+    said = (SPEECH / "zh_transcripts.tsv").read_text(encoding="utf-8").splitlines()[0]
+    said = said.split("\t")[1]
     worker = InferenceWorker(base_recognizer)
     record = Record()
     try:
