@@ -57,6 +57,10 @@ class TranscriptionOptions:
     min_partial_s: float = 1.0
     # A partial is not started once the speaker has been quiet this long: the final is near.
     partial_quiet_ms: int = 150
+    # Once the speaker has been quiet this long, their utterance so far is decoded while the
+    # hangover runs out; when it does without another voiced frame, that decode is the
+    # final's (the quiet after it is left out). 0: the final is decoded after the hangover.
+    early_final_ms: int = 150
     # Most of the inference thread's time that partials (all hearings together) may take.
     max_partial_share: float = 0.5
     # Final utterances held in memory per hearing; more wait in a spill file on disk.
@@ -73,6 +77,8 @@ class TranscriptionOptions:
             raise ValueError(f"max_utterance_s must be in (0, {WHISPER_WINDOW_S:g}]")
         if self.cut_overlap_s < 0:
             raise ValueError("cut_overlap_s must not be negative")
+        if not 0 <= self.early_final_ms < self.hangover_ms:
+            raise ValueError("early_final_ms must be at least 0 and less than hangover_ms")
         if self.hangover_ms < self.frame_ms or self.onset_ms < self.frame_ms:
             raise ValueError("onset_ms and hangover_ms must hold at least one frame")
         if self.max_queued_utterances < 1:

@@ -12,6 +12,10 @@ utterances wait in memory, later ones are written to a spill file on disk and re
 an inference thread in their turn, and `lag_seconds` shows how far behind the record is.
 Partial results are only best effort: one pending request per speaker (the newest audio),
 run only when no final is waiting and within the partials' share of the thread.
+
+A final's decode starts as its speaker falls quiet (`early_final_ms`) when a thread is free,
+instead of after the hangover that ends the utterance: when the utterance then ends without
+another voiced frame, that decode is the final's, and the line comes the hangover sooner.
 """
 
 from __future__ import annotations
@@ -127,6 +131,10 @@ class TranscriberStats:
     callback_errors: int
     audio_s: float
     decode_s: float
+    # Decodes begun as a speaker fell quiet, and the finals that took one (the others were
+    # wasted: the speaker went on).
+    early_decodes: int = 0
+    early_finals: int = 0
 
 
 OnFinalLine = Callable[[FinalLine], Awaitable[None]]
@@ -190,6 +198,7 @@ class InferenceWorker:
         self.machine = MachineLoad()
         self._executor = executor or _inference_threads(decodes)
         self.cpu = RecognitionCpu()
+        self.pending = 0  # decodes asked for and not finished, of every hearing
 
     @classmethod
     async def load(cls, build: Callable[[], Recognizer], decodes: int = 1) -> InferenceWorker:
@@ -212,11 +221,18 @@ class InferenceWorker:
         """Seconds until partials may run again (0 or less: now)."""
         return self._partials_from - time.monotonic()
 
+    @property
+    def free(self) -> bool:
+        """A thread is free: a decode asked for now starts at once."""
+        return self.pending < self.decodes
+
     async def run(self, fn: Callable[..., T], *args: Any, partial: bool = False) -> T:
         began = time.monotonic()
+        self.pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
+            self.pending -= 1
             ended = time.monotonic()
             if not partial:
                 self.cpu.finals_busy_s += ended - began
@@ -300,9 +316,21 @@ class _Final:
     cut: bool = False  # the speaker went on: the next utterance overlaps its end
     overlap: float = 0.0  # seconds at its start that repeat the end of a cut one
     language: str | None = None  # its speaker's: a language code, AUTO_LANGUAGE or None
+    size: int = 0  # samples
+    quiet: float = 0.0  # seconds at its end without a voiced frame
 
 
-def _lead_in(final: _Final) -> float:
+@dataclass(frozen=True, slots=True)
+class _Early:
+    """A speaker's utterance decoded as they fell quiet, before it had ended."""
+
+    start: float
+    size: int  # samples decoded
+    decoding: tuple[str | None, str | None]  # (language, prompt)
+    recognition: Recognition
+
+
+def _lead_in(final: _Final | Utterance) -> float:
     return LEAD_IN_S if final.overlap else 0.0
 
 
@@ -323,6 +351,8 @@ class _Speaker:
     partial_wanted: bool = False
     partial_asked: float = 0.0
     present: bool = True
+    early_wanted: bool = False
+    early: _Early | None = None
 
 
 @dataclass(slots=True)
@@ -337,6 +367,8 @@ class _Counters:
     audio_s: float = 0.0
     decode_s: float = 0.0
     callback_errors: int = 0
+    early_decodes: int = 0
+    early_finals: int = 0
 
 
 class HearingTranscriber:
@@ -438,6 +470,7 @@ class HearingTranscriber:
         self._worker.cpu.voice_detection_s += time.thread_time() - began
         speaker.last_fed = self._clock()
         self._handle(speaker, events)
+        self._maybe_ask_early(speaker)
         self._maybe_ask_partial(speaker)
 
     def end_speech(self, participant_id: str) -> None:
@@ -477,6 +510,8 @@ class HearingTranscriber:
             partials_skipped=c.partials_skipped,
             discarded=c.discarded,
             silent=c.silent,
+            early_decodes=c.early_decodes,
+            early_finals=c.early_finals,
             failures=c.failures,
             callback_errors=c.callback_errors,
             audio_s=c.audio_s,
@@ -583,6 +618,8 @@ class HearingTranscriber:
             cut=utterance.cut,
             overlap=utterance.overlap,
             language=speaker.language,
+            size=utterance.samples.size,
+            quiet=utterance.quiet,
         )
         if self._in_memory >= self.options.max_queued_utterances:
             final.spilled_at = self._spill.write(utterance.samples)
@@ -590,6 +627,21 @@ class HearingTranscriber:
         else:
             self._in_memory += 1
         self._queue.append(final)
+        self._wake.set()
+
+    def _maybe_ask_early(self, speaker: _Speaker) -> None:
+        """Ask for the utterance so far to be decoded once its speaker has been quiet for
+        `early_final_ms`: its final is probably due when the hangover runs out."""
+        if not self.options.early_final_ms or speaker.early_wanted:
+            return
+        detector = speaker.detector
+        if not detector.speaking or detector.quiet_s * 1000 < self.options.early_final_ms:
+            return
+        early = speaker.early
+        if (early is not None and early.start == detector.growing_start
+                and detector.growing_size - early.size <= detector.quiet_s * SAMPLE_RATE):
+            return  # decoded at this pause already
+        speaker.early_wanted = True
         self._wake.set()
 
     def _maybe_ask_partial(self, speaker: _Speaker) -> None:
@@ -624,6 +676,10 @@ class HearingTranscriber:
             if self._queue:
                 await self._transcribe_final(self._queue.popleft())
                 continue
+            speaker = self._next_early()
+            if speaker is not None:
+                await self._decode_early(speaker)
+                continue
             speaker = self._next_partial()
             if speaker is not None:
                 await self._transcribe_partial(speaker)
@@ -645,6 +701,65 @@ class HearingTranscriber:
             if speaker.detector.speaking and now - speaker.last_fed >= self.options.stall_s:
                 self.end_speech(speaker.participant_id)
 
+    def _next_early(self) -> _Speaker | None:
+        """A speaker whose utterance so far is to be decoded early: only while an inference
+        thread is free, so that a guess does not hold up another hearing's final."""
+        if not self._worker.free:
+            for speaker in self._speakers.values():
+                speaker.early_wanted = False
+            return None
+        for speaker in self._speakers.values():
+            if speaker.early_wanted:
+                speaker.early_wanted = False
+                quiet = speaker.detector.quiet_s * 1000
+                if speaker.present and quiet >= self.options.early_final_ms:
+                    return speaker
+        return None
+
+    async def _decode_early(self, speaker: _Speaker) -> None:
+        growing = speaker.detector.growing()
+        if growing is None:
+            return
+        decoding = self._decoding(speaker.language)
+        language, prompt = decoding
+        lead_in = np.zeros(round(_lead_in(growing) * SAMPLE_RATE), dtype=np.int16)
+        speaker.early = None
+        try:
+            recognition = await self._worker.run(
+                functools.partial(
+                    self._recognizer.transcribe,
+                    np.concatenate([lead_in, growing.samples]),
+                    language,
+                    prompt,
+                    word_timestamps=True,
+                )
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Only time is lost: the final is decoded when the utterance ends.
+            log.exception("early decode failed for %s", speaker.participant_id)
+            self._counters.failures += 1
+            return
+        self._counters.early_decodes += 1
+        speaker.early = _Early(growing.start, growing.samples.size, decoding, recognition)
+
+    def _early_for(self, final: _Final) -> Recognition | None:
+        """The final's recognition when it was decoded early: the same utterance (not cut),
+        nothing but quiet after what was decoded, and decoded the same way."""
+        speaker = self._speakers.get(final.participant_id)
+        early = speaker.early if speaker is not None else None
+        if speaker is None or early is None or early.start != final.start:
+            return None
+        speaker.early = None
+        after = (final.size - early.size) / SAMPLE_RATE
+        if final.cut or after < 0 or after > final.quiet + 1e-6:
+            return None  # the speaker went on after that pause
+        if early.decoding != self._decoding(final.language):
+            return None  # the prompt changed: someone joined meanwhile
+        self._counters.early_finals += 1
+        return early.recognition
+
     def _next_partial(self) -> _Speaker | None:
         wanted = [s for s in self._speakers.values() if s.partial_wanted and s.present]
         if not wanted or not self._worker.partials_allowed():
@@ -663,8 +778,11 @@ class HearingTranscriber:
         if final.samples is not None:
             self._in_memory -= 1
         try:
-            language, prompt = self._decoding(final.language)
-            recognition = await self._worker.run(self._recognize_final, final, prompt, language)
+            recognition = self._early_for(final)
+            if recognition is None:
+                language, prompt = self._decoding(final.language)
+                recognition = await self._worker.run(
+                    self._recognize_final, final, prompt, language)
         except Exception:
             # A final is never dropped: the transcriber stops with it still current, so that
             # its owner takes it (and what waits behind it) from the recording instead.

@@ -36,6 +36,7 @@ class Utterance:
 
     `cut` is true when it was cut at the maximum length while the speaker went on; the
     utterance after a cut repeats the last `overlap` seconds before the cut at its start.
+    `quiet` is how long it ends without a voiced frame.
     """
 
     start: float
@@ -43,6 +44,7 @@ class Utterance:
     samples: np.ndarray
     cut: bool = False
     overlap: float = 0.0
+    quiet: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -106,16 +108,21 @@ class UtteranceDetector:
         return self._at(self._anchor_samples + self._residual.size)
 
     @property
+    def growing_start(self) -> float | None:
+        """Where the utterance in progress started (None when idle)."""
+        return self._start if self._speaking else None
+
+    @property
+    def growing_size(self) -> int:
+        """Samples in the utterance in progress so far (0 when idle)."""
+        return sum(frame.size for frame in self._frames) if self._speaking else 0
+
+    @property
     def quiet_s(self) -> float:
         """How long the current utterance has been without a voiced frame (0 when idle)."""
         if not self._speaking:
             return 0.0
-        quiet = 0
-        for voiced in reversed(self._voiced):
-            if voiced:
-                break
-            quiet += 1
-        return quiet * self._frame / SAMPLE_RATE
+        return _quiet_frames(self._voiced) * self._frame / SAMPLE_RATE
 
     def push(self, samples: np.ndarray, at: float) -> list[SpeechEvent]:
         """Add audio whose first sample is at `at` on the hearing timeline.
@@ -162,7 +169,8 @@ class UtteranceDetector:
         if not self._speaking or not self._frames:
             return None
         samples = np.concatenate(self._frames)
-        return Utterance(self._start, self._start + samples.size / SAMPLE_RATE, samples)
+        return Utterance(self._start, self._start + samples.size / SAMPLE_RATE, samples,
+                         overlap=self._overlap * self._frame / SAMPLE_RATE, quiet=self.quiet_s)
 
     def _at(self, samples: int) -> float:
         assert self._anchor_at is not None
@@ -258,4 +266,15 @@ class UtteranceDetector:
             # (A piece after a cut is always transcribed: the words of its overlap are
             # waiting for it to be stitched.)
             return SpeechDiscarded(start, end)
-        return Utterance(start, end, samples, cut=cut, overlap=overlap)
+        return Utterance(start, end, samples, cut=cut, overlap=overlap,
+                         quiet=_quiet_frames(voiced) * self._frame / SAMPLE_RATE)
+
+
+def _quiet_frames(voiced: list[bool]) -> int:
+    """How many frames at the end are not voiced."""
+    quiet = 0
+    for was_voiced in reversed(voiced):
+        if was_voiced:
+            break
+        quiet += 1
+    return quiet

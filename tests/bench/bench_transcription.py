@@ -44,6 +44,7 @@ from tests.bench.transcription.corpus import RATE, Clip
 from transcription.model import load_model
 from transcription.options import TranscriptionOptions
 from transcription.pipeline import InferenceWorker
+from transcription.recognizer import build_prompt
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_transcription"
 CPU_THREADS = 2
@@ -109,6 +110,9 @@ class SetResult:
     offline_errors: scoring.Errors | None
     agreement: scoring.Errors  # live against offline as the reference
     texts: list[tuple[Clip, str, str]]  # (recording, live, offline)
+    # Offline with one option changed, against offline with its defaults: how far the model's
+    # own output moves with the hearing's prompt, or with beam 1 instead of 5.
+    variants: dict[str, scoring.Errors]
 
 
 @dataclass
@@ -205,6 +209,14 @@ async def measure_set(worker: InferenceWorker, model: Any, speech: SpeechSet) ->
         live_errors = scoring.errors(refs, texts, lang)
         offline_errors = scoring.errors(refs, offline_texts, lang)
     agreement = scoring.errors(offline_texts, texts, lang)
+    people = [(tr.name, tr.role) for tr in speech_plan(speech).tracks]
+    variants = {}
+    for label, options in (
+        ("the hearing's prompt", {"initial_prompt": build_prompt(lang, CASE[lang], people)}),
+        ("beam 1", {"beam_size": 1}),
+    ):
+        variant = await asyncio.to_thread(scoring.offline, model, speech.clips, lang, **options)
+        variants[label] = scoring.errors(off.texts, variant.texts, lang)
     return SetResult(
         speech,
         run,
@@ -214,6 +226,7 @@ async def measure_set(worker: InferenceWorker, model: Any, speech: SpeechSet) ->
         offline_errors,
         agreement,
         list(zip(clips, texts, offline_texts, strict=True)),
+        variants,
     )
 
 
@@ -445,6 +458,21 @@ def report(
         f"{fmt(max(pooled.finals, default=float('nan')))} | {pooled.missed} |"
     )
 
+    per_100 = "{:.1f}".format
+    split_rows = [
+        "| set | live against offline: substituted / missing / extra (per 100) | offline with "
+        "the hearing's prompt against offline | offline, beam 1, against offline (beam 5) |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in real:
+        a, units = r.agreement, max(1, r.agreement.units) / 100
+        split_rows.append(
+            f"| {r.speech.title} | {per_100(a.substitutions / units)} / "
+            f"{per_100(a.deletions / units)} / {per_100(a.insertions / units)} | "
+            + " | ".join(per_100(v.rate * 100) for v in r.variants.values())
+            + " |"
+        )
+
     noise_rows = [
         "| sound | hearing | final lines live | captions (partials) live | "
         "lines offline (faster-whisper alone) |",
@@ -498,6 +526,9 @@ def report(
     finals = [d for d in decodes if d.final]
     drafts = [d for d in decodes if not d.final]
     final_walls = [d.wall_s for d in finals]
+    stats = [r.run.stats for r in results if r.run.stats is not None]
+    early_decodes = sum(s.early_decodes for s in stats)
+    early_finals = sum(s.early_finals for s in stats)
     rtf = sum(d.wall_s for d in finals) / max(1e-9, sum(d.audio_s for d in finals))
     offline_rtf = sum(r.offline.wall_s for r in results) / max(
         1e-9, sum(r.offline.audio_s for r in results)
@@ -564,7 +595,14 @@ def report(
         f"utterance ({len(finals)} decodes, each p50 {fmt(percentile(final_walls, 50))} s, p95 "
         f"{fmt(percentile(final_walls, 95))} s: part of every final's latency), partials "
         f"{len(drafts)} decodes; offline faster-whisper {fmt(offline_rtf, 3)} s per second of "
-        f"audio.",
+        f"audio. Decodes begun as the speaker fell quiet (`early_final_ms`): {early_decodes}, "
+        f"of which {early_finals} were the final's (the others: the speaker went on).",
+        "",
+        "What the differences are, and how far the model's own offline output moves when one "
+        "of its options changes (the same recordings, each variant against offline with its "
+        "defaults):",
+        "",
+        *split_rows,
         "",
         *differences(results),
         "### Non-speech",

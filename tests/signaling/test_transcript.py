@@ -363,20 +363,22 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
 async def test_a_failed_transcriber_is_restarted_and_its_gap_recovered_from_the_recording(
     auto_hearing, participants, client, admin, monkeypatch  # noqa: F811
 ):
-    from transcription.recognizer import Recognizer
+    from transcription.pipeline import HearingTranscriber
 
-    original = Recognizer.transcribe
+    original = HearingTranscriber._recognize_final
     finals = 0
 
-    def breaks_once(self, *args, **kwargs):  # runs on the inference thread
+    def breaks_once(self, *args):  # the decode of a final, on the inference thread
         nonlocal finals
-        if not kwargs.get("draft"):
-            finals += 1
-            if finals == 1:
-                raise RuntimeError("the recognizer broke")
-        return original(self, *args, **kwargs)
+        finals += 1
+        if finals == 1:
+            raise RuntimeError("the recognizer broke")
+        return original(self, *args)
 
-    monkeypatch.setattr(Recognizer, "transcribe", breaks_once)
+    monkeypatch.setattr(HearingTranscriber, "_recognize_final", breaks_once)
+    # Each final decoded when its utterance ends (not taken from a decode begun as the
+    # speaker fell quiet, whose failure costs only time): the first one breaks.
+    monkeypatch.setattr(HearingTranscriber, "_early_for", lambda self, final: None)
     hearing = auto_hearing
     judge, lawyer, speech, started = await lawyer_speaks_in_session(hearing, participants)
     speech.speak_at = time.time() + 1.0

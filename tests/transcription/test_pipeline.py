@@ -274,6 +274,79 @@ async def test_leaving_or_going_quiet_mid_sentence_still_gives_a_final(
     assert all(s.end <= 2.5 + 0.05 for s in record.lines)
 
 
+def pauses(audio: np.ndarray, quiet_ms: int) -> list[tuple[int, bool]]:
+    """Where a speaker has been quiet for `quiet_ms` in mid-utterance, as (samples fed then,
+    in 20 ms chunks; whether the utterance then ended before the next voiced frame)."""
+    detector = UtteranceDetector(TranscriptionOptions())
+    found: list[tuple[int, bool]] = []
+    quiet_before = 0.0
+    for chunk, at in chunks(audio, 0.0):
+        events = detector.push(chunk, at)
+        fed = round(at * RATE) + chunk.size
+        if any(isinstance(e, Utterance) for e in events) and found and found[-1][1] is None:
+            found[-1] = (found[-1][0], True)
+        quiet = detector.quiet_s
+        if detector.speaking and quiet < quiet_before and found and found[-1][1] is None:
+            found[-1] = (found[-1][0], False)  # voiced again: the speaker went on
+        if detector.speaking and quiet * 1000 >= quiet_ms > quiet_before * 1000:
+            found.append((fed, None))  # type: ignore[arg-type]
+        quiet_before = quiet
+    return found
+
+
+async def early_decoded(hearing: HearingTranscriber, count: int) -> None:
+    async with asyncio.timeout(30):
+        while hearing.stats().early_decodes < count:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_a_final_is_decoded_while_the_speaker_falls_quiet(
+    tiny_worker: InferenceWorker,
+) -> None:
+    """The decode starts once the speaker has been quiet for `early_final_ms`, not after the
+    hangover: when the utterance ends without another voiced frame, it is the final's."""
+    audio = np.concatenate([load_wav("en_opening.wav"), silence(1.0)])
+    ends = [fed for fed, ended in pauses(audio, 150) if ended]
+    assert ends, "no utterance ends in the recording"
+    record = Record()
+    async with transcriber(tiny_worker, record, partials=False) as hearing:
+        hearing.add_speaker("judge", "Ann Lee", "judge")
+        fed = 0
+        for end in ends:
+            await feed(hearing, "judge", audio[fed:end], at=fed / RATE)
+            await early_decoded(hearing, hearing.stats().early_decodes + 1)
+            fed = end
+        await feed(hearing, "judge", audio[fed:], at=fed / RATE)
+        await hearing.drain()
+        stats = hearing.stats()
+    assert stats.early_finals == stats.early_decodes == len(ends) == stats.finals
+    assert in_order(references()["en_opening.wav"], record.text("judge")) >= 0.7
+    assert all(line.end <= ends[-1] / RATE + 0.05 for line in record.lines)
+
+
+async def test_an_early_decode_goes_unused_when_the_speaker_goes_on(
+    tiny_worker: InferenceWorker,
+) -> None:
+    """A pause the speaker talks on after: the final holds all of the utterance."""
+    first, second = load_wav("en_opening.wav"), load_wav("en_witness.wav")
+    # The first sentence's end, then the second sentence as if after a short breath.
+    head = first[: [fed for fed, ended in pauses(first, 150)][-1]]
+    audio = np.concatenate([head, second, silence(1.0)])
+    at_pause = [fed for fed, ended in pauses(audio, 150) if fed <= head.size + 320]
+    assert at_pause and not [e for f, e in pauses(audio, 150) if f == at_pause[-1] and e]
+    record = Record()
+    async with transcriber(tiny_worker, record, partials=False) as hearing:
+        hearing.add_speaker("judge", "Ann Lee", "judge")
+        await feed(hearing, "judge", audio[: at_pause[-1]], at=0.0)
+        await early_decoded(hearing, 1)
+        await feed(hearing, "judge", audio[at_pause[-1]:], at=at_pause[-1] / RATE)
+        await hearing.drain()
+        stats = hearing.stats()
+    assert stats.early_decodes == 1 and stats.early_finals == 0
+    said = record.text("judge").lower()
+    assert "prosecution" in said and "session" in said, said
+
+
 async def test_bad_input_is_refused_and_the_hearing_goes_on(tiny_worker: InferenceWorker) -> None:
     record = Record()
     async with transcriber(tiny_worker, record) as hearing:

@@ -104,6 +104,32 @@ def test_a_long_utterance_is_cut_at_the_maximum_and_the_next_piece_overlaps_the_
         assert np.array_equal(utterance.samples, fed[offset : offset + utterance.samples.size])
 
 
+def test_an_utterance_says_how_long_it_ends_quiet_and_the_growing_one_where_it_stands() -> None:
+    """What the transcriber needs to take a decode begun at a pause as the final's: where
+    the utterance in progress stands, and how much of an ended one is quiet at its end."""
+    audio = np.concatenate([load_wav("en_opening.wav"), silence(1.0)])
+    detector = UtteranceDetector(TranscriptionOptions())
+    ended: list[Utterance] = []
+    seen_growing = 0
+    for chunk, at in chunks(audio, 5.0):
+        ended += utterances(detector.push(chunk, at))
+        growing = detector.growing()
+        if growing is None:
+            assert detector.growing_start is None and detector.growing_size == 0
+            continue
+        seen_growing += 1
+        assert detector.growing_start == growing.start
+        assert detector.growing_size == growing.samples.size
+        assert growing.quiet == detector.quiet_s and growing.overlap == 0.0
+    assert ended and seen_growing
+    hangover = TranscriptionOptions().hangover_ms / 1000
+    for utterance in ended:
+        # It ends when 9 of the hangover's 10 frames are quiet, the last ones among them.
+        assert 0.0 < utterance.quiet <= hangover + 1e-9
+        tail = utterance.samples[-round(utterance.quiet * RATE):]
+        assert np.abs(tail.astype(np.int32)).max() < np.abs(utterance.samples).max()
+
+
 def test_an_overlap_is_at_most_half_the_maximum_and_is_never_discarded() -> None:
     # Speech, cut at 1 s, then a click too short to count as speech on its own.
     speech = load_wav("en_opening.wav")[: RATE * 1]
@@ -172,3 +198,5 @@ def test_options_are_checked() -> None:
         TranscriptionOptions(frame_ms=25)
     with pytest.raises(ValueError, match="max_utterance_s"):
         TranscriptionOptions(max_utterance_s=45)
+    with pytest.raises(ValueError, match="early_final_ms"):
+        TranscriptionOptions(early_final_ms=300, hangover_ms=300)

@@ -20,7 +20,13 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from tests.bench.transcription.corpus import RATE, Clip
 from transcription.options import TranscriptionOptions
-from transcription.pipeline import FinalLine, HearingTranscriber, InferenceWorker, Partial
+from transcription.pipeline import (
+    FinalLine,
+    HearingTranscriber,
+    InferenceWorker,
+    Partial,
+    TranscriberStats,
+)
 from transcription.recognizer import Recognition, Recognizer
 
 CHUNK = 320  # 20 ms, as the audio tap delivers
@@ -111,6 +117,7 @@ class Run:
     partials: list[tuple[float, Partial]] = field(default_factory=list)
     wall_zero: float = 0.0
     max_lag_s: float = 0.0
+    stats: TranscriberStats | None = None  # the transcriber's, once all is transcribed
 
     def texts(self) -> list[tuple[Track, Clip, str]]:
         """Each clip with the text of the lines that start within it."""
@@ -194,6 +201,8 @@ async def feed(worker: InferenceWorker, plans: list[Plan]) -> list[Run]:
             if delay > 0:
                 await asyncio.sleep(delay)
         await asyncio.gather(*(hearing.drain() for hearing in hearings))
+        for run, hearing in zip(runs, hearings, strict=True):
+            run.stats = hearing.stats()
     finally:
         for hearing in hearings:
             await hearing.aclose()
