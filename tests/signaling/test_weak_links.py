@@ -10,7 +10,11 @@ fit, the three voices do. Without adaptation the defendant heard 28-34% of the a
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -41,6 +45,48 @@ WINDOW_S = 10.0
 @pytest.fixture(scope="module")
 def loops() -> MediaLoops:
     return MediaLoops(encode_video_loop(), encode_audio_loop())
+
+
+class Timeline:
+    """A count sampled with the wall clock every `every` seconds, so that it can be read at
+    the moments another process stamped its own counts with (this process's reads come late
+    on a busy machine, by as much as a second)."""
+
+    def __init__(self, count: Callable[[], int], every: float = 0.05) -> None:
+        self._count = count
+        self._every = every
+        self.times: list[float] = []
+        self.values: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def sampling(self) -> AsyncIterator[Timeline]:
+        async def sample() -> None:
+            while True:
+                self._sample()
+                await asyncio.sleep(self._every)
+
+        task = asyncio.create_task(sample())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._sample()  # later than any stamp received meanwhile
+
+    def _sample(self) -> None:
+        self.times.append(time.time())
+        self.values.append(self._count())
+
+    def at(self, t: float) -> float:
+        """The count at wall-clock time `t`, between the samples either side of it."""
+        assert self.times and self.times[0] <= t <= self.times[-1], (t, self.times[:1])
+        i = bisect.bisect_left(self.times, t)
+        if self.times[i] == t or i == 0:
+            return float(self.values[i])
+        t0, t1 = self.times[i - 1], self.times[i]
+        v0, v1 = self.values[i - 1], self.values[i]
+        return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
 
 
 async def publishers(client: Any, admin: dict[str, str], hearing: Any, loops: MediaLoops,
@@ -103,19 +149,21 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
         q["videos_held"] >= 1 and q["downlink_kbps"] is not None
         for q in qualities(judge, defendant_id)), within=60)
     settled = time.time() + SETTLE_S
-    first = await defendant.wait_for(lambda e: e["event"] == "frames" and e["t"] >= settled,
-                                     within=SETTLE_S + 10)
-    requests_before = keyframe_requests(clients)
-    sent_before = sum(c.audio.sent for c in clients.values())
-    mark = len(judge.messages)
-    heard_before = {r: c.frames_from(defendant_id, "audio") for r, c in clients.items()}
-    last = await defendant.wait_for(
-        lambda e: e["event"] == "frames" and e["t"] >= first["t"] + WINDOW_S,
-        after=defendant.events.index(first), within=WINDOW_S + 10)
+    publishers_sent = Timeline(lambda: sum(c.audio.sent for c in clients.values()))
+    async with publishers_sent.sampling():
+        first = await defendant.wait_for(
+            lambda e: e["event"] == "frames" and e["t"] >= settled, within=SETTLE_S + 10)
+        requests_before = keyframe_requests(clients)
+        mark = len(judge.messages)
+        heard_before = {r: c.frames_from(defendant_id, "audio") for r, c in clients.items()}
+        last = await defendant.wait_for(
+            lambda e: e["event"] == "frames" and e["t"] >= first["t"] + WINDOW_S,
+            after=defendant.events.index(first), within=WINDOW_S + 10)
     span = last["t"] - first["t"]
-    # Against what the publishers sent meanwhile: on a busy machine their process (the
+    # Against what the publishers sent over the same window, by the defendant's process's
+    # clock (one wall clock on this machine): on a busy machine the publishers' process (the
     # server's too) sends late, and what was not sent cannot be heard.
-    published = sum(c.audio.sent for c in clients.values()) - sent_before
+    published = publishers_sent.at(last["t"]) - publishers_sent.at(first["t"])
     assert published >= 0.5 * span * AUDIO_FRAMES_PER_S * len(PUBLISHERS), (published, span)
     heard = (last["audio"] - first["audio"]) / published
     # What the link delivered of the audio the server sent the defendant, from the gaps in
@@ -134,9 +182,10 @@ async def test_a_defendant_on_a_weak_link_hears_the_court_and_stays_connected(
     # Audio first: the court is heard. Issue 16's goals are 99% at 1 Mbit/s and 95% at 300
     # kbit/s (measured by `make bench BENCH=weak_links` over longer windows): held here on
     # what the link delivered of the audio sent to the defendant (before audio came first,
-    # 28-34% at 1 Mbit/s). Against what the publishers sent, the window's two ends are read
-    # in two processes at moments a busy machine moves apart (100.5% and, in CI, 90.2% were
-    # seen with nothing lost): that count only shows the server forwarded the court's audio.
+    # 28-34% at 1 Mbit/s). Against what the publishers sent, read at the same moments: it
+    # shows the server forwarded the court's audio. (Read when this process got round to it,
+    # the window's two ends moved apart on a busy machine: 100.5%, 90.2%, 83.5% and 65% were
+    # seen with nothing lost; the packets in flight at either end still count.)
     assert delivered >= (0.95 if kbit == 300 else 0.99), delivered
     assert heard >= 0.85, heard
     # Connected throughout: no rejoin, no media restart.
