@@ -722,18 +722,10 @@ class HearingTranscriber:
             return
         decoding = self._decoding(speaker.language)
         language, prompt = decoding
-        lead_in = np.zeros(round(_lead_in(growing) * SAMPLE_RATE), dtype=np.int16)
         speaker.early = None
         try:
             recognition = await self._worker.run(
-                functools.partial(
-                    self._recognizer.transcribe,
-                    np.concatenate([lead_in, growing.samples]),
-                    language,
-                    prompt,
-                    word_timestamps=True,
-                )
-            )
+                self._decode_final, growing, growing.samples, prompt, language)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -838,7 +830,12 @@ class HearingTranscriber:
         if samples is None:
             assert final.spilled_at is not None
             samples = self._spill.read(*final.spilled_at)
-        lead_in = np.zeros(round(_lead_in(final) * SAMPLE_RATE), dtype=np.int16)
+        return self._decode_final(final, samples, prompt, language)
+
+    def _decode_final(self, piece: _Final | Utterance, samples: np.ndarray, prompt: str | None,
+                      language: str | None) -> Recognition:
+        """In the inference thread: the decode of a final, or of an utterance early."""
+        lead_in = np.zeros(round(_lead_in(piece) * SAMPLE_RATE), dtype=np.int16)
         return self._recognizer.transcribe(
             np.concatenate([lead_in, samples]), language, prompt, word_timestamps=True
         )
