@@ -327,7 +327,7 @@ class _Early:
     start: float
     size: int  # samples decoded
     decoding: tuple[str | None, str | None]  # (language, prompt)
-    recognition: Recognition
+    recognition: Recognition | None  # None: the decode failed (not tried again at this pause)
 
 
 def _lead_in(final: _Final | Utterance) -> float:
@@ -351,7 +351,6 @@ class _Speaker:
     partial_wanted: bool = False
     partial_asked: float = 0.0
     present: bool = True
-    early_wanted: bool = False
     early: _Early | None = None
 
 
@@ -470,7 +469,8 @@ class HearingTranscriber:
         self._worker.cpu.voice_detection_s += time.thread_time() - began
         speaker.last_fed = self._clock()
         self._handle(speaker, events)
-        self._maybe_ask_early(speaker)
+        if self._early_due(speaker):
+            self._wake.set()
         self._maybe_ask_partial(speaker)
 
     def end_speech(self, participant_id: str) -> None:
@@ -629,20 +629,18 @@ class HearingTranscriber:
         self._queue.append(final)
         self._wake.set()
 
-    def _maybe_ask_early(self, speaker: _Speaker) -> None:
-        """Ask for the utterance so far to be decoded once its speaker has been quiet for
-        `early_final_ms`: its final is probably due when the hangover runs out."""
-        if not self.options.early_final_ms or speaker.early_wanted:
-            return
+    def _early_due(self, speaker: _Speaker) -> bool:
+        """The speaker has been quiet for `early_final_ms` in mid-utterance (their final is
+        probably due when the hangover runs out), and what they said is not decoded yet."""
         detector = speaker.detector
-        if not detector.speaking or detector.quiet_s * 1000 < self.options.early_final_ms:
-            return
+        if not self.options.early_final_ms or not speaker.present or not detector.speaking:
+            return False
+        quiet = detector.quiet_s
+        if quiet * 1000 < self.options.early_final_ms:
+            return False
         early = speaker.early
-        if (early is not None and early.start == detector.growing_start
-                and detector.growing_size - early.size <= detector.quiet_s * SAMPLE_RATE):
-            return  # decoded at this pause already
-        speaker.early_wanted = True
-        self._wake.set()
+        return not (early is not None and early.start == detector.growing_start
+                    and detector.growing_size - early.size <= quiet * SAMPLE_RATE)
 
     def _maybe_ask_partial(self, speaker: _Speaker) -> None:
         if self._on_partial is None or not self.options.partials:
@@ -705,16 +703,8 @@ class HearingTranscriber:
         """A speaker whose utterance so far is to be decoded early: only while an inference
         thread is free, so that a guess does not hold up another hearing's final."""
         if not self._worker.free:
-            for speaker in self._speakers.values():
-                speaker.early_wanted = False
             return None
-        for speaker in self._speakers.values():
-            if speaker.early_wanted:
-                speaker.early_wanted = False
-                quiet = speaker.detector.quiet_s * 1000
-                if speaker.present and quiet >= self.options.early_final_ms:
-                    return speaker
-        return None
+        return next((s for s in self._speakers.values() if self._early_due(s)), None)
 
     async def _decode_early(self, speaker: _Speaker) -> None:
         growing = speaker.detector.growing()
@@ -732,8 +722,9 @@ class HearingTranscriber:
             # Only time is lost: the final is decoded when the utterance ends.
             log.exception("early decode failed for %s", speaker.participant_id)
             self._counters.failures += 1
-            return
-        self._counters.early_decodes += 1
+            recognition = None
+        else:
+            self._counters.early_decodes += 1
         speaker.early = _Early(growing.start, growing.samples.size, decoding, recognition)
 
     def _early_for(self, final: _Final) -> Recognition | None:
@@ -741,7 +732,8 @@ class HearingTranscriber:
         nothing but quiet after what was decoded, and decoded the same way."""
         speaker = self._speakers.get(final.participant_id)
         early = speaker.early if speaker is not None else None
-        if speaker is None or early is None or early.start != final.start:
+        if (speaker is None or early is None or early.recognition is None
+                or early.start != final.start):
             return None
         speaker.early = None
         after = (final.size - early.size) / SAMPLE_RATE

@@ -347,6 +347,44 @@ async def test_an_early_decode_goes_unused_when_the_speaker_goes_on(
     assert "prosecution" in said and "session" in said, said
 
 
+class FirstDecodeFails(Recognizer):
+    """The real recognizer, whose first decode fails; it counts every decode."""
+
+    calls = 0
+
+    def transcribe(self, audio: np.ndarray, *args: Any, **kwargs: Any) -> Recognition:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the recognizer broke once")
+        return super().transcribe(audio, *args, **kwargs)
+
+
+async def test_a_failed_early_decode_costs_time_only_and_is_not_tried_again_at_that_pause(
+    tiny_recognizer: Recognizer,
+) -> None:
+    audio = np.concatenate([load_wav("en_opening.wav"), silence(1.0)])
+    end = next(fed for fed, ended in pauses(audio, 150) if ended)
+    recognizer = FirstDecodeFails(tiny_recognizer.model, tiny_recognizer.options)
+    worker = InferenceWorker(recognizer)
+    record = Record()
+    try:
+        async with transcriber(worker, record, partials=False) as hearing:
+            hearing.add_speaker("judge", "Ann Lee", "judge")
+            await feed(hearing, "judge", audio[:end], at=0.0)
+            async with asyncio.timeout(30):
+                while hearing.stats().failures < 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            await feed(hearing, "judge", audio[end:], at=end / RATE)
+            await hearing.drain()
+            stats = hearing.stats()
+    finally:
+        await worker.aclose()
+    # The early decode that failed, then the final's own: none again at the same pause.
+    assert stats.early_decodes == 0 and stats.early_finals == 0
+    assert recognizer.calls == 1 + stats.finals
+    assert "court" in record.text("judge").lower()
+
+
 async def test_bad_input_is_refused_and_the_hearing_goes_on(tiny_worker: InferenceWorker) -> None:
     record = Record()
     async with transcriber(tiny_worker, record) as hearing:
