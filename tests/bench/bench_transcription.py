@@ -209,7 +209,7 @@ async def measure_set(worker: InferenceWorker, model: Any, speech: SpeechSet) ->
         live_errors = scoring.errors(refs, texts, lang)
         offline_errors = scoring.errors(refs, offline_texts, lang)
     agreement = scoring.errors(offline_texts, texts, lang)
-    people = [(tr.name, tr.role) for tr in speech_plan(speech).tracks]
+    people = [(tr.name, tr.role) for tr in run.plan.tracks]
     variants = {}
     for label, options in (
         ("the hearing's prompt", {"initial_prompt": build_prompt(lang, CASE[lang], people)}),
