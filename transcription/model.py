@@ -191,6 +191,20 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped libra
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._window = threading.local()
+        self.feature_extractor: Any = _Features(self.feature_extractor, self._window)
+
+    @contextlib.contextmanager
+    def features_instead(self, features: Any) -> Iterator[None]:
+        """Inside, a decode from this thread takes its log-Mel frames from `features` (an
+        array-like sliced `[:, a:b]`, such as a participant's track still being heard)
+        instead of computing them from the audio it is given: faster-whisper's own offline
+        loop runs over audio that has not all arrived yet."""
+        previous = getattr(self._window, "features", None)
+        self._window.features = features
+        try:
+            yield
+        finally:
+            self._window.features = previous
 
     @contextlib.contextmanager
     def windows_while(self, wanted: Callable[[], bool]) -> Iterator[None]:
@@ -225,6 +239,23 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # untyped libra
         if frames is not None and features.shape[-1] > frames:
             features = np.ascontiguousarray(features[..., :frames])
         return super().encode(features)
+
+
+class _Features:
+    """faster-whisper's feature extractor, or the frames a thread was given instead."""
+
+    def __init__(self, extractor: Any, window: threading.local) -> None:
+        self.extractor = extractor
+        self._window = window
+
+    def __call__(self, waveform: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        given = getattr(self._window, "features", None)
+        if given is not None:
+            return given
+        return self.extractor(waveform, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.extractor, name)
 
 
 _loaded: dict[tuple[str, str, str, int, int], WindowedWhisperModel] = {}

@@ -61,6 +61,14 @@ class TranscriptionOptions:
     # hangover runs out; when it does without another voiced frame, that decode is the
     # final's (the quiet after it is left out). 0: the final is decoded after the hangover.
     early_final_ms: int = 150
+    # Settling: each participant's record decoded again behind the live lines, as offline
+    # faster-whisper decodes the recording (30 s windows, a beam, the text before), to replace
+    # the live lines of each span. A participant further behind than `settle_behind_s` is
+    # skipped ahead (the live lines of what was skipped stay).
+    settle: bool = True
+    settle_behind_s: float = 600.0
+    # Offline faster-whisper's own fallback temperatures (its default), for settling.
+    settle_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     # Most of the inference thread's time that partials (all hearings together) may take.
     max_partial_share: float = 0.5
     # Final utterances held in memory per hearing; more wait in a spill file on disk.
@@ -85,5 +93,9 @@ class TranscriptionOptions:
             raise ValueError("max_queued_utterances must be at least 1")
         if not 0 < self.max_partial_share <= 1:
             raise ValueError("max_partial_share must be in (0, 1]")
+        if self.settle_behind_s < 2 * WHISPER_WINDOW_S:
+            raise ValueError(f"settle_behind_s must be at least {2 * WHISPER_WINDOW_S:g}")
+        if not self.settle_temperatures:
+            raise ValueError("settle_temperatures must not be empty")
         if self.beam_size < 1 or not self.temperatures:
             raise ValueError("beam_size must be at least 1 and temperatures non-empty")

@@ -13,6 +13,10 @@ an inference thread in their turn, and `lag_seconds` shows how far behind the re
 Partial results are only best effort: one pending request per speaker (the newest audio),
 run only when no final is waiting and within the partials' share of the thread.
 
+Behind the live lines, each participant's audio is settled (`transcription/settling.py`): decoded
+again as offline faster-whisper decodes a recording, 30 s at a time, when an inference thread is
+free; `on_settled` gets each settled span, whose lines replace the live lines in it.
+
 A final's decode starts as its speaker falls quiet (`early_final_ms`) when a thread is free,
 instead of after the hangover that ends the utterance: when the utterance then ends without
 another voiced frame, that decode is the final's, and the line comes the hangover sooner.
@@ -24,6 +28,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -31,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -46,8 +51,9 @@ from config.threads import (
 )
 from config.threads import RECOGNITION_THREAD as INFERENCE_THREAD
 from transcription.errors import UnknownSpeaker
-from transcription.options import SAMPLE_RATE, TranscriptionOptions
-from transcription.recognizer import Recognition, Recognizer, build_prompt
+from transcription.options import SAMPLE_RATE, WHISPER_WINDOW_S, TranscriptionOptions
+from transcription.recognizer import Recognition, Recognizer, Settled, build_prompt
+from transcription.settling import EDGE_FRAMES, HOP, WINDOW_FRAMES, SettleState, TrackAudio
 from transcription.stitching import Piece, Stitcher, TimedLine
 from transcription.utterances import (
     SpeechDiscarded,
@@ -112,6 +118,19 @@ class Partial:
 
 
 @dataclass(frozen=True, slots=True)
+class SettledSpan:
+    """A participant's speech from `start` to `end` on the hearing timeline as offline decoding
+    has it: these lines take the place of the live lines that start in the span."""
+
+    participant_id: str
+    name: str
+    role: str
+    start: float
+    end: float
+    lines: tuple[FinalLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriberStats:
     """A hearing's transcription queue, for the judge's screen and for metrics."""
 
@@ -135,10 +154,17 @@ class TranscriberStats:
     # wasted: the speaker went on).
     early_decodes: int = 0
     early_finals: int = 0
+    # Settling: audio settled, its decode time, how far the furthest behind participant's
+    # settling is, and audio skipped (left with its live lines) to catch up.
+    settled_s: float = 0.0
+    settle_decode_s: float = 0.0
+    settle_behind_s: float = 0.0
+    settle_skipped_s: float = 0.0
 
 
 OnFinalLine = Callable[[FinalLine], Awaitable[None]]
 OnPartial = Callable[[Partial], Awaitable[None]]
+OnSettled = Callable[[SettledSpan], Awaitable[None]]
 # Told once, on the event loop, when the transcriber stops for an error of its own.
 OnFailure = Callable[[BaseException], None]
 
@@ -352,6 +378,8 @@ class _Speaker:
     partial_asked: float = 0.0
     present: bool = True
     early: _Early | None = None
+    track: TrackAudio = field(default_factory=TrackAudio)
+    settling: SettleState = field(default_factory=SettleState)
 
 
 @dataclass(slots=True)
@@ -368,6 +396,9 @@ class _Counters:
     callback_errors: int = 0
     early_decodes: int = 0
     early_finals: int = 0
+    settled_s: float = 0.0
+    settle_decode_s: float = 0.0
+    settle_skipped_s: float = 0.0
 
 
 class HearingTranscriber:
@@ -383,6 +414,7 @@ class HearingTranscriber:
         *,
         on_final_line: OnFinalLine,
         on_partial: OnPartial | None = None,
+        on_settled: OnSettled | None = None,
         on_failure: OnFailure | None = None,
         language: str | None = "zh",
         case_number: str | None = None,
@@ -394,6 +426,7 @@ class HearingTranscriber:
         self._recognizer = worker.recognizer
         self._on_final_line = on_final_line
         self._on_partial = on_partial
+        self._on_settled = on_settled
         self._on_failure = on_failure
         self.language = language
         self.case_number = case_number
@@ -405,6 +438,7 @@ class HearingTranscriber:
         self._in_memory = 0
         self._spill = _Spill(spill_dir)
         self._current: _Final | None = None
+        self._settling_now: _Speaker | None = None
         self._counters = _Counters()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -468,6 +502,10 @@ class HearingTranscriber:
         events = speaker.detector.push(samples, at)
         self._worker.cpu.voice_detection_s += time.thread_time() - began
         speaker.last_fed = self._clock()
+        if self._settles(speaker):
+            speaker.track.put(samples, at)
+            if self._unsettled_s(speaker) > self.options.settle_behind_s + WHISPER_WINDOW_S:
+                self._skip_behind(speaker)
         self._handle(speaker, events)
         if self._early_due(speaker):
             self._wake.set()
@@ -486,6 +524,8 @@ class HearingTranscriber:
             self.end_speech(participant_id)
             speaker.present = False
             speaker.partial_wanted = False
+            speaker.track.ended = True
+            self._wake.set()
 
     @property
     def lag_seconds(self) -> float:
@@ -516,12 +556,18 @@ class HearingTranscriber:
             callback_errors=c.callback_errors,
             audio_s=c.audio_s,
             decode_s=c.decode_s,
+            settled_s=c.settled_s,
+            settle_decode_s=c.settle_decode_s,
+            settle_behind_s=max((self._unsettled_s(s) for s in self._speakers.values()),
+                                default=0.0),
+            settle_skipped_s=c.settle_skipped_s,
         )
 
     async def drain(self) -> None:
         """End everyone's speech and wait until every utterance fed so far is transcribed."""
-        for participant_id in list(self._speakers):
+        for participant_id, speaker in self._speakers.items():
             self.end_speech(participant_id)
+            speaker.track.ended = True  # what was heard is settled to its end
         task = self._task
         if task is None or task.done():
             return
@@ -682,6 +728,14 @@ class HearingTranscriber:
             if speaker is not None:
                 await self._transcribe_partial(speaker)
                 continue
+            speaker = self._next_settle()
+            if speaker is not None:
+                await self._settle(speaker)
+                continue
+            if any(self._settle_due(s) for s in self._speakers.values()):
+                # Only waiting for a free thread: not idle.
+                await asyncio.sleep(STALL_CHECK_S / 5)
+                continue
             self._idle.set()
             self._wake.clear()
             wait = STALL_CHECK_S
@@ -743,6 +797,101 @@ class HearingTranscriber:
             return None  # the prompt changed: someone joined meanwhile
         self._counters.early_finals += 1
         return early.recognition
+
+    def _settles(self, speaker: _Speaker) -> bool:
+        return (self.options.settle and self._on_settled is not None
+                and speaker.language != AUTO_LANGUAGE and self._recognizer.can_settle)
+
+    def _unsettled_s(self, speaker: _Speaker) -> float:
+        frames = speaker.track.heard // HOP - speaker.settling.frame
+        return max(0.0, frames * HOP / SAMPLE_RATE)
+
+    def _settle_complete(self, speaker: _Speaker) -> bool:
+        """The speaker's audio heard is all there is for now: they left, the hearing is
+        ending, or nothing has come for `stall_s` (muted) with no utterance open."""
+        return (speaker.track.ended or not speaker.present or (
+            not speaker.detector.speaking
+            and self._clock() - speaker.last_fed >= self.options.stall_s))
+
+    def _settle_due(self, speaker: _Speaker) -> bool:
+        if not self._settles(speaker):
+            return False
+        frames = speaker.track.heard // HOP - speaker.settling.frame
+        if frames >= WINDOW_FRAMES + EDGE_FRAMES:
+            return True
+        return frames > 0 and self._settle_complete(speaker)
+
+    def _next_settle(self) -> _Speaker | None:
+        """A speaker whose next 30 s (or whose last audio) is heard and not settled: only while
+        an inference thread is free, after everything live."""
+        if not self._worker.free:
+            return None
+        due = [s for s in self._speakers.values() if self._settle_due(s)]
+        return min(due, key=lambda s: s.settling.frame * HOP - s.track.heard, default=None)
+
+    async def _settle(self, speaker: _Speaker) -> None:
+        state, track = speaker.settling, speaker.track
+        self._skip_behind(speaker)
+        language, prompt = self._decoding(speaker.language)
+        complete = self._settle_complete(speaker)
+        origin = state.frame
+        self._settling_now = speaker
+        try:
+            settled = await self._worker.run(self._recognizer.settle, track, state,
+                                             language or "", prompt, complete)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Only the settling of this stretch is lost: its live lines stay.
+            log.exception("settling failed for %s", speaker.participant_id)
+            self._counters.failures += 1
+            state.frame = max(state.frame, min(track.heard // HOP, origin + WINDOW_FRAMES))
+            state.tokens = None
+            track.forget_before((state.frame - EDGE_FRAMES) * HOP)
+            return
+        finally:
+            self._settling_now = None
+        track.forget_before((state.frame - EDGE_FRAMES) * HOP)
+        self._counters.settled_s += (settled.frame - settled.origin) * HOP / SAMPLE_RATE
+        self._counters.settle_decode_s += settled.decode_s
+        if self._on_settled is not None and settled.frame > settled.origin:
+            await self._deliver(self._on_settled, self._settled_span(speaker, settled))
+
+    def _skip_behind(self, speaker: _Speaker) -> None:
+        """A speaker too far behind to catch up (the machine is full) is skipped ahead, and
+        their audio before that forgotten: what is skipped keeps its live lines."""
+        behind = self._unsettled_s(speaker) - self.options.settle_behind_s
+        if behind <= 0 or self._settling_now is speaker:
+            return
+        state = speaker.settling
+        skipped = math.ceil(behind * SAMPLE_RATE / HOP)
+        state.frame += skipped
+        state.tokens = None
+        speaker.track.forget_before((state.frame - EDGE_FRAMES) * HOP)
+        self._counters.settle_skipped_s += skipped * HOP / SAMPLE_RATE
+
+    def _settled_span(self, speaker: _Speaker, settled: Settled) -> SettledSpan:
+        zero = speaker.track.seconds(settled.origin)
+        return SettledSpan(
+            participant_id=speaker.participant_id,
+            name=speaker.name,
+            role=speaker.role,
+            start=zero,
+            end=speaker.track.seconds(settled.frame),
+            lines=tuple(
+                FinalLine(
+                    participant_id=speaker.participant_id,
+                    name=speaker.name,
+                    role=speaker.role,
+                    start=zero + r.start,
+                    end=zero + r.end,
+                    text=r.text,
+                    words=tuple((w, zero + s, zero + e, p) for w, s, e, p in r.words),
+                    language=settled.language,
+                )
+                for r in settled.segments
+            ),
+        )
 
     def _next_partial(self) -> _Speaker | None:
         wanted = [s for s in self._speakers.values() if s.partial_wanted and s.present]

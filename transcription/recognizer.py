@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import TranscriptionInfo
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
@@ -35,6 +36,15 @@ from transcription.model import (
     WindowedWhisperModel,
 )
 from transcription.options import SAMPLE_RATE, TranscriptionOptions
+from transcription.settling import (
+    EDGE_FRAMES,
+    HOP,
+    WINDOW_FRAMES,
+    NotYetHeard,
+    SettleState,
+    TrackAudio,
+    TrackFeatures,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,8 @@ WINDOW_MARGIN_S = 5.0
 MAX_NEW_TOKENS = 200
 # Audio either side of a line that reads like the prompt, decoded again without the prompt.
 ECHO_CONTEXT_S = 0.5
+# Tokens one window of a settling decode may produce (Whisper's whole budget: offline's).
+MAX_WINDOW_TOKENS = 448
 # A decode goes on to the audio after the last word it heard only when speech goes on this
 # much further: what it decodes otherwise is silence, at the cost of another window.
 TAIL_SPEECH_S = 0.25
@@ -122,6 +134,20 @@ class Rejected:
 
     reason: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What one `settle` call decoded of a track: its segments, in seconds from track frame
+    `origin`, which settle the track from `origin` up to `frame` (where the next begins)."""
+
+    segments: tuple[Recognized, ...]
+    language: str
+    origin: int
+    frame: int
+    decode_s: float
+    windows: int  # windows decoded (silent ones skipped are not)
+    dropped: tuple[Rejected, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +228,11 @@ class Recognizer:
         # start-up, rather than in the middle of a hearing.
         get_vad_model()
 
+    @property
+    def can_settle(self) -> bool:
+        """Settling (`settle`) needs the model that takes its frames from a track."""
+        return isinstance(self.model, WindowedWhisperModel)
+
     def language_for(self, language: str | None) -> str | None:
         """The language a decode will use: an English-only model always decodes English."""
         return language if self.multilingual else "en"
@@ -272,6 +303,105 @@ class Recognizer:
         if dropped:
             log.debug("dropped as not in the audio: %r", dropped)
         return Recognition(tuple(kept), info.language, duration, speech, decode_s, tuple(dropped))
+
+    def settle(self, audio: TrackAudio, state: SettleState, language: str,
+               prompt: str | None, complete: bool) -> Settled:
+        """Decode a track from `state.frame` as offline faster-whisper decodes a recording (its
+        own loop, options and 30 s windows, each conditioned on the text before), as far as
+        the audio heard allows: up to the window that reaches past it, or to its end when
+        `complete`. A window in which Silero hears no speech is skipped, as offline skips it
+        for no speech. Guarded like a live line; advances `state`."""
+        if not isinstance(self.model, WindowedWhisperModel):
+            raise TypeError("settling needs a WindowedWhisperModel")
+        language = self.language_for(language) or language
+        prompt_tokens = self._prompt_tokens(language, prompt)
+        origin = state.frame
+        began = time.perf_counter()
+        decoded: list[list[WhisperSegment]] = []  # by window, in seconds from `origin`
+        windows = 0
+        while True:
+            heard = audio.heard // HOP
+            available = heard - state.frame
+            if available <= 0 or (not complete and available < WINDOW_FRAMES + EDGE_FRAMES):
+                break
+            window = audio.read(state.frame * HOP, min(heard, state.frame + WINDOW_FRAMES) * HOP)
+            if self.speech_seconds(window) * 1000 < self.options.min_silero_speech_ms:
+                state.frame = min(heard, state.frame + WINDOW_FRAMES)
+                continue
+            extractor = self.model.feature_extractor.extractor
+            features = TrackFeatures(extractor, audio, state, state.frame, complete)
+            found, ran_out = self._settle_windows(features, state, language, prompt_tokens)
+            shift = (features.origin - origin) * HOP / SAMPLE_RATE
+            decoded += [[_shifted(s, shift) for s in w] for w in found]
+            windows += len(features.windows)
+            if ran_out:
+                break
+        samples = audio.read(origin * HOP, max(state.frame, origin) * HOP)
+        spans = self.speech_spans(samples) if samples.size else []
+        kept: list[Recognized] = []
+        dropped: list[Rejected] = []
+        for window_segments in decoded:
+            k, d = self._guard(window_segments, language, samples, spans, prompt,
+                               MAX_WINDOW_TOKENS, False)
+            kept += k
+            dropped += d
+        kept.sort(key=lambda r: r.start)
+        return Settled(tuple(kept), language, origin, state.frame,
+                       time.perf_counter() - began, windows, tuple(dropped))
+
+    def _settle_windows(
+        self, features: TrackFeatures, state: SettleState, language: str,
+        prompt_tokens: list[int],
+    ) -> tuple[list[list[WhisperSegment]], bool]:
+        """faster-whisper's loop from `features.origin` until it reaches audio not heard yet
+        (then True), a window without speech or the end; its segments by window (in seconds
+        from the origin). Leaves `state.frame` where the next window starts."""
+        assert isinstance(self.model, WindowedWhisperModel)
+        windows: list[list[WhisperSegment]] = []
+
+        def wanted() -> bool:
+            # Before each window after the first: one without speech is not decoded.
+            start = features.origin + features.windows[-1]
+            sound = features.audio.read(start * HOP, (start + WINDOW_FRAMES) * HOP)
+            return self.speech_seconds(sound) * 1000 >= self.options.min_silero_speech_ms
+
+        def window_done() -> None:
+            last = windows[-1]
+            tokens = [t for s in last for t in s.tokens]
+            state.decoded(prompt_tokens, tokens, last[0].temperature)
+
+        ran_out = False
+        try:
+            with (self.model.features_instead(features), self.model.encoder_frames(None),
+                  self.model.windows_while(wanted)):
+                generator, _ = self.model.transcribe(
+                    np.zeros(HOP, dtype=np.float32), language=language, task="transcribe",
+                    word_timestamps=True, condition_on_previous_text=True, vad_filter=False,
+                    temperature=list(self.options.settle_temperatures),
+                    initial_prompt=list(state.conditioned(prompt_tokens)))
+                for segment in generator:
+                    if windows and segment.seek == windows[-1][0].seek:
+                        windows[-1].append(segment)
+                        continue
+                    if windows:
+                        window_done()
+                    windows.append([segment])
+            state.frame = features.origin + features.shape[1] - 1  # the end of the track
+        except NotYetHeard as e:
+            state.frame, ran_out = e.frame, True
+        except EnoughWindows:
+            # The window the loop was about to decode has no speech: settled past it.
+            state.frame = features.origin + features.windows[-1] + WINDOW_FRAMES
+        if windows:
+            window_done()
+        return windows, ran_out
+
+    def _prompt_tokens(self, language: str, prompt: str | None) -> list[int]:
+        if not prompt:
+            return []
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe",
+                              language=language)
+        return list(tokenizer.encode(" " + prompt.strip()))
 
     def _guard(
         self,
