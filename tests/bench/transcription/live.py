@@ -25,6 +25,7 @@ from transcription.pipeline import (
     HearingTranscriber,
     InferenceWorker,
     Partial,
+    SettledSpan,
     TranscriberStats,
 )
 from transcription.recognizer import Recognition, Recognizer
@@ -118,6 +119,20 @@ class Run:
     wall_zero: float = 0.0
     max_lag_s: float = 0.0
     stats: TranscriberStats | None = None  # the transcriber's, once all is transcribed
+    spans: list[SettledSpan] = field(default_factory=list)  # settled, when settling
+
+    def record(self, participant_id: str) -> list[FinalLine]:
+        """The participant's lines as the record keeps them: each settled span's lines in
+        place of the live lines that start in it."""
+        spans = [s for s in self.spans if s.participant_id == participant_id]
+        live = [line for _, line in self.lines if line.participant_id == participant_id
+                and not any(s.start <= line.start < s.end for s in spans)]
+        return sorted(live + [line for s in spans for line in s.lines], key=lambda li: li.start)
+
+    def settled_texts(self) -> list[tuple[Track, Clip, str]]:
+        """Each clip with the text of the record's lines (settled) that start within it."""
+        return [(tr, clip, in_clip(self.record(tr.participant_id), clip, at, self.plan.language))
+                for tr in self.plan.tracks for clip, at in tr.clips]
 
     def texts(self) -> list[tuple[Track, Clip, str]]:
         """Each clip with the text of the lines that start within it."""
@@ -132,6 +147,12 @@ class Run:
                 separator = "" if self.plan.language == "zh" else " "
                 out.append((tr, clip, separator.join(inside)))
         return out
+
+
+def in_clip(lines: list[Any], clip: Clip, at: float, language: str) -> str:
+    """The text of the lines (anything with start and text) that start within the clip."""
+    inside = [line.text for line in lines if at - 0.5 <= line.start < at + clip.seconds]
+    return ("" if language == "zh" else " ").join(inside)
 
 
 @dataclass
@@ -160,8 +181,9 @@ def latencies(run: Run) -> Latencies:
     return out
 
 
-async def feed(worker: InferenceWorker, plans: list[Plan]) -> list[Run]:
-    """Feed every hearing's tracks at once, in real time, then wait for their last lines."""
+async def feed(worker: InferenceWorker, plans: list[Plan], settle: bool = False) -> list[Run]:
+    """Feed every hearing's tracks at once, in real time, then wait for their last lines
+    (and, with `settle`, for every track to be settled to its end)."""
     runs = [Run(plan) for plan in plans]
     hearings = []
     for run in runs:
@@ -172,10 +194,14 @@ async def feed(worker: InferenceWorker, plans: list[Plan]) -> list[Run]:
         async def on_partial(partial: Partial, run: Run = run) -> None:
             run.partials.append((time.perf_counter(), partial))
 
+        async def on_settled(span: SettledSpan, run: Run = run) -> None:
+            run.spans.append(span)
+
         hearing = HearingTranscriber(
             worker,
             on_final_line=on_final_line,
             on_partial=on_partial,
+            on_settled=on_settled if settle else None,
             language=run.plan.language,
             case_number=run.plan.case_number,
             options=run.plan.options,

@@ -106,3 +106,12 @@ def offline(model: Any, clips: list[Clip], language: str, **options: Any) -> Off
         texts.append(join(found, language))
         lines.append(len([t for t in found if t.strip()]))
     return Offline(texts, lines, wall, audio)
+
+
+def offline_track(model: Any, samples: np.ndarray, language: str,
+                  **options: Any) -> list[Any]:
+    """Offline faster-whisper on a participant's whole track (as on their recording): its
+    segments, times in seconds from the track's start."""
+    segments, _ = model.transcribe(samples.astype(np.float32) / 32768.0, language=language,
+                                   **options)
+    return list(segments)
