@@ -42,6 +42,8 @@ EDITED = "transcript.edited"
 # Speech the live transcriber missed and the recording could not give back (audited at close).
 INCOMPLETE = "transcript.incomplete"
 LIVE_VERSION = 1
+# Who revises a live line with its settled text (offline-style decoding behind the live lines).
+SETTLING = "recognizer:settled"
 
 
 @dataclass(frozen=True)
@@ -210,19 +212,48 @@ class Transcripts:
             if line is None or line.hearing_id != hearing_id:
                 raise NotFound("Trial record line", line_id)
             await _unsealed(session, hearing_id)
-            if line.text == text:
-                return line
-            now = self.clock()
-            line.revision += 1
-            session.add(LineRevision(line_id=line.id, revision=line.revision,
-                                     author=actor, at=now, before=line.text, after=text))
-            line.text, line.updated_at = text, now
-            # The audit chain's data keeps the API's name for a line's id.
-            await audit.append(session, actor=actor, action=CORRECTED, at=now,
-                               hearing_id=hearing_id,
-                               data={"segment_id": str(line.id), "revision": line.revision,
-                                     "text_sha256": text_sha256(text)})
+            if line.text != text:
+                await _revise(session, line, text, actor, self.clock())
             return line
+
+    async def settle(self, hearing_id: uuid.UUID, texts: dict[uuid.UUID, str],
+                     added: Sequence[SpokenLine]) -> tuple[list[TrialRecordLine],
+                                                            list[TrialRecordLine]]:
+        """Settled text for live lines, and settled lines the live ones missed, in one
+        transaction: (the lines revised, the lines added). A line someone has corrected
+        keeps their text, and nothing is settled once the clerk has edited the record's
+        structure (its newest version is no longer the live one) or it is sealed."""
+        async with self.db.write() as session:
+            hearing = await session.get(Hearing, hearing_id)
+            if (hearing is None or hearing.record_sealed_at is not None
+                    or await latest_version_of(session, hearing_id) != LIVE_VERSION):
+                return [], []
+            now = self.clock()
+            revised = []
+            for line_id, text in texts.items():
+                line = await session.get(TrialRecordLine, line_id)
+                if (line is None or line.hearing_id != hearing_id or line.version != LIVE_VERSION
+                        or not text.strip() or line.text == text):
+                    continue
+                if line.revision and await session.scalar(select(func.count()).where(
+                        LineRevision.line_id == line.id, LineRevision.author != SETTLING)):
+                    continue  # a person corrected it
+                await _revise(session, line, text, SETTLING, now)
+                revised.append(line)
+            made = []
+            for spoken in added:
+                if not spoken.text.strip():
+                    continue
+                row = TrialRecordLine(
+                    hearing_id=hearing_id, participant_id=spoken.participant_id,
+                    version=LIVE_VERSION, start=spoken.start, end=spoken.end,
+                    text=spoken.text[:4000], language=spoken.language,
+                    words=[list(w) for w in spoken.words], recovered=False,
+                    created_at=now, updated_at=now)
+                session.add(row)
+                made.append(row)
+            await session.flush()
+            return revised, made
 
     async def edit(self, hearing_id: uuid.UUID, change: RecordEdit, actor: str
                    ) -> tuple[int, list[TrialRecordLine]]:
@@ -365,6 +396,20 @@ class Transcripts:
                     c for c in corrections if c.hearing_id == hearing_id]))
             found.extend(await _verify_corrections(session, corrections))
         return found
+
+
+async def _revise(session: AsyncSession, line: TrialRecordLine, text: str, actor: str,
+                  now: datetime) -> None:
+    """A line's text changed: the text before is kept as a revision, and audited."""
+    line.revision += 1
+    session.add(LineRevision(line_id=line.id, revision=line.revision,
+                             author=actor, at=now, before=line.text, after=text))
+    line.text, line.updated_at = text, now
+    # The audit chain's data keeps the API's name for a line's id.
+    await audit.append(session, actor=actor, action=CORRECTED, at=now,
+                       hearing_id=line.hearing_id,
+                       data={"segment_id": str(line.id), "revision": line.revision,
+                             "text_sha256": text_sha256(text)})
 
 
 async def _verify_judge_seal(session: AsyncSession, hearing_id: uuid.UUID,

@@ -23,3 +23,6 @@ class TranscriptionCounters:
     restarts: int = 0  # ... and a new one took over
     lines_recovered: int = 0  # lines transcribed from the recording to fill a gap
     recoveries_failed: int = 0
+    lines_settled: int = 0  # live lines whose text settling revised
+    lines_added_settled: int = 0  # lines settling found that the live lines missed
+    settle_failures: int = 0  # settled lines that could not be stored

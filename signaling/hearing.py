@@ -24,6 +24,7 @@ from courtrooms.models import (
     Hearing,
     HearingState,
     Participant,
+    Role,
 )
 from media.peer import ParticipantPeer, PeerEvents
 from media.room import MediaRoom
@@ -203,6 +204,14 @@ class LiveHearing:
         for pid, connection in list(self.connections.items()):
             seat = self.seats.get(pid)
             if seat is not None and seat.admitted:
+                connection.send(message)
+
+    def broadcast_record(self, message: dict[str, Any]) -> None:
+        """Send to every admitted participant but witnesses: the record's settled lines may be
+        of testimony given before a witness was called in."""
+        for pid, connection in list(self.connections.items()):
+            seat = self.seats.get(pid)
+            if seat is not None and seat.admitted and seat.role != Role.WITNESS.value:
                 connection.send(message)
 
     def tell_court(self, message: dict[str, Any]) -> None:

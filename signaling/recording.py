@@ -41,7 +41,8 @@ class HearingRecording:
             hearing.hearing_uuid, str(hearing.info["language"]),
             str(hearing.info["case_number"]), services.worker, services.transcripts,
             hearing.broadcast, services.data_dir / "spill" / hearing.id,
-            recordings=services.recordings, tell_court=hearing.tell_court, audit=self._audit,
+            recordings=services.recordings, tell_court=hearing.tell_court,
+            tell_record=hearing.broadcast_record, audit=self._audit,
             who=self._who, counters=services.transcription_counters,
         )
         self._segment: tuple[float, int] | None = None  # (timeline origin, index) while on

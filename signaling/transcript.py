@@ -11,6 +11,12 @@ short wait. What each participant said meanwhile is a gap on the timeline, from 
 utterance the failed transcriber had not finished until their first pause after the restart
 (so that neither side cuts a sentence); `recover` transcribes it from the finished recording
 files, as lines marked recovered, so the record has no hole.
+
+Behind the live lines, the transcriber settles each participant's speech (decoded again as
+offline faster-whisper decodes a recording, `transcription/settling.py`): `_settled` puts the
+settled text in the live lines of each span as a revision by `SETTLING` (audited like a
+correction; a line a person corrected keeps their text), adds what the live lines missed,
+and tells everyone with a `record_line` message.
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ from signaling.retranscribe import transcribe_recorded
 from signaling.tasks import TaskSet
 from transcription.errors import UnknownSpeaker
 from transcription.options import SAMPLE_RATE
-from transcription.pipeline import FinalLine, HearingTranscriber, InferenceWorker, Partial
+from transcription.pipeline import (
+    FinalLine,
+    HearingTranscriber,
+    InferenceWorker,
+    Partial,
+    SettledSpan,
+)
+from transcription.settling import LiveLine, apportion
 from transcription.utterances import UtteranceDetector
 
 log = logging.getLogger(__name__)
@@ -90,6 +103,16 @@ def joined(gaps: list[Gap]) -> list[Gap]:
     return out
 
 
+def record_line(row: Any, name: str, role: str) -> dict[str, Any]:
+    """A line of the record settled (its text revised) or added behind the live lines."""
+    return {
+        "type": "record_line", "segment_id": str(row.id),
+        "participant_id": str(row.participant_id), "name": name, "role": role,
+        "start": round(row.start, 3), "end": round(row.end, 3), "text": row.text,
+        "settled": True,
+    }
+
+
 def caption(line: FinalLine | Partial, final: bool, line_id: str | None = None
             ) -> dict[str, Any]:
     message: dict[str, Any] = {
@@ -117,6 +140,7 @@ class LiveTranscript:
         *,
         recordings: Recordings,
         tell_court: Broadcast,
+        tell_record: Broadcast,
         audit: Audit,
         who: Who,
         counters: TranscriptionCounters,
@@ -125,6 +149,8 @@ class LiveTranscript:
         self.transcripts = transcripts
         self._broadcast = broadcast
         self._tell_court = tell_court
+        # Where settled lines go: as captions, but not to witnesses.
+        self._tell_record = tell_record
         self._audit = audit
         self._who = who
         self._recordings = recordings
@@ -150,13 +176,16 @@ class LiveTranscript:
         self._started = False
         self._tasks = TaskSet(f"transcript {hearing_id}")
         self._recovering = asyncio.Lock()
+        # Per participant, the live lines committed and not settled yet: (row id, start,
+        # end, text).
+        self._unsettled: dict[str, list[tuple[uuid.UUID, float, float, str]]] = {}
         self._transcriber = self._new_transcriber()
 
     def _new_transcriber(self) -> HearingTranscriber:
         return HearingTranscriber(
             self._worker, on_final_line=self._commit, on_partial=self._partial,
-            on_failure=self._fail, language=self._language, case_number=self._case_number,
-            spill_dir=self._spill_dir,
+            on_settled=self._settled, on_failure=self._fail, language=self._language,
+            case_number=self._case_number, spill_dir=self._spill_dir,
         )
 
     @property
@@ -324,7 +353,37 @@ class LiveTranscript:
         row = await self._add(final, recovered=False)
         if row is not None:
             self.lines_committed += 1
+            self._unsettled.setdefault(final.participant_id, []).append(
+                (row.id, final.start, final.end, final.text))
             self._broadcast(caption(final, True, str(row.id)))
+
+    async def _settled(self, span: SettledSpan) -> None:
+        """The participant's speech in the span as settling has it, into the record."""
+        rows = self._unsettled.get(span.participant_id, [])
+        inside = [r for r in rows if r[1] < span.end]
+        self._unsettled[span.participant_id] = [r for r in rows if r[1] >= span.end]
+        language = span.lines[0].language if span.lines else self._language
+        texts, missed = apportion(
+            span.lines, [LiveLine(row_id, start, end) for row_id, start, end, _ in inside
+                         if start >= span.start - EDGE_S],
+            language)
+        live = {row_id: text for row_id, _, _, text in inside}
+        changed = {row_id: text for row_id, text in texts.items() if text != live[row_id]}
+        added = [SpokenLine(uuid.UUID(span.participant_id), m.start, m.end, m.text, language,
+                            m.words) for m in missed]
+        if not changed and not added:
+            return
+        try:
+            revised, made = await self.transcripts.settle(self.hearing_id, changed, added)
+        except Exception:
+            # The live lines stay as they are.
+            log.exception("hearing %s: settled lines not stored", self.hearing_id)
+            self.counters.settle_failures += 1
+            return
+        self.counters.lines_settled += len(revised)
+        self.counters.lines_added_settled += len(made)
+        for row in [*revised, *made]:
+            self._tell_record(record_line(row, span.name, span.role))
 
     async def _add(self, final: FinalLine, recovered: bool) -> Any:
         line = SpokenLine(

@@ -75,6 +75,8 @@ PARTIALS_FULL_UNTIL = 0.7
 PARTIALS_OFF_FROM = 0.9
 MIN_PARTIAL_SHARE = 0.05
 STALL_CHECK_S = 0.25
+# How often a drain looks whether settling has caught up.
+SETTLE_POLL_S = 0.05
 # How long a closing inference thread waits for the others to finish their decodes.
 RETIRE_WAIT_S = 120.0
 BYTES_PER_SAMPLE = 2
@@ -443,6 +445,10 @@ class HearingTranscriber:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Settling runs beside the live lines in a task of its own, so that a final never
+        # waits for a settling decode of the same hearing.
+        self._settler: asyncio.Task[None] | None = None
+        self._settle_wake = asyncio.Event()
 
     async def __aenter__(self) -> HearingTranscriber:
         await self.start()
@@ -454,6 +460,8 @@ class HearingTranscriber:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="hearing-transcriber")
+        if self._settler is None and self._on_settled is not None and self.options.settle:
+            self._settler = asyncio.create_task(self._settle_run(), name="hearing-settler")
 
     def add_speaker(
         self, participant_id: str, name: str, role: str, language: str | None = None
@@ -578,6 +586,12 @@ class HearingTranscriber:
             await asyncio.wait({idle, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             idle.cancel()
+        # Then what was heard is settled to its end (the caller bounds the wait).
+        while (self._settler is not None and not self._settler.done() and not task.done()
+               and (self._settling_now is not None
+                    or any(self._settle_due(s) for s in self._speakers.values()))):
+            self._settle_wake.set()
+            await asyncio.sleep(SETTLE_POLL_S)
 
     async def aclose(self) -> None:
         """Transcribe what was fed, then stop the hearing's task and remove the spill file.
@@ -589,6 +603,10 @@ class HearingTranscriber:
             await self.drain()
         finally:
             task, self._task = self._task, None
+            settler, self._settler = self._settler, None
+            if settler is not None:
+                settler.cancel()
+                await asyncio.gather(settler, return_exceptions=True)
             if task is not None:
                 task.cancel()
                 try:
@@ -606,10 +624,11 @@ class HearingTranscriber:
     async def abort(self) -> None:
         """Stop at once, transcribing nothing more: after a failure, what was fed from
         `untranscribed_from()` on is taken from the recording instead."""
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._settler) if t is not None]
+        self._task = self._settler = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._spill.close()
 
     def untranscribed_from(self) -> dict[str, float]:
@@ -728,14 +747,6 @@ class HearingTranscriber:
             if speaker is not None:
                 await self._transcribe_partial(speaker)
                 continue
-            speaker = self._next_settle()
-            if speaker is not None:
-                await self._settle(speaker)
-                continue
-            if any(self._settle_due(s) for s in self._speakers.values()):
-                # Only waiting for a free thread: not idle.
-                await asyncio.sleep(STALL_CHECK_S / 5)
-                continue
             self._idle.set()
             self._wake.clear()
             wait = STALL_CHECK_S
@@ -814,12 +825,49 @@ class HearingTranscriber:
             and self._clock() - speaker.last_fed >= self.options.stall_s))
 
     def _settle_due(self, speaker: _Speaker) -> bool:
-        if not self._settles(speaker):
+        """The speaker's next window is heard (or their last audio, when it is all there is
+        for now), and the live record has all of it: settled lines then never come before
+        the live lines they replace."""
+        if not self._settles(speaker) or self._settling_now is speaker:
             return False
-        frames = speaker.track.heard // HOP - speaker.settling.frame
+        heard = speaker.track.heard // HOP
+        frames = heard - speaker.settling.frame
         if frames >= WINDOW_FRAMES + EDGE_FRAMES:
-            return True
-        return frames > 0 and self._settle_complete(speaker)
+            reach = speaker.settling.frame + WINDOW_FRAMES
+        elif frames > 0 and self._settle_complete(speaker):
+            reach = heard
+        else:
+            return False
+        return self._live_from(speaker) >= speaker.track.seconds(reach)
+
+    def _live_from(self, speaker: _Speaker) -> float:
+        """Where the speaker's audio not yet in the live record starts (inf: none is)."""
+        pid = speaker.participant_id
+        waiting = ([self._current] if self._current else []) + list(self._queue)
+        starts = [final.start for final in waiting if final.participant_id == pid]
+        if speaker.detector.speaking and speaker.detector.growing_start is not None:
+            starts.append(speaker.detector.growing_start)
+        if speaker.stitcher.held_from is not None:
+            starts.append(speaker.stitcher.held_from)
+        return min(starts, default=math.inf)
+
+    async def _settle_run(self) -> None:
+        """The hearing's settling task: one window of one speaker at a time, while an
+        inference thread is free."""
+        try:
+            while True:
+                speaker = self._next_settle()
+                if speaker is not None:
+                    await self._settle(speaker)
+                    continue
+                self._settle_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STALL_CHECK_S):
+                        await self._settle_wake.wait()
+        except Exception:
+            # Settling stops; the live record goes on (its lines are simply not settled).
+            log.exception("the hearing's settling stopped")
+            self._counters.failures += 1
 
     def _next_settle(self) -> _Speaker | None:
         """A speaker whose next 30 s (or whose last audio) is heard and not settled: only while
@@ -838,7 +886,7 @@ class HearingTranscriber:
         self._settling_now = speaker
         try:
             settled = await self._worker.run(self._recognizer.settle, track, state,
-                                             language or "", prompt, complete)
+                                             language or "", prompt, complete, 1)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -925,7 +973,6 @@ class HearingTranscriber:
         finally:
             if final.spilled_at is not None:
                 self._spill.done()
-        self._current = None
         self._count(recognition)
         self._counters.finals += 1
         def at(seconds: float) -> float:
@@ -962,6 +1009,8 @@ class HearingTranscriber:
             )
             self._counters.lines += 1
             await self._deliver(self._on_final_line, line)
+        # Only now is it in the record (settling waits for it).
+        self._current = None
 
     def _recognize_final(
         self, final: _Final, prompt: str | None, language: str | None

@@ -305,12 +305,13 @@ class Recognizer:
         return Recognition(tuple(kept), info.language, duration, speech, decode_s, tuple(dropped))
 
     def settle(self, audio: TrackAudio, state: SettleState, language: str,
-               prompt: str | None, complete: bool) -> Settled:
+               prompt: str | None, complete: bool, max_windows: int | None = None) -> Settled:
         """Decode a track from `state.frame` as offline faster-whisper decodes a recording (its
         own loop, options and 30 s windows, each conditioned on the text before), as far as
         the audio heard allows: up to the window that reaches past it, or to its end when
-        `complete`. A window in which Silero hears no speech is skipped, as offline skips it
-        for no speech. Guarded like a live line; advances `state`."""
+        `complete`, or `max_windows` decoded. A window in which Silero hears no speech is
+        skipped, as offline skips it for no speech. Guarded like a live line; advances
+        `state`."""
         if not isinstance(self.model, WindowedWhisperModel):
             raise TypeError("settling needs a WindowedWhisperModel")
         language = self.language_for(language) or language
@@ -324,16 +325,20 @@ class Recognizer:
             available = heard - state.frame
             if available <= 0 or (not complete and available < WINDOW_FRAMES + EDGE_FRAMES):
                 break
+            if max_windows is not None and windows >= max_windows:
+                break
             window = audio.read(state.frame * HOP, min(heard, state.frame + WINDOW_FRAMES) * HOP)
             if self.speech_seconds(window) * 1000 < self.options.min_silero_speech_ms:
                 state.frame = min(heard, state.frame + WINDOW_FRAMES)
                 continue
             extractor = self.model.feature_extractor.extractor
             features = TrackFeatures(extractor, audio, state, state.frame, complete)
-            found, ran_out = self._settle_windows(features, state, language, prompt_tokens)
+            budget = None if max_windows is None else max_windows - windows
+            found, ran_out, count = self._settle_windows(features, state, language,
+                                                         prompt_tokens, budget)
             shift = (features.origin - origin) * HOP / SAMPLE_RATE
             decoded += [[_shifted(s, shift) for s in w] for w in found]
-            windows += len(features.windows)
+            windows += count
             if ran_out:
                 break
         samples = audio.read(origin * HOP, max(state.frame, origin) * HOP)
@@ -351,16 +356,22 @@ class Recognizer:
 
     def _settle_windows(
         self, features: TrackFeatures, state: SettleState, language: str,
-        prompt_tokens: list[int],
-    ) -> tuple[list[list[WhisperSegment]], bool]:
+        prompt_tokens: list[int], budget: int | None,
+    ) -> tuple[list[list[WhisperSegment]], bool, int]:
         """faster-whisper's loop from `features.origin` until it reaches audio not heard yet
-        (then True), a window without speech or the end; its segments by window (in seconds
-        from the origin). Leaves `state.frame` where the next window starts."""
+        or has decoded `budget` windows (then True), a window without speech, or the end: its
+        segments by window (in seconds from the origin), and how many windows it decoded.
+        Leaves `state.frame` where the next window starts."""
         assert isinstance(self.model, WindowedWhisperModel)
         windows: list[list[WhisperSegment]] = []
+        spent = False
 
         def wanted() -> bool:
             # Before each window after the first: one without speech is not decoded.
+            nonlocal spent
+            if budget is not None and len(features.windows) > budget:
+                spent = True
+                return False
             start = features.origin + features.windows[-1]
             sound = features.audio.read(start * HOP, (start + WINDOW_FRAMES) * HOP)
             return self.speech_seconds(sound) * 1000 >= self.options.min_silero_speech_ms
@@ -370,7 +381,7 @@ class Recognizer:
             tokens = [t for s in last for t in s.tokens]
             state.decoded(prompt_tokens, tokens, last[0].temperature)
 
-        ran_out = False
+        ran_out, refused = False, 0
         try:
             with (self.model.features_instead(features), self.model.encoder_frames(None),
                   self.model.windows_while(wanted)):
@@ -390,11 +401,15 @@ class Recognizer:
         except NotYetHeard as e:
             state.frame, ran_out = e.frame, True
         except EnoughWindows:
-            # The window the loop was about to decode has no speech: settled past it.
-            state.frame = features.origin + features.windows[-1] + WINDOW_FRAMES
+            # The window the loop was about to decode is the next call's, or has no speech
+            # (then it is settled past).
+            state.frame = features.origin + features.windows[-1]
+            if not spent:
+                state.frame += WINDOW_FRAMES
+            ran_out, refused = spent, 1
         if windows:
             window_done()
-        return windows, ran_out
+        return windows, ran_out, len(features.windows) - refused
 
     def _prompt_tokens(self, language: str, prompt: str | None) -> list[int]:
         if not prompt:

@@ -17,12 +17,15 @@ on (`SettleState`), once the next 30 s are in: the windows, and so the words, ar
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from transcription.chinese import written_chinese
 from transcription.options import SAMPLE_RATE
 
 HOP = 160  # samples per log-Mel frame
@@ -202,3 +205,90 @@ class TrackFeatures:
         self.windows.append(lo)
         self.reach = max(self.reach, hi)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# A settled word is put in the live line whose time it falls in, give or take this much (live
+# and settled decodes time a word's edges a little differently); past that, in the nearest
+# line within `NEAREST_S`, and further away it is speech the live lines missed.
+MARGIN_S = 0.3
+NEAREST_S = 1.0
+
+Timed = tuple[str, float, float, float]  # (word, start, end, probability)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLine:
+    """A live line of the record, as settling sees it: which, and when."""
+
+    key: Any
+    start: float
+    end: float
+
+
+class Said(Protocol):
+    """A line with timed words (a `FinalLine`)."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def words(self) -> tuple[Timed, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SettledText:
+    """Settled text, and the times and words it covers."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Timed, ...]
+
+
+def apportion(
+    settled: Sequence[Said], live: Sequence[LiveLine], language: str
+) -> tuple[dict[Any, str], list[SettledText]]:
+    """The settled text of each live line (by key; a line no settled word falls in is not
+    there: the settled decode heard nothing of it, and the live text stays), and the settled
+    text that falls in no live line (speech the live lines missed), in spoken order.
+
+    A settled line within one live line keeps its text whole; one that spans several is split
+    between them by its words' times."""
+    parts: dict[Any, list[str]] = {}
+    extra: list[SettledText] = []
+    for line in settled:
+        units = line.words or ((line.text, line.start, line.end, 1.0),)
+        owners = [_owner(live, (start + end) / 2) for _, start, end, _ in units]
+        if len(set(owners)) == 1:
+            groups = [(owners[0], line.text, units)]
+        else:
+            groups = []
+            for owner, run in itertools.groupby(zip(owners, units, strict=True),
+                                                key=lambda pair: pair[0]):
+                words = tuple(word for _, word in run)
+                groups.append((owner, _joined([w for w, *_ in words], language), words))
+        for owner, text, words in groups:
+            if owner is None:
+                extra.append(SettledText(words[0][1], words[-1][2], text, tuple(words)))
+            else:
+                parts.setdefault(owner, []).append(text)
+    separator = "" if language == "zh" else " "
+    return {key: separator.join(texts) for key, texts in parts.items()}, extra
+
+
+def _owner(live: Sequence[LiveLine], at: float) -> Any:
+    within = [line for line in live if line.start - MARGIN_S <= at <= line.end + MARGIN_S]
+    candidates = within or [line for line in live
+                            if min(abs(at - line.start), abs(at - line.end)) <= NEAREST_S]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda line: abs(at - (line.start + line.end) / 2)).key
+
+
+def _joined(words: list[str], language: str) -> str:
+    if language == "zh":
+        return written_chinese("".join(words))
+    return " ".join(words)

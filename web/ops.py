@@ -292,6 +292,13 @@ class TingshenCollector(Collector):
              "gap the live transcriber left.", counters.lines_recovered if counters else 0),
             ("recoveries_failed", "Gaps in a live record that could not be transcribed from "
              "the recording.", counters.recoveries_failed if counters else 0),
+            ("lines_settled", "Live trial record lines whose text settling (offline-style "
+             "decoding behind the live lines) revised.", counters.lines_settled if counters
+             else 0),
+            ("lines_added_settled", "Trial record lines settling found that the live lines "
+             "had missed.", counters.lines_added_settled if counters else 0),
+            ("settle_failures", "Settled spans that could not be stored (their live lines "
+             "stayed).", counters.settle_failures if counters else 0),
         ):
             yield CounterMetricFamily(f"tingshen_{name}", doc, value=value)
 

@@ -281,9 +281,10 @@ async def measure_capacity(
         for hearings in steps:
             plans = [capacity_plan(talk, hearings, i, options) for i in range(hearings)]
             recognizer.decodes.clear()
+            recognizer.settles.clear()
             meter.start()
             began = time.perf_counter()
-            runs = await live.feed(worker, plans)
+            runs = await live.feed(worker, plans, settle=True)
             wall = time.perf_counter() - began
             others = meter.others_cores()
             lat = live.Latencies()
@@ -295,7 +296,7 @@ async def measure_capacity(
                 hearings,
                 lat,
                 max(r.max_lag_s for r in runs),
-                sum(d.wall_s for d in recognizer.decodes) / wall,
+                (sum(d.wall_s for d in recognizer.decodes) + sum(recognizer.settles)) / wall,
                 others,
                 sum(d.wall_s for d in finals) / max(1e-9, sum(d.audio_s for d in finals)),
                 sum(len(r.partials) for r in runs),
@@ -699,7 +700,9 @@ def report(
         f"thread, as the server does: in each, one participant speaks for "
         f"{CAPACITY_SECONDS:.0f} s (the spontaneous talk, looped, each hearing starting at a "
         f"different point of it, so speech ends do not coincide) while the judge's microphone "
-        f"is silent. Each series of steps stops at the first that falls behind. Transcription "
+        f"is silent; settling runs behind the live lines, as in the server (its decodes are "
+        f"in the inference thread's busy share). Each series of steps stops at the first "
+        f"that falls behind. Transcription "
         f"only: no media, recording or signaling runs in this process (for the whole server "
         f"under load, see *Scale: worker processes*).",
         "",

@@ -632,3 +632,67 @@ async def test_a_participant_is_recognized_in_their_own_language(
     heard = " ".join(line["text"] for line in lines)
     assert in_order(words(OPENING), words(heard)) >= 0.7, heard
 
+
+
+async def test_the_record_settles_behind_the_live_lines(
+    auto_hearing, participants, client, admin, monkeypatch  # noqa: F811
+):
+    """Each participant's speech is decoded again behind the live lines (settling): its text
+    takes the place of the live text, as a revision audited like a correction, and everyone
+    but a witness is told. The settled decode is the real one, written in capitals here so
+    that every line it settles differs from the live line and shows where it went."""
+    from transcription.recognizer import Recognizer
+
+    original = Recognizer.settle
+    settled: list[Any] = []
+
+    def capitals(self, *args, **kwargs):  # on the inference thread
+        result = original(self, *args, **kwargs)
+        result = dataclasses.replace(result, segments=tuple(
+            dataclasses.replace(s, text=s.text.upper(),
+                                words=tuple((w.upper(), *rest) for w, *rest in s.words))
+            for s in result.segments))
+        settled.append(result)
+        return result
+
+    monkeypatch.setattr(Recognizer, "settle", capitals)
+    hearing = auto_hearing
+    judge, lawyer, speech, _ = await lawyer_speaks_in_session(hearing, participants)
+    speech.speak_at = time.time() + 1.0
+    said_until = speech.speak_at + speech.seconds
+    with contextlib.suppress(TimeoutError):
+        await judge.wait_for(lambda: time.time() > said_until + 2 and any(
+            m.get("type") == "caption" and m["final"] for m in judge.messages), within=90)
+    live = await record_of(client, hearing, admin)
+    assert live and all(li["revision"] == 1 for li in live)
+    # Settled once 30 s of the lawyer's audio (their silence after speaking too) are in.
+    await judge.wait_for(lambda: any(m.get("type") == "record_line" for m in judge.messages),
+                         within=150)
+    await command(judge, "close", "closed")
+    actions = await closed_and_sealed(client, hearing, admin)
+    lines = await record_of(client, hearing, admin)
+    spoken = [s for result in settled for s in result.segments]
+    assert spoken, "nothing was settled"
+    # The record reads as the settled decode: every line of it is in capitals.
+    assert words(" ".join(li["text"] for li in lines)) == words(
+        " ".join(s.text for s in spoken)), (lines, spoken)
+    assert all(li["text"] == li["text"].upper() for li in lines), lines
+    assert in_order(words(OPENING), words(" ".join(li["text"] for li in lines))) >= 0.7
+    by_id = {li["id"]: li for li in live}
+    revised = [li for li in lines if li["id"] in by_id]
+    assert revised and all(li["revision"] == 2 for li in revised)
+    r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/{revised[0]['id']}"
+                         "/revisions", headers=admin)
+    [revision] = (await r.json())["items"]
+    assert revision["author"] == "recognizer:settled"
+    assert revision["before"] == by_id[revised[0]["id"]]["text"]
+    assert actions.count("transcript.corrected") >= len(revised)
+    assert actions.index("transcript.corrected") < actions.index("transcript.sealed")
+    # Everyone admitted was told, with the line's place in the record.
+    told = {m["segment_id"]: m for m in judge.messages if m.get("type") == "record_line"}
+    assert {li["id"] for li in lines} <= set(told), (told, lines)
+    assert all(told[li["id"]]["text"] == li["text"] for li in lines)
+    assert any(m.get("type") == "record_line" for m in lawyer.messages)
+    # The record verifies: settling's revisions are on the audit chain.
+    r = await client.get("/api/v1/audit/verify", headers=admin)
+    assert (await r.json())["ok"] is True

@@ -9,7 +9,16 @@ import pytest
 
 from tests.transcription.conftest import load_wav
 from transcription.model import load_model
-from transcription.settling import HOP, NotYetHeard, SettleState, TrackAudio, TrackFeatures
+from transcription.settling import (
+    HOP,
+    LiveLine,
+    NotYetHeard,
+    SettledText,
+    SettleState,
+    TrackAudio,
+    TrackFeatures,
+    apportion,
+)
 
 RATE = 16_000
 
@@ -71,3 +80,37 @@ def test_frames_are_offline_frames_and_audio_not_heard_yet_is_refused(extractor:
     assert ended.shape[1] - 1 == whole.shape[1] - 1
     end = whole.shape[1] - 1
     np.testing.assert_allclose(ended[:, end - 300 : end], whole[:, end - 300 : end], atol=1e-4)
+
+
+def settled_line(text: str, words: list[tuple[str, float, float]]) -> SettledText:
+    timed = tuple((w, s, e, 0.9) for w, s, e in words)
+    return SettledText(timed[0][1], timed[-1][2], text, timed)
+
+
+def test_settled_words_go_to_the_live_line_they_were_said_in() -> None:
+    live = [LiveLine("a", 1.0, 3.0), LiveLine("b", 4.0, 6.0), LiveLine("c", 20.0, 22.0)]
+    settled = [
+        # Within one live line: its text whole.
+        settled_line("Good morning, Your Honour.", [("Good", 1.1, 1.4), ("morning,", 1.4, 1.9),
+                                                    ("Your", 2.0, 2.3), ("Honour.", 2.3, 3.1)]),
+        # Across a pause the live lines were cut at: split by the words' times.
+        settled_line("I am here. With my lawyer.", [
+            ("I", 2.9, 3.0), ("am", 3.0, 3.1), ("here.", 3.1, 3.4),
+            ("With", 4.2, 4.4), ("my", 4.4, 4.6), ("lawyer.", 4.6, 5.2)]),
+        # Ten seconds from any live line: speech the live lines missed.
+        settled_line("Thank you.", [("Thank", 12.0, 12.3), ("you.", 12.3, 12.6)]),
+    ]
+    texts, missed = apportion(settled, live, "en")
+    assert texts == {"a": "Good morning, Your Honour. I am here.", "b": "With my lawyer."}
+    assert "c" not in texts  # nothing settled there: the live text stays
+    assert [(m.text, m.start, m.end) for m in missed] == [("Thank you.", 12.0, 12.6)]
+
+
+def test_split_chinese_is_written_as_the_court_writes_it() -> None:
+    live = [LiveLine(1, 0.0, 2.0), LiveLine(2, 2.5, 4.0)]
+    # Whisper's words, before the record's Simplified characters and punctuation.
+    settled = [settled_line("一共30万元，我不认可。", [
+        ("一共", 0.2, 0.6), ("30", 0.6, 0.9), ("万元,", 0.9, 1.5),
+        ("我", 2.6, 2.8), ("不認可.", 2.8, 3.5)])]
+    texts, missed = apportion(settled, live, "zh")
+    assert texts == {1: "一共30万元，", 2: "我不认可。"} and missed == []

@@ -11,6 +11,7 @@ joined): independent of the pipeline's own endpointing (webrtcvad).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,8 @@ from transcription.pipeline import (
     SettledSpan,
     TranscriberStats,
 )
-from transcription.recognizer import Recognition, Recognizer
+from transcription.recognizer import Recognition, Recognizer, Settled
+from transcription.settling import LiveLine, apportion
 
 CHUNK = 320  # 20 ms, as the audio tap delivers
 JOIN_PAUSE_S = 0.35
@@ -51,6 +53,14 @@ class TimedRecognizer(Recognizer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.decodes: list[Decode] = []
+        self.settles: list[float] = []  # wall seconds of each settling decode
+
+    def settle(self, *args: Any, **kwargs: Any) -> Settled:
+        began = time.perf_counter()
+        try:
+            return super().settle(*args, **kwargs)
+        finally:
+            self.settles.append(time.perf_counter() - began)
 
     def transcribe(self, audio: np.ndarray, *args: Any, **kwargs: Any) -> Recognition:
         began = time.perf_counter()
@@ -121,13 +131,23 @@ class Run:
     stats: TranscriberStats | None = None  # the transcriber's, once all is transcribed
     spans: list[SettledSpan] = field(default_factory=list)  # settled, when settling
 
-    def record(self, participant_id: str) -> list[FinalLine]:
-        """The participant's lines as the record keeps them: each settled span's lines in
-        place of the live lines that start in it."""
-        spans = [s for s in self.spans if s.participant_id == participant_id]
-        live = [line for _, line in self.lines if line.participant_id == participant_id
-                and not any(s.start <= line.start < s.end for s in spans)]
-        return sorted(live + [line for s in spans for line in s.lines], key=lambda li: li.start)
+    def record(self, participant_id: str) -> list[Any]:
+        """The participant's lines as the server keeps them (`signaling/transcript.py`): in
+        each settled span, the settled text in the live lines it falls in (a live line it
+        leaves empty keeps its text), and what the live lines missed added."""
+        live = sorted((line for _, line in self.lines if line.participant_id == participant_id),
+                      key=lambda line: line.start)
+        out: list[Any] = []
+        for span in (s for s in self.spans if s.participant_id == participant_id):
+            inside = [(n, line) for n, line in enumerate(live)
+                      if span.start <= line.start < span.end]
+            texts, missed = apportion(span.lines,
+                                      [LiveLine(n, line.start, line.end) for n, line in inside],
+                                      self.plan.language)
+            for n, text in texts.items():
+                live[n] = dataclasses.replace(live[n], text=text)
+            out += missed
+        return sorted(live + out, key=lambda line: line.start)
 
     def settled_texts(self) -> list[tuple[Track, Clip, str]]:
         """Each clip with the text of the record's lines (settled) that start within it."""

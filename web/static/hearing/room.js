@@ -260,6 +260,20 @@ function addRecordLine(line) {
   else $("transcript-latest").hidden = false;
 }
 
+// A line settled behind the live ones (its text revised), or one the live lines missed.
+export function settleRecordLine(message) {
+  const known = S.record.find((r) => r.segment_id === message.segment_id);
+  if (known) known.text = message.text;
+  else {
+    S.record.push(message);
+    S.record.sort((a, b) => a.start - b.start);
+  }
+  const item = $("transcript").querySelector(
+    `li[data-segment-id="${CSS.escape(message.segment_id)}"] .text`);
+  if (known && item) item.textContent = message.text;
+  else drawRecord(false);
+}
+
 // A line of someone who has not joined since the server started has no name: it is taken
 // from their seat once they are seen, and the record drawn again.
 let unnamed = 0;

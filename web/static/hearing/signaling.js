@@ -3,7 +3,7 @@
 import { t } from "/static/i18n.js";
 import { status } from "/static/hearing/dom.js";
 import { dropPeer, onOffer } from "/static/hearing/media.js";
-import { showCaption, setRecord } from "/static/hearing/room.js";
+import { showCaption, setRecord, settleRecordLine } from "/static/hearing/room.js";
 import { consultationsChanged } from "/static/hearing/consult.js";
 import { ID_DIGITS_ERRORS, askIdDigits } from "/static/hearing/id-digits.js";
 import { S, nameOf, render, send } from "/static/hearing/state.js";
@@ -174,6 +174,9 @@ async function handle(message) {
       break;
     case "error":
       onError(message);
+      break;
+    case "record_line":
+      settleRecordLine(message);
       break;
     case "caption":
       showCaption(message);
