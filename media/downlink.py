@@ -12,8 +12,10 @@ none) has one step only: held. Audio is never queued behind video (`media.pacing
 The estimate follows Google's congestion control in outline. Receiver reports say what
 fraction of our packets the subscriber lost and (for audio, which always flows) the round trip.
 Heavy loss means the link carries about what got through: the estimate drops to that, less a
-margin. Once a link has shown a limit, a round trip growing over the least seen is a queue
-building at its bottleneck, and the estimate drops below what we send before anything is lost.
+margin, and once a link has shown a limit it goes on dropping while heavy loss stays, until
+sending less no longer makes the loss fall (then the loss is the link's own). Once a link has
+shown a limit, a round trip growing over the least seen is a queue building at its bottleneck,
+and the estimate drops below what we send before anything is lost.
 A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
 learn whether more video would now fit, the link is probed: padding fills it up to the estimate
 (so the estimate can grow on evidence) and the most important video whose next step the
@@ -38,13 +40,21 @@ SENT_WINDOW_S = 1.0
 # prompts took effect; reports that follow a decrease still describe the time before it.
 DECREASE_HOLD_S = 2.0
 # Loss above HEAVY_LOSS with a queue building is a full link; loss above SEVERE_LOSS is one
-# whatever the round trip says. Heavy loss on a steady round trip is a lossy link, not a full
-# one (a radio link, a bad cable): sending less would not help, so it is left alone.
+# whatever the round trip says. Heavy loss on a steady round trip, before the link has shown a
+# limit, may be a lossy link (a radio link, a bad cable): it is left alone.
 HEAVY_LOSS = 0.10
 SEVERE_LOSS = 0.50
-# Heavy loss that stays this long after the estimate was lowered, with no queue, is the link's
-# own (sending less did not help): the limit is forgotten and loss alone is not acted on for
-# a while (a bad radio link would otherwise lose every video for good).
+# On a link that has shown a limit, heavy loss without a queue is not yet a lossy link: the
+# first estimate can sit above the link (it came from reports describing a start-up burst and
+# a queue still filling), and a round trip first measured with the queue already full is the
+# least seen, so a full queue hides. The estimate goes on down to what got through each time
+# the reports describe the time since the last decrease; only loss that has not fallen to
+# LOSS_FELL of what it was once the estimate went below what got through is the link's own
+# (sending less did not help).
+LOSS_FELL = 0.5
+# The link's own heavy loss that stays this long after the last decrease, with no queue, makes
+# the limit forgotten, and loss alone is not acted on for a while (a bad radio link would
+# otherwise lose every video for good).
 LOSSY_AFTER_S = 10.0
 LOSSY_HOLD_S = 60.0
 LIGHT_LOSS = 0.02  # below this it has room
@@ -106,7 +116,8 @@ class LinkEstimate:
         self.min_rtt: float | None = None
         self.queueing = 0.0  # the latest round trip over the least seen, seconds
         self._queueing_at = float("-inf")
-        self._rtts: collections.deque[tuple[float, float]] = collections.deque()
+        # (when, round trip, whether it can tell a queue: see `report`)
+        self._rtts: collections.deque[tuple[float, float, bool]] = collections.deque()
         self.congested_at = float("-inf")
         self._sent: collections.deque[tuple[float, int, bool]] = collections.deque()
         self._sent_bytes = 0
@@ -117,6 +128,9 @@ class LinkEstimate:
         # stream -> (when, fraction lost, whether it carries the probe)
         self._losses: dict[int, tuple[float, float, bool]] = {}
         self._heavy_since: float | None = None
+        # The media's loss when heavy loss without a queue last lowered the estimate below
+        # what got through of what we sent; None once the link carried more (it grew).
+        self._lowered_at_loss: float | None = None
         self.lossy_until = float("-inf")  # until then loss alone says nothing of the link
 
     def sent(self, nbytes: int, now: float, padding: bool = False) -> None:
@@ -164,42 +178,70 @@ class LinkEstimate:
         for key in [k for k, (at, _, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
             del self._losses[key]
         fraction_lost = self.loss = max(f for _, f, _ in self._losses.values())
-        media_lost = max((f for _, f, p in self._losses.values() if not p), default=0.0)
+        # Only the media's loss says the link itself loses: the retransmission stream also
+        # "loses" the retransmissions the pacer had no room for (their sequence numbers taken).
+        media = [(at, f) for at, f, p in self._losses.values() if not p]
+        media_lost = max((f for _, f in media), default=0.0)
+        heavy = media_lost > HEAVY_LOSS
+        held_off = now - self._last_decrease < DECREASE_HOLD_S
+        # The media's loss in the reports that describe the time since the last decrease: those
+        # that came after the hold (one before may describe the time before it), once they
+        # span as long as every stream's do (the worst of a few is noise on a slow stream).
+        settled = now - self._last_decrease >= DECREASE_HOLD_S + REPORTS_SPAN_S
+        lost_since = max((f for at, f in media if at - self._last_decrease >= DECREASE_HOLD_S),
+                         default=0.0) if settled else 0.0
+        # Heavy loss that stayed after the estimate went below what got through, and did not
+        # fall: the link's own.
+        own = (lost_since > HEAVY_LOSS and self._lowered_at_loss is not None
+               and lost_since >= LOSS_FELL * self._lowered_at_loss)
         if rtt is not None:
             self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (
                 1 - RTT_SMOOTHING) * rtt
             # The least round trip of the last half minute: a route that changed for good
             # (a longer path, a relay) is the new normal, not a queue that never drains.
-            self._rtts.append((now, rtt))
+            # One measured during heavy loss may be a full queue's (before sending less
+            # showed the loss is the link's own): if all are, no queue can be told apart.
+            self._rtts.append((now, rtt, not heavy or own))
             while now - self._rtts[0][0] > MIN_RTT_WINDOW_S:
                 self._rtts.popleft()
-            self.min_rtt = min(r for _, r in self._rtts)
+            self.min_rtt = min(r for _, r, _ in self._rtts)
             self.queueing, self._queueing_at = rtt - self.min_rtt, now
         elif now - self._queueing_at > QUEUEING_FRESH_S:
             self.queueing = 0.0  # no recent measure: no queue is known
         queueing = self.queueing
+        no_queue = queueing < QUEUE_CLEAR_S and any(told for _, _, told in self._rtts)
         sent = self._reported_bps(now)
-        held_off = now - self._last_decrease < DECREASE_HOLD_S
-        # Only the media's loss says the link itself loses: the retransmission stream also
-        # "loses" the retransmissions the pacer had no room for (their sequence numbers taken).
-        if media_lost <= HEAVY_LOSS:
+        if not heavy:
             self._heavy_since = None
         elif self._heavy_since is None:
             self._heavy_since = now
-        if (self.bps is not None and self._heavy_since is not None
+        if (self.bps is not None and own and self._heavy_since is not None
                 and now - max(self._heavy_since, self._last_decrease) >= LOSSY_AFTER_S
-                and queueing < QUEUE_CLEAR_S):
+                and no_queue):
             # We sent less and the loss stayed: it is not ours. Everything goes back.
             self.bps, self.lossy_until, self._heavy_since = None, now + LOSSY_HOLD_S, None
+            self._lowered_at_loss = None
             return
         queued = fraction_lost > HEAVY_LOSS and queueing > QUEUEING_S
-        full = queued or (fraction_lost > SEVERE_LOSS and now >= self.lossy_until)
+        # Once sending less has shown the loss to be the link's own, a burst of it is not a
+        # full link (the round trips, trusted then, would show a queue).
+        full = queued or (fraction_lost > SEVERE_LOSS and now >= self.lossy_until and not own)
         if full:
             if not held_off and sent > 0:
+                # No `_lowered_at_loss`: its loss may describe less than the most sent lately
+                # (a start-up burst), so it does not test whether sending less cures the loss.
                 self._lower(sent * (1 - media_lost) * DELIVERED_MARGIN, now)
             self._last_growth = now
+        elif heavy and self.bps is not None and now >= self.lossy_until:
+            # No queue seen, but the link has shown a limit: down to what got through, until
+            # the loss shows it is the link's own.
+            if lost_since > HEAVY_LOSS and not own and sent > 0:
+                self._lower(sent * (1 - lost_since) * DELIVERED_MARGIN, now)
+                self._lowered_at_loss = lost_since
+            self._last_growth = now
         elif fraction_lost > HEAVY_LOSS:
-            self._last_growth = now  # a lossy link: no growth, and no decrease either
+            # A lossy link, or only the probe lost: no growth, and no decrease either.
+            self._last_growth = now
         elif self.bps is not None and queueing > QUEUEING_S:
             # Only once the link has shown a limit: on a busy machine a slow event loop at
             # either end lengthens the round trip as much as a queue does.
@@ -214,6 +256,7 @@ class LinkEstimate:
             # guess (twice was seen to reach 1.26 Mbit/s on a 1 Mbit/s link and let in a
             # video that flooded it): more must be probed.
             self.bps = min(grown, max(self.bps, GROWTH_CAP * self.sent_bps(now)), MAX_BPS)
+            self._lowered_at_loss = None  # it carried what we sent: later loss is news
         else:
             self._last_growth = now
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from media.downlink import (
@@ -267,10 +269,15 @@ def test_loss_that_sending_less_does_not_cure_is_the_links_own_and_holds_nothing
     assert link.bps is not None
     t = 2.0
     # A bad radio link: a fifth of the packets lost whatever is sent, the round trip steady.
-    while t < 14.0:
+    # The link may be narrower than the burst said: the estimate first goes down to what got
+    # through of what is sent; the loss does not fall, so it is the link's own.
+    lowest = link.bps
+    while t < 16.0:
         sending(link, 300_000, t, t + 1.0)
         t += 1.0
         link.report(AUDIO, 0.2, 0.05, t)
+        lowest = min(lowest, link.bps or lowest)
+    assert lowest == pytest.approx(300_000 * 0.8 * DELIVERED_MARGIN, rel=0.05)
     assert link.bps is None  # no limit: every video comes back
     # And for a while even a severe burst is not taken for a full link.
     sending(link, 2_000_000, t, t + 1.0)
@@ -406,3 +413,137 @@ def test_loss_on_the_retransmission_stream_alone_never_makes_a_lossy_link():
         link.report(AUDIO, 0.0, 0.05, t)
         link.report(PROBE, 0.3, None, t, probe=True)
     assert link.bps is not None  # still limited: the videos do not all come back
+
+
+class WeakLink:
+    """A hearing of three publishers sent to one subscriber behind a bottleneck as `tc tbf`
+    makes it (the 1 Mbit/s weak-link test): `link_bps` on the wire, a tail-drop queue of
+    `queue_s` of it counted in bytes (a nearly full queue still takes a small audio packet
+    where a video packet no longer fits), and `random_loss` of every packet lost whatever is
+    sent (a radio link). The sender sends what the estimate lets it: three voices at once,
+    the videos paced to `VideoPlan.video_budget` (which counts no IP and UDP headers: as
+    seen, 1.12 Mbit/s sent at an estimate of 1.1). Each
+    stream's receiver report comes about once a second and describes its packets that had
+    arrived, or not, a round trip before; audio reports carry the round trip once
+    `rtt_from` (aiortc measures it from the sender reports it answers: the first came late)."""
+
+    DT = 0.001
+    AUDIO_BYTES = 120  # Opus at ~32 kbit/s, 50 packets a second
+    VIDEO_BYTES = 1200
+    VIDEO_BPS = 800_000  # what each publisher sends
+    AUDIO_SSRCS = (11, 12, 13)
+    VIDEO_SSRCS = (21, 22, 23)
+
+    def __init__(self, link: LinkEstimate, link_bps: float, *, queue_s: float = 0.25,
+                 base_rtt: float = 0.07, random_loss: float = 0.0, rtt_from: float = 2.46,
+                 queue_full: bool = False, start: float = 0.0, seed: int = 16) -> None:
+        self.link, self.link_bps, self.base_rtt = link, link_bps, base_rtt
+        self.limit = link_bps / 8 * queue_s
+        self.queue = self.limit if queue_full else 0.0
+        self.random_loss, self.rtt_from = random_loss, rtt_from
+        self._random = random.Random(seed)
+        self.t = start
+        ssrcs = self.AUDIO_SSRCS + self.VIDEO_SSRCS
+        self._pending: dict[int, list[tuple[float, bool]]] = {s: [] for s in ssrcs}
+        self._next_report = {s: start + 1.0 + 0.17 * i for i, s in enumerate(ssrcs)}
+        self._credit = {s: 0.0 for s in self.VIDEO_SSRCS}
+        self._ticks = 0
+        self.packets = [0, 0]  # sent, lost (since `measure()`)
+        self.estimates: list[tuple[float, float | None]] = []
+
+    def measure(self) -> None:
+        self.packets = [0, 0]
+        self.estimates = []
+
+    def _arrive(self, ssrc: int, payload: int) -> None:
+        self.link.sent(payload, self.t)
+        size = payload + 28
+        lost = self._random.random() < self.random_loss or self.queue + size > self.limit
+        if not lost:
+            self.queue += size
+        self._pending[ssrc].append((self.t, lost))
+        self.packets[0] += 1
+        self.packets[1] += lost
+
+    def run(self, until: float) -> None:
+        while self.t < until:
+            self.t += self.DT
+            self._ticks += 1
+            self.queue = max(0.0, self.queue - self.link_bps / 8 * self.DT)
+            budget = VideoPlan().video_budget(self.link, len(self.AUDIO_SSRCS))
+            video_bps = 3 * self.VIDEO_BPS if budget is None else min(3 * self.VIDEO_BPS,
+                                                                       budget)
+            # The videos that flow share it, each at least at its base layer (the others held).
+            flowing = min(3, int(video_bps / (0.4 * self.VIDEO_BPS)))
+            for i, ssrc in enumerate(self.AUDIO_SSRCS):
+                if (self._ticks + 7 * i) % 20 == 0:
+                    self._arrive(ssrc, self.AUDIO_BYTES)
+            for i, ssrc in enumerate(self.VIDEO_SSRCS[:flowing]):
+                self._credit[ssrc] += video_bps / flowing / 8 * self.DT
+                if (self._ticks + 11 * i) % 33 == 0:  # a frame at a time, 30 a second
+                    while self._credit[ssrc] >= self.VIDEO_BYTES:
+                        self._credit[ssrc] -= self.VIDEO_BYTES
+                        self._arrive(ssrc, self.VIDEO_BYTES)
+            rtt = self.base_rtt + self.queue * 8 / self.link_bps
+            for ssrc, at in self._next_report.items():
+                if self.t < at:
+                    continue
+                self._next_report[ssrc] = at + 1.0
+                pending = self._pending[ssrc]
+                described = [lost for sent_at, lost in pending if sent_at <= self.t - rtt]
+                del pending[:len(described)]
+                if described:
+                    audio = ssrc in self.AUDIO_SSRCS
+                    self.link.report(ssrc, sum(described) / len(described),
+                                     rtt if audio and self.t >= self.rtt_from else None, self.t)
+            if self._ticks % 250 == 0:
+                self.estimates.append((self.t, self.link.bps))
+
+
+def test_a_full_queue_the_first_round_trip_never_saw_does_not_hide_a_link_too_narrow():
+    # As a 1 Mbit/s weak-link test that failed: the start-up sent 4.9 Mbit/s, and the first
+    # report, 75% lost, set the estimate to what got through, 1.1 Mbit/s: above the link
+    # (reports lag what is sent, and the bottleneck's queue was still filling).
+    link = LinkEstimate()
+    sending(link, 4_900_000, -0.48, 0.52)
+    link.report(WeakLink.VIDEO_SSRCS[0], 0.75, None, 0.52)
+    assert link.bps is not None and link.bps > 1_050_000
+    # From then on the sender sends what the estimate lets it into the full queue. The
+    # first round trip measured (at 2.46 s) is a full queue's: the least seen, and it stays
+    # as long as the queue does. The videos lose 6-24% a report, the voices nothing.
+    hearing = WeakLink(link, 1_000_000, queue_full=True, start=0.52)
+    hearing.run(6.0)
+    # Within a few seconds the estimate came down to what the link carries.
+    assert any(bps is not None and bps <= 1_000_000 for _, bps in hearing.estimates), (
+        hearing.estimates)
+    hearing.measure()
+    hearing.run(40.0)
+    # It keeps a limit (the loss was ours: sending less cured it), near the link's rate.
+    assert all(bps is not None for _, bps in hearing.estimates), hearing.estimates
+    estimates = sorted(bps for _, bps in hearing.estimates if bps is not None)
+    assert estimates[len(estimates) // 2] <= 1_050_000, hearing.estimates
+    # And what is sent gets through (issue 16's goal at 1 Mbit/s: 99% of the audio; here a
+    # queue counted in bytes drops the larger video packets first, so all are counted).
+    sent, lost = hearing.packets
+    assert lost / sent <= 0.01, (lost, sent, hearing.estimates)
+
+
+def test_a_lossy_wide_link_is_not_ground_down_and_its_limit_is_forgotten():
+    # A radio link of 10 Mbit/s losing a fifth of every stream's packets whatever is sent, no
+    # queue, and a burst (severe loss) that set a limit.
+    link = LinkEstimate()
+    hearing = WeakLink(link, 10_000_000, random_loss=0.2, rtt_from=0.5)
+    hearing.run(2.0)
+    assert link.bps is None  # heavy loss, the round trip steady: not a full link
+    link.report(WeakLink.VIDEO_SSRCS[0], 0.6, None, hearing.t)
+    after_burst = link.bps
+    assert after_burst is not None
+    hearing.measure()
+    hearing.run(22.0)
+    # Sending less (once: a fifth less, and a margin) did not make the loss fall: the estimate
+    # went no lower, and the limit was forgotten.
+    lowest = min(bps for _, bps in hearing.estimates if bps is not None)
+    assert lowest >= 0.5 * after_burst, hearing.estimates
+    assert link.bps is None, hearing.estimates
+    hearing.run(40.0)
+    assert all(bps is None for _, bps in hearing.estimates[-40:]), hearing.estimates
