@@ -202,6 +202,8 @@ class CourtCommands:
         if actor.role != Role.JUDGE.value:
             raise Forbidden("only the judge opens signing of the record at a recess")
         hearing = self.hearing
+        # What is read and signed is the settled record (settling would change it after).
+        await hearing.recording.transcript.settle_now()
         try:
             state = await hearing.services.signing.open_at_recess(
                 hearing.hearing_uuid, f"participant:{actor.participant_id}")

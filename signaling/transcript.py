@@ -501,6 +501,18 @@ class LiveTranscript:
             })
         return True
 
+    async def settle_now(self) -> None:
+        """Out of session (a recess), before the record is read to be signed: what was heard
+        is transcribed and settled to its end (bounded: the live lines stay where settling
+        could not finish)."""
+        if self.feeding or self.stopped:
+            return
+        try:
+            await asyncio.wait_for(self._transcriber.drain(), DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.error("hearing %s: the record did not settle in %.0f s", self.hearing_id,
+                      DRAIN_TIMEOUT_S)
+
     async def aclose(self) -> None:
         """Transcribe what was already heard (bounded), then stop. What the drain could not
         finish becomes a gap, for `recover`."""

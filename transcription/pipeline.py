@@ -162,6 +162,7 @@ class TranscriberStats:
     settle_decode_s: float = 0.0
     settle_behind_s: float = 0.0
     settle_skipped_s: float = 0.0
+    settled_windows: int = 0  # 30 s windows decoded (a silent one is not)
 
 
 OnFinalLine = Callable[[FinalLine], Awaitable[None]]
@@ -401,6 +402,7 @@ class _Counters:
     settled_s: float = 0.0
     settle_decode_s: float = 0.0
     settle_skipped_s: float = 0.0
+    settled_windows: int = 0
 
 
 class HearingTranscriber:
@@ -569,6 +571,7 @@ class HearingTranscriber:
             settle_behind_s=max((self._unsettled_s(s) for s in self._speakers.values()),
                                 default=0.0),
             settle_skipped_s=c.settle_skipped_s,
+            settled_windows=c.settled_windows,
         )
 
     async def drain(self) -> None:
@@ -902,6 +905,7 @@ class HearingTranscriber:
         track.forget_before((state.frame - EDGE_FRAMES) * HOP)
         self._counters.settled_s += (settled.frame - settled.origin) * HOP / SAMPLE_RATE
         self._counters.settle_decode_s += settled.decode_s
+        self._counters.settled_windows += settled.windows
         if self._on_settled is not None and settled.frame > settled.origin:
             await self._deliver(self._on_settled, self._settled_span(speaker, settled))
 

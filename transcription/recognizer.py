@@ -327,6 +327,10 @@ class Recognizer:
                 break
             if max_windows is not None and windows >= max_windows:
                 break
+            if audio.kept_from > state.frame * HOP:
+                # A gap with nothing heard (a recess; each part is its own recording): the
+                # next part is decoded from its start, as a recording is, with the prompt.
+                state.frame, state.tokens = audio.kept_from // HOP, None
             window = audio.read(state.frame * HOP, min(heard, state.frame + WINDOW_FRAMES) * HOP)
             if self.speech_seconds(window) * 1000 < self.options.min_silero_speech_ms:
                 state.frame = min(heard, state.frame + WINDOW_FRAMES)

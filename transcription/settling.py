@@ -41,6 +41,9 @@ PROMPT_RESET_TEMPERATURE = 0.5
 # Audio positions that differ by at most this many samples are taken as contiguous (the
 # timeline stamps of consecutive chunks are rounded).
 JITTER_SAMPLES = 2
+# A gap in what was heard up to this long is kept as silence; a longer one (a recess, a long
+# loss) starts a new piece, and costs nothing.
+FILLED_GAP_SAMPLES = SAMPLE_RATE
 
 
 class NotYetHeard(Exception):
@@ -52,15 +55,16 @@ class NotYetHeard(Exception):
 
 
 class TrackAudio:
-    """A participant's 16 kHz mono audio as heard, by position on the hearing timeline (a gap
-    is silence), kept from the first sample settling still needs."""
+    """A participant's 16 kHz mono audio as heard, by position on the hearing timeline, kept
+    from the first sample settling still needs. A gap (packets lost, a recess) is silence
+    and costs no memory: the audio is kept in pieces, one per stretch heard without a gap
+    longer than `FILLED_GAP_SAMPLES`."""
 
     def __init__(self) -> None:
         # Written on the event loop, read by an inference thread.
         self._lock = threading.Lock()
         self.start: float | None = None  # timeline seconds of sample 0
-        self._buffer = np.zeros(0, dtype=np.int16)
-        self._first = 0  # track sample of _buffer[0]
+        self._pieces: list[_Piece] = []
         self._end = 0  # track samples heard
         self.ended = False  # no more audio is coming (the participant left, the hearing ends)
 
@@ -68,6 +72,12 @@ class TrackAudio:
     def heard(self) -> int:
         """Samples heard from the start of the track."""
         return self._end
+
+    @property
+    def kept_from(self) -> int:
+        """The first track sample kept: before it, what was settled, or a gap (a recess)."""
+        with self._lock:
+            return self._pieces[0].start if self._pieces else self._end
 
     def put(self, samples: np.ndarray, at: float) -> None:
         """Audio whose first sample is at `at` seconds on the hearing timeline."""
@@ -86,50 +96,70 @@ class TrackAudio:
         if samples.size == 0:
             return
         self.ended = False
-        if self._first == self._end:  # nothing kept: a gap costs nothing
-            self._first = self._end = index
-            self._buffer = self._buffer[:0]
-        used = self._end - self._first
-        needed = index + samples.size - self._first
-        if needed > self._buffer.size:
-            grown = np.zeros(max(needed, 2 * self._buffer.size), dtype=np.int16)
-            grown[:used] = self._buffer[:used]
-            self._buffer = grown
-        self._buffer[used : index - self._first] = 0
-        self._buffer[index - self._first : needed] = samples
+        last = self._pieces[-1] if self._pieces else None
+        if last is None or index - last.end > FILLED_GAP_SAMPLES:
+            last = _Piece(index)
+            self._pieces.append(last)
+        last.append(samples, index)
         self._end = index + samples.size
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         """Track samples [lo, hi) as float32; silence where nothing is kept or heard."""
         out = np.zeros(max(0, hi - lo), dtype=np.float32)
         with self._lock:
-            self._copy(out, lo, hi)
+            for piece in self._pieces:
+                a, b = max(lo, piece.start), min(hi, piece.end)
+                if a < b:
+                    out[a - lo : b - lo] = piece.data[a - piece.start : b - piece.start] / 32768.0
         return out
-
-    def _copy(self, out: np.ndarray, lo: int, hi: int) -> None:
-        a, b = max(lo, self._first), min(hi, self._end)
-        if a < b:
-            out[a - lo : b - lo] = self._buffer[a - self._first : b - self._first] / 32768.0
 
     def forget_before(self, index: int) -> None:
         """Settling will not read before track sample `index` again."""
         with self._lock:
-            self._forget_before(index)
-
-    def _forget_before(self, index: int) -> None:
-        if index <= self._first:
-            return
-        index = min(index, self._end)
-        kept = self._buffer[index - self._first : self._end - self._first]
-        if index - self._first > kept.size:  # compact only when most of it is gone
-            self._buffer = kept.copy()
-        else:
-            self._buffer[: kept.size] = kept
-        self._first = index
+            while self._pieces and self._pieces[0].end <= index:
+                self._pieces.pop(0)
+            if self._pieces:
+                self._pieces[0].drop_before(index)
 
     def seconds(self, frame: int) -> float:
         """A track frame's position on the hearing timeline."""
         return (self.start or 0.0) + frame * HOP / SAMPLE_RATE
+
+
+class _Piece:
+    """Audio heard without a long gap, from track sample `start` (short gaps as silence)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self._data = np.zeros(0, dtype=np.int16)
+        self.size = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data[: self.size]
+
+    def append(self, samples: np.ndarray, index: int) -> None:
+        needed = index - self.start + samples.size
+        if needed > self._data.size:
+            grown = np.zeros(max(needed, 2 * self._data.size), dtype=np.int16)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : index - self.start] = 0
+        self._data[index - self.start : needed] = samples
+        self.size = needed
+
+    def drop_before(self, index: int) -> None:
+        if index <= self.start:
+            return
+        cut = index - self.start
+        kept = self._data[cut : self.size]
+        # Copied only when most of it is gone, so that forgetting stays cheap.
+        self._data = kept.copy() if cut > kept.size else kept
+        self.start, self.size = index, kept.size
 
 
 @dataclass(slots=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.transcription.conftest import load_wav
+from tests.transcription.conftest import chunks, load_wav, silence
 from transcription.model import load_model
+from transcription.pipeline import FinalLine, HearingTranscriber, InferenceWorker, SettledSpan
+from transcription.recognizer import Recognizer
 from transcription.settling import (
     HOP,
     LiveLine,
@@ -42,18 +45,21 @@ def test_a_track_keeps_audio_by_timeline_position_with_gaps_as_silence() -> None
     assert track.seconds(100) == pytest.approx(6.0)
 
 
-def test_a_track_forgets_what_is_settled_and_a_gap_after_it_costs_nothing() -> None:
+def test_a_track_forgets_what_is_settled_and_a_long_gap_costs_nothing() -> None:
     track = TrackAudio()
     track.put(np.full(RATE, 7, dtype=np.int16), at=0.0)
     track.forget_before(RATE // 2)
     assert (track.read(0, RATE // 2) == 0).all()  # forgotten reads as silence
     assert (track.read(RATE // 2, RATE) * 32768 == 7).all()
-    track.forget_before(RATE)
-    # An hour later: nothing kept in between.
+    # An hour later (a recess): nothing is kept in between, settled or not.
     track.put(np.full(320, 9, dtype=np.int16), at=3600.0)
     assert track.heard == 3600 * RATE + 320
-    assert track._buffer.size < 2 * RATE  # the gap is not held in memory
+    assert sum(piece.data.size for piece in track._pieces) < 2 * RATE
     assert (track.read(3600 * RATE, 3600 * RATE + 320) * 32768 == 9).all()
+    assert (track.read(RATE // 2, 3600 * RATE)[RATE // 2 :] == 0).all()
+    assert track.kept_from == RATE // 2
+    track.forget_before(RATE)
+    assert track.kept_from == 3600 * RATE  # what is left begins after the gap
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,39 @@ def test_split_chinese_is_written_as_the_court_writes_it() -> None:
         ("我", 2.6, 2.8), ("不認可.", 2.8, 3.5)])]
     texts, missed = apportion(settled, live, "zh")
     assert texts == {1: "一共30万元，", 2: "我不认可。"} and missed == []
+
+
+async def test_a_recess_is_not_decoded_and_each_part_is_settled(
+    tiny_recognizer: Recognizer,
+) -> None:
+    """Speech, an hour's recess (no audio at all), speech: settling decodes the two parts'
+    windows only, and puts each part's words where they were said."""
+    spans: list[SettledSpan] = []
+    lines: list[FinalLine] = []
+
+    async def on_settled(span: SettledSpan) -> None:
+        spans.append(span)
+
+    async def on_final_line(line: FinalLine) -> None:
+        lines.append(line)
+
+    worker = InferenceWorker(tiny_recognizer)
+    options = dataclasses.replace(tiny_recognizer.options, partials=False)
+    try:
+        hearing = HearingTranscriber(worker, on_final_line=on_final_line,
+                                     on_settled=on_settled, language="en", options=options)
+        async with hearing:
+            hearing.add_speaker("p", "Ann Lee", "judge")
+            for at, name in ((0.0, "en_opening.wav"), (3600.0, "en_witness.wav")):
+                audio = np.concatenate([silence(1.0), load_wav(name), silence(1.0)])
+                for chunk, chunk_at in chunks(audio, at):
+                    hearing.feed("p", chunk, chunk_at)
+                await hearing.drain()  # the recess: what was heard is settled
+            stats = hearing.stats()
+    finally:
+        await worker.aclose()
+    assert stats.settled_windows <= 2, stats
+    assert spans[0].start == 0.0 and spans[-1].end >= 3600.0
+    early = " ".join(line.text for s in spans for line in s.lines if line.start < 100)
+    late = " ".join(line.text for s in spans for line in s.lines if line.start >= 3600)
+    assert "session" in early.lower() and "witness" in late.lower(), (early, late)
