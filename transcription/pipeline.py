@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -174,24 +174,26 @@ OnFailure = Callable[[BaseException], None]
 
 @dataclass(slots=True)
 class RecognitionCpu:
-    """What the process's recognition spent, for /metrics: busy time of finals and partials
-    (decodes may overlap), voice detection's CPU on the event loop, and the recognition
-    threads' CPU once the model had loaded. Only grows."""
+    """What the process's recognition spent, for /metrics: busy time of finals, partials and
+    settling (decodes may overlap), voice detection's CPU on the event loop, and the
+    recognition threads' CPU once the model had loaded. Only grows."""
 
     finals_busy_s: float = 0.0
     partials_busy_s: float = 0.0
+    settling_busy_s: float = 0.0
     voice_detection_s: float = 0.0
     loading_s: float = 0.0
 
-    def split(self, recognition_s: float) -> tuple[float, float, float]:
-        """The recognition threads' CPU seconds as (finals, partials, loading): what they
-        spent after loading, shared by each kind's busy time."""
+    def split(self, recognition_s: float) -> tuple[float, float, float, float]:
+        """The recognition threads' CPU seconds as (finals, partials, settling, loading): what
+        they spent after loading, shared by each kind's busy time."""
         decoding = max(0.0, recognition_s - self.loading_s)
-        busy = self.finals_busy_s + self.partials_busy_s
+        busy = self.finals_busy_s + self.partials_busy_s + self.settling_busy_s
         if busy <= 0:
-            return 0.0, 0.0, recognition_s - decoding
+            return 0.0, 0.0, 0.0, recognition_s - decoding
         finals = decoding * self.finals_busy_s / busy
-        return finals, decoding - finals, recognition_s - decoding
+        partials = decoding * self.partials_busy_s / busy
+        return finals, partials, decoding - finals - partials, recognition_s - decoding
 
 
 def partials_room(machine_busy: float) -> float:
@@ -255,7 +257,8 @@ class InferenceWorker:
         """A thread is free: a decode asked for now starts at once."""
         return self.pending < self.decodes
 
-    async def run(self, fn: Callable[..., T], *args: Any, partial: bool = False) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any,
+                  kind: Literal["final", "partial", "settling"] = "final") -> T:
         began = time.monotonic()
         self.pending += 1
         try:
@@ -263,8 +266,10 @@ class InferenceWorker:
         finally:
             self.pending -= 1
             ended = time.monotonic()
-            if not partial:
+            if kind == "final":
                 self.cpu.finals_busy_s += ended - began
+            elif kind == "settling":
+                self.cpu.settling_busy_s += ended - began
             else:
                 self.cpu.partials_busy_s += ended - began
                 share = self._partial_share * partials_room(self.machine.read(ended))
@@ -889,7 +894,8 @@ class HearingTranscriber:
         self._settling_now = speaker
         try:
             settled = await self._worker.run(self._recognizer.settle, track, state,
-                                             language or "", prompt, complete, 1)
+                                             language or "", prompt, complete, 1,
+                                             kind="settling")
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -1050,7 +1056,7 @@ class HearingTranscriber:
                     word_timestamps=False,
                     draft=True,
                 ),
-                partial=True,
+                kind="partial",
             )
         except asyncio.CancelledError:
             raise

@@ -310,8 +310,9 @@ class TingshenCollector(Collector):
             return
         worker = hub.services.worker if hub is not None else None
         recognition = threads["recognition"]
-        finals, partials, loading = (worker.cpu.split(recognition) if worker is not None
-                                     else (0.0, 0.0, recognition))
+        finals, partials, settling, loading = (
+            worker.cpu.split(recognition) if worker is not None
+            else (0.0, 0.0, 0.0, recognition))
         detection = worker.cpu.voice_detection_s if worker is not None else 0.0
         parts = {
             # The event loop: forwarding, ICE, DTLS and SRTP, signaling, the API.
@@ -321,6 +322,8 @@ class TingshenCollector(Collector):
             "recording": threads["recording"],
             "recognition_finals": finals,
             "recognition_partials": partials,
+            # The record decoded again behind the live lines (transcription/settling.py).
+            "recognition_settling": settling,
             # Loading the model.
             "recognition_other": loading,
             "other": threads["other"],

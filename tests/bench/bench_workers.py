@@ -39,7 +39,7 @@ HOLD_S = 45.0
 MAX_HEARINGS = 6
 VIDEO = VideoFormat()  # what a browser's webcam sends: 640x360 VP8 at 30 fps
 PARTS = ("event_loop", "voice_detection", "audio_decoding", "recording", "recognition_finals",
-         "recognition_partials", "recognition_other", "other")
+         "recognition_partials", "recognition_settling", "recognition_other", "other")
 AUDIO_FPS = 50.0
 # A step is sustained when every peer connects and stays, media arrives at this share of its
 # rate, and the record is less than this behind at p95 (the judge's console turns amber at 3 s).

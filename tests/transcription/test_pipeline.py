@@ -446,7 +446,7 @@ async def test_partials_take_at_most_their_share_of_the_inference_thread(
         await worker.run(time.sleep, 0.2)
         assert worker.partials_allowed(), "a final does not hold partials back"
         began = time.monotonic()
-        await worker.run(time.sleep, 0.2, partial=True)
+        await worker.run(time.sleep, 0.2, kind="partial")
         took = time.monotonic() - began  # 0.2 s, more on a busy machine
         # Share 0.5: after 0.2 s of partial decoding, 0.2 s for everything else.
         share = tiny_recognizer.options.max_partial_share
@@ -479,7 +479,7 @@ async def test_partials_give_way_when_the_machine_is_nearly_full(
         for busy in (0.5, 0.8, 0.95):
             worker.machine = SteadyMachine(busy)
             began = time.monotonic()
-            await worker.run(time.sleep, 0.1, partial=True)
+            await worker.run(time.sleep, 0.1, kind="partial")
             took = time.monotonic() - began
             waits[busy] = worker.partials_wait() / took
         assert waits[0.5] == pytest.approx((1 - share) / share, rel=0.2)
@@ -516,14 +516,15 @@ async def test_the_recognizer_is_built_in_an_inference_thread_and_its_cpu_split_
         loaded = thread_cpu_seconds("recognition")
         assert worker.cpu.loading_s == pytest.approx(loaded, abs=0.02) and loaded >= 0.15
         # Two decodes at once: each in its own inference thread.
-        names = await asyncio.gather(worker.run(_burn, 0.4), worker.run(_burn, 0.2, partial=True))
+        names = await asyncio.gather(worker.run(_burn, 0.4), worker.run(_burn, 0.2, kind="partial"))
         assert names == ["whisper", "whisper"]
-        finals, partials, loading = worker.cpu.split(thread_cpu_seconds("recognition"))
+        finals, partials, settling, loading = worker.cpu.split(
+            thread_cpu_seconds("recognition"))
         # 0.6 s of decoding, shared by busy time (0.4 : 0.2 on an idle machine); the
         # thread clocks tick every 10 ms, and other recognizers of this process may still
         # spin for a moment after their last decode.
         assert 0.55 <= finals + partials <= 0.75
-        assert finals > partials > 0.1
+        assert finals > partials > 0.1 and settling == 0.0
         assert loading == pytest.approx(loaded, abs=0.02)
     finally:
         await worker.aclose()

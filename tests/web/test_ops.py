@@ -329,7 +329,8 @@ async def test_metrics_follow_a_live_hearing(
         assert {dict(labels)["part"] for name, labels in samples
                 if name == "tingshen_cpu_seconds_total"} == {
             "event_loop", "voice_detection", "audio_decoding", "recording",
-            "recognition_finals", "recognition_partials", "recognition_other", "other"}
+            "recognition_finals", "recognition_partials", "recognition_settling",
+            "recognition_other", "other"}
         cpu_during = samples
     finally:
         for c in (judge, defendant, stranger):
