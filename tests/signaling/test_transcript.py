@@ -665,9 +665,11 @@ async def test_the_record_settles_behind_the_live_lines(
             m.get("type") == "caption" and m["final"] for m in judge.messages), within=90)
     live = await record_of(client, hearing, admin)
     assert live and all(li["revision"] == 1 for li in live)
-    # Settled once 30 s of the lawyer's audio (their silence after speaking too) are in.
+    # At a recess nothing more is heard: what was said is settled (in session, that waits
+    # for the next 30 s of the lawyer's audio, their silence too).
+    await command(judge, "recess", "recess")
     await judge.wait_for(lambda: any(m.get("type") == "record_line" for m in judge.messages),
-                         within=150)
+                         within=120)
     await command(judge, "close", "closed")
     actions = await closed_and_sealed(client, hearing, admin)
     lines = await record_of(client, hearing, admin)

@@ -859,7 +859,8 @@ async def test_the_settled_record_is_offline_recognition_word_for_word(
     audio = np.concatenate([silence(1.0), spoken])
     options = dataclasses.replace(base_recognizer.options, partials=False,
                                   settle_temperatures=(0.0,))
-    worker = InferenceWorker(base_recognizer)
+    # Two threads, as a server on two cores: one stays free for the live lines.
+    worker = InferenceWorker(base_recognizer, decodes=2)
     record = SettledRecord()
     try:
         hearing = HearingTranscriber(worker, on_final_line=record.on_final_line,
@@ -892,3 +893,31 @@ async def test_the_settled_record_is_offline_recognition_word_for_word(
     # On this speech's digital silence that moved two words of 196 (1 in 100).
     assert word_errors(whole, settled) <= 0.011, differing(whole, settled)
     assert settled != record.text("p") or word_errors(whole, record.text("p")) <= 0.01
+
+
+async def test_with_one_inference_thread_a_speaker_is_settled_once_their_audio_stops(
+    tiny_recognizer: Recognizer,
+) -> None:
+    """A settling decode takes seconds: with one thread it would hold up the live lines, so
+    it waits until the speaker's audio stops (here the close's drain)."""
+    record = SettledRecord()
+    worker = InferenceWorker(tiny_recognizer)
+    audio = np.concatenate([load_wav("en_opening.wav"), load_wav("en_witness.wav")] * 3)
+    try:
+        hearing = HearingTranscriber(
+            worker, on_final_line=record.on_final_line, on_settled=record.on_settled,
+            language="en", options=dataclasses.replace(tiny_recognizer.options,
+                                                       partials=False, stall_s=600.0))
+        async with hearing:
+            hearing.add_speaker("p", "Ann Lee", "judge")
+            await feed(hearing, "p", np.concatenate([audio, silence(1.0)]), at=0.0)
+            assert audio.size / RATE > 31  # more than a window is heard
+            async with asyncio.timeout(120):
+                while hearing.stats().lag_seconds or hearing.stats().queued_utterances:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # the settling task looks every 0.25 s
+            assert record.spans == []
+            await hearing.drain()
+        assert record.spans and record.spans[-1].end >= audio.size / RATE
+    finally:
+        await worker.aclose()
