@@ -26,7 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from transcription.chinese import written_chinese
+from transcription.guards import Word
 from transcription.options import SAMPLE_RATE
+from transcription.stitching import TimedLine
 
 HOP = 160  # samples per log-Mel frame
 WINDOW_FRAMES = 3_000  # Whisper's 30 s window
@@ -243,9 +245,6 @@ class TrackFeatures:
 MARGIN_S = 0.3
 NEAREST_S = 1.0
 
-Timed = tuple[str, float, float, float]  # (word, start, end, probability)
-
-
 @dataclass(frozen=True, slots=True)
 class LiveLine:
     """A live line of the record, as settling sees it: which, and when."""
@@ -265,22 +264,12 @@ class Said(Protocol):
     @property
     def text(self) -> str: ...
     @property
-    def words(self) -> tuple[Timed, ...]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SettledText:
-    """Settled text, and the times and words it covers."""
-
-    start: float
-    end: float
-    text: str
-    words: tuple[Timed, ...]
+    def words(self) -> tuple[Word, ...]: ...
 
 
 def apportion(
     settled: Sequence[Said], live: Sequence[LiveLine], language: str
-) -> tuple[dict[Any, str], list[SettledText]]:
+) -> tuple[dict[Any, str], list[TimedLine]]:
     """The settled text of each live line (by key; a line no settled word falls in is not
     there: the settled decode heard nothing of it, and the live text stays), and the settled
     text that falls in no live line (speech the live lines missed), in spoken order.
@@ -288,7 +277,7 @@ def apportion(
     A settled line within one live line keeps its text whole; one that spans several is split
     between them by its words' times."""
     parts: dict[Any, list[str]] = {}
-    extra: list[SettledText] = []
+    extra: list[TimedLine] = []
     for line in settled:
         units = line.words or ((line.text, line.start, line.end, 1.0),)
         owners = [_owner(live, (start + end) / 2) for _, start, end, _ in units]
@@ -302,7 +291,7 @@ def apportion(
                 groups.append((owner, _joined([w for w, *_ in words], language), words))
         for owner, text, words in groups:
             if owner is None:
-                extra.append(SettledText(words[0][1], words[-1][2], text, tuple(words)))
+                extra.append(TimedLine(words[0][1], words[-1][2], text, tuple(words), language))
             else:
                 parts.setdefault(owner, []).append(text)
     separator = "" if language == "zh" else " "

@@ -16,12 +16,12 @@ from transcription.settling import (
     HOP,
     LiveLine,
     NotYetHeard,
-    SettledText,
     SettleState,
     TrackAudio,
     TrackFeatures,
     apportion,
 )
+from transcription.stitching import TimedLine
 
 RATE = 16_000
 
@@ -88,9 +88,9 @@ def test_frames_are_offline_frames_and_audio_not_heard_yet_is_refused(extractor:
     np.testing.assert_allclose(ended[:, end - 300 : end], whole[:, end - 300 : end], atol=1e-4)
 
 
-def settled_line(text: str, words: list[tuple[str, float, float]]) -> SettledText:
+def settled_line(text: str, words: list[tuple[str, float, float]]) -> TimedLine:
     timed = tuple((w, s, e, 0.9) for w, s, e in words)
-    return SettledText(timed[0][1], timed[-1][2], text, timed)
+    return TimedLine(timed[0][1], timed[-1][2], text, timed, "en")
 
 
 def test_settled_words_go_to_the_live_line_they_were_said_in() -> None:
