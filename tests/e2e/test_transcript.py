@@ -203,7 +203,7 @@ async def test_speech_from_chromiums_fake_microphone_enters_the_record(
     assert in_order(expected, heard) >= 0.7, (heard, expected)
     for line in lines:
         assert line["participant"] == "Lawyer Li" and line["role"] == "lawyer", line
-        assert line["revision"] == 1 and line["words"], line
+        assert line["revision"] >= 1 and line["words"], line  # 2 once settled
         assert speech_from - SLACK_S <= line["start"] < line["end"] <= speech_to + SLACK_S, (
             line, speech_from, speech_to)
         for word, start, end, _probability in line["words"]:

@@ -24,6 +24,7 @@ import srt
 import webvtt
 
 import signaling.recording as recording_module
+from courtrooms.transcripts import SETTLING
 from tests.clients import HearingClient, SpeechTrack
 from tests.servers import free_port
 from tests.signaling.conftest import schedule
@@ -113,9 +114,13 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     record = await r.json()
     assert record["version"] == 1
     lines = record["items"]
-    assert [line["id"] for line in lines] == [m["segment_id"] for m in finals()]
+    # (On a machine slow enough for the record to take half a minute, settling may already
+    # have revised a line, or added one the live lines missed: revision 2.)
+    shown = {m["segment_id"] for m in finals()}
+    assert [line["id"] for line in lines if line["id"] in shown] == [
+        m["segment_id"] for m in finals()]
     assert all(line["participant"] == "Lawyer Li" and line["role"] == "lawyer" and
-               line["revision"] == 1 and line["words"] for line in lines)
+               line["revision"] >= 1 and line["words"] for line in lines)
     assert [line["start"] for line in lines] == sorted(line["start"] for line in lines)
 
     # A correction keeps the history.
@@ -124,18 +129,19 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     r = await client.patch(f"/api/v1/hearings/{hearing.id}/transcript/{first['id']}",
                            json={"text": corrected}, headers=admin)
     assert r.status == 200, await r.text()
-    assert (await r.json())["revision"] == 2
+    assert (await r.json())["revision"] == first["revision"] + 1
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/{first['id']}/revisions",
                          headers={"Authorization": f"Bearer {hearing.tokens['judge']}"})
-    [revision] = (await r.json())["items"]
+    [revision] = [x for x in (await r.json())["items"] if x["author"] != SETTLING]
     assert revision["before"] == first["text"] and revision["after"] == corrected
-    assert revision["author"] == "admin" and revision["revision"] == 2
+    assert revision["author"] == "admin" and revision["revision"] == first["revision"] + 1
     # The judge corrects from the review page with their own link; a party cannot, even
     # when the judge let them review.
     url = f"/api/v1/hearings/{hearing.id}/transcript/{first['id']}"
     r = await client.patch(url, json={"text": corrected + " Please be seated."},
                            headers={"Authorization": f"Bearer {hearing.tokens['judge']}"})
-    assert r.status == 200 and (await r.json())["revision"] == 3, await r.text()
+    assert r.status == 200 and (await r.json())["revision"] == first["revision"] + 2, (
+        await r.text())
     r = await client.put(f"/api/v1/hearings/{hearing.id}/participants/{hearing.ids['lawyer']}"
                          "/review", json={"may_review": True}, headers=admin)
     assert r.status == 200, await r.text()
@@ -143,7 +149,7 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
                            headers={"Authorization": f"Bearer {hearing.tokens['lawyer']}"})
     assert r.status == 403 and "judge or clerk" in (await r.json())["error"]["message"]
     r = await client.get(f"{url}/revisions", headers=admin)
-    assert [x["author"] for x in (await r.json())["items"]] == [
+    assert [x["author"] for x in (await r.json())["items"] if x["author"] != SETTLING] == [
         "admin", f"participant:{hearing.ids['judge']}"]
     r = await client.put(f"/api/v1/hearings/{hearing.id}/participants/{hearing.ids['lawyer']}"
                          "/review", json={"may_review": False}, headers=admin)
@@ -178,7 +184,10 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
             break
         await asyncio.sleep(0.1)
     [seal] = seals
-    assert seal["data"]["lines"] == len(lines) and len(seal["data"]["record_sha256"]) == 64
+    # What was sealed: the record after the close settled it.
+    sealed_lines = await record_of(client, hearing, admin)
+    assert seal["data"]["lines"] == len(sealed_lines) >= len(lines)
+    assert len(seal["data"]["record_sha256"]) == 64
     assert "transcript.corrected" in [e["action"] for e in events]
 
     # Retranscribing the recordings makes a new version; the live record stays.

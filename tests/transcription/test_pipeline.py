@@ -217,7 +217,9 @@ async def test_a_slow_recognizer_neither_blocks_feeding_nor_loses_an_utterance(
     assert max_lag > 0.5
     assert stats.finals == expected and stats.failures == 0
     assert stats.queued_utterances == 0 and stats.lag_seconds == 0.0
-    assert max(feed_times) < 0.05, f"feed took {max(feed_times):.3f} s"
+    # Never the recognizer's delay: a spilled utterance's write is the most feed waits for,
+    # and a busy CI disk took 0.1 s for one.
+    assert max(feed_times) < SlowRecognizer.delay_s * 0.2, f"feed took {max(feed_times):.3f} s"
     # Decoding on the loop would stall it for the recognizer's delay at every utterance (at
     # least `expected` times); a thread costs the loop only scheduling noise, which on a
     # machine busy with other work may now and then be as long (two such allowed).
