@@ -191,9 +191,8 @@ class RecognitionCpu:
         busy = self.finals_busy_s + self.partials_busy_s + self.settling_busy_s
         if busy <= 0:
             return 0.0, 0.0, 0.0, recognition_s - decoding
-        finals = decoding * self.finals_busy_s / busy
-        partials = decoding * self.partials_busy_s / busy
-        return finals, partials, decoding - finals - partials, recognition_s - decoding
+        return (decoding * self.finals_busy_s / busy, decoding * self.partials_busy_s / busy,
+                decoding * self.settling_busy_s / busy, recognition_s - decoding)
 
 
 def partials_room(machine_busy: float) -> float:
