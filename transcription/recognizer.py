@@ -331,8 +331,7 @@ class Recognizer:
                 # A gap with nothing heard (a recess; each part is its own recording): the
                 # next part is decoded from its start, as a recording is, with the prompt.
                 state.frame, state.tokens = audio.kept_from // HOP, None
-            window = audio.read(state.frame * HOP, min(heard, state.frame + WINDOW_FRAMES) * HOP)
-            if self.speech_seconds(window) * 1000 < self.options.min_silero_speech_ms:
+            if not self._window_has_speech(audio, state.frame, heard):
                 state.frame = min(heard, state.frame + WINDOW_FRAMES)
                 continue
             extractor = self.model.feature_extractor.extractor
@@ -376,9 +375,8 @@ class Recognizer:
             if budget is not None and len(features.windows) > budget:
                 spent = True
                 return False
-            start = features.origin + features.windows[-1]
-            sound = features.audio.read(start * HOP, (start + WINDOW_FRAMES) * HOP)
-            return self.speech_seconds(sound) * 1000 >= self.options.min_silero_speech_ms
+            return self._window_has_speech(features.audio, features.origin
+                                           + features.windows[-1])
 
         def window_done() -> None:
             last = windows[-1]
@@ -414,6 +412,12 @@ class Recognizer:
         if windows:
             window_done()
         return windows, ran_out, len(features.windows) - refused
+
+    def _window_has_speech(self, audio: TrackAudio, frame: int, end: int | None = None) -> bool:
+        """Silero hears speech in the 30 s window of the track from `frame` (up to `end`)."""
+        last = frame + WINDOW_FRAMES if end is None else min(end, frame + WINDOW_FRAMES)
+        sound = audio.read(frame * HOP, last * HOP)
+        return self.speech_seconds(sound) * 1000 >= self.options.min_silero_speech_ms
 
     def _prompt_tokens(self, language: str, prompt: str | None) -> list[int]:
         if not prompt:
