@@ -198,20 +198,14 @@ class LiveHearing:
 
     # -- messages -------------------------------------------------------------------------
 
-    def broadcast(self, message: dict[str, Any]) -> None:
+    def broadcast(self, message: dict[str, Any], *, witnesses: bool = True) -> None:
         """Send to every admitted participant: what is said and shown in the hearing does not
-        reach the lobby (a witness waits outside)."""
+        reach the lobby (a witness waits outside). Without `witnesses`, not to witnesses
+        either (the record's settled lines may be testimony from before their call-in)."""
         for pid, connection in list(self.connections.items()):
             seat = self.seats.get(pid)
-            if seat is not None and seat.admitted:
-                connection.send(message)
-
-    def broadcast_record(self, message: dict[str, Any]) -> None:
-        """Send to every admitted participant but witnesses: the record's settled lines may be
-        of testimony given before a witness was called in."""
-        for pid, connection in list(self.connections.items()):
-            seat = self.seats.get(pid)
-            if seat is not None and seat.admitted and seat.role != Role.WITNESS.value:
+            if (seat is not None and seat.admitted
+                    and (witnesses or seat.role != Role.WITNESS.value)):
                 connection.send(message)
 
     def tell_court(self, message: dict[str, Any]) -> None:

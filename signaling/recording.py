@@ -4,6 +4,7 @@ the close (finish the files and the record, then seal both)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -42,7 +43,8 @@ class HearingRecording:
             str(hearing.info["case_number"]), services.worker, services.transcripts,
             hearing.broadcast, services.data_dir / "spill" / hearing.id,
             recordings=services.recordings, tell_court=hearing.tell_court,
-            tell_record=hearing.broadcast_record, audit=self._audit,
+            tell_record=functools.partial(hearing.broadcast, witnesses=False),
+            audit=self._audit,
             who=self._who, counters=services.transcription_counters,
         )
         self._segment: tuple[float, int] | None = None  # (timeline origin, index) while on
