@@ -67,6 +67,11 @@ class TranscriptionOptions:
     # skipped ahead (the live lines of what was skipped stay).
     settle: bool = True
     settle_behind_s: float = 600.0
+    # A speaker whose audio has not come for this long has stopped for now (paused for a
+    # private consultation, a recess, a lost link): what is heard of them is settled as a
+    # whole. A shorter stall (a busy machine, a network hiccup) is waited out: settled then,
+    # the decode would be cut where offline's is not ("his full name" became "his vote").
+    settle_stall_s: float = 5.0
     # Offline faster-whisper's own fallback temperatures (its default), for settling.
     settle_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     # Most of the inference thread's time that partials (all hearings together) may take.
@@ -95,6 +100,8 @@ class TranscriptionOptions:
             raise ValueError("max_partial_share must be in (0, 1]")
         if self.settle_behind_s < 2 * WHISPER_WINDOW_S:
             raise ValueError(f"settle_behind_s must be at least {2 * WHISPER_WINDOW_S:g}")
+        if self.settle_stall_s < self.stall_s:
+            raise ValueError("settle_stall_s must be at least stall_s")
         if not self.settle_temperatures:
             raise ValueError("settle_temperatures must not be empty")
         if self.beam_size < 1 or not self.temperatures:

@@ -826,10 +826,10 @@ class HearingTranscriber:
 
     def _settle_complete(self, speaker: _Speaker) -> bool:
         """The speaker's audio heard is all there is for now: they left, the hearing is
-        ending, or nothing has come for `stall_s` (muted) with no utterance open."""
+        ending, or nothing has come for `settle_stall_s` with no utterance open."""
         return (speaker.track.ended or not speaker.present or (
             not speaker.detector.speaking
-            and self._clock() - speaker.last_fed >= self.options.stall_s))
+            and self._clock() - speaker.last_fed >= self.options.settle_stall_s))
 
     def _settle_due(self, speaker: _Speaker) -> bool:
         """The speaker's next window is heard (or their last audio, when it is all there is

@@ -909,7 +909,7 @@ async def test_with_one_inference_thread_a_speaker_is_settled_once_their_audio_s
         hearing = HearingTranscriber(
             worker, on_final_line=record.on_final_line, on_settled=record.on_settled,
             language="en", options=dataclasses.replace(tiny_recognizer.options,
-                                                       partials=False, stall_s=600.0))
+                                                       partials=False, settle_stall_s=600.0))
         async with hearing:
             hearing.add_speaker("p", "Ann Lee", "judge")
             await feed(hearing, "p", np.concatenate([audio, silence(1.0)]), at=0.0)
@@ -921,5 +921,52 @@ async def test_with_one_inference_thread_a_speaker_is_settled_once_their_audio_s
             assert record.spans == []
             await hearing.drain()
         assert record.spans and record.spans[-1].end >= audio.size / RATE
+    finally:
+        await worker.aclose()
+
+
+async def test_a_stall_of_a_second_or_two_does_not_settle_the_speaker_in_pieces(
+    tiny_recognizer: Recognizer,
+) -> None:
+    """The speaker's audio stops coming for 2 s after a sentence (a busy machine, a network
+    hiccup), then comes on, late but in its place: settling waits for it and decodes both
+    sentences in one window, as offline does. (Settled at the stall, the first sentence was
+    decoded alone, as if the recording ended there.)"""
+    record = SettledRecord()
+    worker = InferenceWorker(tiny_recognizer)
+    now = [0.0]
+    first, second = load_wav("en_opening.wav"), load_wav("en_witness.wav")
+    first = np.concatenate([first, silence(0.6)])
+    try:
+        hearing = HearingTranscriber(
+            worker, on_final_line=record.on_final_line, on_settled=record.on_settled,
+            language="en", clock=lambda: now[0],
+            options=dataclasses.replace(tiny_recognizer.options, partials=False))
+        async with hearing:
+            hearing.add_speaker("p", "Ann Lee", "judge")
+            await feed(hearing, "p", first, at=0.0)
+            async with asyncio.timeout(60):
+                while (in_order(references()["en_opening.wav"], record.text("p")) < 0.7  # noqa: ASYNC110
+                       or not worker.free):
+                    await asyncio.sleep(0.05)
+            now[0] += 2.0  # nothing comes for 2 s
+            await asyncio.sleep(0.6)  # the settling task looks every 0.25 s
+            async with asyncio.timeout(60):
+                while not worker.free:  # what it started (if it did) has finished  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
+            assert record.spans == []
+            await feed(hearing, "p", np.concatenate([second, silence(1.0)]),
+                       at=first.size / RATE)
+            now[0] += 6.0  # past settle_stall_s: the speaker has stopped for now
+            async with asyncio.timeout(120):
+                while not record.spans:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        # One decode heard both sentences (the silence after them may be a span of its own).
+        [span] = [s for s in record.spans if s.lines]
+        text = " ".join(line.text for line in span.lines)
+        assert span.start == 0.0
+        assert in_order(references()["en_opening.wav"], text) >= 0.7, text
+        assert in_order(references()["en_witness.wav"], text) >= 0.7, text
     finally:
         await worker.aclose()
