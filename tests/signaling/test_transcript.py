@@ -365,7 +365,18 @@ async def test_a_record_far_behind_spills_to_disk_and_every_line_arrives(
                                                      for li in lines])
         await asyncio.sleep(1.0)
     assert not alerts(judge, "record_stopped")
-    await judge.wait_for(lambda: bool(alerts(judge, "record_caught_up")), within=90)
+    # Then it catches up and says so. Each waiting utterance costs 2.5 s here and more on a busy
+    # machine (one whose stalls cut utterances has more of them): wait while the queue goes
+    # down, not for a fixed time.
+    progress, last_seen = time.monotonic(), None
+    while not alerts(judge, "record_caught_up"):
+        reports = state()
+        seen = (reports[-1]["queued"], reports[-1]["lines"]) if reports else None
+        if seen != last_seen:
+            progress, last_seen = time.monotonic(), seen
+        assert time.monotonic() - progress < 60, ("no progress towards catching up",
+                                                   reports[-3:])
+        await asyncio.sleep(0.5)
     assert all(not li["recovered"] for li in lines)
 
 
@@ -622,7 +633,6 @@ async def test_a_participant_is_recognized_in_their_own_language(
     await command(judge, "open", "open")
     await command(judge, "start", "in_session")
     speech.speak_at = time.time() + 1.0
-    said_until = speech.speak_at + speech.seconds
 
     def finals() -> list[dict[str, Any]]:
         return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
@@ -630,9 +640,14 @@ async def test_a_participant_is_recognized_in_their_own_language(
     def heard_so_far() -> str:
         return " ".join(m["text"] for m in finals())
 
-    # On a busy machine the record runs behind the speech: wait for it, not for a time.
-    await judge.wait_for(lambda: time.time() > said_until + 3
-                         and in_order(words(OPENING), words(heard_so_far())) >= 0.7, within=120)
+    # On a busy machine the track runs behind the wall clock and the record behind the
+    # speech: wait for what was sent and for the record, not for a time.
+    await judge.wait_for(lambda: speech.quiet_s >= 1.0, within=90)
+    with contextlib.suppress(TimeoutError):
+        await judge.wait_for(lambda: in_order(words(OPENING), words(heard_so_far())) >= 0.7,
+                             within=120)
+    assert in_order(words(OPENING), words(heard_so_far())) >= 0.7, [
+        (m["start"], m["end"], m["text"]) for m in finals()]
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
     lines = (await r.json())["items"]
     assert lines and {line["participant"] for line in lines} == {"Robert Miller"}
@@ -668,12 +683,21 @@ async def test_the_record_settles_behind_the_live_lines(
     hearing = auto_hearing
     judge, lawyer, speech, _ = await lawyer_speaks_in_session(hearing, participants)
     speech.speak_at = time.time() + 1.0
-    said_until = speech.speak_at + speech.seconds
+
+    def finals() -> list[dict[str, Any]]:
+        return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
+
+    # All of it said (on a busy machine the track runs behind the wall clock, and what is said
+    # after the recess is rightly not on the record: CI once cut "his full name" to "his
+    # vote"), and its live lines in.
+    await judge.wait_for(lambda: speech.quiet_s >= 1.0, within=90)
     with contextlib.suppress(TimeoutError):
-        await judge.wait_for(lambda: time.time() > said_until + 2 and any(
-            m.get("type") == "caption" and m["final"] for m in judge.messages), within=90)
-    live = await record_of(client, hearing, admin)
-    assert live and all(li["revision"] == 1 for li in live)
+        await judge.wait_for(lambda: in_order(words(OPENING), words(
+            " ".join(m["text"] for m in finals()))) >= 0.7, within=90)
+    # The live lines as the court saw them (settling may already have revised some in the
+    # record: in session it settles when the speaker's audio stalls for a second).
+    live = {m["segment_id"]: m["text"] for m in finals()}
+    assert live
     # At a recess nothing more is heard: what was said is settled (in session, that waits
     # for the next 30 s of the lawyer's audio, their silence too).
     await command(judge, "recess", "recess")
@@ -689,14 +713,13 @@ async def test_the_record_settles_behind_the_live_lines(
         " ".join(s.text for s in spoken)), (lines, spoken)
     assert all(li["text"] == li["text"].upper() for li in lines), lines
     assert in_order(words(OPENING), words(" ".join(li["text"] for li in lines))) >= 0.7
-    by_id = {li["id"]: li for li in live}
-    revised = [li for li in lines if li["id"] in by_id]
-    assert revised and all(li["revision"] == 2 for li in revised)
+    revised = [li for li in lines if li["id"] in live]
+    assert revised and all(li["revision"] >= 2 for li in revised)
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript/{revised[0]['id']}"
                          "/revisions", headers=admin)
-    [revision] = (await r.json())["items"]
-    assert revision["author"] == "recognizer:settled"
-    assert revision["before"] == by_id[revised[0]["id"]]["text"]
+    revisions = (await r.json())["items"]
+    assert {revision["author"] for revision in revisions} == {"recognizer:settled"}
+    assert revisions[0]["before"] == live[revised[0]["id"]]
     assert actions.count("transcript.corrected") >= len(revised)
     assert actions.index("transcript.corrected") < actions.index("transcript.sealed")
     # Everyone admitted was told, with the line's place in the record.
