@@ -34,6 +34,7 @@ from web.loadtest.encoded import PreEncodedAudio, PreEncodedVideo
 pytestmark = [
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
     pytest.mark.timeout(240),
+    pytest.mark.alone,  # measures media in real time: `make test` runs it on its own
 ]
 
 PUBLISHERS = ("judge", "lawyer", "prosecutor")

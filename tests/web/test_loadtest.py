@@ -121,6 +121,7 @@ async def test_a_wrong_token_is_counted_as_the_servers_refusal(server: TestClien
 
 
 @sqlite_only
+@pytest.mark.alone  # real-time media from eight clients in this process: `make test` runs it alone
 async def test_media_clients_answer_offers_and_receive_frames(
     server: TestClient, app: web.Application
 ) -> None:
