@@ -184,8 +184,15 @@ async def test_a_full_hearing_from_the_schedule_to_the_review(
     texts = [line["text"] for line in lines]
     assert shown == texts, (shown, lines)
     assert await judge.locator("#transcript li .name").first.inner_text() == NAMES["lawyer"]
-    captions = await judge.locator("#captions .caption.final").all_inner_texts()
-    assert captions and captions[-1] == f"{NAMES['lawyer']}：{texts[-1]}", captions
+    # The last caption is its line as the court heard it live, before settling revised it.
+    caption = judge.locator("#captions .caption.final").last
+    segment = (await caption.get_attribute("data-key") or "").removeprefix("final-")
+    assert segment in [line["id"] for line in lines], (segment, lines)
+    revisions = (await api(client, admin, "GET",
+                           f"/hearings/{hearing_id}/transcript/{segment}/revisions"))["items"]
+    [live] = [revisions[0]["before"]] if revisions else [
+        line["text"] for line in lines if line["id"] == segment]
+    assert await caption.inner_text() == f"{NAMES['lawyer']}：{live}"
 
     # The defendant asks to consult the lawyer; the judge grants it; then the lawyer returns.
     await defendant.locator("#btn-consult").click(timeout=STATE_TIMEOUT_MS)
