@@ -851,6 +851,9 @@ class SettledRecord(Record):
         return " ".join(line.text for line in sorted(lines, key=lambda line: line.start))
 
 
+# Two minutes of base with a beam on both cores each: beside the browser tests it starved
+# Chromium in CI, so `make test` runs it alone.
+@pytest.mark.alone
 @pytest.mark.parametrize("speech", ["turns", "continuous"])
 async def test_the_settled_record_is_offline_recognition_word_for_word(
     base_recognizer: Recognizer, statement: np.ndarray, speech: str
