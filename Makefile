@@ -84,9 +84,10 @@ run: run-system-deps $(RUN_INSTALLED)
 # browsers and timers, so two halve its time even on two cores. Three were no faster on a
 # quiet machine (14.6 min against 13.8: the media tests slowed 2-4 times) and failed more
 # tests by load. 0 runs it in this process. Tests marked `alone` measure media in real time
-# (how much of a weak link's audio is heard, at what frame rate): they run after the rest, one
-# at a time, so that the suite's other process (Whisper, Chromium) does not starve them. In CI
-# beside it the publishers in the test's own process sent a third of their audio.
+# (how much of a weak link's audio is heard, at what frame rate) or take minutes of both cores:
+# they run after the rest, one at a time, so that the suite's other process (Whisper,
+# Chromium) and they do not starve each other. In CI beside it the publishers in the weak-link
+# test's own process sent a third of their audio.
 PYTEST_WORKERS ?= 2
 
 # Every check runs even if an earlier one fails, so one run shows all problems; the exit code
