@@ -72,6 +72,11 @@ QUEUEING_FRESH_S = 2.0
 GROWTH_PER_S = 0.08
 GROWTH_CAP = 1.5  # times what was sent (GCC's: 1.5 times what was acknowledged)
 MIN_BPS = 64_000
+# A full link's decrease takes at most this share off the estimate: a report that describes the time
+# before the last decrease, read late on a busy machine, applied its loss to what we send now
+# (a 1 Mbit/s link's estimate fell 753 -> 298 -> 123 kbit/s and every video stayed held). A
+# link that much slower is still reached in a few holds.
+MAX_DECREASE = 0.5
 MAX_BPS = 50_000_000
 # A video comes back, or goes up a step, only with this headroom over the rate it comes to:
 # keyframes come in bursts, and rates wander.
@@ -230,7 +235,8 @@ class LinkEstimate:
             if not held_off and sent > 0:
                 # No `_lowered_at_loss`: its loss may describe less than the most sent lately
                 # (a start-up burst), so it does not test whether sending less cures the loss.
-                self._lower(sent * (1 - media_lost) * DELIVERED_MARGIN, now)
+                floor = 0.0 if self.bps is None else self.bps * (1 - MAX_DECREASE)
+                self._lower(max(sent * (1 - media_lost) * DELIVERED_MARGIN, floor), now)
             self._last_growth = now
         elif heavy and self.bps is not None and now >= self.lossy_until:
             # No queue seen, but the link has shown a limit: down to what got through, until

@@ -547,3 +547,17 @@ def test_a_lossy_wide_link_is_not_ground_down_and_its_limit_is_forgotten():
     assert link.bps is None, hearing.estimates
     hearing.run(40.0)
     assert all(bps is None for _, bps in hearing.estimates[-40:]), hearing.estimates
+
+
+def test_a_late_report_of_the_loss_before_a_decrease_does_not_collapse_the_estimate():
+    """A severe report that describes the time before the last decrease, read after its hold
+    (a busy machine reads reports late): its loss applied to what is sent now took a 1 Mbit/s
+    link's estimate to the floor in CI (753 -> 298 -> 123 kbit/s); it may halve it, no more."""
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(VIDEO, 0.6, None, 2.0)  # a full link: down to what got through
+    lowered = link.bps
+    assert lowered is not None and lowered < 1_000_000
+    sending(link, lowered, 2.0, 4.5)
+    link.report(VIDEO, 0.8, None, 4.5)  # late: it describes the burst before the decrease
+    assert link.bps is not None and link.bps >= 0.5 * lowered > MIN_BPS
