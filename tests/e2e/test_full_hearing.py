@@ -195,8 +195,8 @@ async def test_a_full_hearing_from_the_schedule_to_the_review(
     assert segment in [line["id"] for line in lines], (segment, lines)
     revisions = (await api(client, admin, "GET",
                            f"/hearings/{hearing_id}/transcript/{segment}/revisions"))["items"]
-    [live] = [revisions[0]["before"]] if revisions else [
-        line["text"] for line in lines if line["id"] == segment]
+    live = revisions[0]["before"] if revisions else next(
+        line["text"] for line in lines if line["id"] == segment)
     assert await caption.inner_text() == f"{NAMES['lawyer']}：{live}"
 
     # The defendant asks to consult the lawyer; the judge grants it; then the lawyer returns.

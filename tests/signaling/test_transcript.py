@@ -55,6 +55,11 @@ def words(text: str) -> list[str]:
 # 7 of 17 in CI).
 
 
+def finals(c: HearingClient) -> list[dict[str, Any]]:
+    """The final captions `c` was sent, in order: the live lines as the court saw them."""
+    return [m for m in c.messages if m.get("type") == "caption" and m["final"]]
+
+
 async def lawyer_speaks_in_session(hearing: Any, participants: list[HearingClient]
                                    ) -> tuple[HearingClient, HearingClient, SpeechTrack, float]:
     """The judge and a lawyer who will read the opening (from `speech.speak_at`), both
@@ -81,25 +86,22 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     said_until = speech.speak_at + speech.seconds
     lawyer_id = hearing.ids["lawyer"]
 
-    def finals() -> list[dict[str, Any]]:
-        return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
-
     def heard() -> str:
-        return " ".join(m["text"] for m in finals())
+        return " ".join(m["text"] for m in finals(judge))
 
     # On a busy machine the record runs behind the speech: wait for it, not for a time.
     with contextlib.suppress(TimeoutError):
         await judge.wait_for(lambda: time.time() > said_until + 3
                              and in_order(words(OPENING), words(heard())) >= 0.7, within=90)
     assert in_order(words(OPENING), words(heard())) >= 0.7, [
-        (m["start"], m["end"], m["text"]) for m in finals()]
+        (m["start"], m["end"], m["text"]) for m in finals(judge)]
     captions = [m for m in judge.messages if m.get("type") == "caption"]
     assert all(m["participant_id"] == lawyer_id for m in captions), captions
     # Partial captions are best effort (skipped when the recognizer is behind; their rate is
     # tested in tests/transcription); those that come are the speaker's, as checked above.
     # Lines sit where the speech was on the hearing timeline (from the start of the session).
     speak_from, speak_to = speech.speak_at - started, said_until - started
-    for m in finals():
+    for m in finals(judge):
         assert m["name"] == "Lawyer Li" and m["role"] == "lawyer"
         assert speak_from - 1.0 <= m["start"] < m["end"] <= speak_to + 1.0, (m, speak_from)
     # The lawyer sees the same captions; the judge's silence produced nothing.
@@ -116,9 +118,9 @@ async def test_speech_becomes_attributed_lines_captions_and_a_sealed_record(
     lines = record["items"]
     # (On a machine slow enough for the record to take half a minute, settling may already
     # have revised a line, or added one the live lines missed: revision 2.)
-    shown = {m["segment_id"] for m in finals()}
+    shown = {m["segment_id"] for m in finals(judge)}
     assert [line["id"] for line in lines if line["id"] in shown] == [
-        m["segment_id"] for m in finals()]
+        m["segment_id"] for m in finals(judge)]
     assert all(line["participant"] == "Lawyer Li" and line["role"] == "lawyer" and
                line["revision"] >= 1 and line["words"] for line in lines)
     assert [line["start"] for line in lines] == sorted(line["start"] for line in lines)
@@ -634,11 +636,8 @@ async def test_a_participant_is_recognized_in_their_own_language(
     await command(judge, "start", "in_session")
     speech.speak_at = time.time() + 1.0
 
-    def finals() -> list[dict[str, Any]]:
-        return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
-
     def heard_so_far() -> str:
-        return " ".join(m["text"] for m in finals())
+        return " ".join(m["text"] for m in finals(judge))
 
     # On a busy machine the track runs behind the wall clock and the record behind the
     # speech: wait for what was sent and for the record, not for a time.
@@ -647,7 +646,7 @@ async def test_a_participant_is_recognized_in_their_own_language(
         await judge.wait_for(lambda: in_order(words(OPENING), words(heard_so_far())) >= 0.7,
                              within=120)
     assert in_order(words(OPENING), words(heard_so_far())) >= 0.7, [
-        (m["start"], m["end"], m["text"]) for m in finals()]
+        (m["start"], m["end"], m["text"]) for m in finals(judge)]
     r = await client.get(f"/api/v1/hearings/{hearing.id}/transcript", headers=admin)
     lines = (await r.json())["items"]
     assert lines and {line["participant"] for line in lines} == {"Robert Miller"}
@@ -684,19 +683,16 @@ async def test_the_record_settles_behind_the_live_lines(
     judge, lawyer, speech, _ = await lawyer_speaks_in_session(hearing, participants)
     speech.speak_at = time.time() + 1.0
 
-    def finals() -> list[dict[str, Any]]:
-        return [m for m in judge.messages if m.get("type") == "caption" and m["final"]]
-
     # All of it said (on a busy machine the track runs behind the wall clock, and what is said
     # after the recess is rightly not on the record: CI once cut "his full name" to "his
     # vote"), and its live lines in.
     await judge.wait_for(lambda: speech.quiet_s >= 1.0, within=90)
     with contextlib.suppress(TimeoutError):
         await judge.wait_for(lambda: in_order(words(OPENING), words(
-            " ".join(m["text"] for m in finals()))) >= 0.7, within=90)
+            " ".join(m["text"] for m in finals(judge)))) >= 0.7, within=90)
     # The live lines as the court saw them (settling may already have revised some in the
-    # record: in session it settles when the speaker's audio stalls for a second).
-    live = {m["segment_id"]: m["text"] for m in finals()}
+    # record: in session it settles once the speaker's audio has stopped for `settle_stall_s`).
+    live = {m["segment_id"]: m["text"] for m in finals(judge)}
     assert live
     # At a recess nothing more is heard: what was said is settled (in session, that waits
     # for the next 30 s of the lawyer's audio, their silence too).
