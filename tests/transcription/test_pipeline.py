@@ -9,6 +9,7 @@ import itertools
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,10 @@ class Record:
         return " ".join(s.text for s in self.lines if s.participant_id == participant_id)
 
 
-def transcriber(worker: InferenceWorker, record: Record, **options: Any) -> HearingTranscriber:
+def transcriber(
+    worker: InferenceWorker, record: Record, clock: Callable[[], float] = time.monotonic,
+    **options: Any,
+) -> HearingTranscriber:
     return HearingTranscriber(
         worker,
         on_final_line=record.on_final_line,
@@ -75,7 +79,13 @@ def transcriber(worker: InferenceWorker, record: Record, **options: Any) -> Hear
         language="en",
         case_number="2026-17",
         options=TranscriptionOptions(**options),
+        clock=clock,
     )
+
+
+def stopped_clock() -> float:
+    """A clock that never moves: a busy machine's delay between two feeds is not a stall."""
+    return 0.0
 
 
 async def feed(
@@ -314,7 +324,7 @@ async def test_a_final_is_decoded_while_the_speaker_falls_quiet(
     ends = [fed for fed, ended in pauses(audio, 150) if ended]
     assert ends, "no utterance ends in the recording"
     record = Record()
-    async with transcriber(tiny_worker, record, partials=False) as hearing:
+    async with transcriber(tiny_worker, record, partials=False, clock=stopped_clock) as hearing:
         hearing.add_speaker("judge", "Ann Lee", "judge")
         fed = 0
         for end in ends:
@@ -340,7 +350,10 @@ async def test_an_early_decode_goes_unused_when_the_speaker_goes_on(
     at_pause = [fed for fed, ended in pauses(audio, 150) if fed <= head.size + 320]
     assert at_pause and not [e for f, e in pauses(audio, 150) if f == at_pause[-1] and e]
     record = Record()
-    async with transcriber(tiny_worker, record, partials=False) as hearing:
+    # A stall as short as this would end the utterance at the pause on any wall clock; the
+    # stopped one shows that only the audio decides (a busy machine once took 1 s to feed on).
+    async with transcriber(tiny_worker, record, partials=False, stall_s=0.05,
+                           clock=stopped_clock) as hearing:
         hearing.add_speaker("judge", "Ann Lee", "judge")
         await feed(hearing, "judge", audio[: at_pause[-1]], at=0.0)
         await early_decoded(hearing, 1)
