@@ -15,7 +15,10 @@ Heavy loss means the link carries about what got through: the estimate drops to 
 margin, and once a link has shown a limit it goes on dropping while heavy loss stays, until
 sending less no longer makes the loss fall (then the loss is the link's own). Once a link has
 shown a limit, a round trip growing over the least seen is a queue building at its bottleneck,
-and the estimate drops below what we send before anything is lost.
+and the estimate drops below what we send before anything is lost; a round trip that sending
+less did not shorten is no queue of ours (a busy receiver reading our reports late; traffic
+we do not control): the decrease it made is undone and round trips are not acted on for a
+while, loss still is.
 A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
 learn whether more video would now fit, the link is probed: padding fills it up to the estimate
 (so the estimate can grow on evidence) and the most important video whose next step the
@@ -66,6 +69,14 @@ DELIVERED_MARGIN = 0.9  # the estimate after heavy loss: this much of what got t
 QUEUEING_S = 0.08
 QUEUE_CLEAR_S = 0.03
 QUEUED_MARGIN = 0.85  # the estimate when a queue builds: this much of what we send
+# A queue-driven decrease is judged by the round trips of this long after its hold: not one
+# fell to QUEUE_FELL of the queue that prompted it, and the delay is not ours (a starved
+# browser's round trips read 0.3-3 s behind a 1 Mbit/s link with nothing queued and nothing
+# lost, and each decrease to what the voices alone sent held every video for good). Round
+# trips are then not acted on for DELAY_IGNORED_S.
+QUEUE_JUDGED_S = 1.5
+QUEUE_FELL = 0.5
+DELAY_IGNORED_S = 60.0
 RTT_SMOOTHING = 0.8
 MIN_RTT_WINDOW_S = 30.0
 QUEUEING_FRESH_S = 2.0
@@ -137,6 +148,10 @@ class LinkEstimate:
         # what got through of what we sent; None once the link carried more (it grew).
         self._lowered_at_loss: float | None = None
         self.lossy_until = float("-inf")  # until then loss alone says nothing of the link
+        self.delay_ignored_until = float("-inf")  # until then round trips say nothing
+        # The last queue-driven decrease: (when, the queue that prompted it, the estimate
+        # before the first of those in a row); None once the link has carried more since.
+        self._queue_lowered: tuple[float, float, float] | None = None
 
     def sent(self, nbytes: int, now: float, padding: bool = False) -> None:
         """A packet of `nbytes` went to the subscriber (`padding`: a probe)."""
@@ -213,7 +228,7 @@ class LinkEstimate:
             self.queueing, self._queueing_at = rtt - self.min_rtt, now
         elif now - self._queueing_at > QUEUEING_FRESH_S:
             self.queueing = 0.0  # no recent measure: no queue is known
-        queueing = self.queueing
+        queueing = self.queueing if now >= self.delay_ignored_until else 0.0
         no_queue = queueing < QUEUE_CLEAR_S and any(told for _, _, told in self._rtts)
         sent = self._reported_bps(now)
         if not heavy:
@@ -251,8 +266,16 @@ class LinkEstimate:
         elif self.bps is not None and queueing > QUEUEING_S:
             # Only once the link has shown a limit: on a busy machine a slow event loop at
             # either end lengthens the round trip as much as a queue does.
-            if not held_off and sent > 0:
+            lowered = self._queue_lowered
+            if lowered is not None and now - lowered[0] < DECREASE_HOLD_S + QUEUE_JUDGED_S:
+                pass  # the last decrease is still being judged
+            elif lowered is not None and self._queue_stayed(lowered, now):
+                self.bps = max(self.bps, lowered[2])
+                self.delay_ignored_until, self._queue_lowered = now + DELAY_IGNORED_S, None
+            elif not held_off and sent > 0:
+                before = self.bps if lowered is None else lowered[2]
                 self._lower(sent * QUEUED_MARGIN, now)
+                self._queue_lowered = (now, queueing, before)
             self._last_growth = now
         elif fraction_lost < LIGHT_LOSS and queueing < QUEUE_CLEAR_S and self.bps is not None:
             since = 0.0 if self._last_growth is None else now - self._last_growth
@@ -263,12 +286,22 @@ class LinkEstimate:
             # video that flooded it): more must be probed.
             self.bps = min(grown, max(self.bps, GROWTH_CAP * self.sent_bps(now)), MAX_BPS)
             self._lowered_at_loss = None  # it carried what we sent: later loss is news
+            if self._queue_lowered is not None and self.bps >= self._queue_lowered[2]:
+                self._queue_lowered = None
         else:
             self._last_growth = now
 
     def _lower(self, bps: float, now: float) -> None:
         self.bps = max(MIN_BPS, min(self.bps if self.bps is not None else bps, bps))
         self._last_decrease = self.congested_at = now
+        self._queue_lowered = None  # a loss-driven one: the link's limit, whatever the queue
+
+    def _queue_stayed(self, lowered: tuple[float, float, float], now: float) -> bool:
+        """No round trip measured in the span after the decrease's hold fell to QUEUE_FELL of
+        the queue that prompted it (sending less did not shorten them)."""
+        since = lowered[0] + DECREASE_HOLD_S
+        queues = [rtt - (self.min_rtt or 0.0) for at, rtt, _ in self._rtts if at >= since]
+        return bool(queues) and min(queues) >= QUEUE_FELL * lowered[1]
 
 
 class VideoPlan:
