@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from courtrooms.transcripts import SpokenLine
 from tests.e2e.conftest import VIEWPORT, Pages, pass_device_check, save_screenshot
@@ -101,10 +102,25 @@ async def text(page: Page, selector: str) -> str:
     return (await page.locator(selector).inner_text()).strip()
 
 
+VISIBLE_REMOTE_TILES = ("[...document.querySelectorAll('figure.tile.remote')]"
+                        ".filter(t => t.offsetParent !== null).map(t => t.dataset.participantId)")
+
+
 async def visible_remote_tiles(page: Page) -> list[str]:
-    return list(await page.evaluate(
-        "[...document.querySelectorAll('figure.tile.remote')]"
-        ".filter(t => t.offsetParent !== null).map(t => t.dataset.participantId)"))
+    return list(await page.evaluate(VISIBLE_REMOTE_TILES))
+
+
+async def wait_remote_tiles(page: Page, expected: set[str]) -> None:
+    """Until the page shows the tiles of exactly `expected` (a change of who sees whom comes
+    in its own message, after the state's, and a busy browser draws it later)."""
+    try:
+        await page.wait_for_function(
+            f"ids => {{ const seen = {VISIBLE_REMOTE_TILES}; return seen.length === ids.length"
+            " && ids.every(id => seen.includes(id)); }",
+            arg=sorted(expected), timeout=STATE_TIMEOUT_MS, polling=200)
+    except PlaywrightTimeoutError as e:
+        seen = await visible_remote_tiles(page)
+        raise AssertionError(f"the page shows {seen}, not {sorted(expected)}") from e
 
 
 def sha_prefix(data: bytes) -> str:
@@ -339,7 +355,7 @@ async def test_a_granted_consultation_leaves_only_the_two_of_them(client, admin,
         await page.wait_for_function(
             "n => document.querySelectorAll('figure.tile.remote video').length === n",
             arg=len(others), timeout=STATE_TIMEOUT_MS)
-        assert set(await visible_remote_tiles(page)) == others
+        await wait_remote_tiles(page, others)
 
     # The defendant asks; the court sees the request; first refused, then asked again, granted.
     async def ask() -> None:
@@ -362,11 +378,12 @@ async def test_a_granted_consultation_leaves_only_the_two_of_them(client, admin,
         await wait_state(page, "consultation")
         assert await page.locator("#consult-banner").is_visible()
         assert "法庭听不到也不录制" in await text(page, "#consult-banner")
-        assert await visible_remote_tiles(page) == [partner]
+        await wait_remote_tiles(page, {partner})
         assert await page.locator("#self-tile").is_visible()
     # The court sees who is consulting, and can end it.
     for pid in (lawyer_id, defendant_id):
         await row(judge, pid).get_by_text("私下会见中").wait_for(timeout=STATE_TIMEOUT_MS)
+    await judge.locator("#consult-active li").first.wait_for(timeout=STATE_TIMEOUT_MS)
     assert await judge.locator("#consult-active li").count() == 1
     assert await body_state(judge) == "live"
 
@@ -375,7 +392,7 @@ async def test_a_granted_consultation_leaves_only_the_two_of_them(client, admin,
         await wait_state(page, "live")
     await judge.locator("#console-consult").wait_for(state="hidden", timeout=STATE_TIMEOUT_MS)
     assert await row(judge, lawyer_id).get_by_text("私下会见中").count() == 0
-    assert len(await visible_remote_tiles(lawyer)) == 2
+    await wait_remote_tiles(lawyer, {hearing.ids["judge"], defendant_id})
     assert not any(pages.errors().values()), pages.errors()
 
 
