@@ -149,6 +149,50 @@ class SenderClock:
         return arrival_wall
 
 
+class ContinuousTime:
+    """One consumer's placement of one stream of a sender: the `SenderClock`'s, except while
+    the clock has lately judged a frame implausible; then a frame that continues the stream
+    follows the frame before it by what their RTP timestamps say, however late it arrives.
+
+    On a busy server frames are read (and their audio decoded and delivered) seconds behind
+    the sender: past PLAUSIBLE_BEHIND_S the clock takes that for a sender jumping its
+    timestamps, places the frame at its arrival, seconds after the frame before, and the offset
+    it learns after that moves frames again until its window forgets it. Mid-speech, such a
+    jump is a gap to the transcriber: the utterance ends there, and a piece with too little
+    voice in it is discarded (with two CPU hogs beside the full-hearing test: the speech's
+    first words discarded, the rest placed 10 s late).
+
+    Lost packets stay gaps (the timestamps count them). A discontinuity is the clock's to
+    place even then: a timestamp before the last one (the sender started over) or one that
+    would place the frame after its arrival (a frame cannot have been captured after it
+    arrived: a sender that jumped forward). Outside a disturbance the clock's placement is
+    taken as it is, so that its sender reports correct where the first frames' arrival
+    anchored the stream, and follow the sender's clock drift.
+    """
+
+    def __init__(self, clock: SenderClock, kind: str) -> None:
+        self.clock = clock
+        self.kind = kind
+        self._last: tuple[int, float] | None = None  # (RTP timestamp, wall time)
+        self._implausible = clock.implausible
+        self._disturbed_until = float("-inf")
+
+    def wall_time(self, rtp_timestamp: int, arrival_wall: float) -> float:
+        wall = self.clock.wall_time(self.kind, rtp_timestamp, arrival_wall)
+        if self.clock.implausible != self._implausible:
+            # Until the clock's window has forgotten the offsets learnt meanwhile.
+            self._implausible = self.clock.implausible
+            self._disturbed_until = arrival_wall + CLOCK_WINDOW_S
+        if self._last is not None and arrival_wall < self._disturbed_until:
+            last_rtp, last_wall = self._last
+            delta = rtp_delta(rtp_timestamp, last_rtp)
+            follows = last_wall + delta / CLOCK_RATE[self.kind]
+            if delta >= 0 and follows <= arrival_wall + PLAUSIBLE_AHEAD_S:
+                wall = follows
+        self._last = (rtp_timestamp, wall)
+        return wall
+
+
 def _plausible(wall: float, arrival_wall: float) -> bool:
     return arrival_wall - PLAUSIBLE_BEHIND_S <= wall <= arrival_wall + PLAUSIBLE_AHEAD_S
 

@@ -20,7 +20,7 @@ from media.errors import NoPicture
 from media.forwarding import Publication
 from media.peer import ParticipantPeer, SlotInfo
 from media.quality import QualityMeter
-from media.recording import STOP_GRACE_S, ParticipantRecorder, RecordingFile
+from media.recording import STOP_GRACE_S, ContinuousTime, ParticipantRecorder, RecordingFile
 from media.stills import take_still
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,12 @@ class MediaRoom:
         """Call `listener(samples, wall_time)` with the participant's decoded audio (16 kHz
         mono int16) while it is on the record, `wall_time` from their sender clock."""
         peer = self.peers[participant_id]
+        # Contiguous audio stays contiguous on the timeline however late it is delivered (a
+        # busy server's decoded audio comes seconds behind): see `ContinuousTime`.
+        timeline = ContinuousTime(peer.clock, "audio")
 
         def on_chunk(chunk: PcmChunk) -> None:
-            listener(chunk.samples, peer.clock.wall_time("audio", chunk.timestamp, time.time()))
+            listener(chunk.samples, timeline.wall_time(chunk.timestamp, time.time()))
 
         peer.audio_tap.add_consumer(on_chunk)
 
