@@ -75,6 +75,11 @@ QUEUED_MARGIN = 0.85  # the estimate when a queue builds: this much of what we s
 # lost, and each decrease to what the voices alone sent held every video for good). Round
 # trips are then not acted on for DELAY_IGNORED_S.
 QUEUE_JUDGED_S = 1.5
+# Nor is a longer round trip while we send well under the estimate (what the link has shown it
+# carries): the voices alone and a video cut to a quarter sent 125-290 kbit/s to that browser,
+# and each 0.1-0.3 s spike took the estimate to 0.85 of that. A link that narrowed below what
+# we send shows it in loss.
+QUEUE_OURS_FROM = 0.7
 QUEUE_FELL = 0.5
 DELAY_IGNORED_S = 60.0
 RTT_SMOOTHING = 0.8
@@ -272,7 +277,7 @@ class LinkEstimate:
             elif lowered is not None and self._queue_stayed(lowered, now):
                 self.bps = max(self.bps, lowered[2])
                 self.delay_ignored_until, self._queue_lowered = now + DELAY_IGNORED_S, None
-            elif not held_off and sent > 0:
+            elif not held_off and sent >= QUEUE_OURS_FROM * self.bps:
                 before = self.bps if lowered is None else lowered[2]
                 self._lower(sent * QUEUED_MARGIN, now)
                 self._queue_lowered = (now, queueing, before)

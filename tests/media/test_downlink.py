@@ -567,20 +567,23 @@ def test_a_late_report_of_the_loss_before_a_decrease_does_not_collapse_the_estim
 
 
 
+STARVED_BROWSER_RTTS = (0.02, 0.03, 0.33, 0.52, 0.53, 0.2, 0.43, 0.31, 0.4, 0.39, 0.11, 0.23,
+                        2.0, 2.4, 2.4, 2.8, 3.1, 2.5, 2.4, 1.4, 0.96, 0.69, 0.48, 0.34, 0.02, 0.42)
+
+
 def test_a_round_trip_that_sending_less_does_not_shorten_is_no_queue_of_ours():
     """As the defendant's browser in the weak-link test, starved of CPU: its round trips read
-    0.3-3 s with nothing lost behind a 1 Mbit/s link. Each decrease went to what the voices
-    alone sent (the videos held), and the estimate sat at 100-200 kbit/s for good."""
+    0.3-3 s with nothing lost (they are logged here, a report every 0.8 s). Each decrease went
+    to 0.85 of what was sent, and what was sent fell with it: the estimate sat at 100-200
+    kbit/s for good, every video held."""
     link = LinkEstimate()
     sending(link, 2_000_000, 0.0, 2.0)
     link.report(AUDIO, 0.0, 0.02, 1.0)
-    link.report(VIDEO, 0.6, None, 2.0)  # a full link: a limit
+    link.report(VIDEO, 0.9, None, 2.0)  # a full link: a limit of 180 kbit/s
     limit = link.bps
-    assert limit is not None
+    assert limit == pytest.approx(180_000, rel=0.05)
     t, estimates = 2.0, []
-    # The round trips of the log, one report every 0.8 s; the voices only (180 kbit/s).
-    for rtt in (0.02, 0.03, 0.33, 0.52, 0.53, 0.2, 0.43, 0.31, 0.4, 0.39, 0.11, 0.23,
-                2.0, 2.4, 2.4, 2.8, 3.1, 2.5, 2.4, 1.4, 0.96, 0.69, 0.48, 0.34, 0.02, 0.42):
+    for rtt in STARVED_BROWSER_RTTS:
         sending(link, 180_000, t, t + 0.8)
         t += 0.8
         link.report(AUDIO, 0.0, rtt, t)
@@ -589,10 +592,28 @@ def test_a_round_trip_that_sending_less_does_not_shorten_is_no_queue_of_ours():
     # not acted on for a while.
     assert min(e for e in estimates if e is not None) == pytest.approx(180_000 * 0.85, rel=0.1)
     assert estimates[-1] is not None and estimates[-1] >= limit, estimates
+    assert link.delay_ignored_until > t
     # Loss still is: a full link is still a full link.
     sending(link, 900_000, t, t + 1.0)
     link.report(VIDEO, 0.6, None, t + 1.0)
-    assert link.bps is not None and link.bps < 0.6 * limit
+    assert link.bps is not None and link.bps < 0.6 * 900_000
+
+
+def test_a_longer_round_trip_while_sending_well_under_the_estimate_is_no_queue_of_ours():
+    """The same browser while the court sent it the voices and a video cut to a quarter:
+    125-290 kbit/s on an estimate of 300-900."""
+    link = LinkEstimate()
+    sending(link, 2_000_000, 0.0, 2.0)
+    link.report(AUDIO, 0.0, 0.02, 1.0)
+    link.report(VIDEO, 0.6, None, 2.0)
+    limit = link.bps
+    assert limit is not None and limit > 600_000
+    t = 2.0
+    for rtt in STARVED_BROWSER_RTTS:
+        sending(link, 250_000, t, t + 0.8)
+        t += 0.8
+        link.report(AUDIO, 0.0, rtt, t)
+        assert link.bps is not None and link.bps >= limit
 
 
 def test_a_queue_that_sending_less_drains_goes_on_lowering_the_estimate():
