@@ -233,7 +233,10 @@ class LinkEstimate:
             self.queueing, self._queueing_at = rtt - self.min_rtt, now
         elif now - self._queueing_at > QUEUEING_FRESH_S:
             self.queueing = 0.0  # no recent measure: no queue is known
-        queueing = self.queueing if now >= self.delay_ignored_until else 0.0
+        queueing = self.queueing
+        # A round trip that is not ours is not acted on alone; with heavy loss it still says
+        # the link is full.
+        delay_trusted = now >= self.delay_ignored_until
         no_queue = queueing < QUEUE_CLEAR_S and any(told for _, _, told in self._rtts)
         sent = self._reported_bps(now)
         if not heavy:
@@ -268,7 +271,7 @@ class LinkEstimate:
         elif fraction_lost > HEAVY_LOSS:
             # A lossy link, or only the probe lost: no growth, and no decrease either.
             self._last_growth = now
-        elif self.bps is not None and queueing > QUEUEING_S:
+        elif self.bps is not None and queueing > QUEUEING_S and delay_trusted:
             # Only once the link has shown a limit: on a busy machine a slow event loop at
             # either end lengthens the round trip as much as a queue does.
             lowered = self._queue_lowered
@@ -282,7 +285,8 @@ class LinkEstimate:
                 self._lower(sent * QUEUED_MARGIN, now)
                 self._queue_lowered = (now, queueing, before)
             self._last_growth = now
-        elif fraction_lost < LIGHT_LOSS and queueing < QUEUE_CLEAR_S and self.bps is not None:
+        elif (fraction_lost < LIGHT_LOSS and (queueing < QUEUE_CLEAR_S or not delay_trusted)
+              and self.bps is not None):
             since = 0.0 if self._last_growth is None else now - self._last_growth
             self._last_growth = now
             grown = self.bps * (1 + GROWTH_PER_S) ** min(since, 2.0)
