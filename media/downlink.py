@@ -76,13 +76,13 @@ QUEUED_MARGIN = 0.85  # the estimate when a queue builds: this much of what we s
 # lost, and each decrease to what the voices alone sent held every video for good). Round
 # trips are then not acted on for DELAY_IGNORED_S.
 QUEUE_JUDGED_S = 1.5
+QUEUE_FELL = 0.5
+DELAY_IGNORED_S = 60.0
 # Nor is a longer round trip while we send well under the estimate (what the link has shown it
 # carries): the voices alone and a video cut to a quarter sent 125-290 kbit/s to that browser,
 # and each 0.1-0.3 s spike took the estimate to 0.85 of that. A link that narrowed below what
 # we send shows it in loss.
 QUEUE_OURS_FROM = 0.7
-QUEUE_FELL = 0.5
-DELAY_IGNORED_S = 60.0
 RTT_SMOOTHING = 0.8
 MIN_RTT_WINDOW_S = 30.0
 QUEUEING_FRESH_S = 2.0
@@ -278,7 +278,7 @@ class LinkEstimate:
             lowered = self._queue_lowered
             if lowered is not None and now - lowered[0] < DECREASE_HOLD_S + QUEUE_JUDGED_S:
                 pass  # the last decrease is still being judged
-            elif lowered is not None and self._queue_stayed(lowered, now):
+            elif lowered is not None and self._queue_stayed(lowered):
                 self.bps = max(self.bps, lowered[2])
                 self.delay_ignored_until, self._queue_lowered = now + DELAY_IGNORED_S, None
             elif not held_off and sent >= QUEUE_OURS_FROM * self.bps:
@@ -306,7 +306,7 @@ class LinkEstimate:
         self._last_decrease = self.congested_at = now
         self._queue_lowered = None  # a loss-driven one: the link's limit, whatever the queue
 
-    def _queue_stayed(self, lowered: tuple[float, float, float], now: float) -> bool:
+    def _queue_stayed(self, lowered: tuple[float, float, float]) -> bool:
         """No round trip measured in the span after the decrease's hold fell to QUEUE_FELL of
         the queue that prompted it (sending less did not shorten them)."""
         since = lowered[0] + DECREASE_HOLD_S
