@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import pytest
 
@@ -437,10 +436,8 @@ class WeakLink:
 
     def __init__(self, link: LinkEstimate, link_bps: float, *, queue_s: float = 0.25,
                  base_rtt: float = 0.07, random_loss: float = 0.0, rtt_from: float = 2.46,
-                 queue_full: bool = False, start: float = 0.0, seed: int = 16,
-                 receiver_lag: Callable[[float], float] = lambda t: 0.0) -> None:
+                 queue_full: bool = False, start: float = 0.0, seed: int = 16) -> None:
         self.link, self.link_bps, self.base_rtt = link, link_bps, base_rtt
-        self.receiver_lag = receiver_lag
         self.limit = link_bps / 8 * queue_s
         self.queue = self.limit if queue_full else 0.0
         self.random_loss, self.rtt_from = random_loss, rtt_from
@@ -487,7 +484,7 @@ class WeakLink:
                     while self._credit[ssrc] >= self.VIDEO_BYTES:
                         self._credit[ssrc] -= self.VIDEO_BYTES
                         self._arrive(ssrc, self.VIDEO_BYTES)
-            rtt = self.base_rtt + self.queue * 8 / self.link_bps + self.receiver_lag(self.t)
+            rtt = self.base_rtt + self.queue * 8 / self.link_bps
             for ssrc, at in self._next_report.items():
                 if self.t < at:
                     continue
@@ -564,7 +561,6 @@ def test_a_late_report_of_the_loss_before_a_decrease_does_not_collapse_the_estim
     sending(link, lowered, 2.0, 4.5)
     link.report(VIDEO, 0.8, None, 4.5)  # late: it describes the burst before the decrease
     assert link.bps is not None and link.bps >= 0.5 * lowered > MIN_BPS
-
 
 
 STARVED_BROWSER_RTTS = (0.02, 0.03, 0.33, 0.52, 0.53, 0.2, 0.43, 0.31, 0.4, 0.39, 0.11, 0.23,
