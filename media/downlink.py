@@ -22,7 +22,10 @@ acted on, the second's decrease is undone and round trips alone are not acted on
 while; loss still is, with or without them.
 A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
 learn whether more video would now fit, the link is probed: padding fills it up to the estimate
-(so the estimate can grow on evidence) and the most important video whose next step the
+(so the estimate can grow on evidence), but never to more than 1.5 times what the link has
+been seen to carry (an estimate set by loss during a burst can sit at twice the link, and
+padding up to it at once floods the link the voices share); that reach grows as the link
+carries it and the most important video whose next step the
 estimate has room for goes up that step, once the estimate has held as long as reports lag (a
 probe grows it past the link's rate before the reports show the queue). A probe or a step up
 that brings congestion back doubles the wait before the next try. The padding is what a full
@@ -78,11 +81,14 @@ QUEUED_MARGIN = 0.85  # the estimate when a queue builds: this much of what we s
 QUEUE_JUDGED_S = 1.5
 QUEUE_FELL = 0.5
 DELAY_IGNORED_S = 60.0
-# Nor is a longer round trip while we send well under the estimate (what the link has shown it
-# carries): the voices alone and a video cut to a quarter sent 125-290 kbit/s to that browser,
-# and each 0.1-0.3 s spike took the estimate to 0.85 of that. A link that narrowed below what
-# we send shows it in loss.
+# Nor is a longer round trip while we send well under the estimate and no more than the link
+# has been seen to carry: the voices alone and a video cut to a quarter sent 125-290 kbit/s to
+# that browser, and each 0.1-0.3 s spike took the estimate to 0.85 of that. A link that
+# narrowed below what we send shows it in loss.
 QUEUE_OURS_FROM = 0.7
+# But sending this much over what the link has been seen to carry can build a queue whatever
+# the estimate says (one set by loss during a burst can sit at twice the link).
+BEYOND_CARRIED = 1.25
 RTT_SMOOTHING = 0.8
 MIN_RTT_WINDOW_S = 30.0
 QUEUEING_FRESH_S = 2.0
@@ -158,6 +164,10 @@ class LinkEstimate:
         # The last queue-driven decrease: (when, the queue that prompted it, the estimate
         # before the first of those in a row); None once the link has carried more since.
         self._queue_lowered: tuple[float, float, float] | None = None
+        # What the link has been seen to carry since it was last full: what we sent
+        # throughout the time a clean report describes; no more than the estimate.
+        self.carried = 0.0
+        self._sent_history: collections.deque[tuple[float, float]] = collections.deque()
 
     def sent(self, nbytes: int, now: float, padding: bool = False) -> None:
         """A packet of `nbytes` went to the subscriber (`padding`: a probe)."""
@@ -193,6 +203,19 @@ class LinkEstimate:
             return sent
         return peak
 
+    @property
+    def reach(self) -> float | None:
+        """What a probe may fill the link up to: the estimate, but no more than GROWTH_CAP
+        times what the link has carried (None: no limit known)."""
+        if self.bps is None:
+            return None
+        return min(self.bps, GROWTH_CAP * max(self.carried, MIN_BPS))
+
+    def _sent_throughout(self) -> float:
+        """The least we sent, a second at a time, over the time a report describes (as
+        sampled at each report)."""
+        return min(bps for _, bps in self._sent_history)
+
     def report(self, stream: int, fraction_lost: float, rtt: float | None, now: float,
                probe: bool = False) -> None:
         """A receiver report on one of our streams: `fraction_lost` (0-1) of its packets since
@@ -201,6 +224,9 @@ class LinkEstimate:
         bottleneck filled by a probe drops most of: its loss says the link is full, not how
         much of the media got through."""
         self._losses[stream] = (now, fraction_lost, probe)
+        self._sent_history.append((now, self.sent_bps(now)))
+        while now - self._sent_history[0][0] > DECREASE_HOLD_S:
+            self._sent_history.popleft()
         for key in [k for k, (at, _, _) in self._losses.items() if now - at > REPORTS_SPAN_S]:
             del self._losses[key]
         fraction_lost = self.loss = max(f for _, f, _ in self._losses.values())
@@ -240,6 +266,11 @@ class LinkEstimate:
         delay_trusted = now >= self.delay_ignored_until
         no_queue = queueing < QUEUE_CLEAR_S and any(told for _, _, told in self._rtts)
         sent = self._reported_bps(now)
+        clean = fraction_lost < LIGHT_LOSS and (queueing < QUEUE_CLEAR_S or not delay_trusted)
+        if clean and not held_off:
+            self.carried = max(self.carried, self._sent_throughout())
+            if self.bps is not None:
+                self.carried = min(self.carried, self.bps)
         if not heavy:
             self._heavy_since = None
         elif self._heavy_since is None:
@@ -281,13 +312,13 @@ class LinkEstimate:
             elif lowered is not None and self._queue_stayed(lowered):
                 self.bps = max(self.bps, lowered[2])
                 self.delay_ignored_until, self._queue_lowered = now + DELAY_IGNORED_S, None
-            elif not held_off and sent >= QUEUE_OURS_FROM * self.bps:
+            elif not held_off and (sent >= QUEUE_OURS_FROM * self.bps
+                                   or 0 < BEYOND_CARRIED * self.carried <= sent):
                 before = self.bps if lowered is None else lowered[2]
                 self._lower(sent * QUEUED_MARGIN, now)
                 self._queue_lowered = (now, queueing, before)
             self._last_growth = now
-        elif (fraction_lost < LIGHT_LOSS and (queueing < QUEUE_CLEAR_S or not delay_trusted)
-              and self.bps is not None):
+        elif clean and self.bps is not None:
             since = 0.0 if self._last_growth is None else now - self._last_growth
             self._last_growth = now
             grown = self.bps * (1 + GROWTH_PER_S) ** min(since, 2.0)
@@ -303,6 +334,9 @@ class LinkEstimate:
 
     def _lower(self, bps: float, now: float) -> None:
         self.bps = max(MIN_BPS, min(self.bps if self.bps is not None else bps, bps))
+        # What the link carries is to be seen again: a decrease on loss guesses it from what
+        # we sent, and the first one (a start-up burst's) was seen at 2.6 times the link.
+        self.carried = 0.0
         self._last_decrease = self.congested_at = now
         self._queue_lowered = None  # a loss-driven one: the link's limit, whatever the queue
 
@@ -406,10 +440,11 @@ class VideoPlan:
             self.probing = False
         elif not self.probing:
             self.probing = True
-            self._tried_at, self._probed_to = now, estimate.bps
-        elif estimate.bps > self._probed_to:
-            # The estimate is growing on what the probe sends: the probe is no failure yet.
-            self._tried_at, self._probed_to = now, estimate.bps
+            self._tried_at, self._probed_to = now, estimate.reach or 0.0
+        elif (estimate.reach or 0.0) > self._probed_to:
+            # What the probe may fill is growing (the estimate, or what the link carries under
+            # it): the probe is no failure yet.
+            self._tried_at, self._probed_to = now, estimate.reach or 0.0
         elif self._tried_at is not None and now - self._tried_at >= PROBE_MAX_S:
             self.probing = False
             self._hold_off = min(self._hold_off + 1, len(HOLD_OFF_S) - 1)

@@ -364,8 +364,9 @@ class ParticipantPeer:
         return self.slot_infos() != before
 
     async def _probe(self) -> None:
-        """While the plan probes the link: pad what we send up to the estimate, so that the
-        estimate can grow on evidence of what the link carries (RTX padding, as browsers
+        """While the plan probes the link: pad what we send up to its reach (the estimate, or
+        less on a link not yet seen to carry it), so that the estimate can grow on evidence
+        of what the link carries (RTX padding, as browsers
         probe; the subscriber drops it)."""
         credit = 0.0  # packets owed
         while True:
@@ -375,7 +376,7 @@ class ParticipantPeer:
             try:
                 sender = next((s.transceiver.sender for s in self.slots
                                if s.track.kind == "video"), None)
-                target = self.link.bps
+                target = self.link.reach
                 if sender is not None and target is not None:
                     missing = target - self.link.media_bps(time.monotonic())
                     # Fractions of a packet add up: on a narrow link a tick's share of what
