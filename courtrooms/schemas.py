@@ -551,7 +551,11 @@ class TranscriptLine(Output):
     end: float
     text: str
     language: str
-    revision: int = Field(description="1 as recognized; each correction adds one")
+    revision: int = Field(description="1 as recognized; each revision adds one (a "
+                                      "person's correction, or settling's)")
+    corrections: int = Field(default=0, description="Revisions by people")
+    settled: bool = Field(default=False, description="Revised by settling: the recognizer "
+                          "decoded the recording again behind the live lines")
     words: list[Any] = Field(description="[word, start, end, probability] as recognized")
     recovered: bool = Field(
         default=False, description="Transcribed from the recording after the live "

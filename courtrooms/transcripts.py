@@ -47,6 +47,15 @@ SETTLING = "recognizer:settled"
 
 
 @dataclass(frozen=True)
+class LineHistory:
+    """How a line came to read as it does: corrections by people (settling's revision is
+    none: the recognizer decoded the recording again), and whether settling revised it."""
+
+    corrections: int = 0
+    settled: bool = False
+
+
+@dataclass(frozen=True)
 class RecordVersion:
     version: int
     lines: int
@@ -313,6 +322,20 @@ class Transcripts:
                 edit=event.data["edit"] if event else None,
                 from_version=event.data.get("from_version") if event else None,
                 reason=event.data.get("reason") if event else None))
+        return out
+
+    async def histories(self, hearing_id: uuid.UUID) -> dict[uuid.UUID, LineHistory]:
+        """Each revised line's `LineHistory` (a line never revised has none)."""
+        async with self.db.read() as session:
+            rows = (await session.execute(
+                select(LineRevision.line_id, LineRevision.author)
+                .join(TrialRecordLine, TrialRecordLine.id == LineRevision.line_id)
+                .where(TrialRecordLine.hearing_id == hearing_id))).all()
+        out: dict[uuid.UUID, LineHistory] = {}
+        for line_id, author in rows:
+            seen = out.get(line_id, LineHistory())
+            out[line_id] = (replace(seen, settled=True) if author == SETTLING
+                            else replace(seen, corrections=seen.corrections + 1))
         return out
 
     async def revisions(self, hearing_id: uuid.UUID, line_id: uuid.UUID

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.timezone import local
 from courtrooms.access import Permission
 from courtrooms.editing import RecordEdit
-from courtrooms.models import REVIEW_ROLES, Hearing
+from courtrooms.models import REVIEW_ROLES, Hearing, TrialRecordLine
 from courtrooms.schemas import (
     LineCorrection,
     RecordEditIn,
@@ -26,7 +26,7 @@ from courtrooms.schemas import (
     UntranscribedOut,
     VersionQuery,
 )
-from courtrooms.transcripts import LIVE_VERSION
+from courtrooms.transcripts import LIVE_VERSION, LineHistory
 from transcription.export import (
     RecordGap,
     RecordLine,
@@ -68,12 +68,19 @@ async def _record(request: web.Request, hearing_id: uuid.UUID, version: int | No
                        field="version")
     people = {p.id: p for p in await request.app[REGISTRY].list_participants(hearing_id)}
 
+    histories = await transcripts.histories(hearing_id)
+
     def named(participant_id: uuid.UUID) -> dict[str, Any]:
         person = people.get(participant_id)
         return {"participant": person.name if person else "",
                 "role": person.role if person else None}
 
-    lines = [TranscriptLine.model_validate(row).model_copy(update=named(row.participant_id))
+    def described(row: TrialRecordLine) -> dict[str, Any]:
+        history = histories.get(row.id, LineHistory())
+        return {**named(row.participant_id), "corrections": history.corrections,
+                "settled": history.settled}
+
+    lines = [TranscriptLine.model_validate(row).model_copy(update=described(row))
              for row in rows]
     holes = [UntranscribedOut.model_validate(span).model_copy(update=named(span.participant_id))
              for span in await transcripts.untranscribed(hearing_id)]

@@ -12,7 +12,7 @@ from courtrooms.lifecycle import HearingAction
 from courtrooms.models import Location, Role
 from courtrooms.registry import Registry
 from courtrooms.schemas import ParticipantIn
-from courtrooms.transcripts import CORRECTED, SETTLING, SpokenLine, Transcripts
+from courtrooms.transcripts import CORRECTED, SETTLING, LineHistory, SpokenLine, Transcripts
 from tests.courtrooms.builders import ACTOR, make_hearing
 
 
@@ -48,6 +48,13 @@ async def test_settled_text_revises_live_lines_but_not_a_persons_correction(
         authors = (await session.scalars(select(AuditEvent.actor).where(
             AuditEvent.hearing_id == hearing.id, AuditEvent.action == CORRECTED))).all()
     assert sorted(authors) == sorted(["clerk:刘", SETTLING, SETTLING])
+    # Settling is no correction: the court is shown people's corrections apart.
+    histories = await transcripts.histories(hearing.id)
+    assert histories == {first.id: LineHistory(0, settled=True),
+                         second.id: LineHistory(0, settled=True),
+                         third.id: LineHistory(1, settled=False)}
+    await transcripts.correct(hearing.id, first.id, "我叫赵某某。", "clerk:刘")
+    assert (await transcripts.histories(hearing.id))[first.id] == LineHistory(1, settled=True)
     assert await transcripts.verify() == []
     # Settled again (the same text): nothing changes.
     assert await transcripts.settle(hearing.id, {first.id: "我叫赵某。"}, []) == ([], [])

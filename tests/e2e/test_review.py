@@ -245,8 +245,10 @@ async def test_judge_reviews_the_recorded_hearing_against_the_record(
     await page_ready(judge, len(lines))
     line_one = judge.locator("#transcript li.line").first
     assert await line_one.locator(".line-text").inner_text() == corrected
-    # Its revisions: settling's, if it revised the line, and the staff's.
-    assert str(lines[0]["revision"]) in await line_one.locator(".badge.corrected").inner_text()
+    # One correction by people; settling's revision, if it revised the line, shown apart.
+    assert "1" in await line_one.locator(".badge.corrected").inner_text()
+    assert await line_one.locator(".badge.settled").count() == int(lines[0]["settled"])
+    assert lines[0]["settled"] == (lines[0]["revision"] == 2)
 
     # Once rendered, the composite is listed first; it starts at 0 on the timeline.
     composite = judge.locator("button.file[data-kind=composite]")

@@ -891,6 +891,7 @@ async def test_the_judge_seals_the_closed_record_and_it_takes_no_more_correction
     corrected = await call(client, "PATCH", line_path, headers=admin,
                            json={"text": "现在开庭，请坐。"})
     assert corrected.status == 200 and corrected.json["revision"] == 2
+    assert (corrected.json["corrections"], corrected.json["settled"]) == (1, False)
 
     other = await post(client, admin, "/hearings", hearing_body(START + timedelta(days=1)))
     other_judge = await invite(client, admin, other["id"], "李审判员", "judge", "courtroom")

@@ -198,6 +198,7 @@ function sealedBy(by, name) {
   if (!by) return "";
   if (name) return name;
   if (by === "admin") return t("法院管理员");
+  if (by === "recognizer:settled") return t("语音识别（按录音校订）");
   const match = /^participant:(.+)$/.exec(by);
   const person = match && S.people.get(match[1]);
   return person ? `${person.name}（${roleLabel(person.role)}）` : by;
@@ -486,9 +487,15 @@ function lineItem(line) {
   const play = el("button", { type: "button", class: "line-time", title: t("时间轴 {at}", { at: clock(line.start) }) }, at);
   const head = el("div", { class: "line-head" }, play,
     el("span", { class: "speaker" }, who.name), el("span", { class: "role" }, roleLabel(who.role)));
-  if (line.revision > 1) {
-    const rev = el("button", { type: "button", class: "badge corrected", "data-action": "revisions",
-      "aria-expanded": String(S.revisionsOpen.has(line.id)) }, t("已更正 {n} 次", { n: line.revision - 1 }));
+  // People's corrections are counted; settling (the recognizer decoding the recording again)
+  // is no correction, and says so.
+  const badges = [];
+  if (line.corrections > 0) badges.push(["corrected", t("已更正 {n} 次", { n: line.corrections })]);
+  if (line.settled) badges.push(["settled", t("已按录音校订")]);
+  for (const [kind, label] of badges) {
+    const rev = el("button", { type: "button", class: `badge ${kind}`, "data-action": "revisions",
+      title: kind === "settled" ? t("语音识别在这句话说完后按录音重新识别，修订了实时识别的文字") : null,
+      "aria-expanded": String(S.revisionsOpen.has(line.id)) }, label);
     rev.addEventListener("click", (e) => { e.stopPropagation(); toggleRevisions(line); });
     head.append(rev);
   }
