@@ -27,6 +27,7 @@ from signaling.cluster import CLOSE_HOLDER_LOST, Cluster
 from signaling.counters import SignalingCounters, TranscriptionCounters
 from signaling.errors import SignalingError
 from signaling.hearing import FINISHED, Connection, LiveHearing
+from signaling.loopwatch import LoopWatch
 from signaling.review import PARTIAL_STALE_S, CompositeJobs
 from signaling.seats import Seat
 from signaling.services import HearingServices
@@ -96,9 +97,12 @@ class Hub:
         self._lock = asyncio.Lock()
         # Closing work (departures, retirements): no handler cancels it; `aclose()` waits.
         self._closing = TaskSet("hub closing")
+        self.loop_watch = LoopWatch()
 
     def start(self) -> None:
-        """Apply the ICE network settings to this process and its event loop."""
+        """Apply the ICE network settings to this process and its event loop, and watch
+        the loop for stalls."""
+        self.loop_watch.start()
         restrict_host_addresses(self.settings.ice_host_addresses or None)
         if self.settings.udp_port_range is not None:
             self._ports = UdpPortRange(*self.settings.udp_port_range)
@@ -350,6 +354,7 @@ class Hub:
         if self._ports is not None:
             self._ports.uninstall()
         restrict_host_addresses(None)
+        await self.loop_watch.aclose()
 
     # -- operations: read by /readyz and /metrics
 

@@ -173,6 +173,7 @@ class TingshenCollector(Collector):
         yield from self._media(hub)
         yield from self._transcription(hub)
         yield from self._cpu(hub)
+        yield from self._loop(hub)
         yield from self._errors(hub)
 
     def _hearings(self, hub: Hub | None) -> Iterator[Metric]:
@@ -337,6 +338,15 @@ class TingshenCollector(Collector):
         for part, seconds in parts.items():
             cpu.add_metric([part], max(0.0, seconds))
         yield cpu
+
+    def _loop(self, hub: Hub | None) -> Iterator[Metric]:
+        watch = hub.loop_watch if hub is not None else None
+        yield CounterMetricFamily(
+            "tingshen_event_loop_stalls", "Times the event loop did not run for a second or "
+            "more (the log names what held it).", value=watch.stalls if watch else 0)
+        yield GaugeMetricFamily(
+            "tingshen_event_loop_longest_stall_seconds", "The longest such stall since start.",
+            value=watch.longest_s if watch else 0.0)
 
     def _errors(self, hub: Hub | None) -> Iterator[Metric]:
         http_errors = CounterMetricFamily(

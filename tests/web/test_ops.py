@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -406,3 +407,22 @@ async def test_metrics_count_the_review_renders_queued_and_running(
     await wait_metric(client, lambda s: value(s, "tingshen_review_renders", state="queued")
                       + value(s, "tingshen_review_renders", state="running") == 0)
     assert len(started) == 3
+
+
+def hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # as a CPU-heavy call on the loop would
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_metrics_count_the_event_loops_stalls(client: TestClient) -> None:
+    watch = client.app[HUB].loop_watch
+    before = watch.stalls  # a busy machine may have stalled it already
+    assert value(await scrape(client), "tingshen_event_loop_stalls_total") == before
+    hold_the_loop(watch.stall_s + 0.3)
+    deadline = time.monotonic() + 10
+    while watch.stalls == before:
+        assert time.monotonic() < deadline, "the stall was never counted"
+        await asyncio.sleep(0.05)
+    after = await scrape(client)
+    assert value(after, "tingshen_event_loop_stalls_total") == watch.stalls > before
+    assert value(after, "tingshen_event_loop_longest_stall_seconds") >= watch.stall_s
