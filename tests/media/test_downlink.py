@@ -466,6 +466,23 @@ class WeakLink:
         self.packets[0] += 1
         self.packets[1] += lost
 
+    def _report(self, rtt: float) -> None:
+        """The receiver reports due now, each on the packets that had arrived (or not) a
+        round trip before; and the estimate sampled."""
+        for ssrc, at in self._next_report.items():
+            if self.t < at:
+                continue
+            self._next_report[ssrc] = at + 1.0
+            pending = self._pending[ssrc]
+            described = [lost for sent_at, lost in pending if sent_at <= self.t - rtt]
+            del pending[:len(described)]
+            if described:
+                audio = ssrc in self.AUDIO_SSRCS
+                self.link.report(ssrc, sum(described) / len(described),
+                                 rtt if audio and self.t >= self.rtt_from else None, self.t)
+        if self._ticks % 250 == 0:
+            self.estimates.append((self.t, self.link.bps))
+
     def run(self, until: float) -> None:
         while self.t < until:
             self.t += self.DT
@@ -486,19 +503,7 @@ class WeakLink:
                         self._credit[ssrc] -= self.VIDEO_BYTES
                         self._arrive(ssrc, self.VIDEO_BYTES)
             rtt = self.base_rtt + self.queue * 8 / self.link_bps
-            for ssrc, at in self._next_report.items():
-                if self.t < at:
-                    continue
-                self._next_report[ssrc] = at + 1.0
-                pending = self._pending[ssrc]
-                described = [lost for sent_at, lost in pending if sent_at <= self.t - rtt]
-                del pending[:len(described)]
-                if described:
-                    audio = ssrc in self.AUDIO_SSRCS
-                    self.link.report(ssrc, sum(described) / len(described),
-                                     rtt if audio and self.t >= self.rtt_from else None, self.t)
-            if self._ticks % 250 == 0:
-                self.estimates.append((self.t, self.link.bps))
+            self._report(rtt)
 
 
 def test_a_full_queue_the_first_round_trip_never_saw_does_not_hide_a_link_too_narrow():
@@ -690,19 +695,7 @@ class ProbedLink(WeakLink):
             self._queues.append(self.queue * 8 / self.link_bps)
             lag = int(self.rtt_lag / self.DT)
             rtt = self.base_rtt + self._queues[-lag if len(self._queues) >= lag else 0]
-            for ssrc, at in self._next_report.items():
-                if self.t < at:
-                    continue
-                self._next_report[ssrc] = at + 1.0
-                pending = self._pending[ssrc]
-                described = [lost for sent_at, lost in pending if sent_at <= self.t - rtt]
-                del pending[:len(described)]
-                if described:
-                    audio = ssrc in self.AUDIO_SSRCS
-                    self.link.report(ssrc, sum(described) / len(described),
-                                     rtt if audio and self.t >= self.rtt_from else None, self.t)
-            if self._ticks % 250 == 0:
-                self.estimates.append((self.t, self.link.bps))
+            self._report(rtt)
 
 
 def test_a_probe_from_the_voices_alone_fills_the_link_a_step_at_a_time():
