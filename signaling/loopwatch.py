@@ -54,7 +54,9 @@ class LoopWatch:
             self._task = None
         if self._thread is not None:
             self._stop.set()
-            await asyncio.to_thread(self._thread.join)
+            # It wakes every tick to look at the loop: joined at once (not in the default
+            # executor, which a stalled task may hold).
+            self._thread.join(self.tick_s * 5)
             self._thread = None
 
     async def _tick(self) -> None:

@@ -228,13 +228,21 @@ async def test_a_slow_recognizer_delays_the_record_but_not_the_hearing(
     hearing = auto_hearing
     judge, _, speech, _ = await lawyer_speaks_in_session(hearing, participants)
     lawyer_id = hearing.ids["lawyer"]
+
+    async def video_rate() -> float:
+        before, since = judge.frames_from(lawyer_id, "video"), time.monotonic()
+        await asyncio.sleep(3.0)
+        return (judge.frames_from(lawyer_id, "video") - before) / (time.monotonic() - since)
+
+    # The rate this machine forwards at now, before anyone speaks (a busy machine forwards
+    # less: 12.8 fps was seen in CI while the recognizer was behind).
+    idle = await video_rate()
     speech.speak_at = time.time() + 0.5
-    # While the recognizer is behind, the judge keeps receiving the lawyer at full rate.
+    # While the recognizer is behind, the judge keeps receiving the lawyer as before (a
+    # decode that held the event loop would stop the video for its 3 s).
     await asyncio.sleep(speech.seconds + 1.5)
-    before, since = judge.frames_from(lawyer_id, "video"), time.monotonic()
-    await asyncio.sleep(3.0)
-    rate = (judge.frames_from(lawyer_id, "video") - before) / (time.monotonic() - since)
-    assert rate > 20, rate
+    behind = await video_rate()
+    assert idle > 5 and behind >= 0.6 * idle, (idle, behind)
     lags = [m["lag_seconds"] for m in judge.messages if m.get("type") == "transcription"]
     assert max(lags) > 1.0, lags  # the judge sees the record falling behind
     # Nothing is lost: the lines come, late.
@@ -436,9 +444,14 @@ async def test_a_failed_transcriber_is_restarted_and_its_gap_recovered_from_the_
     witness = SpeechTrack(SPEECH / "en_witness.wav")
     speech.say(witness.speech, 0.0)
     said_until = speech.speak_at + witness.seconds
-    await judge.wait_for(lambda: any(m.get("type") == "caption" and m["final"]
-                                     and "witness" in m["text"].lower()
-                                     for m in judge.messages), within=60)
+    try:
+        # Once in CI no final came in 60 s (not reproduced): the last reports say why.
+        await judge.wait_for(lambda: any(m.get("type") == "caption" and m["final"]
+                                         and "witness" in m["text"].lower()
+                                         for m in judge.messages), within=120)
+    except TimeoutError as e:
+        reports = [m for m in judge.messages if m.get("type") == "transcription"]
+        raise AssertionError(("no final caption of the witness", reports[-3:])) from e
     await judge.wait_for(lambda: time.time() > said_until + 1.0)
 
     # At the recess the gap is transcribed from the files just finished; the court is told.
