@@ -22,11 +22,11 @@ acted on, the second's decrease is undone and round trips alone are not acted on
 while; loss still is, with or without them.
 A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
 learn whether more video would now fit, the link is probed: padding fills it up to the estimate
-(so the estimate can grow on evidence), but never to more than 1.5 times what the link has
-been seen to carry (an estimate set by loss during a burst can sit at twice the link, and
-padding up to it at once floods the link the voices share); that reach grows as the link
-carries it and the most important video whose next step the
-estimate has room for goes up that step, once the estimate has held as long as reports lag (a
+(so the estimate can grow on evidence), but to no more than 1.5 times what the link has been
+seen to carry since it was last full (an estimate set by loss during a burst can sit at twice
+the link, and padding up to it at once floods the link the voices share): the probe climbs as
+the link carries it. The most important video whose next step the estimate has room for goes
+up that step, once the estimate has held as long as reports lag (a
 probe grows it past the link's rate before the reports show the queue). A probe or a step up
 that brings congestion back doubles the wait before the next try. The padding is what a full
 bottleneck drops most of: its loss says the link is full, the media's how much got through.
@@ -335,7 +335,8 @@ class LinkEstimate:
     def _lower(self, bps: float, now: float) -> None:
         self.bps = max(MIN_BPS, min(self.bps if self.bps is not None else bps, bps))
         # What the link carries is to be seen again: a decrease on loss guesses it from what
-        # we sent, and the first one (a start-up burst's) was seen at 2.6 times the link.
+        # we sent (a start-up burst's was 2.6 times the link), one on a queue says only that
+        # it carries less than we sent.
         self.carried = 0.0
         self._last_decrease = self.congested_at = now
         self._queue_lowered = None  # a loss-driven one: the link's limit, whatever the queue

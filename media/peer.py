@@ -366,8 +366,7 @@ class ParticipantPeer:
     async def _probe(self) -> None:
         """While the plan probes the link: pad what we send up to its reach (the estimate, or
         less on a link not yet seen to carry it), so that the estimate can grow on evidence
-        of what the link carries (RTX padding, as browsers
-        probe; the subscriber drops it)."""
+        of what the link carries (RTX padding, as browsers probe; the subscriber drops it)."""
         credit = 0.0  # packets owed
         while True:
             if not self._probe_wanted.is_set():
