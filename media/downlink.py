@@ -18,9 +18,8 @@ shown a limit, a round trip growing over the least seen is a queue building at i
 and the estimate drops below what we send before anything is lost. A round trip that grows while
 we send well under the estimate (and not beyond what the link has been seen to carry), or that
 sending less did not shorten, is no queue of ours (a busy receiver reading our reports late;
-traffic we do not control): the first is not acted on, the second's decrease is undone and round
-trips alone are not acted on for a
-while; loss still is, with or without them.
+traffic we do not control): the first is not acted on, the second's decrease is undone and
+round trips alone are not acted on for a while; loss still is, with or without them.
 A clean link lets the estimate grow by 8% a second, up to 1.5 times what we send (as GCC). To
 learn whether more video would now fit, the link is probed: padding fills it up to the estimate
 (so the estimate can grow on evidence), but to no more than 1.5 times what the link has been
